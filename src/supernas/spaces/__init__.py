@@ -1,0 +1,70 @@
+"""Search spaces: Archs as values, spaces as data, and the analytic cost model."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import SupernasError
+from .arch import Arch
+from .builtin import ATTENTIVENAS_MODELS, BUILTIN_SPACES
+from .cost import CostModel
+from .layout import NetPlan, layout, plan
+from .reference import from_reference, is_reference_format, to_reference
+from .space import Dimension, SearchSpace, as_generator
+
+__all__ = ["Arch", "CostModel", "Dimension", "NetPlan", "SearchSpace", "as_generator", "from_reference",
+           "get_space", "layout", "list_spaces", "load_arch", "plan", "to_reference"]
+
+
+def list_spaces() -> list[str]:
+    return list(BUILTIN_SPACES)
+
+
+@lru_cache(maxsize=None)
+def _builtin(name: str) -> SearchSpace:
+    return SearchSpace(BUILTIN_SPACES[name])
+
+
+def get_space(space: "str | Mapping[str, Any] | SearchSpace") -> SearchSpace:
+    """A space by built-in name, from a YAML/JSON file path, or from a definition mapping."""
+    if isinstance(space, SearchSpace):
+        return space
+    if isinstance(space, Mapping):
+        return SearchSpace(space)
+    if space in BUILTIN_SPACES:
+        return _builtin(space)
+    path = Path(space)
+    if path.suffix in (".yaml", ".yml", ".json") and path.is_file():
+        import yaml
+
+        return SearchSpace(yaml.safe_load(path.read_text()))
+    raise SupernasError(f"unknown space '{space}'; built-in spaces: {', '.join(BUILTIN_SPACES)} "
+                        "(or give the path of a space definition in YAML)")
+
+
+def load_arch(space: SearchSpace, value: "str | Mapping[str, Any] | Arch") -> Arch:
+    """An Arch from a JSON string, a JSON file path, a mapping (ours or the reference format), or a
+    published model name such as 'a0' for the attentivenas space."""
+    import json
+
+    if isinstance(value, Arch):
+        return space.arch(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if space.name == "attentivenas" and text.lower().removeprefix("attentivenas-") in ATTENTIVENAS_MODELS:
+            return from_reference(space, ATTENTIVENAS_MODELS[text.lower().removeprefix("attentivenas-")])
+        if not text.startswith("{"):
+            path = Path(text)
+            if not path.is_file():
+                raise SupernasError(f"the Arch '{value}' is neither JSON nor an existing file")
+            text = path.read_text()
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise SupernasError(f"the Arch is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+    if isinstance(value, Mapping) and "arch" in value and isinstance(value["arch"], Mapping):
+        value = value["arch"]  # our saved files: {"space": ..., "arch": {...}, ...}
+    if is_reference_format(value):
+        return from_reference(space, value)
+    return space.arch(value)
