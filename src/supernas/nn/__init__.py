@@ -1,0 +1,5 @@
+"""Elastic layers, the weight-sharing SuperNet, and the static models it extracts."""
+from .static import StaticNet
+from .supernet import SuperNet
+
+__all__ = ["StaticNet", "SuperNet"]

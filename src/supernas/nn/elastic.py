@@ -1,0 +1,138 @@
+"""Elastic layers: one weight tensor at the largest size, sliced per call to the active size.
+
+Slicing stays inside these few layers (channels: a prefix of the weight; kernels: the centre
+crop; branches: a block of rows at an offset). Sliced weights are laid out in the input's
+memory format, so channels_last activations meet channels_last weights and cuDNN needs no
+conversion on every call.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _like_input(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        return w.contiguous(memory_format=torch.channels_last)
+    return w if w.is_contiguous() or w.is_contiguous(memory_format=torch.channels_last) else w.contiguous()
+
+
+def activation(name: str):
+    return F.silu if name == "swish" else F.relu
+
+
+class ElasticConv2d(nn.Module):
+    """Conv2d with active output channels, input channels (from the input) and kernel size
+    chosen per call. Depthwise when `depthwise`: then in = out channels, one group each."""
+
+    def __init__(self, max_in: int, max_out: int, max_kernel: int, stride: int = 1, depthwise: bool = False):
+        super().__init__()
+        self.max_in, self.max_out, self.max_kernel = max_in, max_out, max_kernel
+        self.stride, self.depthwise = stride, depthwise
+        self.weight = nn.Parameter(torch.empty(max_out, 1 if depthwise else max_in, max_kernel, max_kernel))
+        nn.init.kaiming_normal_(self.weight, mode="fan_out")
+
+    def extra_repr(self) -> str:
+        kind = "depthwise, " if self.depthwise else ""
+        return f"{kind}max_in={self.max_in}, max_out={self.max_out}, max_kernel={self.max_kernel}, stride={self.stride}"
+
+    def active_weight(self, out_channels: int, in_channels: int, kernel: int, offset: int = 0) -> torch.Tensor:
+        w = self.weight[offset:offset + out_channels]
+        if not self.depthwise:
+            w = w[:, :in_channels]
+        if kernel != self.max_kernel:
+            s = (self.max_kernel - kernel) // 2
+            w = w[:, :, s:s + kernel, s:s + kernel]
+        return w
+
+    def forward(self, x: torch.Tensor, out_channels: int, kernel: int | None = None, offset: int = 0) -> torch.Tensor:
+        kernel = self.max_kernel if kernel is None else kernel
+        w = _like_input(self.active_weight(out_channels, x.shape[1], kernel, offset), x)
+        groups = x.shape[1] if self.depthwise else 1
+        return F.conv2d(x, w, None, self.stride, kernel // 2, 1, groups)
+
+
+class ElasticBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm over the first C channels (from the input), or C channels from `offset`.
+
+    Running statistics are sliced views, so re-calibration updates them in place."""
+
+    def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:  # type: ignore[override]
+        n = x.shape[1]
+        sl = slice(offset, offset + n)
+        use_batch_stats = self.training or self.running_mean is None
+        momentum = self.momentum
+        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
+            self.num_batches_tracked.add_(1)
+            if momentum is None:  # cumulative average, as used for BatchNorm re-calibration
+                momentum = 1.0 / float(self.num_batches_tracked)
+        return F.batch_norm(
+            x,
+            self.running_mean[sl] if self.running_mean is not None else None,
+            self.running_var[sl] if self.running_var is not None else None,
+            self.weight[sl], self.bias[sl], use_batch_stats, momentum or 0.0, self.eps,
+        )
+
+
+class ElasticLinear(nn.Module):
+    """Linear layer with active input features (from the input) and output features per call."""
+
+    def __init__(self, max_in: int, max_out: int, bias: bool = True):
+        super().__init__()
+        self.max_in, self.max_out = max_in, max_out
+        self.weight = nn.Parameter(torch.empty(max_out, max_in))
+        self.bias = nn.Parameter(torch.zeros(max_out)) if bias else None
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            bound = 1 / math.sqrt(max_in)
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    def extra_repr(self) -> str:
+        return f"max_in={self.max_in}, max_out={self.max_out}, bias={self.bias is not None}"
+
+    def forward(self, x: torch.Tensor, out_features: int | None = None, offset: int = 0) -> torch.Tensor:
+        n = self.max_out if out_features is None else out_features
+        w = self.weight[offset:offset + n, : x.shape[-1]]
+        b = self.bias[offset:offset + n] if self.bias is not None else None
+        return F.linear(x, w, b)
+
+
+class ElasticAttention(nn.Module):
+    """Squeeze-excitation (one branch) and Split-Attention (r branches) sharing one MLP.
+
+    Input: the r depthwise branches, each (N, C, H, W). The pooled sum of the branches goes
+    through C -> inter -> r*C; with one branch a gate (sigmoid or hard sigmoid) scales it
+    (squeeze-excitation), with r >= 2 a softmax across branches weighs them (ResNeSt's radix
+    attention). The r*C output rows are stored branch-major, so r branches share the rows of
+    fewer: SE, SA-2 and SA-4 are nested slices of one weight.
+    """
+
+    def __init__(self, max_channels: int, max_inter: int, max_splits: int, gate: str):
+        super().__init__()
+        self.max_channels, self.max_splits, self.gate = max_channels, max_splits, gate
+        self.reduce = ElasticLinear(max_channels, max_inter)
+        self.expand = ElasticLinear(max_inter, max_splits * max_channels)
+
+    def expand_weight(self, splits: int, channels: int, inter: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows of the expand layer for `splits` branches of `channels`, branch-major."""
+        w = self.expand.weight.view(self.max_splits, self.max_channels, -1)[:splits, :channels, :inter]
+        b = self.expand.bias.view(self.max_splits, self.max_channels)[:splits, :channels]
+        return w.reshape(splits * channels, inter), b.reshape(splits * channels)
+
+    def forward(self, branches: list[torch.Tensor], inter: int) -> torch.Tensor:
+        splits, c = len(branches), branches[0].shape[1]
+        total = branches[0] if splits == 1 else torch.stack(branches, 0).sum(0)
+        h = F.relu(self.reduce(total.mean((2, 3)), inter))
+        w, b = self.expand_weight(splits, c, inter)
+        logits = F.linear(h, w, b)
+        if splits == 1:
+            g = F.hardsigmoid(logits) if self.gate == "hsigmoid" else torch.sigmoid(logits)
+            return branches[0] * g[:, :, None, None]
+        a = torch.softmax(logits.view(-1, splits, c), dim=1)
+        out = branches[0] * a[:, 0, :, None, None]
+        for j in range(1, splits):
+            out = out + branches[j] * a[:, j, :, None, None]
+        return out

@@ -1,0 +1,212 @@
+"""`SuperNet`: one set of weights that runs every Arch of a space, and extracts any of them."""
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..spaces import Arch, SearchSpace, get_space
+from ..spaces.layout import BlockPlan, NetPlan, make_divisible, plan
+from . import static
+from .elastic import ElasticAttention, ElasticBatchNorm2d, ElasticConv2d, ElasticLinear, activation
+
+
+def _mid_choices(cins: Iterable[int], expands: Iterable[float]) -> list[int]:
+    return [c if e == 1 else int(make_divisible(round(c * e))) for c in cins for e in expands]
+
+
+class ElasticMBConv(nn.Module):
+    """The elastic inverted-residual block, at its largest size; `forward` runs a BlockPlan."""
+
+    def __init__(self, cins: list[int], couts: list[int], kernels: list[int], expands: list[float],
+                 attentions: list[int], stride: int, shortcut: str, gate: str):
+        super().__init__()
+        mids = _mid_choices(cins, expands)
+        self.max_in, self.max_out, self.max_mid = max(cins), max(couts), max(mids)
+        self.max_splits = max(max(attentions), 1)
+        self.stride, self.projection = stride, shortcut == "projection"
+        if any(e != 1 for e in expands):
+            self.expand_conv = ElasticConv2d(self.max_in, self.max_mid, 1)
+            self.expand_bn = ElasticBatchNorm2d(self.max_mid)
+        channels = self.max_splits * self.max_mid  # r branches, each a block of max_mid rows
+        self.dw_conv = ElasticConv2d(channels, channels, max(kernels), stride, depthwise=True)
+        self.dw_bn = ElasticBatchNorm2d(channels)
+        if max(attentions) > 0:
+            max_inter = max(int(make_divisible(m // 4)) for m in mids)
+            self.attention = ElasticAttention(self.max_mid, max_inter, self.max_splits, gate)
+        self.project_conv = ElasticConv2d(self.max_mid, self.max_out, 1)
+        self.project_bn = ElasticBatchNorm2d(self.max_out)
+        if self.projection and any(c != o for c in cins for o in couts):
+            self.shortcut_conv = ElasticConv2d(self.max_in, self.max_out, 1)
+
+    def forward(self, x: torch.Tensor, p: BlockPlan, drop_path: float = 0.0) -> torch.Tensor:
+        act = activation(p.act)
+        h = act(self.expand_bn(self.expand_conv(x, p.mid))) if p.expand else x
+        branches = [
+            act(self.dw_bn(self.dw_conv(h, p.mid, p.kernel, offset=j * self.max_mid), offset=j * self.max_mid))
+            for j in range(p.splits)
+        ]
+        h = self.attention(branches, p.inter) if p.attention else branches[0]
+        h = self.project_bn(self.project_conv(h, p.cout))
+        if p.cin == p.cout and p.stride == 1:
+            if drop_path > 0 and self.training:
+                h = static.drop_path(h, drop_path)
+            return h + x
+        if not self.projection:
+            return h
+        sc = static.avg_pool_same(x, p.stride) if p.stride > 1 else x
+        if p.cin != p.cout:
+            sc = self.shortcut_conv(sc, p.cout)
+        return h + sc
+
+
+class SuperNet(nn.Module):
+    """Weight-sharing network over a search space.
+
+    ``supernet(x, arch)`` runs one Arch: the input is resized (bicubic) to the Arch's resolution
+    when it differs, and every layer uses a slice of the shared weights. ``extract(arch)``
+    returns a plain PyTorch model with those weights that computes the same function.
+    """
+
+    def __init__(self, space: "SearchSpace | str", num_classes: int = 1000):
+        super().__init__()
+        self.space = get_space(space)
+        self.num_classes = num_classes
+        s = self.space.spec
+        self.stem_conv = ElasticConv2d(3, s.stem_width.max, 3, s.stem_stride)
+        self.stem_bn = ElasticBatchNorm2d(s.stem_width.max)
+        blocks, stage_of_block = [], []
+        prev_widths = list(s.stem_width.choices)
+        for si, st in enumerate(s.stages):
+            widths = list(st["width"].choices)
+            for i in range(st.max_depth):
+                # A stage's first block takes any width of the stage before; later blocks, its own.
+                cins = prev_widths if i == 0 else widths
+                blocks.append(ElasticMBConv(cins, widths, list(st["kernel"].choices), list(st["expand"].choices),
+                                            list(st["attention"].choices), st.stride if i == 0 else 1,
+                                            s.shortcut, s.gate))
+                stage_of_block.append(si)
+            prev_widths = widths
+        self.blocks = nn.ModuleList(blocks)
+        self.stage_of_block = stage_of_block
+        head_in = max(prev_widths)
+        self.head_kind = s.head_kind
+        if s.head_kind == "mbpool":
+            self.head_conv = ElasticConv2d(head_in, head_in * s.head_expand, 1)
+            self.head_bn = ElasticBatchNorm2d(head_in * s.head_expand)
+            self.head_mix = ElasticLinear(head_in * s.head_expand, s.head_width.max, bias=False)
+        else:
+            self.head_conv = ElasticConv2d(head_in, s.head_width.max, 1)
+            self.head_bn = ElasticBatchNorm2d(s.head_width.max)
+        self.classifier = ElasticLinear(s.head_width.max, num_classes)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        nn.init.normal_(self.classifier.weight, std=0.01)
+        nn.init.zeros_(self.classifier.bias)
+        if self.space.spec.shortcut == "projection":
+            # Every block has a shortcut: start each residual branch at zero (as the reference).
+            for b in self.blocks:
+                nn.init.zeros_(b.project_bn.weight)
+
+    def plan(self, arch: Arch) -> NetPlan:
+        return plan(self.space, arch)
+
+    def forward(self, x: torch.Tensor, arch: Arch, dropout: float = 0.0, drop_path: float = 0.0) -> torch.Tensor:
+        """Logits of `arch` for images `x` (N, 3, H, W).
+
+        `dropout` applies before the classifier and `drop_path` (stochastic depth, rising linearly
+        with block index) on identity residuals; both only in training mode.
+        """
+        return self.classify(self.features(x, arch, drop_path), arch, dropout)
+
+    def features(self, x: torch.Tensor, arch: Arch, drop_path: float = 0.0) -> torch.Tensor:
+        p = self.plan(arch)
+        if x.shape[-1] != p.resolution or x.shape[-2] != p.resolution:
+            x = F.interpolate(x, size=(p.resolution, p.resolution), mode="bicubic", align_corners=False)
+        s = self.space.spec
+        x = activation(s.stem_act)(self.stem_bn(self.stem_conv(x, p.stem_out)))
+        n = len(self.blocks)
+        for b in p.blocks:
+            x = self.blocks[b.index](x, b, drop_path * b.index / n if drop_path else 0.0)
+        act = activation(s.head_act)
+        x = act(self.head_bn(self.head_conv(x, p.head_mid))).mean((2, 3))
+        if self.head_kind == "mbpool":
+            x = act(self.head_mix(x, p.head_out))
+        return x
+
+    def classify(self, features: torch.Tensor, arch: Arch, dropout: float = 0.0) -> torch.Tensor:
+        if dropout > 0 and self.training:
+            features = F.dropout(features, dropout, training=True)
+        return self.classifier(features)
+
+    # ------------------------------------------------------------------ extraction
+    @torch.no_grad()
+    def extract(self, arch: Arch) -> static.StaticNet:
+        """A standalone model of `arch` holding copies of the sliced weights (and BN statistics)."""
+        p = self.plan(arch)
+        s = self.space.spec
+        stem = static.ConvBNAct(3, p.stem_out, 3, s.stem_stride, act=s.stem_act)
+        _copy_conv(stem[0], self.stem_conv.active_weight(p.stem_out, 3, 3))
+        _copy_bn(stem[1], self.stem_bn, p.stem_out)
+        blocks = [self._extract_block(self.blocks[b.index], b) for b in p.blocks]
+        head = static.Head(s.head_kind, p.head_in, p.head_mid, p.head_out, s.head_act)
+        _copy_conv(head.conv[0], self.head_conv.active_weight(p.head_mid, p.head_in, 1))
+        _copy_bn(head.conv[1], self.head_bn, p.head_mid)
+        if s.head_kind == "mbpool":
+            head.mix.weight.copy_(self.head_mix.weight[: p.head_out, : p.head_mid])
+        classifier = nn.Linear(p.head_out, self.num_classes)
+        classifier.weight.copy_(self.classifier.weight[:, : p.head_out])
+        classifier.bias.copy_(self.classifier.bias)
+        net = static.StaticNet(stem, blocks, head, classifier, p.resolution)
+        return net.to(device=self.classifier.weight.device, dtype=self.classifier.weight.dtype).train(self.training)
+
+    def _extract_block(self, e: ElasticMBConv, p: BlockPlan) -> static.MBConv:
+        s = self.space.spec
+        m = static.MBConv(p.cin, p.cout, p.mid, p.kernel, p.stride, p.act, p.expand, p.attention, p.inter,
+                          s.gate, s.shortcut)
+        if p.expand:
+            _copy_conv(m.expand[0], e.expand_conv.active_weight(p.mid, p.cin, 1))
+            _copy_bn(m.expand[1], e.expand_bn, p.mid)
+        # Branch j of channel c lives at row j*max_mid + c in the supernet and at c*r + j in the
+        # static grouped conv (whose groups keep each channel's r branches together).
+        rows = torch.arange(p.splits).view(1, -1) * e.max_mid + torch.arange(p.mid).view(-1, 1)
+        rows = rows.reshape(-1).to(e.dw_conv.weight.device)
+        w = e.dw_conv.active_weight(e.max_splits * e.max_mid, 1, p.kernel)
+        _copy_conv(m.dw[0], w[rows])
+        _copy_bn(m.dw[1], e.dw_bn, rows)
+        if p.attention:
+            a = e.attention
+            m.attn.reduce.weight.copy_(a.reduce.weight[: p.inter, : p.mid, None, None])
+            m.attn.reduce.bias.copy_(a.reduce.bias[: p.inter])
+            w2, b2 = a.expand_weight(p.splits, p.mid, p.inter)  # branch-major rows j*mid + c
+            if p.splits > 1:  # to interleaved c*r + j
+                order = (torch.arange(p.splits).view(1, -1) * p.mid + torch.arange(p.mid).view(-1, 1)).reshape(-1)
+                w2, b2 = w2[order.to(w2.device)], b2[order.to(b2.device)]
+            m.attn.expand.weight.copy_(w2[:, :, None, None])
+            m.attn.expand.bias.copy_(b2)
+        _copy_conv(m.project[0], e.project_conv.active_weight(p.cout, p.mid, 1))
+        _copy_bn(m.project[1], e.project_bn, p.cout)
+        if isinstance(m.shortcut, static.Shortcut) and isinstance(m.shortcut.conv, nn.Conv2d):
+            _copy_conv(m.shortcut.conv, e.shortcut_conv.active_weight(p.cout, p.cin, 1))
+        return m
+
+
+def _copy_conv(conv: nn.Conv2d, w: torch.Tensor) -> None:
+    conv.weight.copy_(w)
+
+
+def _copy_bn(bn: nn.BatchNorm2d, src: nn.BatchNorm2d, channels: "int | torch.Tensor") -> None:
+    sel = slice(0, channels) if isinstance(channels, int) else channels
+    bn.weight.copy_(src.weight[sel])
+    bn.bias.copy_(src.bias[sel])
+    bn.running_mean.copy_(src.running_mean[sel])
+    bn.running_var.copy_(src.running_var[sel])
+    bn.eps, bn.momentum = src.eps, src.momentum
+    bn.num_batches_tracked.copy_(src.num_batches_tracked)
