@@ -1,0 +1,146 @@
+"""The `supernas` command.
+
+Each subcommand is a function `cmd_<name>(args)`; bad input raises `SupernasError`, which
+`main` prints as one line on stderr with exit status 2 (never a traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .errors import SupernasError
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {}
+
+
+def command(fn: Callable[[argparse.Namespace], int | None]) -> Callable[[argparse.Namespace], int | None]:
+    COMMANDS[fn.__name__.removeprefix("cmd_")] = fn
+    return fn
+
+
+# ---------------------------------------------------------------------------- spaces and costs
+@command
+def cmd_spaces(args: argparse.Namespace) -> None:
+    from .spaces import CostModel, get_space, list_spaces
+
+    rows = []
+    for name in list_spaces():
+        space = get_space(name)
+        cost = CostModel(space, args.num_classes)
+        lo, hi = cost.mflops([space.smallest(), space.largest()])
+        rows.append({"space": name, "dims": len(space.dims), "size": space.size, "min_mflops": round(float(lo), 1),
+                     "max_mflops": round(float(hi), 1)})
+    if args.json:
+        for r in rows:
+            print(json.dumps({**r, "size": str(r["size"])}))
+        return
+    print(f"{'space':<14}{'dims':>6}{'size (Archs)':>16}{'MFLOPs range':>22}   ({args.num_classes} classes)")
+    for r in rows:
+        rng = f"{r['min_mflops']:.1f} - {r['max_mflops']:.1f}"
+        print(f"{r['space']:<14}{r['dims']:>6}{r['size']:>16.3e}{rng:>22}")
+
+
+@command
+def cmd_flops(args: argparse.Namespace) -> None:
+    from .spaces import CostModel, get_space, load_arch
+
+    space = get_space(args.space)
+    arch = load_arch(space, args.arch)
+    mflops, params = (float(v[0]) for v in CostModel(space, args.num_classes).costs_indices(space.to_indices(arch)))
+    if args.json:
+        print(json.dumps({"space": space.name, "mflops": mflops, "params": int(params), "arch": arch.to_dict()}))
+    else:
+        print(f"{mflops:.1f} MFLOPs, {params / 1e6:.2f} M params ({space.name}, {args.num_classes} classes)")
+
+
+def sample_in_range(space, cost, rng: np.random.Generator, n: int, lo: float, hi: float,
+                    max_trials: int = 2_000_000) -> np.ndarray:
+    """n uniformly random Archs (as indices) with lo <= MFLOPs <= hi, by vectorised rejection."""
+    smallest, largest = cost.mflops([space.smallest(), space.largest()])
+    if lo > hi or hi < smallest or lo > largest:
+        want = f"between {lo:g} and {hi:g}" if np.isfinite(lo) and np.isfinite(hi) else (
+            f"at least {lo:g}" if np.isfinite(lo) else f"at most {hi:g}")
+        raise SupernasError(f"no Arch of '{space.name}' costs {want} MFLOPs; its Archs cost "
+                            f"{smallest:.1f} to {largest:.1f} MFLOPs: choose --min-mflops/--max-mflops in that range")
+    found, trials = [], 0
+    while sum(len(f) for f in found) < n:
+        if trials >= max_trials:
+            raise SupernasError(f"only {sum(len(f) for f in found)} of {n} Archs found between {lo:g} and {hi:g} "
+                                f"MFLOPs in {trials:,} random trials; widen the range")
+        idx = space.sample_indices(rng, 20_000)
+        m = cost.mflops_indices(idx)
+        found.append(idx[(m >= lo) & (m <= hi)])
+        trials += len(idx)
+    return np.concatenate(found)[:n]
+
+
+@command
+def cmd_sample(args: argparse.Namespace) -> None:
+    from .spaces import CostModel, get_space
+
+    if args.n < 1:
+        raise SupernasError(f"-n must be at least 1, got {args.n}")
+    space = get_space(args.space)
+    cost = CostModel(space, args.num_classes)
+    rng = np.random.default_rng(args.seed)
+    lo = -np.inf if args.min_mflops is None else args.min_mflops
+    hi = np.inf if args.max_mflops is None else args.max_mflops
+    idx = sample_in_range(space, cost, rng, args.n, lo, hi)
+    mflops, params = cost.costs_indices(idx)
+    for arch, m, p in zip(space.from_indices(idx), mflops, params):
+        print(json.dumps({"arch": arch.to_dict(), "mflops": round(float(m), 3), "params": int(p)}))
+
+
+# ---------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="supernas", description="Neural architecture search of efficient image "
+                                "classifiers: AttentiveNAS and FP-NAS.")
+    p.add_argument("--version", action="version", version=f"supernas {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help)
+
+    s = add("spaces", "list the built-in search spaces with their size and MFLOPs range")
+    s.add_argument("--num-classes", type=int, default=1000)
+    s.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    s = add("flops", "MFLOPs and parameters of one Arch")
+    s.add_argument("--space", required=True, help="built-in name or a space YAML file")
+    s.add_argument("--arch", required=True, help="JSON string or file (ours or the AttentiveNAS reference "
+                   "format), or a published model name such as a0")
+    s.add_argument("--num-classes", type=int, default=1000)
+    s.add_argument("--json", action="store_true")
+
+    s = add("sample", "random Archs of a space as JSON lines, optionally within a MFLOPs range")
+    s.add_argument("--space", required=True)
+    s.add_argument("-n", type=int, default=1, help="number of Archs")
+    s.add_argument("--min-mflops", type=float)
+    s.add_argument("--max-mflops", type=float)
+    s.add_argument("--seed", type=int, help="seed of the generator (fresh entropy when absent)")
+    s.add_argument("--num-classes", type=int, default=1000)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args) or 0
+    except SupernasError as e:
+        print(f"supernas {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"supernas {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
