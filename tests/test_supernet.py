@@ -122,3 +122,16 @@ def test_cuda_bf16_channels_last_matches_extracted():
     with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
         a, b = net(x, arch).float(), model(x).float()
     assert (a - b).abs().max() < 5e-2 * a.abs().max()
+
+
+def test_split_attention_batchnorm_statistics_are_written_back():
+    net = SuperNet("fpnas-l0", num_classes=10).train()
+    space = net.space
+    arch = space.arch({**space.smallest().to_dict(), "s3.0.attention": 4})
+    block = net.blocks[next(b.index for b in net.plan(arch).blocks if b.splits == 4)]
+    p = next(b for b in net.plan(arch).blocks if b.splits == 4)
+    before = block.dw_bn.running_mean.clone()
+    net(torch.randn(4, 3, 224, 224), arch)
+    rows = block.branch_rows(4, p.mid, before.device)
+    changed = block.dw_bn.running_mean != before
+    assert changed[rows].all() and changed.sum() == len(rows)

@@ -38,10 +38,10 @@ def cmd_spaces(args: argparse.Namespace) -> None:
         for r in rows:
             print(json.dumps({**r, "size": str(r["size"])}))
         return
-    print(f"{'space':<14}{'dims':>6}{'size (Archs)':>16}{'MFLOPs range':>22}   ({args.num_classes} classes)")
+    print(f"{'space':<19}{'dims':>6}{'size (Archs)':>16}{'MFLOPs range':>22}   ({args.num_classes} classes)")
     for r in rows:
         rng = f"{r['min_mflops']:.1f} - {r['max_mflops']:.1f}"
-        print(f"{r['space']:<14}{r['dims']:>6}{r['size']:>16.3e}{rng:>22}")
+        print(f"{r['space']:<19}{r['dims']:>6}{r['size']:>16.3e}{rng:>22}")
 
 
 @command
@@ -95,6 +95,17 @@ def cmd_sample(args: argparse.Namespace) -> None:
         print(json.dumps({"arch": arch.to_dict(), "mflops": round(float(m), 3), "params": int(p)}))
 
 
+# ---------------------------------------------------------------------------- training
+@command
+def cmd_train(args: argparse.Namespace) -> None:
+    from .config import load_config
+    from .train.supernet import DEFAULTS, SupernetTrainer
+
+    cfg = load_config(DEFAULTS, args.config, args.overrides)
+    run_dir = SupernetTrainer(cfg, resume=args.resume).fit()
+    print(f"supernet trained: {run_dir}/checkpoint.pt")
+
+
 # ---------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
@@ -126,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-mflops", type=float)
     s.add_argument("--seed", type=int, help="seed of the generator (fresh entropy when absent)")
     s.add_argument("--num-classes", type=int, default=1000)
+    s = add("train", "AttentiveNAS stage 1: train a supernet (sandwich rule, in-place distillation, "
+            "attentive sampling); under torchrun on many GPUs or nodes")
+    s.add_argument("config", help="YAML config (see configs/); defaults fill what it leaves out")
+    s.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.epochs=10 data.path=~/cifar10")
+    s.add_argument("--resume", action="store_true", help="continue the run in run.dir from its checkpoint")
     return p
 
 

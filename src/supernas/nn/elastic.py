@@ -54,27 +54,46 @@ class ElasticConv2d(nn.Module):
         groups = x.shape[1] if self.depthwise else 1
         return F.conv2d(x, w, None, self.stride, kernel // 2, 1, groups)
 
+    def forward_rows(self, x: torch.Tensor, rows: torch.Tensor, kernel: int) -> torch.Tensor:
+        """Depthwise conv whose output channels are the weight rows `rows` (len(rows) / C per input
+        channel): r Split-Attention branches as one grouped conv instead of r convs."""
+        w = self.weight.index_select(0, rows)
+        if kernel != self.max_kernel:
+            s = (self.max_kernel - kernel) // 2
+            w = w[:, :, s:s + kernel, s:s + kernel]
+        return F.conv2d(x, _like_input(w, x), None, self.stride, kernel // 2, 1, x.shape[1])
+
 
 class ElasticBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm over the first C channels (from the input), or C channels from `offset`.
 
     Running statistics are sliced views, so re-calibration updates them in place."""
 
-    def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:  # type: ignore[override]
-        n = x.shape[1]
-        sl = slice(offset, offset + n)
+    def forward(self, x: torch.Tensor, offset: int = 0, rows: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
+        """Normalise channels [offset, offset + C), or the gathered channels `rows` (whose updated
+        running statistics are written back)."""
         use_batch_stats = self.training or self.running_mean is None
         momentum = self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
             self.num_batches_tracked.add_(1)
             if momentum is None:  # cumulative average, as used for BatchNorm re-calibration
                 momentum = 1.0 / float(self.num_batches_tracked)
-        return F.batch_norm(
-            x,
-            self.running_mean[sl] if self.running_mean is not None else None,
-            self.running_var[sl] if self.running_var is not None else None,
-            self.weight[sl], self.bias[sl], use_batch_stats, momentum or 0.0, self.eps,
-        )
+        if rows is None:
+            sl = slice(offset, offset + x.shape[1])
+            return F.batch_norm(
+                x,
+                self.running_mean[sl] if self.running_mean is not None else None,
+                self.running_var[sl] if self.running_var is not None else None,
+                self.weight[sl], self.bias[sl], use_batch_stats, momentum or 0.0, self.eps,
+            )
+        mean = self.running_mean.index_select(0, rows) if self.running_mean is not None else None
+        var = self.running_var.index_select(0, rows) if self.running_var is not None else None
+        out = F.batch_norm(x, mean, var, self.weight.index_select(0, rows), self.bias.index_select(0, rows),
+                           use_batch_stats, momentum or 0.0, self.eps)
+        if use_batch_stats and mean is not None and momentum:
+            self.running_mean.index_copy_(0, rows, mean)
+            self.running_var.index_copy_(0, rows, var)
+        return out
 
 
 class ElasticLinear(nn.Module):
@@ -103,7 +122,8 @@ class ElasticLinear(nn.Module):
 class ElasticAttention(nn.Module):
     """Squeeze-excitation (one branch) and Split-Attention (r branches) sharing one MLP.
 
-    Input: the r depthwise branches, each (N, C, H, W). The pooled sum of the branches goes
+    Input: the r depthwise branches interleaved, (N, C*r, H, W) with channel c*r + j holding
+    branch j of channel c (as one grouped conv makes them). The pooled sum of the branches goes
     through C -> inter -> r*C; with one branch a gate (sigmoid or hard sigmoid) scales it
     (squeeze-excitation), with r >= 2 a softmax across branches weighs them (ResNeSt's radix
     attention). The r*C output rows are stored branch-major, so r branches share the rows of
@@ -122,17 +142,16 @@ class ElasticAttention(nn.Module):
         b = self.expand.bias.view(self.max_splits, self.max_channels)[:splits, :channels]
         return w.reshape(splits * channels, inter), b.reshape(splits * channels)
 
-    def forward(self, branches: list[torch.Tensor], inter: int) -> torch.Tensor:
-        splits, c = len(branches), branches[0].shape[1]
-        total = branches[0] if splits == 1 else torch.stack(branches, 0).sum(0)
-        h = F.relu(self.reduce(total.mean((2, 3)), inter))
+    def forward(self, x: torch.Tensor, splits: int, inter: int) -> torch.Tensor:
+        n, cr, height, width = x.shape
+        c = cr // splits
+        xv = x.view(n, c, splits, height, width) if splits > 1 else x
+        pooled = xv.sum(2).mean((2, 3)) if splits > 1 else x.mean((2, 3))
+        h = F.relu(self.reduce(pooled, inter))
         w, b = self.expand_weight(splits, c, inter)
         logits = F.linear(h, w, b)
         if splits == 1:
             g = F.hardsigmoid(logits) if self.gate == "hsigmoid" else torch.sigmoid(logits)
-            return branches[0] * g[:, :, None, None]
-        a = torch.softmax(logits.view(-1, splits, c), dim=1)
-        out = branches[0] * a[:, 0, :, None, None]
-        for j in range(1, splits):
-            out = out + branches[j] * a[:, j, :, None, None]
-        return out
+            return x * g[:, :, None, None]
+        a = torch.softmax(logits.view(n, splits, c), dim=1).transpose(1, 2)  # (n, c, splits)
+        return (xv * a[:, :, :, None, None]).sum(2)

@@ -27,6 +27,7 @@ class ElasticMBConv(nn.Module):
         self.max_in, self.max_out, self.max_mid = max(cins), max(couts), max(mids)
         self.max_splits = max(max(attentions), 1)
         self.stride, self.projection = stride, shortcut == "projection"
+        self._rows: dict[tuple, torch.Tensor] = {}
         if any(e != 1 for e in expands):
             self.expand_conv = ElasticConv2d(self.max_in, self.max_mid, 1)
             self.expand_bn = ElasticBatchNorm2d(self.max_mid)
@@ -41,14 +42,25 @@ class ElasticMBConv(nn.Module):
         if self.projection and any(c != o for c in cins for o in couts):
             self.shortcut_conv = ElasticConv2d(self.max_in, self.max_out, 1)
 
+    def branch_rows(self, splits: int, mid: int, device: torch.device) -> torch.Tensor:
+        """Weight rows of the r branches, interleaved: output c*r + j is branch j (stored at row
+        j*max_mid + c) of channel c, so that each channel's branches form one conv group."""
+        key = (splits, mid, device)
+        rows = self._rows.get(key)
+        if rows is None:
+            rows = (torch.arange(splits).view(1, -1) * self.max_mid + torch.arange(mid).view(-1, 1)).reshape(-1)
+            rows = self._rows[key] = rows.to(device)
+        return rows
+
     def forward(self, x: torch.Tensor, p: BlockPlan, drop_path: float = 0.0) -> torch.Tensor:
         act = activation(p.act)
         h = act(self.expand_bn(self.expand_conv(x, p.mid))) if p.expand else x
-        branches = [
-            act(self.dw_bn(self.dw_conv(h, p.mid, p.kernel, offset=j * self.max_mid), offset=j * self.max_mid))
-            for j in range(p.splits)
-        ]
-        h = self.attention(branches, p.inter) if p.attention else branches[0]
+        if p.splits == 1:
+            h = act(self.dw_bn(self.dw_conv(h, p.mid, p.kernel)))
+        else:  # r branches as one grouped conv, interleaved like the extracted model's
+            rows = self.branch_rows(p.splits, p.mid, h.device)
+            h = act(self.dw_bn(self.dw_conv.forward_rows(h, rows, p.kernel), rows=rows))
+        h = self.attention(h, p.splits, p.inter) if p.attention else h
         h = self.project_bn(self.project_conv(h, p.cout))
         if p.cin == p.cout and p.stride == 1:
             if drop_path > 0 and self.training:
@@ -174,10 +186,7 @@ class SuperNet(nn.Module):
         if p.expand:
             _copy_conv(m.expand[0], e.expand_conv.active_weight(p.mid, p.cin, 1))
             _copy_bn(m.expand[1], e.expand_bn, p.mid)
-        # Branch j of channel c lives at row j*max_mid + c in the supernet and at c*r + j in the
-        # static grouped conv (whose groups keep each channel's r branches together).
-        rows = torch.arange(p.splits).view(1, -1) * e.max_mid + torch.arange(p.mid).view(-1, 1)
-        rows = rows.reshape(-1).to(e.dw_conv.weight.device)
+        rows = e.branch_rows(p.splits, p.mid, e.dw_conv.weight.device)
         w = e.dw_conv.active_weight(e.max_splits * e.max_mid, 1, p.kernel)
         _copy_conv(m.dw[0], w[rows])
         _copy_bn(m.dw[1], e.dw_bn, rows)

@@ -31,16 +31,30 @@ def get_space(space: "str | Mapping[str, Any] | SearchSpace") -> SearchSpace:
     if isinstance(space, SearchSpace):
         return space
     if isinstance(space, Mapping):
-        return SearchSpace(space)
+        return SearchSpace(_with_base(space))
     if space in BUILTIN_SPACES:
         return _builtin(space)
     path = Path(space)
     if path.suffix in (".yaml", ".yml", ".json") and path.is_file():
         import yaml
 
-        return SearchSpace(yaml.safe_load(path.read_text()))
+        return SearchSpace(_with_base(yaml.safe_load(path.read_text())))
     raise SupernasError(f"unknown space '{space}'; built-in spaces: {', '.join(BUILTIN_SPACES)} "
                         "(or give the path of a space definition in YAML)")
+
+
+def _with_base(d: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`{base: attentivenas, resolution: [32, 48], ...}`: a built-in space with some top-level
+    fields replaced (e.g. smaller resolutions for CIFAR-size images)."""
+    if "base" not in d:
+        return d
+    base = d["base"]
+    if base not in BUILTIN_SPACES:
+        raise SupernasError(f"unknown base space '{base}'; built-in spaces: {', '.join(BUILTIN_SPACES)}")
+    merged = {**BUILTIN_SPACES[base], **{k: v for k, v in d.items() if k != "base"}}
+    if "name" not in d:
+        merged["name"] = f"{base}-custom"
+    return merged
 
 
 def load_arch(space: SearchSpace, value: "str | Mapping[str, Any] | Arch") -> Arch:

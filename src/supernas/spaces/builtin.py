@@ -23,6 +23,23 @@ ATTENTIVENAS: dict[str, Any] = {
     "gate": "hsigmoid",
 }
 
+# A small AttentiveNAS-style space for quick CPU runs (tests, the quickstart on 8x8 digits).
+ATTENTIVENAS_TINY: dict[str, Any] = {
+    "name": "attentivenas-tiny",
+    "description": "small AttentiveNAS-style space for quick CPU runs on tiny images (12-16 px)",
+    "resolution": [12, 16],
+    "stem": {"width": [8, 16], "stride": 1, "act": "swish"},
+    "stages": [
+        {"name": "mb1", "width": [8, 16], "depth": [1, 2], "kernel": [3, 5], "expand": [1], "stride": 1, "attention": 0},
+        {"name": "mb2", "width": [16, 24], "depth": [1, 2, 3], "kernel": [3, 5], "expand": [3, 4, 6], "stride": 2, "attention": 0},
+        {"name": "mb3", "width": [24, 32], "depth": [1, 2, 3], "kernel": [3, 5], "expand": [3, 4, 6], "stride": 2, "attention": 1},
+        {"name": "mb4", "width": [40, 48], "depth": [1, 2, 3], "kernel": [3, 5], "expand": [4, 6], "stride": 2, "attention": 1},
+    ],
+    "head": {"kind": "mbpool", "width": [128, 192], "expand": 4, "act": "swish"},
+    "shortcut": "projection",
+    "gate": "hsigmoid",
+}
+
 # FP-NAS MBCConv micro-architecture: each block picks kernel, nonlinearity, output channels,
 # expansion and attention (0 none, 1 SE, 2/4 Split-Attention splits) independently.
 FPNAS_EXPANSIONS = [1.5, 2.25, 3.0, 3.75, 4.5, 5.25, 6.0]
@@ -58,7 +75,7 @@ _L12_ROWS = [
 FPNAS_L1 = _fpnas("fpnas-l1", 240, 24, _L12_ROWS, "FP-NAS L1 (Table D.5): 30 MBCConv blocks, 240 px")
 FPNAS_L2 = _fpnas("fpnas-l2", 256, 24, _L12_ROWS, "FP-NAS L2 (Table D.6): 30 MBCConv blocks, 256 px")
 
-BUILTIN_SPACES = {d["name"]: d for d in (ATTENTIVENAS, FPNAS_L0, FPNAS_L1, FPNAS_L2)}
+BUILTIN_SPACES = {d["name"]: d for d in (ATTENTIVENAS, FPNAS_L0, FPNAS_L1, FPNAS_L2, ATTENTIVENAS_TINY)}
 
 # The published AttentiveNAS-A0..A6 models, in the reference subnet format.
 ATTENTIVENAS_MODELS: dict[str, dict[str, Any]] = {

@@ -1,0 +1,102 @@
+"""What data to train and search on, as a dataclass built from a plain (YAML) dict."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping, Optional, Sequence, Union
+
+from ..errors import SupernasError
+
+FORMATS = ("auto", "imagefolder", "cifar10", "cifar100", "mnist", "digits")
+CROPS = ("auto", "resized", "pad")
+POLICIES = ("imagenet", "cifar10", "svhn")
+
+
+@dataclass
+class DataConfig:
+    """Where the data is and how it is split and augmented.
+
+    `path` None or "digits" is scikit-learn's built-in digits. `format` "auto" detects the layout.
+    `image_size` None is the native size of small images (CIFAR 32, MNIST 28, digits 8) and 224 for
+    large ones. `search_size` (an int count or a fraction of train) is held out of train for the
+    search; `val_size` carves val out of train for data without an official val/test split (default
+    0.2). `train_crop` "auto" is the CIFAR-style padded crop for images of at most 64 px and
+    RandomResizedCrop otherwise; `pad` None is image_size // 8 (4 at 32 px). `flip` None is on except
+    for digits and MNIST. `autoaugment` True picks the policy for the data (ImageNet for large
+    images, CIFAR10 for small ones, SVHN for digits and MNIST) or names one. `mean`/`std` None are
+    the dataset's statistics (ImageNet's for image folders). `train_subset`/`val_subset` keep a
+    fixed seeded subset for quick runs. `seed` fixes the search split and the subsets.
+    """
+
+    path: Optional[str] = None
+    format: str = "auto"
+    image_size: Optional[int] = None
+    search_size: Union[int, float, None] = None
+    val_size: Union[int, float, None] = None
+    train_crop: str = "auto"
+    pad: Optional[int] = None
+    flip: Optional[bool] = None
+    autoaugment: Union[bool, str] = False
+    mean: Optional[Sequence[float]] = None
+    std: Optional[Sequence[float]] = None
+    train_subset: Optional[int] = None
+    val_subset: Optional[int] = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise SupernasError(f"data format '{self.format}' is unknown; use one of: {', '.join(FORMATS)}")
+        if self.train_crop not in CROPS:
+            raise SupernasError(f"data train_crop '{self.train_crop}' is unknown; use one of: {', '.join(CROPS)}")
+        if not isinstance(self.autoaugment, bool) and self.autoaugment not in POLICIES:
+            raise SupernasError(f"data autoaugment '{self.autoaugment}' is unknown; use true, false or one of: "
+                                f"{', '.join(POLICIES)}")
+        for name in ("image_size", "train_subset", "val_subset"):
+            _check_count(name, getattr(self, name), minimum=1)
+        _check_count("pad", self.pad, minimum=0)
+        _check_count("seed", self.seed, minimum=0)
+        for name in ("search_size", "val_size"):
+            _check_size(name, getattr(self, name))
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if value is not None:
+                if (isinstance(value, (str, bytes)) or len(value) != 3
+                        or not all(isinstance(v, (int, float)) for v in value)):
+                    raise SupernasError(f"data {name} must be 3 numbers (one per RGB channel), got {value!r}")
+                if name == "std" and min(value) <= 0:
+                    raise SupernasError(f"data std must be positive, got {list(value)}")
+                setattr(self, name, tuple(float(v) for v in value))
+
+    @classmethod
+    def from_dict(cls, values: Optional[Mapping[str, Any]]) -> "DataConfig":
+        """From the `data:` section of a YAML config; unknown keys are an error, not ignored."""
+        values = dict(values or {})
+        allowed = [f.name for f in fields(cls)]
+        unknown = sorted(set(values) - set(allowed))
+        if unknown:
+            raise SupernasError(f"unknown data key(s) {', '.join(map(repr, unknown))}; "
+                                f"allowed keys: {', '.join(allowed)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for name in ("mean", "std"):
+            if out[name] is not None:
+                out[name] = list(out[name])
+        return out
+
+
+def _check_count(name: str, value: Any, minimum: int) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SupernasError(f"data {name} must be an integer >= {minimum} (or null), got {value!r}")
+
+
+def _check_size(name: str, value: Any) -> None:
+    # An int is a count of images, a float strictly between 0 and 1 a fraction of train.
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        return
+    if isinstance(value, float) and 0.0 < value < 1.0:
+        return
+    raise SupernasError(f"data {name} must be a count of images (an integer >= 0) or a fraction strictly "
+                        f"between 0 and 1, got {value!r}")

@@ -1,0 +1,170 @@
+"""Readers of each layout into sources: image files for folders, uint8 tensors for the rest.
+
+Each returns (train, val) where val is None when the data has no official val/test split.
+CIFAR's python batches are pickles, which can run code when loaded: read only copies you trust.
+"""
+from __future__ import annotations
+
+import gzip
+import pickle
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+
+from ..errors import SupernasError
+from .datasets import ImageFiles, ImageTensors
+from .formats import LAYOUTS, MNIST_FILES, mnist_file
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+# ---- image folders ----------------------------------------------------------------------------
+
+def read_imagefolder(root: Path) -> tuple[ImageFiles, Optional[ImageFiles]]:
+    """root/train/<class>/..., and root/val/<class>/... (else root/test/...) when there is one."""
+    train_dir = root / "train"
+    try:
+        classes, class_to_idx = find_classes(train_dir)
+        samples = make_dataset(train_dir, class_to_idx, IMG_EXTENSIONS)
+    except FileNotFoundError as e:
+        raise SupernasError(f"no images in class folders under '{train_dir}' ({e}); expected "
+                            f"{LAYOUTS['imagefolder']}") from None
+    train = ImageFiles(samples, classes)
+    val_dir = next((root / name for name in ("val", "test") if (root / name).is_dir()), None)
+    if val_dir is None:
+        return train, None
+    if (val_dir / "val_annotations.txt").is_file() and (val_dir / "images").is_dir():
+        return train, ImageFiles(_tiny_imagenet_val(val_dir, class_to_idx), classes)
+    try:
+        val_classes, _ = find_classes(val_dir)
+    except FileNotFoundError:
+        raise SupernasError(f"no class folders under '{val_dir}'; expected {val_dir}/<class>/ with the "
+                            f"class folders of '{train_dir}'") from None
+    extra = sorted(set(val_classes) - set(classes))
+    if extra:
+        raise SupernasError(f"'{val_dir}' has class folders that '{train_dir}' lacks ({', '.join(extra[:5])}); "
+                            "val and train must use the same class folder names")
+    try:
+        val = make_dataset(val_dir, {c: class_to_idx[c] for c in val_classes}, IMG_EXTENSIONS)
+    except FileNotFoundError as e:
+        raise SupernasError(f"a class folder under '{val_dir}' holds no images ({e}); remove it or add its "
+                            "images") from None
+    return train, ImageFiles(val, classes)
+
+
+def _tiny_imagenet_val(val_dir: Path, class_to_idx: dict[str, int]) -> list[tuple[str, int]]:
+    # Tiny-ImageNet ships val as val/images/*.JPEG with labels in val_annotations.txt (name, wnid, box).
+    samples = []
+    for n, line in enumerate((val_dir / "val_annotations.txt").read_text().splitlines(), 1):
+        parts = line.split("\t")
+        if not line.strip():
+            continue
+        if len(parts) < 2 or parts[1] not in class_to_idx:
+            raise SupernasError(f"line {n} of '{val_dir / 'val_annotations.txt'}' is not '<file>\\t<train class>'")
+        samples.append((str(val_dir / "images" / parts[0]), class_to_idx[parts[1]]))
+    if not samples:
+        raise SupernasError(f"'{val_dir / 'val_annotations.txt'}' lists no images")
+    return samples
+
+
+# ---- CIFAR python batches ---------------------------------------------------------------------
+
+def read_cifar(folder: Path, hundred: bool) -> tuple[ImageTensors, ImageTensors]:
+    """The CIFAR-10 (data_batch_1..5, test_batch) or CIFAR-100 (train, test) pickles in `folder`."""
+    label_key = "fine_labels" if hundred else "labels"
+    names = (["train"], ["test"]) if hundred else ([f"data_batch_{i}" for i in range(1, 6)], ["test_batch"])
+    meta_path = folder / ("meta" if hundred else "batches.meta")
+    meta = _unpickle(meta_path) if meta_path.is_file() else {}  # optional: the names are also known here
+    classes = meta.get("fine_label_names" if hundred else "label_names") or (
+        [str(i) for i in range(100)] if hundred else list(CIFAR10_CLASSES))
+    splits = []
+    for files in names:
+        images, labels = [], []
+        for name in files:
+            path = folder / name
+            if not path.is_file():
+                raise SupernasError(f"'{path}' is missing; expected {LAYOUTS['cifar100' if hundred else 'cifar10']}")
+            batch = _unpickle(path)
+            data, target = batch.get("data"), batch.get(label_key)
+            if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != 3072 or target is None \
+                    or len(target) != len(data):
+                raise SupernasError(f"'{path}' is not a CIFAR batch: expected 'data' (N x 3072 uint8) and "
+                                    f"'{label_key}' (N labels)")
+            images.append(data.astype(np.uint8, copy=False).reshape(-1, 3, 32, 32))
+            labels.append(np.asarray(target, dtype=np.int64))
+        splits.append(_tensors(np.concatenate(images), np.concatenate(labels), classes, folder))
+    return splits[0], splits[1]
+
+
+def _unpickle(path: Path) -> dict:
+    # The batches were pickled by Python 2: latin1 keeps their byte strings as str and numpy arrays intact.
+    try:
+        with open(path, "rb") as f:
+            value = pickle.load(f, encoding="latin1")
+    except Exception as e:  # any unpickling failure means the file is not what the layout expects
+        raise SupernasError(f"'{path}' is not a readable CIFAR pickle ({type(e).__name__}: {e})") from None
+    if not isinstance(value, dict):
+        raise SupernasError(f"'{path}' is not a CIFAR pickle: it holds a {type(value).__name__}, not a dict")
+    return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in value.items()}
+
+
+# ---- MNIST idx files --------------------------------------------------------------------------
+
+def read_mnist(folder: Path) -> tuple[ImageTensors, ImageTensors]:
+    """The four MNIST idx files in `folder` (plain or .gz); grey is replicated to 3 channels."""
+    classes = [str(i) for i in range(10)]
+    arrays = []
+    for name in MNIST_FILES:
+        path = mnist_file(folder, name)
+        if path is None:
+            raise SupernasError(f"'{folder / name}' (or .gz) is missing; expected {LAYOUTS['mnist']}")
+        arrays.append(_read_idx(path, ndim=3 if "images" in name else 1))
+    out = []
+    for images, labels, path in ((arrays[0], arrays[1], folder / MNIST_FILES[0]),
+                                 (arrays[2], arrays[3], folder / MNIST_FILES[2])):
+        if len(images) != len(labels):
+            raise SupernasError(f"'{path}' has {len(images)} images but its labels file {len(labels)} labels")
+        grey = images[:, None]
+        out.append(_tensors(np.repeat(grey, 3, axis=1), labels.astype(np.int64), classes, folder))
+    return out[0], out[1]
+
+
+def _read_idx(path: Path, ndim: int) -> np.ndarray:
+    # idx: two zero bytes, a type code (0x08 = uint8), the number of dims, then big-endian int32 sizes.
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise SupernasError(f"'{path}' cannot be read ({e})") from None
+    header = 4 + 4 * ndim
+    if len(raw) < header or raw[:4] != bytes([0, 0, 8, ndim]):
+        raise SupernasError(f"'{path}' is not an idx file of uint8 with {ndim} dimension(s) "
+                            f"(its header should start 00 00 08 0{ndim})")
+    shape = tuple(int(v) for v in np.frombuffer(raw, dtype=">i4", count=ndim, offset=4))
+    if len(raw) - header != int(np.prod(shape)):
+        raise SupernasError(f"'{path}' holds {len(raw) - header} bytes of data but its header says {shape}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+# ---- scikit-learn digits ----------------------------------------------------------------------
+
+def read_digits() -> tuple[ImageTensors, None]:
+    """scikit-learn's 1,797 8x8 digits, 0..16 scaled to 0..255, in 3 channels; no official split."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    grey = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
+    classes = [str(c) for c in digits.target_names]
+    return _tensors(np.repeat(grey, 3, axis=1), digits.target.astype(np.int64), classes, None), None
+
+
+def _tensors(images: np.ndarray, labels: np.ndarray, classes: list, where: Optional[Path]) -> ImageTensors:
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
+        raise SupernasError(f"labels in '{where}' run from {labels.min()} to {labels.max()}, outside the "
+                            f"{len(classes)} classes")
+    return ImageTensors(torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels),
+                        [c.decode("latin1") if isinstance(c, bytes) else str(c) for c in classes])

@@ -1,0 +1,167 @@
+"""FLOPs-constrained sampling: draw a target FLOPs bin from the prior, then an Arch inside it.
+
+The Arch comes by rejection: candidates are drawn from a proposal in vectorised batches, scored
+by the analytic cost model, and the first whose FLOPs round into the target bin is accepted.
+With ``proposal='table'`` candidates come from the per-bin choice frequencies (AttentiveNAS,
+section 4.2: about a dozen trials per Arch); with ``proposal='uniform'`` from the whole space
+(naive rejection, kept to measure what the table saves).
+
+Trials are counted as a one-at-a-time sampler would count them (the position of the accepted
+candidate in the stream), so the batching changes the speed, not the statistic.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..errors import SupernasError
+from ..spaces import Arch, CostModel, SearchSpace, as_generator
+from .base import check_state, rng_state, set_rng_state
+from .flops_tables import FlopsPrior, ProposalTable, estimate_flops_tables
+
+PROPOSALS = ("table", "uniform")
+
+
+@dataclass
+class SamplerStats:
+    """Accepted Archs and the trials they took, overall and per target bin."""
+
+    accepted: int = 0
+    trials: int = 0
+    per_bin: dict[int, list[int]] = field(default_factory=dict)  # bin -> [accepted, trials]
+
+    @property
+    def mean_trials(self) -> float:
+        """Mean candidates drawn per accepted Arch (nan before the first)."""
+        return self.trials / self.accepted if self.accepted else float("nan")
+
+    def add(self, b: int, accepted: int, trials: int) -> None:
+        self.accepted += accepted
+        self.trials += trials
+        row = self.per_bin.setdefault(int(b), [0, 0])
+        row[0] += accepted
+        row[1] += trials
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "trials": self.trials,
+                "per_bin": {str(b): list(v) for b, v in self.per_bin.items()}}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "SamplerStats":
+        return cls(int(d["accepted"]), int(d["trials"]), {int(b): list(v) for b, v in d["per_bin"].items()})
+
+
+class FlopsConstrainedSampler:
+    """Archs whose FLOPs follow the space's FLOPs prior, each drawn inside a target bin.
+
+    Args:
+        space, cost_model: the space and the analytic cost model that scores candidates.
+        rng: the generator (or seed) for target bins and candidates; :meth:`state_dict` saves it.
+        bin_width: MFLOPs per bin (the paper's 25).
+        n_prior: random Archs behind the prior and proposal tables (the paper's 1,000,000).
+        max_trials: candidates drawn for one Arch before giving up with a SupernasError.
+        proposal: 'table' (the per-bin proposal) or 'uniform' (naive rejection).
+        prior_seed: seed of the random Archs behind the tables, separate from ``rng`` so that the
+            tables are the same for every run (and shareable through ``cache_dir``).
+        pseudo_count: added to every choice count of the proposal (no choice gets probability 0).
+        cache_dir: where to keep the tables as .npz (None: estimate them every time).
+        tables: a (FlopsPrior, ProposalTable) pair to reuse instead of estimating one (then
+            bin_width, n_prior, prior_seed, pseudo_count and cache_dir are not used).
+        batch: candidates in the first batch of a rejection; later batches double, up to 8192.
+    """
+
+    kind = "flops"
+
+    def __init__(self, space: SearchSpace, cost_model: CostModel, rng: "np.random.Generator | int | None" = None,
+                 bin_width: float = 25.0, n_prior: int = 1_000_000, max_trials: int = 100_000,
+                 proposal: str = "table", prior_seed: int = 0, pseudo_count: float = 0.1,
+                 cache_dir: "str | Path | None" = None, tables: "tuple[FlopsPrior, ProposalTable] | None" = None,
+                 batch: int = 64):
+        if proposal not in PROPOSALS:
+            raise SupernasError(f"proposal must be one of {', '.join(PROPOSALS)}, got {proposal!r}")
+        for name, v in (("max_trials", max_trials), ("batch", batch)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise SupernasError(f"{name} must be a positive integer, got {v!r}")
+        self.space, self.cost_model = space, cost_model
+        self.rng = as_generator(rng)
+        self.proposal, self.max_trials, self.batch = proposal, int(max_trials), int(batch)
+        if tables is None:
+            tables = estimate_flops_tables(space, cost_model, n_prior, prior_seed, bin_width, pseudo_count,
+                                           cache_dir=cache_dir)
+        self.prior, self.table = tables
+        # identifies the tables in checkpoints: another pool would draw another sequence
+        self._tables_digest = hashlib.sha1(self.prior.counts.tobytes() + self.table.counts.tobytes()).hexdigest()[:12]
+        self.stats = SamplerStats()
+
+    @property
+    def bin_width(self) -> float:
+        return self.prior.bin_width
+
+    # ------------------------------------------------------------------ drawing
+    def sample_target(self) -> int:
+        """A target bin drawn from the FLOPs prior."""
+        return self.prior.sample_target(self.rng)
+
+    def sample(self, target_bin: int | None = None) -> Arch:
+        """One Arch: in ``target_bin`` if given, else in a bin drawn from the prior."""
+        b = self.sample_target() if target_bin is None else target_bin
+        return self.sample_at(b, 1)[0]
+
+    def sample_at(self, target_bin: int, n: int = 1) -> list[Arch]:
+        """n Archs all inside one bin (the candidates of an attentive step)."""
+        return self.space.from_indices(self.sample_indices_at(target_bin, n)[0])
+
+    def sample_indices_at(self, target_bin: int, n: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """(n, D) index matrix and MFLOPs of n Archs accepted in ``target_bin``."""
+        b = self.prior.check_bin(target_bin)
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise SupernasError(f"the number of Archs to draw must be a positive integer, got {n!r}")
+        kept_idx, kept_mf, got, drawn, size = [], [], 0, 0, self.batch
+        limit = self.max_trials * n
+        while got < n:
+            m = min(size, limit - drawn)
+            if m <= 0:
+                lo, hi = self.prior.range(b)
+                raise SupernasError(
+                    f"only {got} of {n} Archs found in bin {b} ({lo:g}-{hi:g} MFLOPs, prior "
+                    f"{self.prior.prob(b):.2e}) after {drawn} trials; raise max_trials (now {self.max_trials}) "
+                    "or target a bin with more prior mass")
+            idx = self._propose(b, m)
+            mf = self.cost_model.mflops_indices(idx)
+            hits = np.flatnonzero(self.prior.bin_of(mf) == b)[: n - got]
+            kept_idx.append(idx[hits])
+            kept_mf.append(mf[hits])
+            got += len(hits)
+            # trials as a one-at-a-time sampler counts them: up to the last accepted candidate
+            trials = drawn + (int(hits[-1]) + 1 if got == n else m)
+            drawn += m
+            size = min(2 * size, 8192)
+        self.stats.add(b, n, trials)
+        return np.concatenate(kept_idx), np.concatenate(kept_mf)
+
+    def _propose(self, b: int, m: int) -> np.ndarray:
+        if self.proposal == "uniform":
+            return self.space.sample_indices(self.rng, m)
+        return self.space.canonicalize_indices(self.table.sample_indices(self.rng, b, m))
+
+    # ------------------------------------------------------------------ checkpoint
+    def _config(self) -> dict[str, Any]:
+        return {"space": self.space.name, "num_classes": self.cost_model.num_classes, "proposal": self.proposal,
+                "bin_width": self.bin_width, "prior_n": self.prior.n, "tables": self._tables_digest}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **self._config(), "rng": rng_state(self.rng), "stats": self.stats.to_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        state = check_state(state, self.kind)
+        for k, v in self._config().items():
+            if state.get(k) != v:
+                raise SupernasError(f"the sampler state has {k}={state.get(k)!r} but this sampler has {k}={v!r}; "
+                                    "build the sampler with the settings of the run being resumed (n_prior, "
+                                    "prior_seed, bin_width, proposal, space, classes)")
+        set_rng_state(self.rng, state["rng"])
+        self.stats = SamplerStats.from_dict(state["stats"])

@@ -1,0 +1,71 @@
+"""Data order and augmentation that a resumed run reproduces exactly.
+
+The order of epoch `e` is a permutation drawn from (seed, e), split across ranks; a run resumed
+at batch `b` of an epoch starts the sampler there instead of loading and discarding `b`
+batches. Each image's random augmentation is seeded from (seed, epoch, index), so it does not
+depend on which worker loads it or on what was loaded before.
+"""
+from __future__ import annotations
+
+from typing import Iterator, Sized
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+
+class ResumableSampler(Sampler[int]):
+    """Shuffled indices of one epoch for one rank, startable at any batch; yields
+    `epoch * len(dataset) + index` so that `SeededDataset` knows the epoch."""
+
+    def __init__(self, data: Sized, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1,
+                 shuffle: bool = True):
+        self.n = len(data)
+        self.batch_size, self.seed, self.rank, self.world = batch_size, seed, rank, world_size
+        self.shuffle = shuffle
+        self.epoch, self.start_batch = 0, 0
+        if self.batches_per_epoch == 0:
+            from ..errors import SupernasError
+
+            raise SupernasError(f"the training split has {self.n} images, fewer than one batch of {batch_size} per "
+                                f"process on {world_size} process(es); lower the batch size")
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return self.n // (self.batch_size * self.world)  # drop the ragged tail, equal on every rank
+
+    def set_position(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch, self.start_batch = epoch, start_batch
+
+    def __len__(self) -> int:
+        return (self.batches_per_epoch - self.start_batch) * self.batch_size
+
+    def __iter__(self) -> Iterator[int]:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(self.n, generator=g)
+        else:
+            order = torch.arange(self.n)
+        per_rank = self.batches_per_epoch * self.batch_size
+        mine = order[: per_rank * self.world][self.rank::self.world]
+        base = self.epoch * self.n
+        return iter((mine[self.start_batch * self.batch_size:] + base).tolist())
+
+
+class SeededDataset(Dataset):
+    """Wraps a dataset so that item `epoch * n + i` is image i augmented with its own seed."""
+
+    def __init__(self, data: Dataset, seed: int = 0):
+        self.data, self.seed = data, seed
+        self.n = len(data)  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, key: int):
+        epoch, i = divmod(int(key), self.n)
+        state = torch.random.get_rng_state()
+        torch.manual_seed((self.seed * 1_000_003 + epoch) * 10_000_019 + i)
+        try:
+            return self.data[i]
+        finally:
+            torch.random.set_rng_state(state)

@@ -1,0 +1,26 @@
+"""Learning-rate schedule: linear warm-up, then cosine decay to `final_ratio` of the peak, per step."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def warmup_cosine(step: int, total_steps: int, warmup_steps: int, final_ratio: float = 0.0) -> float:
+    """Multiplier of the peak learning rate at `step` (0-based)."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    span = max(1, total_steps - warmup_steps)
+    t = min(1.0, (step - warmup_steps) / span)
+    return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def warmup_cosine_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int,
+                            final_ratio: float = 0.0) -> torch.optim.lr_scheduler.LambdaLR:
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: warmup_cosine(s, total_steps, warmup_steps, final_ratio))
+
+
+def scaled_lr(base_lr: float, global_batch: int, per: int = 256) -> float:
+    """The papers' linear scaling rule: `base_lr` per `per` images."""
+    return base_lr * global_batch / per

@@ -1,0 +1,405 @@
+"""AttentiveNAS stage 1: train a weight-sharing supernet with the sandwich rule, in-place
+distillation and (attentive) Arch sampling.
+
+One step on a batch: the largest Arch learns from the labels (label smoothing, dropout and
+stochastic depth only here), then `num_arch_training - 2` sampled Archs and the smallest learn
+from the largest's predictions; gradients of all of them accumulate, are averaged over ranks
+once, clipped, and one SGD step follows. Only one subnet's activations live at a time.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from ..config import dump_config, load_config
+from ..errors import SupernasError
+from ..nn import SuperNet
+from ..nn.calibrate import frozen_bn_stats, preserved_bn_stats, recalibrate_bn
+from ..spaces import Arch, CostModel, SearchSpace, get_space
+from . import distributed as dist
+from .checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
+from .logging import RunLogger
+from .losses import label_smoothing_ce, soft_target_ce
+from .resumable import ResumableSampler, SeededDataset
+from .schedule import scaled_lr, warmup_cosine_scheduler
+
+DEFAULTS: dict[str, Any] = {
+    "run": {"dir": "runs/supernet", "seed": 0, "device": "auto", "amp": "auto", "channels_last": "auto"},
+    "space": "attentivenas",
+    "data": {},  # checked by supernas.data.DataConfig
+    "train": {
+        "epochs": 360,
+        "max_steps": None,  # stop after this many steps (quick runs); the schedule still spans `epochs`
+        "batch_size": 32,  # per process
+        "lr": 0.1,  # per 256 images, scaled linearly with the global batch
+        "warmup_epochs": 5,
+        "final_lr_ratio": 0.0,
+        "momentum": 0.9,
+        "nesterov": True,
+        "weight_decay": 1.0e-5,  # on conv and linear weights; not on BatchNorm or biases
+        "label_smoothing": 0.1,
+        "dropout": 0.2,  # largest Arch only
+        "drop_path": 0.2,  # largest Arch only
+        "grad_clip": 1.0,  # clip each gradient value to [-c, c] (the reference); null: off
+        "num_arch_training": 4,  # largest + sampled + smallest
+        "workers": 4,
+    },
+    "sampler": {
+        "kind": "attentive",  # uniform | flops | attentive | pareto
+        "mode": "best",  # attentive: best (BestUp) | worst (WorstUp)
+        "score": "loss",  # attentive: loss (minibatch) | predictor
+        "k": None,  # candidates per attentive step (default 3 for loss, 50 for predictor)
+        "predictor": None,  # path of a saved accuracy predictor (score: predictor)
+        "pareto_set": None,  # pareto: path of a pareto.json (offline best or worst set)
+        "bin_width": 25.0,
+        "n_prior": 1_000_000,
+        "cache_dir": None,
+        "prefetch": 8,
+    },
+    "eval": {"every_epochs": 1, "bn_batches": 64, "batch_size": 128, "max_batches": None},
+    "log": {"every_steps": 20, "tensorboard": True, "progress": True},
+    "checkpoint": {"every_steps": 500},
+}
+
+
+@dataclass
+class StepResult:
+    loss_largest: float
+    loss_distill: float
+    archs: list[Arch]
+
+
+class SupernetTrainer:
+    """Stage 1 as an object: `SupernetTrainer(config).fit()` trains and returns the run directory.
+
+    `config` is a mapping over `DEFAULTS` (see `load_config`); `resume=True` continues the run
+    in `run.dir` from its checkpoint.
+    """
+
+    def __init__(self, config: Mapping[str, Any], resume: bool = False):
+        self.cfg = load_config(DEFAULTS, data=config)
+        self.info, self.device = dist.setup_distributed(self.cfg["run"]["device"])
+        self.run_dir = Path(self.cfg["run"]["dir"]).expanduser()
+        self.resume = resume
+        run, t = self.cfg["run"], self.cfg["train"]
+        cuda = self.device.type == "cuda"
+        self.amp_dtype = _amp_dtype(run["amp"], cuda)
+        self.channels_last = cuda if run["channels_last"] == "auto" else bool(run["channels_last"])
+        if t["num_arch_training"] < 2:
+            raise SupernasError(f"train.num_arch_training must be at least 2 (largest and smallest), "
+                                f"got {t['num_arch_training']}")
+        torch.manual_seed(run["seed"])
+        np.random.seed(run["seed"])
+
+        from ..data import DataConfig, build_datasets
+
+        self.data = build_datasets(DataConfig.from_dict({"seed": run["seed"], **self.cfg["data"]}))
+        self.space: SearchSpace = get_space(self.cfg["space"])
+        self.cost = CostModel(self.space, self.data.num_classes)
+        self.net = SuperNet(self.space, self.data.num_classes).to(self.device)
+        if self.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+
+        self.sampler_rows = ResumableSampler(self.data.train, t["batch_size"], run["seed"], self.info.rank,
+                                             self.info.world_size)
+        self.steps_per_epoch = self.sampler_rows.batches_per_epoch
+        self.total_steps = t["epochs"] * self.steps_per_epoch
+        self.stop_step = self.total_steps if t["max_steps"] is None else min(self.total_steps, t["max_steps"])
+        global_batch = t["batch_size"] * self.info.world_size
+        self.lr = scaled_lr(t["lr"], global_batch)
+        self.optimizer = torch.optim.SGD(_param_groups(self.net, t["weight_decay"]), lr=self.lr,
+                                         momentum=t["momentum"], nesterov=t["nesterov"])
+        self.scheduler = warmup_cosine_scheduler(self.optimizer, self.total_steps,
+                                                 t["warmup_epochs"] * self.steps_per_epoch, t["final_lr_ratio"])
+        self.arch_sampler = build_arch_sampler(self.cfg["sampler"], self.space, self.cost, run["seed"],
+                                               loss_of=self.minibatch_loss)
+        self.step = 0
+        self._candidates = None
+        self._batch_for_scoring: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    # ------------------------------------------------------------------ the step
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, middle: Sequence[Arch | Callable[[], Arch]]) -> StepResult:
+        """One sandwich step on a batch; `middle` are the sampled Archs (or thunks choosing them once
+        the largest's predictions exist, for attentive sampling)."""
+        t = self.cfg["train"]
+        net = self.net
+        net.train()
+        largest, smallest = self.space.largest(), self.space.smallest()
+        with self._autocast():
+            logits = net(x, largest, dropout=t["dropout"], drop_path=t["drop_path"])
+            loss = label_smoothing_ce(logits, y, t["label_smoothing"])
+        loss.backward()
+        teacher = torch.softmax(logits.detach().float(), dim=-1)
+        self._batch_for_scoring = (x, teacher)
+        del logits
+        archs = [m() if callable(m) else m for m in middle] + [smallest]
+        distill = 0.0
+        for arch in archs:
+            with self._autocast():
+                student = soft_target_ce(net(x, arch), teacher)
+            student.backward()
+            distill += float(student.detach())
+        self._batch_for_scoring = None
+        params = [p for p in net.parameters() if p.grad is not None]
+        dist.all_reduce_grads(params)
+        if t["grad_clip"]:
+            torch.nn.utils.clip_grad_value_(params, t["grad_clip"])
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        self.step += 1
+        return StepResult(float(loss.detach()), distill / len(archs), [largest] + archs)
+
+    def minibatch_loss(self, arch: Arch) -> float:
+        """The attentive sampler's score: the Arch's distillation loss on the current batch, without
+        gradients or moving BN statistics, averaged over ranks so that all ranks choose alike."""
+        assert self._batch_for_scoring is not None, "scoring happens inside a training step"
+        x, teacher = self._batch_for_scoring
+        with torch.no_grad(), frozen_bn_stats(self.net), self._autocast():
+            loss = soft_target_ce(self.net(x, arch), teacher).detach().float().reshape(1)
+        return float(dist.all_reduce_mean_(loss))
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    # ------------------------------------------------------------------ the loop
+    def _loader(self, epoch: int, start_batch: int) -> DataLoader:
+        t = self.cfg["train"]
+        self.sampler_rows.set_position(epoch, start_batch)
+        return DataLoader(SeededDataset(self.data.train, self.cfg["run"]["seed"]), batch_size=t["batch_size"],
+                          sampler=self.sampler_rows, num_workers=t["workers"], drop_last=True,
+                          pin_memory=self.device.type == "cuda", persistent_workers=False,
+                          prefetch_factor=4 if t["workers"] > 0 else None)
+
+    def fit(self) -> Path:
+        from ..sampling import Prefetcher
+
+        run, t = self.cfg["run"], self.cfg["train"]
+        if self.resume:
+            self._load()
+        elif self.info.is_main and (self.run_dir / "checkpoint.pt").exists():
+            raise SupernasError(f"'{self.run_dir}' already holds a run; continue it with --resume, or choose "
+                                "another run.dir")
+        if self.info.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            dump_config(self.cfg, self.run_dir / "config.yaml")
+        dist.barrier()
+        log = RunLogger(self.run_dir, self.info.is_main, self.cfg["log"]["tensorboard"], self.cfg["log"]["progress"],
+                        total=self.stop_step, initial=self.step)
+        log.info(f"supernet on {self.space.name} ({self.data.describe()}); {self.info.world_size} process(es) on "
+                 f"{self.device.type}, {self.steps_per_epoch} steps per epoch, {self.total_steps} in all, "
+                 f"lr {self.lr:g}, sampler {self.cfg['sampler']['kind']}")
+        per_step = t["num_arch_training"] - 2
+        draw = self._draw_fn()
+        ahead = Prefetcher(draw, depth=max(1, self.cfg["sampler"]["prefetch"]) * max(1, per_step),
+                           state_fn=self.arch_sampler.state_dict) if per_step else None
+        eval_every = self.cfg["eval"]["every_epochs"]
+        seen, t0, losses = 0, time.perf_counter(), []
+        try:
+            while self.step < self.stop_step:
+                epoch, start = divmod(self.step, self.steps_per_epoch)
+                for x, y in self._loader(epoch, start):
+                    x = x.to(self.device, non_blocking=True)
+                    y = y.to(self.device, non_blocking=True)
+                    if self.channels_last:
+                        x = x.contiguous(memory_format=torch.channels_last)
+                    middle = [self._chooser(ahead.get()) for _ in range(per_step)] if ahead else []
+                    r = self.train_step(x, y, middle)
+                    if ahead is not None:
+                        self._sampler_state = ahead.state_dict()
+                    losses.append(r.loss_largest)
+                    seen += x.shape[0] * self.info.world_size
+                    if not math.isfinite(r.loss_largest):
+                        raise SupernasError(f"the loss became {r.loss_largest} at step {self.step}; lower train.lr "
+                                            "or check the data")
+                    log.progress(1, loss=f"{r.loss_largest:.3f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
+                    if self.step % self.cfg["log"]["every_steps"] == 0 or self.step == self.stop_step:
+                        log.metrics(self.step, {"loss": float(np.mean(losses)), "loss_distill": r.loss_distill,
+                                                "lr": self.optimizer.param_groups[0]["lr"], "epoch": epoch,
+                                                "images_per_s": seen / (time.perf_counter() - t0),
+                                                "mflops": [round(float(m), 1) for m in self.cost.mflops(r.archs)]})
+                        losses = []
+                    end_of_epoch = self.step % self.steps_per_epoch == 0
+                    if self.step % self.cfg["checkpoint"]["every_steps"] == 0 or self.step == self.stop_step:
+                        self._save()
+                    if (end_of_epoch and eval_every and (self.step // self.steps_per_epoch) % eval_every == 0) \
+                            or self.step == self.stop_step:
+                        res = self.validate()
+                        log.metrics(self.step, res, kind="val")
+                        log.info(f"step {self.step} (epoch {self.step / self.steps_per_epoch:.2f}): "
+                                 + ", ".join(f"{k} {v:.2f}" for k, v in res.items()))
+                    if self.step >= self.stop_step:
+                        break
+        finally:
+            if ahead is not None:
+                ahead.close()
+            log.close()
+        dist.barrier()
+        return self.run_dir
+
+    def _draw_fn(self):
+        from ..sampling import AttentiveSampler
+
+        s = self.arch_sampler
+        if isinstance(s, AttentiveSampler):
+            return s.propose
+        return s.sample
+
+    def _chooser(self, drawn):
+        """An Arch, or for attentive sampling a thunk that scores the candidates on the batch."""
+        from ..sampling import AttentiveSampler, Candidates
+
+        if isinstance(self.arch_sampler, AttentiveSampler) and isinstance(drawn, Candidates):
+            return lambda: self.arch_sampler.choose(drawn)
+        return drawn
+
+    # ------------------------------------------------------------------ validation
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Top-1 of the smallest and largest Archs after BN re-calibration; training state untouched."""
+        e = self.cfg["eval"]
+        out = {}
+        rng = rng_states()
+        with preserved_bn_stats(self.net):
+            for name, arch in (("smallest", self.space.smallest()), ("largest", self.space.largest())):
+                calib = DataLoader(self.data.calibration, batch_size=self.cfg["train"]["batch_size"], shuffle=True,
+                                   num_workers=0, generator=torch.Generator().manual_seed(0), drop_last=True)
+                recalibrate_bn(self.net, (self._prep(x) for x, _ in calib), lambda x, a=arch: self.net(x, a),
+                               e["bn_batches"])
+                out[f"top1_{name}"] = self._accuracy(arch)
+        set_rng_states(rng)
+        self.net.train()
+        return out
+
+    def _prep(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def _accuracy(self, arch: Arch) -> float:
+        e = self.cfg["eval"]
+        self.net.eval()
+        correct = torch.zeros(2, device=self.device)
+        loader = DataLoader(self.data.val, batch_size=e["batch_size"], shuffle=False, num_workers=0)
+        for i, (x, y) in enumerate(loader):
+            if e["max_batches"] is not None and i >= e["max_batches"]:
+                break
+            if i % self.info.world_size != self.info.rank:
+                continue
+            with self._autocast():
+                pred = self.net(self._prep(x), arch).argmax(-1)
+            correct[0] += (pred == y.to(self.device)).sum()
+            correct[1] += y.numel()
+        if self.info.enabled:
+            torch.distributed.all_reduce(correct)
+        return float(100.0 * correct[0] / correct[1].clamp(min=1))
+
+    # ------------------------------------------------------------------ checkpoints
+    def _save(self) -> None:
+        if not self.info.is_main:
+            return
+        save_checkpoint(self.run_dir, {
+            "step": self.step, "model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "sampler": getattr(self, "_sampler_state", None)
+            or self.arch_sampler.state_dict(), "rng": rng_states(), "config": self.cfg,
+            "space": self.cfg["space"],
+            "num_classes": self.data.num_classes, "world_size": self.info.world_size,
+        })
+
+    def _load(self) -> None:
+        ck = load_checkpoint(self.run_dir)
+        if ck.get("world_size", 1) != self.info.world_size:
+            raise SupernasError(f"the checkpoint in '{self.run_dir}' was written by {ck['world_size']} process(es); "
+                                f"resume with the same number (now {self.info.world_size}) so the data order holds")
+        self.net.load_state_dict(ck["model"])
+        self.optimizer.load_state_dict(ck["optimizer"])
+        self.scheduler.load_state_dict(ck["scheduler"])
+        self.arch_sampler.load_state_dict(ck["sampler"])
+        set_rng_states(ck["rng"])
+        self.step = ck["step"]
+
+
+def _amp_dtype(amp: Any, cuda: bool) -> torch.dtype | None:
+    if amp == "auto":
+        return torch.bfloat16 if cuda else None
+    if amp in (None, False, "none", "fp32", "off"):
+        return None
+    if amp in ("bf16", "bfloat16"):
+        return torch.bfloat16
+    if amp in ("fp16", "float16"):
+        raise SupernasError("run.amp=fp16 is not supported (it needs loss scaling); use bf16 or fp32")
+    raise SupernasError(f"run.amp must be auto, bf16 or fp32, got {amp!r}")
+
+
+def _param_groups(net: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on conv and linear weights only (BatchNorm and biases excluded)."""
+    decay, no_decay = [], []
+    for name, p in net.named_parameters():
+        (decay if p.dim() > 1 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def read_pareto_set(path: "str | Path", space: SearchSpace, cost: CostModel) -> list[tuple[Arch, float]]:
+    """(Arch, MFLOPs) pairs from a pareto.json: a list of entries, or {"entries": [...]}, each with an
+    "arch" (MFLOPs are recomputed, so the file's own figures need not match this dataset)."""
+    import json
+
+    from ..spaces import load_arch
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise SupernasError(f"Pareto set '{path}' does not exist; make one with `supernas search` "
+                            "(pareto.json in its run directory)")
+    try:
+        data = json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise SupernasError(f"Pareto set '{path}' is not valid JSON ({e.msg} at line {e.lineno})") from None
+    entries = data.get("entries") if isinstance(data, dict) else data
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) and "arch" in e for e in entries):
+        raise SupernasError(f"Pareto set '{path}' must hold a non-empty list of entries with an 'arch' each")
+    archs = [load_arch(space, e["arch"]) for e in entries]
+    return list(zip(archs, (float(m) for m in cost.mflops(archs))))
+
+
+def build_arch_sampler(cfg: Mapping[str, Any], space: SearchSpace, cost: CostModel, seed: int,
+                       loss_of: Callable[[Arch], float] | None = None):
+    """The sampler of `cfg['kind']`, its generator seeded alike on every rank. `loss_of(arch)` is the
+    trainer's minibatch loss, the score of attentive sampling by loss."""
+    from .. import sampling
+
+    kind = cfg["kind"]
+    rng = np.random.default_rng([seed, 1])
+    if kind == "uniform":
+        return sampling.UniformSampler(space, rng)
+    if kind == "pareto":
+        if not cfg["pareto_set"]:
+            raise SupernasError("sampler.kind=pareto needs sampler.pareto_set, the path of a pareto.json")
+        return sampling.ParetoSetSampler(space, read_pareto_set(cfg["pareto_set"], space, cost), rng)
+    if kind not in ("flops", "attentive"):
+        raise SupernasError(f"sampler.kind must be uniform, flops, attentive or pareto, got {kind!r}")
+    base = sampling.FlopsConstrainedSampler(space, cost, rng, bin_width=cfg["bin_width"], n_prior=cfg["n_prior"],
+                                            cache_dir=cfg["cache_dir"])
+    if kind == "flops":
+        return base
+    if cfg["score"] == "loss":
+        if loss_of is None:
+            raise SupernasError("sampler.score=loss needs the training loop's minibatch loss")
+        scorer: Any = sampling.LossScorer(loss_of)
+    elif cfg["score"] == "predictor":
+        if not cfg["predictor"]:
+            raise SupernasError("sampler.score=predictor needs sampler.predictor, the path of a saved predictor")
+        from ..predictors import load_predictor
+
+        scorer = sampling.PredictorScorer(load_predictor(cfg["predictor"]), space)
+    else:
+        raise SupernasError(f"sampler.score must be loss or predictor, got {cfg['score']!r}")
+    return sampling.AttentiveSampler(base, scorer, k=cfg["k"], mode=cfg["mode"])
