@@ -179,6 +179,9 @@ class SupernetTrainer:
         return DataLoader(SeededDataset(self.data.train, self.cfg["run"]["seed"]), batch_size=t["batch_size"],
                           sampler=self.sampler_rows, num_workers=t["workers"], drop_last=True,
                           pin_memory=self.device.type == "cuda", persistent_workers=False,
+                          # its own generator: creating an iterator must not draw from the global RNG,
+                          # or a resumed run (which creates one more) would drift from an unbroken one
+                          generator=torch.Generator().manual_seed(self.cfg["run"]["seed"] + epoch),
                           prefetch_factor=4 if t["workers"] > 0 else None)
 
     def fit(self) -> Path:

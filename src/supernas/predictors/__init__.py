@@ -1,0 +1,5 @@
+"""Accuracy predictors: fit on evaluated Archs, rank many more without evaluating them."""
+from .forest import AccuracyPredictor, fit_from_evaluations, load_predictor
+from .metrics import kendall_tau
+
+__all__ = ["AccuracyPredictor", "fit_from_evaluations", "kendall_tau", "load_predictor"]

@@ -1,0 +1,142 @@
+"""Accuracy of Archs inherited from a trained supernet: re-calibrate BN, then top-1/top-5."""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from ..errors import SupernasError
+from ..nn.calibrate import preserved_bn_stats, recalibrate_bn
+from ..spaces import Arch
+
+CACHE_VERSION = 1
+
+
+class Evaluator:
+    """Scores Archs of `supernet` on `data` (a :class:`~supernas.data.Datasets`).
+
+    Each Arch's BN statistics are re-estimated from `bn_batches` calibration batches (a fixed-seed
+    order, so every Arch sees the same images) inside `preserved_bn_stats`, leaving the supernet as
+    it was. `split='search'` falls back to val when the data has no search split; `fallback` then
+    says so, for the caller to warn. Results are cached per Arch.
+    """
+
+    def __init__(self, supernet: torch.nn.Module, data: Any, device: "str | torch.device" = "cpu",
+                 bn_batches: int = 64, batch_size: int = 256, split: str = "search", max_batches: int | None = None,
+                 amp_dtype: torch.dtype | None = None, calib_seed: int = 0):
+        if split not in ("search", "val"):
+            raise SupernasError(f"split must be 'search' or 'val', got {split!r}")
+        for name, v in (("bn_batches", bn_batches), ("batch_size", batch_size)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise SupernasError(f"{name} must be a positive integer, got {v!r}")
+        if max_batches is not None and (not isinstance(max_batches, int) or max_batches < 1):
+            raise SupernasError(f"max_batches must be a positive integer or None, got {max_batches!r}")
+        self.net, self.data = supernet, data
+        self.device = torch.device(device)
+        self.bn_batches, self.batch_size, self.max_batches = bn_batches, batch_size, max_batches
+        self.amp_dtype, self.calib_seed = amp_dtype, calib_seed
+        self.fallback: str | None = None
+        view = data.search if split == "search" else data.val
+        if view is None:
+            self.fallback = "the data has no search split (set data.search_size); evaluating on val instead"
+            view, split = data.val, "val"
+        self.split, self.view = split, view
+        if len(view) == 0:
+            raise SupernasError(f"the {split} split is empty; nothing to evaluate on")
+        self.cache: dict[Arch, dict[str, float]] = {}
+
+    # ------------------------------------------------------------------ one Arch
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return torch.autocast(self.device.type, enabled=False)
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _calibration_batches(self):
+        n = len(self.data.calibration)
+        # Full batches only when there are enough images; a tiny calibration split still gives one.
+        loader = DataLoader(self.data.calibration, batch_size=min(self.batch_size, n), shuffle=True,
+                            num_workers=0, drop_last=True, generator=torch.Generator().manual_seed(self.calib_seed))
+        return (x.to(self.device, non_blocking=True) for x, _ in loader)
+
+    @torch.no_grad()
+    def _measure(self, arch: Arch) -> dict[str, float]:
+        was_training = self.net.training
+        with preserved_bn_stats(self.net):
+            with self._autocast():
+                recalibrate_bn(self.net, self._calibration_batches(), lambda x: self.net(x, arch), self.bn_batches)
+            self.net.eval()
+            top1 = top5 = loss = 0.0
+            count = 0
+            loader = DataLoader(self.view, batch_size=self.batch_size, shuffle=False, num_workers=0)
+            for i, (x, y) in enumerate(loader):
+                if self.max_batches is not None and i >= self.max_batches:
+                    break
+                x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+                with self._autocast():
+                    logits = self.net(x, arch)
+                logits = logits.float()
+                loss += float(F.cross_entropy(logits, y, reduction="sum"))
+                k = min(5, logits.shape[-1])
+                hit = logits.topk(k, dim=-1).indices == y[:, None]
+                top1 += float(hit[:, 0].sum())
+                top5 += float(hit.any(-1).sum())
+                count += y.numel()
+        self.net.train(was_training)
+        return {"top1": 100.0 * top1 / count, "top5": 100.0 * top5 / count, "loss": loss / count}
+
+    def evaluate(self, arch: Arch) -> dict[str, float]:
+        """{"top1", "top5" (percent), "loss" (mean cross-entropy)} of `arch`, from the cache if seen."""
+        if not isinstance(arch, Arch):
+            arch = self.net.space.arch(arch)
+        if arch not in self.cache:
+            self.cache[arch] = self._measure(arch)
+        return dict(self.cache[arch])
+
+    # ------------------------------------------------------------------ many Archs
+    def evaluate_many(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
+        """Results for `archs` in order. Under torch.distributed every rank must call this with the same
+        list: the uncached Archs are split over ranks and the results gathered, so all ranks get all."""
+        archs = [a if isinstance(a, Arch) else self.net.space.arch(a) for a in archs]
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            todo = list(dict.fromkeys(a for a in archs if a not in self.cache))
+            rank, world = dist.get_rank(), dist.get_world_size()
+            mine = {a.to_json(): self._measure(a) for a in todo[rank::world]}
+            gathered: list[Any] = [None] * world
+            dist.all_gather_object(gathered, mine)
+            lookup = {a.to_json(): a for a in todo}
+            for part in gathered:
+                for key, res in part.items():
+                    self.cache[lookup[key]] = res
+        return [self.evaluate(a) for a in archs]
+
+    def score_fn(self, archs: Sequence[Arch]) -> list[float]:
+        """Top-1 of each Arch: the `score_fn` an EvolutionSearch takes."""
+        return [r["top1"] for r in self.evaluate_many(archs)]
+
+    # ------------------------------------------------------------------ resume
+    def _settings(self) -> dict[str, Any]:
+        return {"space": self.net.space.name, "split": self.split, "bn_batches": self.bn_batches,
+                "batch_size": self.batch_size, "max_batches": self.max_batches}
+
+    def cache_state(self) -> dict[str, Any]:
+        """JSON-able cache with the settings it was measured under."""
+        return {"version": CACHE_VERSION, "settings": self._settings(),
+                "results": [{"arch": a.to_dict(), **r} for a, r in self.cache.items()]}
+
+    def load_cache(self, state: Mapping[str, Any]) -> int:
+        """Add the results of `cache_state()`; returns how many. Refuses results measured differently."""
+        if not isinstance(state, Mapping) or state.get("version") != CACHE_VERSION:
+            raise SupernasError("not an evaluation cache of this supernas version; delete it to re-evaluate")
+        saved, mine = state.get("settings", {}), self._settings()
+        diff = [k for k in mine if saved.get(k) != mine[k]]
+        if diff:
+            k = diff[0]
+            raise SupernasError(f"the evaluation cache was measured with {k}={saved.get(k)!r}, this run uses "
+                                f"{mine[k]!r}; use the same settings or delete the cache")
+        for r in state["results"]:
+            self.cache[self.net.space.arch(r["arch"])] = {k: float(v) for k, v in r.items() if k != "arch"}
+        return len(state["results"])

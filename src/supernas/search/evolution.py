@@ -1,0 +1,222 @@
+"""Evolutionary search under FLOPs budgets (AttentiveNAS section 4.5 / Appendix C).
+
+Per budget: a population sampled within the budget, then `generations` rounds of `mutations`
+mutated and `crossovers` crossed-over children of the best `parents` members (children redrawn
+until within budget), keeping the best `population` distinct Archs. Work is on (N, D) index
+matrices; scores are cached across budgets so no Arch is scored twice.
+
+Parents: the reference keeps a population of 512 and breeds from it; we breed from its top
+quarter by default (`parents=population // 4`), the usual truncation selection, which
+converges faster for the same number of scored Archs. Set `parents=population` for the reference.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import SupernasError
+from ..spaces import Arch, CostModel, SearchSpace
+from .pareto import ParetoEntry, pareto_front
+
+ScoreFn = Callable[[list[Arch]], "np.ndarray | Sequence[float]"]
+Callback = Callable[[int, float, ParetoEntry], None]
+_MAX_ROUNDS = 100  # redraw rounds for children before settling for fewer (tight budgets)
+STATE_VERSION = 1
+
+
+@dataclass
+class SearchResult:
+    """Best Arch per budget (None if a budget was not searched yet) and every scored Arch once."""
+
+    budgets: list[float]
+    best: list[ParetoEntry | None]
+    evaluated: list[ParetoEntry]
+
+    def pareto(self) -> list[ParetoEntry]:
+        """Pareto front of all scored Archs (accuracy against MFLOPs)."""
+        return pareto_front(self.evaluated)
+
+
+class EvolutionSearch:
+    """Budgeted evolutionary search; `run()` or repeated `step()`, resumable via `state_dict()`."""
+
+    def __init__(self, space: SearchSpace, cost: CostModel, score_fn: ScoreFn, budgets: Sequence[float],
+                 population: int = 512, mutations: int = 128, crossovers: int = 128, generations: int = 20,
+                 mutate_prob: float = 0.1, seed: int = 0, state: Mapping[str, Any] | None = None,
+                 parents: int | None = None, crossover_prob: float = 0.5):
+        for name, v, low in (("population", population, 1), ("mutations", mutations, 0),
+                             ("crossovers", crossovers, 0), ("generations", generations, 0)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise SupernasError(f"{name} must be an integer >= {low}, got {v!r}")
+        if not 0 <= mutate_prob <= 1 or not 0 <= crossover_prob <= 1:
+            raise SupernasError(f"mutate_prob and crossover_prob must lie in [0, 1], got {mutate_prob}, {crossover_prob}")
+        self.budgets = [float(b) for b in budgets]
+        if not self.budgets:
+            raise SupernasError("give at least one FLOPs budget (e.g. --budgets 200:800:100)")
+        self.space, self.cost, self.score_fn = space, cost, score_fn
+        floor = float(cost.mflops(space.smallest()))
+        low = [b for b in self.budgets if b < floor]
+        if low:
+            raise SupernasError(f"budget {low[0]:g} MFLOPs is below the smallest Arch of space '{space.name}' "
+                                f"({floor:.1f} MFLOPs); raise the budgets to at least that")
+        self.population, self.mutations, self.crossovers, self.generations = population, mutations, crossovers, generations
+        self.parents = max(1, population // 4) if parents is None else int(parents)
+        if not 1 <= self.parents <= population:
+            raise SupernasError(f"parents must lie in [1, population={population}], got {parents}")
+        self.mutate_prob, self.crossover_prob, self.seed = float(mutate_prob), float(crossover_prob), seed
+        self._rng = np.random.default_rng(seed)
+        self._cache: dict[bytes, int] = {}  # row bytes -> position in _rows/_accs
+        self._rows: list[np.ndarray] = []
+        self._accs: list[float] = []
+        self._pops: dict[int, np.ndarray] = {}  # budget index -> population rows, best first
+        self._bi, self._gen = 0, -1  # next work: budget index, generation (-1: initial population)
+        if state is not None:
+            self.load_state_dict(state)
+
+    # ------------------------------------------------------------------ scoring
+    def _score(self, rows: np.ndarray) -> np.ndarray:
+        keys = [r.tobytes() for r in rows]
+        new, seen = [], set()
+        for k, r in zip(keys, rows):
+            if k not in self._cache and k not in seen:
+                seen.add(k)
+                new.append(r)
+        if new:
+            archs = self.space.from_indices(np.stack(new))
+            accs = np.asarray(self.score_fn(archs), dtype=np.float64).reshape(-1)
+            if accs.size != len(archs):
+                raise SupernasError(f"score_fn returned {accs.size} scores for {len(archs)} Archs; it must return one "
+                                    "accuracy per Arch")
+            for r, a in zip(new, accs):
+                self._cache[r.tobytes()] = len(self._rows)
+                self._rows.append(r.copy())
+                self._accs.append(float(a))
+        return np.array([self._accs[self._cache[k]] for k in keys], dtype=np.float64)
+
+    def _within(self, rows: np.ndarray, budget: float) -> np.ndarray:
+        return rows[self.cost.mflops_indices(rows) <= budget]
+
+    # ------------------------------------------------------------------ operators
+    def _initial(self, budget: float) -> np.ndarray:
+        found: dict[bytes, np.ndarray] = {}
+        batch = max(4 * self.population, 4096)
+        for _ in range(_MAX_ROUNDS):
+            for r in self._within(self.space.sample_indices(self._rng, batch), budget):
+                found.setdefault(r.tobytes(), r)
+            if len(found) >= self.population:
+                break
+        if not found:  # a budget just above the smallest Arch: start from it and let mutation explore
+            r = self.space.to_indices(self.space.smallest())[0]
+            found[r.tobytes()] = r
+        return np.stack(list(found.values())[: self.population])
+
+    def _children(self, parents: np.ndarray, n: int, budget: float, crossover: bool) -> np.ndarray:
+        card = self.space.cardinalities
+        out, have = [], 0
+        for _ in range(_MAX_ROUNDS):
+            if have >= n:
+                break
+            m = 2 * (n - have)
+            a = parents[self._rng.integers(len(parents), size=m)]
+            if crossover:
+                b = parents[self._rng.integers(len(parents), size=m)]
+                child = np.where(self._rng.random(a.shape) < self.crossover_prob, a, b)
+            else:
+                flip = (self._rng.random(a.shape) < self.mutate_prob) & (card > 1)
+                shift = 1 + (self._rng.random(a.shape) * (card - 1)).astype(np.int64)  # to another choice
+                child = np.where(flip, (a + shift) % card, a)
+            child = self._within(self.space.canonicalize_indices(child), budget)[: n - have]
+            out.append(child)
+            have += len(child)
+        return np.concatenate(out) if out else np.empty((0, len(card)), np.int64)
+
+    def _select(self, rows: np.ndarray) -> np.ndarray:
+        uniq: dict[bytes, np.ndarray] = {}
+        for r in rows:
+            uniq.setdefault(r.tobytes(), r)
+        rows = np.stack(list(uniq.values()))
+        acc = np.nan_to_num(self._score(rows), nan=-np.inf)
+        order = np.argsort(-acc, kind="stable")  # ties: earlier (older) first
+        return rows[order[: self.population]]
+
+    # ------------------------------------------------------------------ driving
+    @property
+    def done(self) -> bool:
+        return self._bi >= len(self.budgets)
+
+    def step(self, callback: Callback | None = None) -> bool:
+        """One unit of work (an initial population or a generation); False once every budget is done."""
+        if self.done:
+            return False
+        budget = self.budgets[self._bi]
+        if self._gen < 0:
+            self._pops[self._bi] = self._select(self._initial(budget))
+        else:
+            pop = self._pops[self._bi]
+            par = pop[: self.parents]
+            kids = [self._children(par, self.mutations, budget, False),
+                    self._children(par, self.crossovers, budget, True)]
+            self._pops[self._bi] = self._select(np.concatenate([pop, *kids]))
+        gen = self._gen + 1
+        if callback is not None:
+            callback(gen, budget, self._entry(self._pops[self._bi][0]))
+        # Generation 0 is the initial population; after `generations` more, the next budget.
+        self._bi, self._gen = (self._bi + 1, -1) if gen >= self.generations else (self._bi, gen)
+        return not self.done
+
+    def run(self, callback: Callback | None = None,
+            checkpoint: Callable[[dict[str, Any]], None] | None = None) -> SearchResult:
+        """Search every remaining budget; `checkpoint(state_dict())` is called after each step."""
+        while not self.done:
+            self.step(callback)
+            if checkpoint is not None:
+                checkpoint(self.state_dict())
+        return self.result()
+
+    # ------------------------------------------------------------------ results
+    def _entry(self, row: np.ndarray) -> ParetoEntry:
+        mf, pa = self.cost.costs_indices(row[None])
+        return ParetoEntry(self.space.from_indices(row[None])[0], float(mf[0]), float(pa[0]),
+                           self._accs[self._cache[row.tobytes()]])
+
+    def result(self) -> SearchResult:
+        best = [self._entry(self._pops[i][0]) if i in self._pops else None for i in range(len(self.budgets))]
+        evaluated: list[ParetoEntry] = []
+        if self._rows:
+            rows = np.stack(self._rows)
+            mf, pa = self.cost.costs_indices(rows)
+            archs = self.space.from_indices(rows)
+            evaluated = [ParetoEntry(a, float(m), float(p), acc) for a, m, p, acc in zip(archs, mf, pa, self._accs)]
+        return SearchResult(list(self.budgets), best, evaluated)
+
+    # ------------------------------------------------------------------ state
+    def _config(self) -> dict[str, Any]:
+        return {"space": self.space.name, "budgets": self.budgets, "population": self.population,
+                "mutations": self.mutations, "crossovers": self.crossovers, "generations": self.generations,
+                "parents": self.parents, "mutate_prob": self.mutate_prob, "crossover_prob": self.crossover_prob,
+                "seed": self.seed}
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-able state: settings, generator, position, populations and every score so far."""
+        return {"version": STATE_VERSION, "config": self._config(), "rng": self._rng.bit_generator.state,
+                "position": [self._bi, self._gen],
+                "populations": {str(i): p.tolist() for i, p in self._pops.items()},
+                "rows": [r.tolist() for r in self._rows], "accs": list(self._accs)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if not isinstance(state, Mapping) or state.get("version") != STATE_VERSION:
+            raise SupernasError("not an evolution search state (or one from another supernas version); start afresh")
+        saved, mine = state["config"], self._config()
+        for k, v in mine.items():
+            if saved.get(k) != v:
+                raise SupernasError(f"the saved search has {k}={saved.get(k)!r} but this one {v!r}; resume with the "
+                                    "same settings, or start a new search in another run directory")
+        d = len(self.space.dims)
+        self._rng.bit_generator.state = state["rng"]
+        self._bi, self._gen = (int(x) for x in state["position"])
+        self._pops = {int(i): np.asarray(p, dtype=np.int64).reshape(-1, d) for i, p in state["populations"].items()}
+        self._rows = [np.asarray(r, dtype=np.int64) for r in state["rows"]]
+        self._accs = [float(a) for a in state["accs"]]
+        self._cache = {r.tobytes(): i for i, r in enumerate(self._rows)}

@@ -1,0 +1,173 @@
+"""Pareto fronts of accuracy against MFLOPs: computing, saving (pareto.json / .csv), plotting, and
+the offline best/worst sets for the stage-1 sampler (AttentiveNAS section 4.4, Appendix C)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence, TypeVar
+
+import numpy as np
+
+from ..errors import SupernasError
+from ..spaces import Arch, CostModel, SearchSpace
+from ..utils.io import atomic_write_bytes, atomic_write_text
+
+T = TypeVar("T")
+
+
+@dataclass
+class ParetoEntry:
+    """One evaluated Arch: its cost, its (measured or predicted) accuracy and any extra metrics."""
+
+    arch: Arch
+    mflops: float
+    params: float
+    accuracy: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"arch": self.arch.to_dict(), "mflops": float(self.mflops), "params": int(self.params),
+                "accuracy": float(self.accuracy), **self.extra}
+
+
+def _point(p: Any) -> tuple[float, float]:
+    if isinstance(p, ParetoEntry):
+        return float(p.mflops), float(p.accuracy)
+    try:
+        cost, acc = p
+        return float(cost), float(acc)
+    except (TypeError, ValueError):
+        raise SupernasError("Pareto points must be ParetoEntry values or (cost, accuracy) pairs") from None
+
+
+def pareto_indices(cost: "Sequence[float] | np.ndarray", accuracy: "Sequence[float] | np.ndarray") -> np.ndarray:
+    """Indices of the non-dominated points (lower cost, higher accuracy), by increasing cost.
+
+    Of points equal in both, the first is kept. NaN accuracies are never on the front.
+    """
+    c = np.asarray(cost, dtype=np.float64).reshape(-1)
+    a = np.asarray(accuracy, dtype=np.float64).reshape(-1)
+    if c.shape != a.shape:
+        raise SupernasError(f"cost and accuracy differ in length ({c.size} vs {a.size})")
+    # Cheapest first; among equal cost the most accurate, then the earliest (stable sort).
+    order = np.lexsort((np.arange(c.size), -a, c))
+    keep, best = [], -math.inf
+    for i in order:
+        if a[i] > best:  # strictly better than everything at lower or equal cost
+            keep.append(i)
+            best = a[i]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def pareto_front(points: Sequence[T]) -> list[T]:
+    """The non-dominated items of `points` (ParetoEntry values or (cost, accuracy) pairs), by cost."""
+    pts = list(points)
+    if not pts:
+        return []
+    xy = np.array([_point(p) for p in pts])
+    return [pts[i] for i in pareto_indices(xy[:, 0], xy[:, 1])]
+
+
+# ---------------------------------------------------------------------- files
+def write_pareto(run_dir: "str | Path", entries: Sequence[ParetoEntry], space: SearchSpace,
+                 name: str = "pareto") -> tuple[Path, Path]:
+    """`run_dir`/pareto.json (read back by `read_pareto_set`) and pareto.csv; returns both paths."""
+    if not entries:
+        raise SupernasError("there are no Pareto entries to write; evaluate some Archs first")
+    run_dir = Path(run_dir).expanduser()
+    rows = [e.to_dict() for e in sorted(entries, key=lambda e: e.mflops)]
+    js = atomic_write_text(run_dir / f"{name}.json",
+                           json.dumps({"space": space.name, "entries": rows}, indent=2) + "\n")
+    extra_keys = sorted({k for e in entries for k in e.extra})
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["mflops", "params", "accuracy", *extra_keys, "arch"])
+    for r in rows:
+        w.writerow([f"{r['mflops']:.3f}", r["params"], f"{r['accuracy']:.4f}", *(r.get(k, "") for k in extra_keys),
+                    json.dumps(r["arch"])])
+    cs = atomic_write_text(run_dir / f"{name}.csv", buf.getvalue())
+    return js, cs
+
+
+def format_table(entries: Sequence[ParetoEntry]) -> str:
+    """A plain-text table of the entries by MFLOPs, for the terminal."""
+    lines = [f"{'#':>3}  {'MFLOPs':>9}  {'Params(M)':>9}  {'Acc(%)':>7}"]
+    for i, e in enumerate(sorted(entries, key=lambda e: e.mflops)):
+        lines.append(f"{i:>3}  {e.mflops:>9.1f}  {e.params / 1e6:>9.2f}  {e.accuracy:>7.2f}")
+    return "\n".join(lines)
+
+
+def plot_pareto(entries: Sequence[ParetoEntry], path: "str | Path", title: str = "",
+                extra_series: "Sequence[ParetoEntry] | tuple[Sequence[float], Sequence[float]] | None" = None) -> Path:
+    """PNG of accuracy against MFLOPs (as AttentiveNAS Figure 1): the front as a line, and optionally
+    every evaluated point (`extra_series`: entries or (mflops, accuracy) arrays) in grey behind it."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on training machines
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
+    try:
+        if extra_series is not None:
+            if isinstance(extra_series, tuple) and len(extra_series) == 2 and not isinstance(extra_series[0], ParetoEntry):
+                xs, ys = np.asarray(extra_series[0], float), np.asarray(extra_series[1], float)
+            else:
+                xs = np.array([e.mflops for e in extra_series], float)
+                ys = np.array([e.accuracy for e in extra_series], float)
+            ax.scatter(xs, ys, s=6, c="0.7", label="evaluated", zorder=1)
+        front = sorted(entries, key=lambda e: e.mflops)
+        ax.plot([e.mflops for e in front], [e.accuracy for e in front], "o-", c="tab:red", ms=4,
+                label="Pareto front", zorder=2)
+        ax.set_xlabel("MFLOPs")
+        ax.set_ylabel("Top-1 accuracy (%)")
+        if title:
+            ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right")
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return atomic_write_bytes(Path(path).expanduser(), buf.getvalue())
+
+
+# ---------------------------------------------------------------------- offline sets
+def offline_pareto_sets(space: SearchSpace, predictor: Any, cost: CostModel, n: int = 1_000_000,
+                        bin_width: float = 25.0, seed: int = 0, chunk: int = 65536
+                        ) -> tuple[list[ParetoEntry], list[ParetoEntry]]:
+    """(best, worst): per FLOPs bin of `bin_width` MFLOPs, the Arch of highest and of lowest predicted
+    accuracy among `n` uniformly sampled ones (BestUp / WorstUp sets). Sampled in chunks so a million
+    Archs fit in memory; `predictor.predict` receives `space.encode` matrices."""
+    if n < 1 or bin_width <= 0:
+        raise SupernasError(f"offline Pareto sets need n >= 1 and bin_width > 0, got n={n}, bin_width={bin_width}")
+    rng = np.random.default_rng(seed)
+    best: dict[int, tuple[float, np.ndarray, float, float]] = {}
+    worst: dict[int, tuple[float, np.ndarray, float, float]] = {}
+    done = 0
+    while done < n:
+        m = min(chunk, n - done)
+        idx = space.sample_indices(rng, m)
+        mflops, params = cost.costs_indices(idx)
+        acc = np.asarray(predictor.predict(space.encode_indices(idx)), dtype=np.float64).reshape(-1)
+        bins = np.floor(np.asarray(mflops) / bin_width).astype(np.int64)
+        for b in np.unique(bins):
+            rows = np.flatnonzero(bins == b)
+            hi, lo = rows[np.argmax(acc[rows])], rows[np.argmin(acc[rows])]
+            if b not in best or acc[hi] > best[b][0]:
+                best[b] = (acc[hi], idx[hi].copy(), float(mflops[hi]), float(params[hi]))
+            if b not in worst or acc[lo] < worst[b][0]:
+                worst[b] = (acc[lo], idx[lo].copy(), float(mflops[lo]), float(params[lo]))
+        done += m
+
+    def entries(table):
+        out = []
+        for b in sorted(table):
+            acc, row, mf, pa = table[b]
+            out.append(ParetoEntry(space.from_indices(row[None])[0], mf, pa, float(acc), {"bin": int(b)}))
+        return out
+
+    return entries(best), entries(worst)

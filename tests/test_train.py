@@ -1,0 +1,111 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from supernas import SupernasError
+from supernas.cli import main
+from supernas.config import load_config
+from supernas.train.schedule import warmup_cosine
+from supernas.train.supernet import DEFAULTS, SupernetTrainer
+
+
+def tiny_config(run_dir, **train):
+    return {
+        "run": {"dir": str(run_dir), "device": "cpu"},
+        "space": "attentivenas-tiny",
+        "data": {"path": "digits", "image_size": 12, "train_subset": 320},
+        "train": {"epochs": 2, "batch_size": 32, "workers": 0, "warmup_epochs": 1, **train},
+        "sampler": {"kind": "attentive", "n_prior": 20000, "bin_width": 0.25},
+        "eval": {"every_epochs": 1, "bn_batches": 2, "max_batches": 1},
+        "log": {"progress": False, "every_steps": 1},
+        "checkpoint": {"every_steps": 4},
+    }
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    full = SupernetTrainer(tiny_config(tmp_path / "full"))
+    full.fit()
+    assert full.step == 20
+
+    crashing = SupernetTrainer(tiny_config(tmp_path / "crash"))
+    original = SupernetTrainer.train_step
+
+    def crash_at_7(self, *a, **k):
+        if self.step == 7:
+            raise KeyboardInterrupt("simulated crash")
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(SupernetTrainer, "train_step", crash_at_7)
+    with pytest.raises(KeyboardInterrupt):
+        crashing.fit()
+    monkeypatch.setattr(SupernetTrainer, "train_step", original)
+    resumed = SupernetTrainer(tiny_config(tmp_path / "crash"), resume=True)
+    assert resumed.step == 0
+    resumed.fit()
+    assert resumed.step == 20
+    a, b = full.net.state_dict(), resumed.net.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_run_directory_holds_metrics_tensorboard_and_config(tmp_path):
+    run = tmp_path / "run"
+    SupernetTrainer(tiny_config(run, epochs=1, max_steps=4)).fit()
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in lines if r["kind"] == "train"]
+    val = [r for r in lines if r["kind"] == "val"]
+    assert len(train) == 4 and all(len(r["mflops"]) == 4 for r in train)  # largest, 2 sampled, smallest
+    assert val and 0 <= val[-1]["top1_largest"] <= 100
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert (run / "checkpoint.pt").is_file() and (run / "config.yaml").is_file()
+    assert not list(run.glob("*.tmp"))
+
+
+def test_training_lowers_the_loss(tmp_path):
+    cfg = tiny_config(tmp_path / "r", epochs=6, lr=0.4)
+    cfg["sampler"] = {"kind": "uniform"}
+    cfg["data"]["train_subset"] = 512
+    t = SupernetTrainer(cfg)
+    t.fit()
+    rows = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in rows if r["kind"] == "train"]
+    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
+    assert [r for r in rows if r["kind"] == "val"][-1]["top1_largest"] > 30  # chance is 10
+
+
+def test_existing_run_needs_resume(tmp_path):
+    SupernetTrainer(tiny_config(tmp_path / "r", epochs=1, max_steps=1)).fit()
+    with pytest.raises(SupernasError, match="--resume"):
+        SupernetTrainer(tiny_config(tmp_path / "r", epochs=1, max_steps=1)).fit()
+    with pytest.raises(SupernasError, match="no checkpoint"):
+        SupernetTrainer(tiny_config(tmp_path / "other"), resume=True).fit()
+
+
+def test_config_errors_name_the_key(tmp_path):
+    with pytest.raises(SupernasError, match="did you mean 'train.epochs'"):
+        load_config(DEFAULTS, overrides=["train.epoch=3"])
+    f = tmp_path / "c.yaml"
+    f.write_text("train: {batch_size: 8}\nsampler: {kind: magic}\n")
+    code = main(["train", str(f), f"run.dir={tmp_path / 'r'}", "data.path=digits", "run.device=cpu"])
+    assert code == 2
+
+
+def test_schedule_warms_up_then_decays():
+    lrs = [warmup_cosine(s, 100, 10) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:])) and lrs[-1] < 0.01
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_train_identical_weights(tmp_path):
+    worker = Path(__file__).with_name("ddp_worker.py")
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+                        "29533", str(worker), str(tmp_path), str(tmp_path / "run")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    a, b = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a if "running" not in k and "num_batches" not in k)
+    assert (tmp_path / "run" / "checkpoint.pt").is_file()
