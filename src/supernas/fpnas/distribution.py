@@ -172,8 +172,9 @@ class ArchDistribution(nn.Module):
         try:
             col = self.space.column(name)
         except KeyError:
-            raise SupernasError(f"unknown dimension '{name}' for space '{self.space.name}'; "
-                                f"its dimensions are: {', '.join(self.space.names)}") from None
+            shown = ", ".join(self.space.names[:6])
+            raise SupernasError(f"unknown dimension '{name}' for space '{self.space.name}'; its dimensions "
+                                f"are named like {shown}, ... (see space.names)") from None
         g = int(self._group_of[col])
         cols = self.group_columns[g]
         with torch.no_grad():

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Callable, Union
 
+import numpy as np
+
 from ..errors import SupernasError
 
 # rule(entropy, max_entropy, k_min, k_max) -> K before rounding up and clamping
@@ -47,7 +49,8 @@ def adaptive_num_samples(entropy: float, max_entropy: float, k_min: int, k_max: 
     """
     h = float(entropy)
     h_max = float(max_entropy)
-    if not isinstance(k_min, int) or not isinstance(k_max, int) or k_min < 1 or k_max < k_min:
+    ints = (int, np.integer)
+    if not isinstance(k_min, ints) or not isinstance(k_max, ints) or k_min < 1 or k_max < k_min:
         raise SupernasError(f"need integers 1 <= k_min <= k_max, got k_min={k_min!r}, k_max={k_max!r}")
     if not (h_max > 0 and math.isfinite(h_max)):
         raise SupernasError(f"max_entropy must be a positive finite number, got {max_entropy!r}; "

@@ -170,7 +170,8 @@ def _unpack(space: SearchSpace, records: Sequence[Any]) -> tuple[list[Arch], np.
             try:
                 arch, acc = r
             except (TypeError, ValueError):
-                raise SupernasError("records must be (Arch, accuracy) pairs or {'arch':..., 'top1':...} mappings") from None
+                raise SupernasError("records must be (Arch, accuracy) pairs or "
+                                    "{'arch': ..., 'top1': ...} mappings") from None
         archs.append(space.arch(arch))
         accs.append(float(acc))
     if len(archs) < 2:

@@ -63,8 +63,17 @@ class Evaluator:
     @torch.no_grad()
     def _measure(self, arch: Arch) -> dict[str, float]:
         was_training = self.net.training
+        try:
+            return self._measure_in(arch)
+        finally:
+            self.net.train(was_training)
+
+    def _measure_in(self, arch: Arch) -> dict[str, float]:
         with preserved_bn_stats(self.net):
-            with self._autocast():
+            # Augmentations draw from torch's global generator: seed it, on a fork, so every Arch sees the
+            # same calibration images and the caller's random stream is left where it was.
+            with torch.random.fork_rng(devices=[]), self._autocast():
+                torch.manual_seed(self.calib_seed)
                 recalibrate_bn(self.net, self._calibration_batches(), lambda x: self.net(x, arch), self.bn_batches)
             self.net.eval()
             top1 = top5 = loss = 0.0
@@ -83,7 +92,6 @@ class Evaluator:
                 top1 += float(hit[:, 0].sum())
                 top5 += float(hit.any(-1).sum())
                 count += y.numel()
-        self.net.train(was_training)
         return {"top1": 100.0 * top1 / count, "top5": 100.0 * top5 / count, "loss": loss / count}
 
     def evaluate(self, arch: Arch) -> dict[str, float]:

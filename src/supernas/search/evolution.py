@@ -51,7 +51,8 @@ class EvolutionSearch:
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise SupernasError(f"{name} must be an integer >= {low}, got {v!r}")
         if not 0 <= mutate_prob <= 1 or not 0 <= crossover_prob <= 1:
-            raise SupernasError(f"mutate_prob and crossover_prob must lie in [0, 1], got {mutate_prob}, {crossover_prob}")
+            raise SupernasError(f"mutate_prob and crossover_prob must lie in [0, 1], "
+                                f"got {mutate_prob}, {crossover_prob}")
         self.budgets = [float(b) for b in budgets]
         if not self.budgets:
             raise SupernasError("give at least one FLOPs budget (e.g. --budgets 200:800:100)")
@@ -61,7 +62,8 @@ class EvolutionSearch:
         if low:
             raise SupernasError(f"budget {low[0]:g} MFLOPs is below the smallest Arch of space '{space.name}' "
                                 f"({floor:.1f} MFLOPs); raise the budgets to at least that")
-        self.population, self.mutations, self.crossovers, self.generations = population, mutations, crossovers, generations
+        self.population, self.mutations, self.crossovers = population, mutations, crossovers
+        self.generations = generations
         self.parents = max(1, population // 4) if parents is None else int(parents)
         if not 1 <= self.parents <= population:
             raise SupernasError(f"parents must lie in [1, population={population}], got {parents}")

@@ -113,7 +113,8 @@ def plot_pareto(entries: Sequence[ParetoEntry], path: "str | Path", title: str =
     fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
     try:
         if extra_series is not None:
-            if isinstance(extra_series, tuple) and len(extra_series) == 2 and not isinstance(extra_series[0], ParetoEntry):
+            pairs = isinstance(extra_series, tuple) and len(extra_series) == 2
+            if pairs and not isinstance(extra_series[0], ParetoEntry):
                 xs, ys = np.asarray(extra_series[0], float), np.asarray(extra_series[1], float)
             else:
                 xs = np.array([e.mflops for e in extra_series], float)

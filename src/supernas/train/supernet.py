@@ -34,7 +34,7 @@ from .schedule import scaled_lr, warmup_cosine_scheduler
 DEFAULTS: dict[str, Any] = {
     "run": {"dir": "runs/supernet", "seed": 0, "device": "auto", "amp": "auto", "channels_last": "auto"},
     "space": "attentivenas",
-    "data": {},  # checked by supernas.data.DataConfig
+    "data": None,  # filled below with supernas.data.DataConfig's fields
     "train": {
         "epochs": 360,
         "max_steps": None,  # stop after this many steps (quick runs); the schedule still spans `epochs`
@@ -70,6 +70,15 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+def _data_defaults() -> dict[str, Any]:
+    from ..data import DataConfig
+
+    return DataConfig().to_dict()
+
+
+DEFAULTS["data"] = _data_defaults()
+
+
 @dataclass
 class StepResult:
     loss_largest: float
@@ -101,7 +110,7 @@ class SupernetTrainer:
 
         from ..data import DataConfig, build_datasets
 
-        self.data = build_datasets(DataConfig.from_dict({"seed": run["seed"], **self.cfg["data"]}))
+        self.data = build_datasets(DataConfig.from_dict(self.cfg["data"]))
         self.space: SearchSpace = get_space(self.cfg["space"])
         self.cost = CostModel(self.space, self.data.num_classes)
         self.net = SuperNet(self.space, self.data.num_classes).to(self.device)
