@@ -106,6 +106,84 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"supernet trained: {run_dir}/checkpoint.pt")
 
 
+@command
+def cmd_fpnas(args: argparse.Namespace) -> None:
+    from .config import load_config
+    from .fpnas.search import DEFAULTS, ProbabilisticSearch
+
+    cfg = load_config(DEFAULTS, args.config, args.overrides)
+    run_dir = ProbabilisticSearch(cfg, resume=args.resume).fit()
+    print(f"search done: {run_dir}/result.json (most likely Arch and top-N), plots {run_dir}/search.png, "
+          f"{run_dir}/arch.png")
+
+
+# ---------------------------------------------------------------------------- stage 2 and delivery
+@command
+def cmd_search(args: argparse.Namespace) -> None:
+    from .search import format_table, parse_budgets
+    from .search.runner import search_run
+
+    if (args.budgets is None) == (args.max_mflops is None):
+        raise SupernasError("give either --budgets (e.g. 200:800:100) or --max-mflops B")
+    budgets = parse_budgets(args.budgets if args.budgets is not None else args.max_mflops)
+    result = search_run(args.run, budgets, out_dir=args.out, predictor=args.predictor, population=args.population,
+                        mutations=args.mutations, crossovers=args.crossovers, generations=args.generations,
+                        seed=args.seed, bn_batches=args.bn_batches, max_batches=args.max_batches,
+                        device=args.device, resume=args.resume)
+    out = args.out or f"{args.run}/search"
+    print(format_table(result.pareto()))
+    print(f"Pareto set: {out}/pareto.json, {out}/pareto.csv; plot: {out}/pareto.png")
+
+
+@command
+def cmd_predictor(args: argparse.Namespace) -> None:
+    from .search.runner import fit_predictor_run
+
+    _, tau, path = fit_predictor_run(args.run, n=args.n, holdout=args.holdout, seed=args.seed,
+                                     bn_batches=args.bn_batches, max_batches=args.max_batches, device=args.device,
+                                     out=args.out)
+    print(f"predictor: {path}; Kendall tau on {args.holdout:.0%} held-out Archs: {tau:.3f}")
+
+
+@command
+def cmd_export(args: argparse.Namespace) -> None:
+    from .deliver import export_arch
+    from .search.runner import load_run
+    from .spaces import load_arch
+
+    net, _, data = load_run(args.run, args.device)
+    if (args.arch is None) == (args.pick is None):
+        raise SupernasError("give either --arch ARCH or --pick BUDGET (the best Arch of a searched budget)")
+    if args.arch is not None:
+        arch = load_arch(net.space, args.arch)
+    else:
+        arch = pick_from_search(net.space, f"{args.run}/search", args.pick)
+    path = export_arch(net, arch, data, args.out or f"{args.run}/export", args.format, args.bn_batches)
+    print(f"exported: {path}")
+
+
+def pick_from_search(space, search_dir: str, budget: float):
+    """The best searched Arch within `budget` MFLOPs (from pareto.json)."""
+    from pathlib import Path
+
+    from .spaces import load_arch
+
+    f = Path(search_dir) / "pareto.json"
+    if not f.is_file():
+        raise SupernasError(f"no search results at '{f}'; run `supernas search RUN --budgets ...` first")
+    entries = [e for e in json.loads(f.read_text())["entries"] if e["mflops"] <= budget]
+    if not entries:
+        raise SupernasError(f"no searched Arch costs at most {budget:g} MFLOPs; raise --pick")
+    return load_arch(space, max(entries, key=lambda e: e["accuracy"])["arch"])
+
+
+@command
+def cmd_quickstart(args: argparse.Namespace) -> None:
+    from .quickstart import quickstart
+
+    quickstart(args.dir, device=args.device)
+
+
 # ---------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
@@ -142,6 +220,49 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("config", help="YAML config (see configs/); defaults fill what it leaves out")
     s.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.epochs=10 data.path=~/cifar10")
     s.add_argument("--resume", action="store_true", help="continue the run in run.dir from its checkpoint")
+
+    s = add("fpnas", "FP-NAS (or PARSEC with search.mode=parsec): learn a distribution over Archs with the "
+            "shared weights")
+    s.add_argument("config", help="YAML config (see configs/fpnas_*.yaml)")
+    s.add_argument("overrides", nargs="*", metavar="key=value")
+    s.add_argument("--resume", action="store_true")
+
+    def stage2(s: argparse.ArgumentParser) -> None:
+        s.add_argument("run", help="run directory of `supernas train`")
+        s.add_argument("--bn-batches", type=int, default=64, help="training batches for BN re-calibration")
+        s.add_argument("--max-batches", type=int, help="evaluate on at most this many batches of the split")
+        s.add_argument("--device", default="auto")
+        s.add_argument("--seed", type=int, default=0)
+
+    s = add("search", "AttentiveNAS stage 2: evolutionary search per FLOPs budget; writes the Pareto set")
+    stage2(s)
+    s.add_argument("--budgets", help="MFLOPs budgets: START:STOP:STEP, a comma list, or one number")
+    s.add_argument("--max-mflops", type=float, help="a single budget")
+    s.add_argument("--predictor", help="score with a saved predictor instead of the calibrated supernet")
+    s.add_argument("--population", type=int, default=512)
+    s.add_argument("--mutations", type=int, default=128)
+    s.add_argument("--crossovers", type=int, default=128)
+    s.add_argument("--generations", type=int, default=20)
+    s.add_argument("--out", help="output directory (default RUN/search)")
+    s.add_argument("--resume", action="store_true", help="continue an interrupted search")
+
+    s = add("predictor", "fit the random-forest accuracy predictor on Archs evaluated by the supernet")
+    s.add_argument("action", choices=["fit"])
+    stage2(s)
+    s.add_argument("-n", type=int, default=1000, help="Archs to evaluate")
+    s.add_argument("--holdout", type=float, default=0.2)
+    s.add_argument("--out", help="predictor path (default RUN/predictor.pkl)")
+
+    s = add("export", "export an Arch as a standalone model with calibrated BatchNorm")
+    stage2(s)
+    s.add_argument("--arch", help="JSON string or file, or a published model name")
+    s.add_argument("--pick", type=float, help="the best searched Arch within this many MFLOPs")
+    s.add_argument("--format", default="pt", choices=["pt", "torchscript", "onnx"])
+    s.add_argument("--out", help="output directory (default RUN/export)")
+
+    s = add("quickstart", "stage 1 and stage 2 on the built-in digits, on CPU in a few minutes")
+    s.add_argument("--dir", default="runs/quickstart")
+    s.add_argument("--device", default="auto")
     return p
 
 

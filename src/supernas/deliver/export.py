@@ -1,0 +1,55 @@
+"""Export an Arch of a trained supernet: the extracted plain model with BatchNorm re-calibrated on
+training images, saved with its Arch JSON and state dict beside it."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from ..errors import SupernasError
+from ..nn.calibrate import recalibrate_bn
+from ..spaces import Arch, CostModel
+from ..utils.io import atomic_torch_save, atomic_write_bytes, atomic_write_text
+
+FORMATS = ("pt", "torchscript", "onnx")
+
+
+def export_arch(net, arch: Arch, data, out_dir: "str | Path", fmt: str = "pt", bn_batches: int = 64,
+                batch_size: int = 64) -> Path:
+    """Write `out_dir`/model.{pt,torchscript.pt,onnx}, state_dict.pt and arch.json; returns the model path."""
+    if fmt not in FORMATS:
+        raise SupernasError(f"unknown export format '{fmt}'; choose one of {', '.join(FORMATS)}")
+    out = Path(out_dir).expanduser()
+    model = net.extract(arch).cpu()
+    loader = DataLoader(data.calibration, batch_size=min(batch_size, len(data.calibration)), shuffle=True,
+                        generator=torch.Generator().manual_seed(0))
+    recalibrate_bn(model, (x for x, _ in loader), num_batches=bn_batches)
+    model.eval()
+    cost = CostModel(net.space, net.num_classes)
+    meta = {"space": net.space.name, "arch": arch.to_dict(), "mflops": float(cost.mflops(arch)),
+            "params": int(cost.params(arch)), "resolution": model.resolution, "num_classes": net.num_classes,
+            "mean": list(data.mean), "std": list(data.std), "classes": [str(c) for c in data.classes]}
+    atomic_write_text(out / "arch.json", json.dumps(meta, indent=1))
+    atomic_torch_save(model.state_dict(), out / "state_dict.pt")
+    example = torch.randn(1, 3, model.resolution, model.resolution)
+    if fmt == "pt":
+        return atomic_torch_save(model, out / "model.pt")
+    if fmt == "torchscript":
+        scripted = torch.jit.trace(model, example)
+        path = out / "model.torchscript.pt"
+        tmp = out / ".model.torchscript.tmp"
+        scripted.save(str(tmp))
+        tmp.replace(path)
+        return path
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise SupernasError("ONNX export needs the onnx package: pip install onnx onnxruntime") from None
+    tmp = out / ".model.onnx.tmp"
+    torch.onnx.export(model, (example,), str(tmp), input_names=["images"], output_names=["logits"],
+                      dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
+    atomic_write_bytes(out / "model.onnx", tmp.read_bytes())
+    tmp.unlink()
+    return out / "model.onnx"

@@ -1,0 +1,422 @@
+"""FP-NAS / PARSEC search: train the supernet on Archs drawn from a learnable distribution and
+move the distribution towards Archs that explain held-out data well (and cost little).
+
+One step: K Archs are drawn from the distribution (one torch.Generator, seeded and advanced
+alike on every rank, so all ranks draw the same Archs). (a) Weight step on a train batch: each
+Arch runs forward and backward in turn (only one Arch's activations live at a time), gradients
+are averaged over ranks, one SGD step. (b) After the warm-up (alpha frozen, so the Archs are
+uniform: Section E of the supplement), an architecture step on a batch of the search split with
+the *same* K Archs (PARSEC's one-draw-per-iteration; it also makes the samples count K per step):
+their losses without gradient, averaged over ranks, become log-likelihoods, their MFLOPs the
+costs, and `arch_loss` (Eqn (2)) is minimised by Adam on alpha.
+
+FP-NAS: K follows the entropy (`adaptive_num_samples`) and the factorized distribution becomes
+the equal joint one at `switch_epoch`. PARSEC: the joint distribution from the start, fixed K.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from ..config import dump_config, load_config
+from ..errors import SupernasError
+from ..nn import SuperNet
+from ..nn.calibrate import frozen_bn_stats
+from ..spaces import CostModel, SearchSpace, get_space
+from ..train import distributed as dist
+from ..train.checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
+from ..train.logging import RunLogger
+from ..train.losses import label_smoothing_ce
+from ..train.resumable import ResumableSampler, SeededDataset
+from ..train.schedule import scaled_lr, warmup_cosine_scheduler
+from ..train.supernet import _amp_dtype, _param_groups
+from ..utils.io import atomic_torch_save, atomic_write_text
+from .distribution import ArchDistribution, FactorizedDistribution, JointDistribution
+from .estimator import COST_MODES, COST_NORMS, arch_loss, loglik_from_losses
+from .sampling import RULES, adaptive_num_samples
+
+MODES = ("fpnas", "parsec")
+
+DEFAULTS: dict[str, Any] = {
+    "run": {"dir": "runs/fpnas", "seed": 0, "device": "auto", "amp": "auto"},
+    "space": "fpnas-l0",
+    "data": None,  # DataConfig's fields, with a search split held out of train (filled below)
+    "search": {
+        "mode": "fpnas",  # fpnas (adaptive K, coarse-to-fine) | parsec (joint, fixed K)
+        "epochs": 10,
+        "warmup_epochs": 2,  # alpha frozen, uniform Archs: the supernet learns before alpha moves
+        "max_steps": None,  # stop after this many steps (quick runs); the lr schedule still spans `epochs`
+        "batch_size": 64,  # per process, for both the train and the search batches
+        "lr": 0.1,  # per 256 images, scaled linearly with the global batch (as in stage 1)
+        "lr_warmup_epochs": 0,
+        "final_lr_ratio": 0.0,
+        "momentum": 0.9,
+        "nesterov": True,
+        "weight_decay": 4.0e-5,
+        "label_smoothing": 0.0,
+        "grad_clip": None,  # clip each gradient value to [-c, c]; null: off
+        "arch_lr": 0.01,  # Adam on alpha
+        "arch_betas": [0.9, 0.999],
+        "k_min": 4,  # fpnas: K in [k_min, k_max], following the entropy
+        "k_max": 16,
+        "k_rule": "linear",  # linear | perplexity | fixed (see supernas.fpnas.sampling)
+        "k_fixed": 16,  # parsec: K every step
+        "switch_epoch": 5,  # fpnas: factorized -> joint at the start of this epoch; null: never
+        "beta": 0.0,  # weight of the cost term (0: accuracy only)
+        "cost_target": None,  # MFLOPs budget (cost_mode hinge or cost_norm target)
+        "cost_mode": "linear",  # linear | hinge
+        "cost_norm": "sum",  # sum | target
+        "temperature": 1.0,  # divides the summed-loss log-likelihoods (1 = the paper)
+        "mc_samples": 256,  # Archs drawn (off the search generator) to estimate the expected MFLOPs
+        "top_n": 5,  # distinct most likely Archs in result.json
+        "workers": 4,
+    },
+    "log": {"every_steps": 1, "tensorboard": True, "progress": True},
+    "checkpoint": {"every_steps": 200},
+}
+
+
+def _data_defaults() -> dict[str, Any]:
+    from ..data import DataConfig
+
+    d = DataConfig().to_dict()
+    d["search_size"] = 0.2  # the architecture steps need held-out data; a fifth of train by default
+    return d
+
+
+DEFAULTS["data"] = _data_defaults()
+
+
+def _check_search_config(s: Mapping[str, Any]) -> None:
+    """Fail early, naming the setting, instead of deep inside the first architecture step."""
+    def pos_int(name: str, allow_zero: bool = False) -> None:
+        v = s[name]
+        if not isinstance(v, int) or isinstance(v, bool) or v < (0 if allow_zero else 1):
+            raise SupernasError(f"search.{name} must be an integer >= {0 if allow_zero else 1}, got {v!r}")
+
+    if s["mode"] not in MODES:
+        raise SupernasError(f"search.mode must be one of {', '.join(MODES)}, got {s['mode']!r}")
+    for name in ("epochs", "batch_size", "k_min", "k_max", "k_fixed", "mc_samples", "top_n"):
+        pos_int(name)
+    for name in ("warmup_epochs", "lr_warmup_epochs", "workers"):
+        pos_int(name, allow_zero=True)
+    if s["k_max"] < s["k_min"]:
+        raise SupernasError(f"search.k_max ({s['k_max']}) must be >= search.k_min ({s['k_min']})")
+    if isinstance(s["k_rule"], str) and s["k_rule"] not in RULES:
+        raise SupernasError(f"search.k_rule must be one of {', '.join(RULES)}, got {s['k_rule']!r}")
+    if s["switch_epoch"] is not None and (not isinstance(s["switch_epoch"], int) or s["switch_epoch"] < 0):
+        raise SupernasError(f"search.switch_epoch must be an epoch number >= 0 or null, got {s['switch_epoch']!r}")
+    if s["max_steps"] is not None and (not isinstance(s["max_steps"], int) or s["max_steps"] < 1):
+        raise SupernasError(f"search.max_steps must be a positive integer or null, got {s['max_steps']!r}")
+    if s["cost_mode"] not in COST_MODES:
+        raise SupernasError(f"search.cost_mode must be one of {', '.join(COST_MODES)}, got {s['cost_mode']!r}")
+    if s["cost_norm"] not in COST_NORMS:
+        raise SupernasError(f"search.cost_norm must be one of {', '.join(COST_NORMS)}, got {s['cost_norm']!r}")
+    if not isinstance(s["beta"], (int, float)) or s["beta"] < 0:
+        raise SupernasError(f"search.beta must be a number >= 0, got {s['beta']!r}")
+    needs_target = s["beta"] > 0 and (s["cost_mode"] == "hinge" or s["cost_norm"] == "target")
+    if needs_target and not (isinstance(s["cost_target"], (int, float)) and s["cost_target"] > 0):
+        raise SupernasError(f"search.cost_mode={s['cost_mode']} / cost_norm={s['cost_norm']} need "
+                            f"search.cost_target, a positive MFLOPs budget; got {s['cost_target']!r}")
+    for name in ("lr", "arch_lr", "temperature"):
+        if not isinstance(s[name], (int, float)) or not s[name] > 0:
+            raise SupernasError(f"search.{name} must be a positive number, got {s[name]!r}")
+
+
+class ProbabilisticSearch:
+    """FP-NAS or PARSEC as an object: `ProbabilisticSearch(config).fit()` searches and returns the
+    run directory (metrics.jsonl, dist_epoch{N}.pt, checkpoint.pt, result.json, plots).
+
+    `config` is a mapping over `DEFAULTS`; `resume=True` continues the run in `run.dir` exactly
+    where its checkpoint left it.
+    """
+
+    def __init__(self, config: Mapping[str, Any], resume: bool = False):
+        self.cfg = load_config(DEFAULTS, data=config)
+        s, run = self.cfg["search"], self.cfg["run"]
+        _check_search_config(s)
+        self.info, self.device = dist.setup_distributed(run["device"])
+        self.run_dir = Path(run["dir"]).expanduser()
+        self.resume = resume
+        self.amp_dtype = _amp_dtype(run["amp"], self.device.type == "cuda")
+        self.seed = int(run["seed"])
+        torch.manual_seed(self.seed)
+        np.random.seed(self.seed)
+
+        from ..data import DataConfig, build_datasets
+
+        self.data = build_datasets(DataConfig.from_dict(self.cfg["data"]))
+        if self.data.search is None:
+            raise SupernasError("the search needs a held-out split for its architecture steps; set "
+                                "data.search_size (e.g. 0.2 of train, or a count)")
+        self.space: SearchSpace = get_space(self.cfg["space"])
+        self.cost = CostModel(self.space, self.data.num_classes)
+        self.net = SuperNet(self.space, self.data.num_classes).to(self.device)
+
+        rank, world = self.info.rank, self.info.world_size
+        self.train_rows = ResumableSampler(self.data.train, s["batch_size"], self.seed, rank, world)
+        # its own shuffle seed, so the search batches do not mirror the train order
+        self.search_rows = ResumableSampler(self.data.search, s["batch_size"], self.seed + 1, rank, world)
+        self.steps_per_epoch = self.train_rows.batches_per_epoch
+        self.total_steps = s["epochs"] * self.steps_per_epoch
+        self.stop_step = self.total_steps if s["max_steps"] is None else min(self.total_steps, s["max_steps"])
+        self.lr = scaled_lr(s["lr"], s["batch_size"] * world)
+        self.optimizer = torch.optim.SGD(_param_groups(self.net, s["weight_decay"]), lr=self.lr,
+                                         momentum=s["momentum"], nesterov=s["nesterov"])
+        self.scheduler = warmup_cosine_scheduler(self.optimizer, self.total_steps,
+                                                 s["lr_warmup_epochs"] * self.steps_per_epoch, s["final_lr_ratio"])
+        # alpha lives on the CPU: it is tiny, and a CPU generator must draw from CPU probabilities
+        self.dist: ArchDistribution = (JointDistribution(self.space) if s["mode"] == "parsec"
+                                       else FactorizedDistribution(self.space))
+        self.arch_opt = self._new_arch_optimizer()
+        self.gen = torch.Generator().manual_seed(self.seed)
+        self.step = 0
+        self.arch_steps = 0
+        self.samples_total = 0
+        self.search_seconds = 0.0
+        self._search_it: Iterator | None = None
+
+    # ------------------------------------------------------------------ distribution
+    @property
+    def dist_kind(self) -> str:
+        return "joint" if isinstance(self.dist, JointDistribution) else "factorized"
+
+    def _new_arch_optimizer(self) -> torch.optim.Adam:
+        s = self.cfg["search"]
+        return torch.optim.Adam(self.dist.parameters(), lr=s["arch_lr"], betas=tuple(s["arch_betas"]))
+
+    def switch_to_joint(self) -> None:
+        """Coarse-to-fine: the equal joint distribution, with a fresh Adam for its new parameters."""
+        if isinstance(self.dist, FactorizedDistribution):
+            self.dist = JointDistribution.from_factorized(self.dist)
+            self.arch_opt = self._new_arch_optimizer()
+
+    def num_samples(self) -> int:
+        s = self.cfg["search"]
+        if s["mode"] == "parsec":
+            return s["k_fixed"]
+        with torch.no_grad():
+            h = float(self.dist.entropy())
+        return adaptive_num_samples(h, self.dist.max_entropy(), s["k_min"], s["k_max"], s["k_rule"])
+
+    def expected_mflops(self) -> float:
+        """Monte-Carlo mean MFLOPs under the distribution, from a generator of its own (seeded by
+        the step) so that logging never changes which Archs the search draws."""
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.step)
+        idx = self.dist.sample(self.cfg["search"]["mc_samples"], g)
+        return float(np.mean(self.cost.mflops_indices(idx.numpy())))
+
+    # ------------------------------------------------------------------ the two steps
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> float:
+        """Weight step: the mean loss of the K Archs, each backpropagated on its own."""
+        s = self.cfg["search"]
+        self.net.train()
+        archs = self.dist.archs(idx)
+        total = 0.0
+        for arch in archs:
+            with self._autocast():
+                loss = label_smoothing_ce(self.net(x, arch), y, s["label_smoothing"]) / len(archs)
+            loss.backward()
+            total += float(loss.detach())
+        params = [p for p in self.net.parameters() if p.grad is not None]
+        dist.all_reduce_grads(params)
+        if s["grad_clip"]:
+            torch.nn.utils.clip_grad_value_(params, s["grad_clip"])
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        return total
+
+    def arch_step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> dict[str, float]:
+        """Architecture step (Eqn (2)) on a search batch; returns what is worth logging."""
+        s = self.cfg["search"]
+        losses = torch.zeros(idx.shape[0], device=self.device)
+        # batch statistics as in training, but the running ones must not drift towards search data
+        with torch.no_grad(), frozen_bn_stats(self.net), self._autocast():
+            for k, arch in enumerate(self.dist.archs(idx)):
+                losses[k] = F.cross_entropy(self.net(x, arch).float(), y)
+        losses = dist.all_reduce_mean_(losses).cpu()  # equal on all ranks, so alpha moves alike
+        n = int(x.shape[0]) * self.info.world_size
+        loglik = loglik_from_losses(losses, n)
+        costs = self.cost.mflops_indices(idx.numpy())
+        loss = arch_loss(self.dist, idx, loglik, costs, float(s["beta"]), s["cost_target"], s["cost_mode"],
+                         s["cost_norm"], float(s["temperature"]))
+        self.arch_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.arch_opt.step()
+        self.arch_steps += 1
+        return {"val_loss": float(losses.mean()), "val_loss_best": float(losses.min())}
+
+    # ------------------------------------------------------------------ data
+    def _loader(self, data: Dataset, rows: ResumableSampler, epoch: int, start: int) -> DataLoader:
+        s = self.cfg["search"]
+        rows.set_position(epoch, start)
+        return DataLoader(SeededDataset(data, self.seed), batch_size=s["batch_size"], sampler=rows,
+                          num_workers=s["workers"], drop_last=True, pin_memory=self.device.type == "cuda",
+                          # own generator: making an iterator must not draw from the global RNG (resume)
+                          generator=torch.Generator().manual_seed(self.seed + epoch),
+                          prefetch_factor=4 if s["workers"] > 0 else None)
+
+    def _search_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next search batch; its position follows from `arch_steps`, so resume needs no more."""
+        epoch, b = divmod(self.arch_steps, self.search_rows.batches_per_epoch)
+        if self._search_it is None or b == 0:
+            self._search_it = iter(self._loader(self.data.search, self.search_rows, epoch, b))
+        x, y = next(self._search_it)
+        return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self) -> Path:
+        s = self.cfg["search"]
+        if self.resume:
+            self._load()
+        elif self.info.is_main and (self.run_dir / "checkpoint.pt").exists():
+            raise SupernasError(f"'{self.run_dir}' already holds a run; continue it with --resume, or choose "
+                                "another run.dir")
+        if self.info.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            dump_config(self.cfg, self.run_dir / "config.yaml")
+        dist.barrier()
+        log = RunLogger(self.run_dir, self.info.is_main, self.cfg["log"]["tensorboard"], self.cfg["log"]["progress"],
+                        total=self.stop_step, initial=self.step)
+        log.info(f"{s['mode']} search on {self.space.name} ({self.data.describe()}); {self.info.world_size} "
+                 f"process(es) on {self.device.type}, {self.steps_per_epoch} steps per epoch, {self.stop_step} "
+                 f"steps, {self.dist_kind} distribution with {self.dist.num_parameters()} parameters")
+        t0, seconds0 = time.perf_counter(), self.search_seconds
+        every = self.cfg["log"]["every_steps"]
+        try:
+            while self.step < self.stop_step:
+                epoch, start = divmod(self.step, self.steps_per_epoch)
+                if s["mode"] == "fpnas" and s["switch_epoch"] is not None and epoch >= s["switch_epoch"] \
+                        and self.dist_kind == "factorized":
+                    self.switch_to_joint()
+                    log.info(f"epoch {epoch}: switched to the joint distribution "
+                             f"({self.dist.num_parameters()} parameters)")
+                for x, y in self._loader(self.data.train, self.train_rows, epoch, start):
+                    x = x.to(self.device, non_blocking=True)
+                    y = y.to(self.device, non_blocking=True)
+                    k = self.num_samples()
+                    idx = self.dist.sample(k, self.gen)
+                    self.samples_total += k
+                    loss = self.train_step(x, y, idx)
+                    if not math.isfinite(loss):
+                        raise SupernasError(f"the loss became {loss} at step {self.step}; lower search.lr "
+                                            "or check the data")
+                    record: dict[str, Any] = {}
+                    if epoch >= s["warmup_epochs"]:
+                        record = self.arch_step(*self._search_batch(), idx)
+                    self.step += 1
+                    self.search_seconds = seconds0 + time.perf_counter() - t0
+                    log.progress(1, loss=f"{loss:.3f}", K=k)
+                    if self.step % every == 0 or self.step == self.stop_step:
+                        with torch.no_grad():
+                            h = float(self.dist.entropy())
+                        log.metrics(self.step, {
+                            "epoch": epoch, "K": k, "entropy": h, "max_entropy": self.dist.max_entropy(),
+                            "distribution": self.dist_kind, "loss": loss, **record,
+                            "mflops_samples": float(np.mean(self.cost.mflops_indices(idx.numpy()))),
+                            "expected_mflops": self.expected_mflops(), "samples_total": self.samples_total,
+                            "lr": self.optimizer.param_groups[0]["lr"], "arch_step": bool(record),
+                            "seconds": round(self.search_seconds, 3)})
+                    if self.step % self.steps_per_epoch == 0:
+                        self._snapshot(self.step // self.steps_per_epoch)
+                    if self.step % self.cfg["checkpoint"]["every_steps"] == 0 or self.step == self.stop_step:
+                        self._save()
+                    if self.step >= self.stop_step:
+                        break
+        finally:
+            log.close()
+        dist.barrier()
+        if self.info.is_main:
+            self._finish()
+        return self.run_dir
+
+    # ------------------------------------------------------------------ outputs
+    def _snapshot(self, epoch: int) -> None:
+        """The distribution after `epoch` epochs, with its marginals for plots without the space."""
+        if not self.info.is_main:
+            return
+        marginals = {d.name: self.dist.probs_of_dim(d.name).tolist() for d in self.space.dims}
+        atomic_torch_save({"epoch": epoch, "step": self.step, "kind": self.dist_kind,
+                           "state": self.dist.state_dict(), "marginals": marginals,
+                           "entropy": float(self.dist.entropy().detach())}, self.run_dir / f"dist_epoch{epoch}.pt")
+
+    def results(self) -> dict[str, Any]:
+        """The most likely Arch and the top-N distinct ones, with their costs and log-probabilities."""
+        n = self.cfg["search"]["top_n"]
+        idx = self.dist.most_likely(n)
+        with torch.no_grad():
+            lp = self.dist.log_prob(idx).tolist()
+        archs = self.dist.archs(idx)
+        mflops, params = self.cost.costs_indices(self.space.to_indices(archs))
+        top, seen = [], set()
+        for arch, m, p, l in zip(archs, mflops, params, lp):
+            if arch in seen:  # raw rows differing only in switched-off blocks are one network
+                continue
+            seen.add(arch)
+            top.append({"arch": arch.to_dict(), "mflops": float(m), "params": int(p), "log_prob": float(l)})
+        return {"mode": self.cfg["search"]["mode"], "space": self.space.name, "distribution": self.dist_kind,
+                "most_likely": top[0], "top": top, "samples_total": self.samples_total,
+                "search_seconds": round(self.search_seconds, 3), "steps": self.step,
+                "entropy": float(self.dist.entropy().detach()), "max_entropy": self.dist.max_entropy(),
+                "expected_mflops": self.expected_mflops()}
+
+    def _finish(self) -> None:
+        res = self.results()
+        atomic_write_text(self.run_dir / "result.json", json.dumps(res, indent=2) + "\n")
+        atomic_torch_save({"kind": self.dist_kind, "state": self.dist.state_dict(), "space": self.cfg["space"]},
+                          self.run_dir / "distribution.pt")
+        try:
+            from .report import draw_arch, plot_search
+
+            plot_search(self.run_dir)
+            draw_arch(self.space, self.space.arch(res["most_likely"]["arch"]), self.run_dir / "arch.png")
+        except ImportError:  # plots are a convenience; the search result stands without them
+            print("plots skipped: `pip install matplotlib` to get search.png and arch.png")
+
+    # ------------------------------------------------------------------ checkpoints
+    def _save(self) -> None:
+        if not self.info.is_main:
+            return
+        save_checkpoint(self.run_dir, {
+            "step": self.step, "arch_steps": self.arch_steps, "samples_total": self.samples_total,
+            "search_seconds": self.search_seconds, "model": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "dist_kind": self.dist_kind, "dist": self.dist.state_dict(), "arch_optimizer": self.arch_opt.state_dict(),
+            "generator": self.gen.get_state(), "rng": rng_states(), "config": self.cfg, "space": self.cfg["space"],
+            "num_classes": self.data.num_classes, "world_size": self.info.world_size,
+        })
+
+    def _load(self) -> None:
+        ck = load_checkpoint(self.run_dir)
+        if "dist_kind" not in ck:
+            raise SupernasError(f"the checkpoint in '{self.run_dir}' is not from an FP-NAS/PARSEC search; "
+                                "point run.dir at a search run")
+        if ck.get("world_size", 1) != self.info.world_size:
+            raise SupernasError(f"the checkpoint in '{self.run_dir}' was written by {ck['world_size']} process(es); "
+                                f"resume with the same number (now {self.info.world_size}) so the data order holds")
+        if ck["dist_kind"] == "joint" and self.dist_kind == "factorized":
+            self.switch_to_joint()
+        self.net.load_state_dict(ck["model"])
+        self.optimizer.load_state_dict(ck["optimizer"])
+        self.scheduler.load_state_dict(ck["scheduler"])
+        self.dist.load_state_dict(ck["dist"])
+        self.arch_opt.load_state_dict(ck["arch_optimizer"])
+        self.gen.set_state(ck["generator"])
+        set_rng_states(ck["rng"])
+        self.step, self.arch_steps = ck["step"], ck["arch_steps"]
+        self.samples_total, self.search_seconds = ck["samples_total"], ck["search_seconds"]

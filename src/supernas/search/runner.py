@@ -1,0 +1,124 @@
+"""AttentiveNAS stage 2 on a trained run directory: evolutionary search per FLOPs budget (scored by
+the BN-recalibrated supernet or by a predictor), the Pareto set written out, and predictor fitting.
+
+    result = search_run("runs/cifar10-supernet", budgets=[50, 100, 150])
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import SupernasError
+from ..spaces import CostModel
+from ..train import distributed as dist
+from ..utils.io import atomic_write_text
+from .evaluate import Evaluator
+from .evolution import EvolutionSearch, SearchResult
+from .pareto import format_table, plot_pareto, write_pareto
+
+
+def load_run(run_dir: "str | Path", device: str = "auto"):
+    """(supernet with trained weights, resolved config, datasets) of a stage-1 run directory."""
+    from ..config import load_config
+    from ..data import DataConfig, build_datasets
+    from ..nn import SuperNet
+    from ..spaces import get_space
+    from ..train.checkpoint import load_checkpoint
+    from ..train.supernet import DEFAULTS
+
+    run_dir = Path(run_dir).expanduser()
+    if not (run_dir / "config.yaml").is_file():
+        raise SupernasError(f"'{run_dir}' is not a supernet run directory (no config.yaml); give the run.dir of "
+                            "`supernas train`")
+    cfg = load_config(DEFAULTS, run_dir / "config.yaml")
+    _, dev = dist.setup_distributed(device)
+    ck = load_checkpoint(run_dir, map_location=dev)
+    data = build_datasets(DataConfig.from_dict(cfg["data"]))
+    net = SuperNet(get_space(ck.get("space", cfg["space"])), data.num_classes).to(dev)
+    net.load_state_dict(ck["model"])
+    return net.eval(), cfg, data
+
+
+def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | Path | None" = None,
+               predictor: "str | Path | None" = None, population: int = 512, mutations: int = 128,
+               crossovers: int = 128, generations: int = 20, seed: int = 0, bn_batches: int = 64,
+               max_batches: int | None = None, device: str = "auto", resume: bool = False,
+               progress: bool = True) -> SearchResult:
+    """Search each budget; write pareto.json/.csv/.png and search_state.json into `out_dir`
+    (default RUN/search). With `resume`, continue from search_state.json."""
+    net, cfg, data = load_run(run_dir, device)
+    out = Path(out_dir or Path(run_dir).expanduser() / "search")
+    out.mkdir(parents=True, exist_ok=True)
+    state_path = out / "search_state.json"
+    if state_path.exists() and not resume:
+        raise SupernasError(f"'{out}' already holds a search; continue it with --resume or choose another --out")
+    space = net.space
+    cost = CostModel(space, data.num_classes)
+    device_ = next(net.parameters()).device
+    evaluator = Evaluator(net, data, device=device_, bn_batches=bn_batches, max_batches=max_batches,
+                          amp_dtype=torch.bfloat16 if device_.type == "cuda" else None)
+    if predictor:
+        from ..predictors import load_predictor
+
+        model = load_predictor(predictor, space)
+        score_fn: Any = lambda archs: model.predict(archs)  # noqa: E731
+    else:
+        score_fn = evaluator.score_fn
+    state = json.loads(state_path.read_text()) if resume and state_path.exists() else None
+    if state is not None and "evaluator" in state:
+        evaluator.load_cache(state["evaluator"])
+    search = EvolutionSearch(space, cost, score_fn, budgets, population=population, mutations=mutations,
+                             crossovers=crossovers, generations=generations, seed=seed,
+                             state=state["search"] if state else None)
+    info = dist.current()
+    bar = None
+    if progress and info.is_main:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(search.budgets) * (generations + 1), unit="gen", desc="evolution")
+
+    def on_generation(generation, budget, best):
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(budget=f"{budget:g}", best=f"{best.accuracy:.2f}" if best else "-", refresh=False)
+
+    def checkpoint(search_state):
+        if info.is_main:
+            atomic_write_text(state_path, json.dumps({"search": search_state, "evaluator": evaluator.cache_state()}))
+
+    result = search.run(callback=on_generation, checkpoint=checkpoint)
+    if bar is not None:
+        bar.close()
+    if info.is_main:
+        front = result.pareto()
+        write_pareto(out, front, space)
+        plot_pareto(front, out / "pareto.png", title=f"{space.name}: supernet search", extra_series=result.evaluated)
+        best = [{"budget": b, **(e.to_dict() if e else {})} for b, e in zip(result.budgets, result.best)]
+        atomic_write_text(out / "best_per_budget.json", json.dumps(best, indent=1))
+    return result
+
+
+def fit_predictor_run(run_dir: "str | Path", n: int = 1000, holdout: float = 0.2, seed: int = 0,
+                      bn_batches: int = 64, max_batches: int | None = None, device: str = "auto",
+                      out: "str | Path | None" = None):
+    """Evaluate `n` random Archs with the calibrated supernet, fit the random-forest predictor, save
+    it (default RUN/predictor.pkl) and return (predictor, held-out Kendall tau, path)."""
+    from ..predictors import fit_from_evaluations
+
+    net, cfg, data = load_run(run_dir, device)
+    device_ = next(net.parameters()).device
+    evaluator = Evaluator(net, data, device=device_, bn_batches=bn_batches, max_batches=max_batches)
+    archs = net.space.sample(np.random.default_rng(seed), n)
+    results = evaluator.evaluate_many(archs)
+    records = [(a, r["top1"]) for a, r in zip(archs, results)]
+    predictor, tau = fit_from_evaluations(net.space, records, holdout=holdout, seed=seed)
+    path = Path(out or Path(run_dir).expanduser() / "predictor.pkl")
+    if dist.current().is_main:
+        predictor.save(path)
+        atomic_write_text(path.with_suffix(".evaluations.json"),
+                          json.dumps([{"arch": a.to_dict(), "top1": r["top1"]} for a, r in zip(archs, results)]))
+    return predictor, tau, path

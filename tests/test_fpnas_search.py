@@ -1,0 +1,156 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from supernas import SupernasError
+from supernas.config import load_config
+from supernas.fpnas import FactorizedDistribution, JointDistribution
+from supernas.fpnas.report import draw_arch, plot_search
+from supernas.fpnas.search import DEFAULTS, ProbabilisticSearch
+from supernas.spaces import get_space
+
+CONFIGS = Path(__file__).resolve().parents[1] / "src" / "supernas" / "configs"
+
+TINY_SPACE = {
+    "name": "tiny-fp", "resolution": 12, "stem": {"width": 8, "stride": 1, "act": "swish"},
+    "stages": [
+        {"name": "s1", "width": [8, 16], "depth": 2, "stride": 2, "kernel": [3, 5], "expand": [1.5, 3.0],
+         "act": ["relu", "swish"], "attention": [0, 1, 2], "per_block": True},
+        {"name": "s2", "width": [16, 24], "depth": 2, "stride": 2, "kernel": [3, 5], "expand": [1.5, 3.0],
+         "act": ["relu", "swish"], "attention": [0, 1, 2], "per_block": True},
+    ],
+    "head": {"kind": "conv", "width": 64, "act": "swish"}, "shortcut": "identity", "gate": "sigmoid",
+}
+
+
+def tiny_config(run_dir, **search):
+    # 128 train images in batches of 32: 4 steps per epoch; one warm-up epoch, switch at epoch 1
+    return {
+        "run": {"dir": str(run_dir), "device": "cpu", "seed": 3},
+        "space": TINY_SPACE,
+        "data": {"path": "digits", "image_size": 12, "train_subset": 128, "search_size": 32},
+        "search": {"epochs": 2, "warmup_epochs": 1, "switch_epoch": 1, "batch_size": 32, "workers": 0,
+                   "k_min": 1, "k_max": 3, "k_fixed": 3, "arch_lr": 0.05, "lr": 0.4, "top_n": 3,
+                   "beta": 0.5, "mc_samples": 32, **search},
+        "log": {"progress": False, "tensorboard": False, "every_steps": 1},
+        "checkpoint": {"every_steps": 3},
+    }
+
+
+def records(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("mode", ["fpnas", "parsec"])
+def test_search_runs_end_to_end_and_writes_results(tmp_path, mode):
+    run = tmp_path / mode
+    s = ProbabilisticSearch(tiny_config(run, mode=mode))
+    assert s.steps_per_epoch == 4
+    s.fit()
+    rows = records(run)
+    assert len(rows) == 8 and all({"K", "entropy", "expected_mflops", "samples_total", "loss"} <= set(r) for r in rows)
+    assert [r["arch_step"] for r in rows] == [False] * 4 + [True] * 4  # alpha frozen in the warm-up
+    assert all(r["entropy"] == pytest.approx(rows[0]["max_entropy"], abs=1e-4) for r in rows[:4])
+    assert rows[-1]["entropy"] < rows[0]["entropy"]  # the architecture steps moved alpha
+    assert rows[-1]["samples_total"] == sum(r["K"] for r in rows)
+    res = json.loads((run / "result.json").read_text())
+    assert res["samples_total"] == rows[-1]["samples_total"] and res["search_seconds"] > 0
+    assert res["mode"] == mode and res["distribution"] == "joint"
+    assert 1 <= len(res["top"]) <= 3 and res["most_likely"] == res["top"][0]
+    assert len({json.dumps(t["arch"], sort_keys=True) for t in res["top"]}) == len(res["top"])
+    assert all(t["mflops"] > 0 and t["params"] > 0 for t in res["top"])
+    assert res["top"][0]["log_prob"] >= res["top"][-1]["log_prob"]
+    for name in ("search.png", "arch.png", "dist_epoch1.pt", "dist_epoch2.pt", "checkpoint.pt", "distribution.pt"):
+        assert (run / name).is_file(), name
+    snap = torch.load(run / "dist_epoch1.pt", weights_only=False)
+    assert snap["epoch"] == 1 and "s1.0.kernel" in snap["marginals"]
+    kinds = [r["distribution"] for r in rows]
+    if mode == "parsec":  # joint from the start, K fixed
+        assert set(kinds) == {"joint"} and {r["K"] for r in rows} == {3}
+        assert snap["kind"] == "joint"
+    else:  # factorized through epoch 0, joint after the switch
+        assert kinds == ["factorized"] * 4 + ["joint"] * 4 and snap["kind"] == "factorized"
+        assert rows[0]["K"] == 3
+
+
+def test_switch_keeps_the_distribution(tmp_path):
+    s = ProbabilisticSearch(tiny_config(tmp_path / "r"))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for lg in s.dist.logits:
+            lg.copy_(torch.randn_like(lg))
+    idx = s.dist.sample(64, torch.Generator().manual_seed(1))
+    before, h = s.dist.log_prob(idx).detach(), float(s.dist.entropy().detach())
+    s.switch_to_joint()
+    assert isinstance(s.dist, JointDistribution)
+    assert torch.allclose(s.dist.log_prob(idx).detach(), before, atol=1e-5)
+    assert float(s.dist.entropy().detach()) == pytest.approx(h, abs=1e-4)
+    assert s.arch_opt.param_groups[0]["params"][0] is s.dist.logits[0]  # Adam follows the new parameters
+
+
+def test_adaptive_k_drops_with_the_entropy(tmp_path):
+    s = ProbabilisticSearch(tiny_config(tmp_path / "r", k_min=2, k_max=10))
+    ks = []
+    for scale in (0.0, 1.0, 3.0, 30.0):
+        with torch.no_grad():
+            for lg in s.dist.logits:
+                lg.copy_(torch.arange(lg.numel(), dtype=lg.dtype) * scale)
+        ks.append(s.num_samples())
+    assert ks[0] == 10 and ks[-1] == 2 and ks == sorted(ks, reverse=True)
+
+
+def test_interrupted_search_resumes_to_the_same_state(tmp_path, monkeypatch):
+    full = ProbabilisticSearch(tiny_config(tmp_path / "full"))
+    full.fit()
+    crashing = ProbabilisticSearch(tiny_config(tmp_path / "crash"))
+    original = ProbabilisticSearch.train_step
+
+    def crash_at_5(self, *a, **k):  # the checkpoint is at step 3: factorized, two arch steps to redo
+        if self.step == 5:
+            raise KeyboardInterrupt("simulated crash")
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(ProbabilisticSearch, "train_step", crash_at_5)
+    with pytest.raises(KeyboardInterrupt):
+        crashing.fit()
+    monkeypatch.setattr(ProbabilisticSearch, "train_step", original)
+    resumed = ProbabilisticSearch(tiny_config(tmp_path / "crash"), resume=True)
+    resumed.fit()
+    assert resumed.step == full.step == 8 and resumed.samples_total == full.samples_total
+    a, b = full.net.state_dict(), resumed.net.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert type(resumed.dist) is type(full.dist) is JointDistribution
+    assert all(torch.equal(x, y) for x, y in zip(full.dist.logits, resumed.dist.logits))
+    assert json.loads((tmp_path / "full" / "result.json").read_text())["top"] == \
+        json.loads((tmp_path / "crash" / "result.json").read_text())["top"]
+
+
+def test_bad_settings_name_the_fix(tmp_path):
+    with pytest.raises(SupernasError, match="search.mode"):
+        ProbabilisticSearch(tiny_config(tmp_path / "a", mode="darts"))
+    with pytest.raises(SupernasError, match="cost_target"):
+        ProbabilisticSearch(tiny_config(tmp_path / "b", cost_mode="hinge", cost_target=None))
+    with pytest.raises(SupernasError, match="k_max"):
+        ProbabilisticSearch(tiny_config(tmp_path / "c", k_min=5, k_max=2))
+    cfg = tiny_config(tmp_path / "d")
+    cfg["data"]["search_size"] = None
+    with pytest.raises(SupernasError, match="search_size"):
+        ProbabilisticSearch(cfg)
+    with pytest.raises(SupernasError, match="metrics.jsonl"):
+        plot_search(tmp_path)
+
+
+def test_draw_arch_and_shipped_configs(tmp_path):
+    space = get_space(TINY_SPACE)
+    out = draw_arch(space, space.largest(), tmp_path / "a.png", title="largest")
+    assert out.is_file() and out.stat().st_size > 1000
+    fp, pc = (load_config(DEFAULTS, CONFIGS / n) for n in ("fpnas_cifar10.yaml", "parsec_cifar10.yaml"))
+    assert fp["search"]["mode"] == "fpnas" and pc["search"]["mode"] == "parsec"
+    assert {k: v for k, v in fp["search"].items() if k != "mode"} == \
+        {k: v for k, v in pc["search"].items() if k != "mode"}
+    s = get_space(fp["space"])
+    assert s.spec.resolution.choices == (32,) and FactorizedDistribution(s).num_parameters() > 0
+    quick = load_config(DEFAULTS, CONFIGS / "fpnas_digits_quick.yaml")
+    assert quick["data"]["search_size"]

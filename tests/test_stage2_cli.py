@@ -1,0 +1,59 @@
+import json
+
+import pytest
+import torch
+
+from supernas.cli import main
+from supernas.train.supernet import SupernetTrainer
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("stage2") / "run"
+    SupernetTrainer({
+        "run": {"dir": str(run), "device": "cpu"}, "space": "attentivenas-tiny",
+        "data": {"path": "digits", "image_size": 12, "train_subset": 256, "search_size": 100},
+        "train": {"epochs": 1, "batch_size": 32, "workers": 0, "max_steps": 3},
+        "sampler": {"kind": "uniform"}, "eval": {"bn_batches": 1, "max_batches": 1},
+        "log": {"progress": False, "tensorboard": False},
+    }).fit()
+    return run
+
+
+def test_search_writes_pareto_set_and_resumes(trained_run, capsys):
+    argv = ["search", str(trained_run), "--budgets", "1,2", "--population", "8", "--mutations", "4",
+            "--crossovers", "4", "--generations", "2", "--bn-batches", "1", "--device", "cpu"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "MFLOPs" in out and "pareto.png" in out
+    d = trained_run / "search"
+    entries = json.loads((d / "pareto.json").read_text())["entries"]
+    assert entries and all(0 <= e["accuracy"] <= 100 for e in entries)
+    assert (d / "pareto.csv").is_file() and (d / "pareto.png").stat().st_size > 1000
+    best = json.loads((d / "best_per_budget.json").read_text())
+    assert [b["budget"] for b in best] == [1.0, 2.0] and all(b["mflops"] <= b["budget"] for b in best)
+    assert main(argv) == 2  # an existing search is not overwritten
+    assert "--resume" in capsys.readouterr().err
+    assert main(argv + ["--resume"]) == 0  # finished state: nothing left to do, same results
+    assert json.loads((d / "pareto.json").read_text())["entries"] == entries
+
+
+@pytest.mark.parametrize("fmt", ["pt", "torchscript"])
+def test_export_picks_and_writes_a_standalone_model(trained_run, fmt, capsys, tmp_path):
+    if not (trained_run / "search" / "pareto.json").exists():
+        main(["search", str(trained_run), "--max-mflops", "2", "--population", "4", "--mutations", "2",
+              "--crossovers", "2", "--generations", "1", "--bn-batches", "1", "--device", "cpu"])
+    out = tmp_path / fmt
+    assert main(["export", str(trained_run), "--pick", "2", "--format", fmt, "--out", str(out),
+                 "--bn-batches", "1", "--device", "cpu"]) == 0
+    meta = json.loads((out / "arch.json").read_text())
+    assert meta["mflops"] <= 2 and meta["num_classes"] == 10
+    path = out / ("model.pt" if fmt == "pt" else "model.torchscript.pt")
+    model = torch.load(path, weights_only=False) if fmt == "pt" else torch.jit.load(str(path))
+    x = torch.randn(2, 3, meta["resolution"], meta["resolution"])
+    assert model(x).shape == (2, 10)
+
+
+def test_stage2_errors_are_one_line(tmp_path, capsys):
+    assert main(["search", str(tmp_path), "--budgets", "1"]) == 2
+    assert "not a supernet run directory" in capsys.readouterr().err
