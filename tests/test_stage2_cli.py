@@ -38,20 +38,35 @@ def test_search_writes_pareto_set_and_resumes(trained_run, capsys):
     assert json.loads((d / "pareto.json").read_text())["entries"] == entries
 
 
-@pytest.mark.parametrize("fmt", ["pt", "torchscript"])
-def test_export_picks_and_writes_a_standalone_model(trained_run, fmt, capsys, tmp_path):
-    if not (trained_run / "search" / "pareto.json").exists():
-        main(["search", str(trained_run), "--max-mflops", "2", "--population", "4", "--mutations", "2",
+def _export(run, fmt, out):
+    if not (run / "search" / "pareto.json").exists():
+        main(["search", str(run), "--max-mflops", "2", "--population", "4", "--mutations", "2",
               "--crossovers", "2", "--generations", "1", "--bn-batches", "1", "--device", "cpu"])
-    out = tmp_path / fmt
-    assert main(["export", str(trained_run), "--pick", "2", "--format", fmt, "--out", str(out),
-                 "--bn-batches", "1", "--device", "cpu"]) == 0
-    meta = json.loads((out / "arch.json").read_text())
+    return main(["export", str(run), "--pick", "2", "--format", fmt, "--out", str(out), "--bn-batches", "1",
+                 "--device", "cpu"])
+
+
+@pytest.mark.parametrize("fmt", ["pt", "torchscript"])
+def test_export_picks_and_writes_a_standalone_model(trained_run, fmt, tmp_path):
+    assert _export(trained_run, fmt, tmp_path) == 0
+    meta = json.loads((tmp_path / "arch.json").read_text())
     assert meta["mflops"] <= 2 and meta["num_classes"] == 10
-    path = out / ("model.pt" if fmt == "pt" else "model.torchscript.pt")
-    model = torch.load(path, weights_only=False) if fmt == "pt" else torch.jit.load(str(path))
     x = torch.randn(2, 3, meta["resolution"], meta["resolution"])
+    model = torch.load(tmp_path / "model.pt", weights_only=False) if fmt == "pt" else \
+        torch.jit.load(str(tmp_path / "model.torchscript.pt"))
     assert model(x).shape == (2, 10)
+
+
+def test_onnx_export_matches_pytorch(trained_run, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    assert _export(trained_run, "onnx", tmp_path) == 0
+    assert _export(trained_run, "pt", tmp_path) == 0  # same Arch, same seeded calibration
+    meta = json.loads((tmp_path / "arch.json").read_text())
+    x = torch.randn(3, 3, meta["resolution"], meta["resolution"])
+    got = ort.InferenceSession(str(tmp_path / "model.onnx")).run(None, {"images": x.numpy()})[0]
+    with torch.no_grad():
+        want = torch.load(tmp_path / "model.pt", weights_only=False)(x)
+    assert (torch.from_numpy(got) - want).abs().max() < 1e-4
 
 
 def test_stage2_errors_are_one_line(tmp_path, capsys):

@@ -99,7 +99,6 @@ def test_schedule_warms_up_then_decays():
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:])) and lrs[-1] < 0.01
 
 
-@pytest.mark.slow
 def test_two_gloo_processes_train_identical_weights(tmp_path):
     worker = Path(__file__).with_name("ddp_worker.py")
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",

@@ -25,7 +25,9 @@ def export_arch(net, arch: Arch, data, out_dir: "str | Path", fmt: str = "pt", b
     model = net.extract(arch).cpu()
     loader = DataLoader(data.calibration, batch_size=min(batch_size, len(data.calibration)), shuffle=True,
                         generator=torch.Generator().manual_seed(0))
-    recalibrate_bn(model, (x for x, _ in loader), num_batches=bn_batches)
+    with torch.random.fork_rng(devices=[]):  # seeded augmentation: the same export every time
+        torch.manual_seed(0)
+        recalibrate_bn(model, (x for x, _ in loader), num_batches=bn_batches)
     model.eval()
     cost = CostModel(net.space, net.num_classes)
     meta = {"space": net.space.name, "arch": arch.to_dict(), "mflops": float(cost.mflops(arch)),
