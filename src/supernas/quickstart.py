@@ -23,14 +23,14 @@ def quickstart(run_dir: "str | Path" = "runs/quickstart", device: str = "auto") 
     SupernetTrainer(cfg).fit()
     print("2/3 evolutionary search at three MFLOPs budgets (10 classes)")
     budgets = [1.0, 2.0, 3.0]
-    result = search_run(run_dir, budgets, population=48, mutations=16, crossovers=16, generations=4,
-                        bn_batches=8, device=device)
+    result = search_run(run_dir, budgets, population=16, mutations=8, crossovers=8, generations=3,
+                        bn_batches=4, device=device)
     front = result.pareto()
     print(format_table(front))
     print("3/3 exporting the most accurate Arch of the largest budget")
     net, _, data = load_run(run_dir, device)
     best = max((e for e in result.best if e is not None), key=lambda e: e.accuracy)
-    model = export_arch(net, best.arch, data, run_dir / "export", "pt", bn_batches=8)
+    model = export_arch(net, best.arch, data, run_dir / "export", "pt", bn_batches=4)
     print(f"Pareto plot: {run_dir / 'search' / 'pareto.png'}")
     print(f"best model:  {model} ({best.mflops:.2f} MFLOPs, {best.accuracy:.1f}% top-1 on the search split)")
     return run_dir
