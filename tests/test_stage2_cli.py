@@ -57,6 +57,15 @@ def test_export_picks_and_writes_a_standalone_model(trained_run, fmt, tmp_path):
     assert model(x).shape == (2, 10)
 
 
+def test_eval_reports_accuracy_and_latency_of_an_export(trained_run, tmp_path, capsys):
+    assert _export(trained_run, "pt", tmp_path) == 0
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path), "--data", "digits", "--latency", "--json", "--device", "cpu"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["images"] == 359 and 0 <= r["top1"] <= r["top5"] <= 100 and r["latency"]["median_ms"] > 0
+    assert main(["eval", str(tmp_path / "nowhere")]) == 2
+
+
 def test_onnx_export_matches_pytorch(trained_run, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     assert _export(trained_run, "onnx", tmp_path) == 0

@@ -162,6 +162,29 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(f"exported: {path}")
 
 
+@command
+def cmd_eval(args: argparse.Namespace) -> None:
+    from .data import DataConfig, build_datasets
+    from .deliver import evaluate_model, load_exported, measure_latency
+
+    model, meta = load_exported(args.model)
+    device = args.device if args.device != "auto" else ("cuda" if __import__("torch").cuda.is_available() else "cpu")
+    result: dict = {"model": args.model, "mflops": meta["mflops"], "params": meta["params"]}
+    if args.data:
+        data = build_datasets(DataConfig.from_dict({"path": args.data, "image_size": meta.get("image_size"),
+                                                    "mean": meta["mean"], "std": meta["std"]}))
+        if data.num_classes != meta["num_classes"]:
+            raise SupernasError(f"the model has {meta['num_classes']} classes but '{args.data}' has "
+                                f"{data.num_classes}; evaluate on the dataset it was trained on")
+        result.update(evaluate_model(model, data.val, args.batch_size, device, meta["resolution"]))
+    if args.latency or not args.data:
+        result["latency"] = measure_latency(model, meta["resolution"], args.latency_batch, device=device)
+    print(json.dumps(result) if args.json else "  ".join(
+        f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items() if k != "latency")
+        + (f"  latency {result['latency']['median_ms']:.2f} ms (batch {args.latency_batch}, {device})"
+           if "latency" in result else ""))
+
+
 def pick_from_search(space, search_dir: str, budget: float):
     """The best searched Arch within `budget` MFLOPs (from pareto.json)."""
     from pathlib import Path
@@ -259,6 +282,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pick", type=float, help="the best searched Arch within this many MFLOPs")
     s.add_argument("--format", default="pt", choices=["pt", "torchscript", "onnx"])
     s.add_argument("--out", help="output directory (default RUN/export)")
+
+    s = add("eval", "accuracy of an exported model on a dataset's validation split, and its latency")
+    s.add_argument("model", help="directory written by `supernas export`, or its model file")
+    s.add_argument("--data", help="dataset path (same layouts as training; 'digits' for the built-in)")
+    s.add_argument("--batch-size", type=int, default=256)
+    s.add_argument("--latency", action="store_true", help="also measure latency (always, without --data)")
+    s.add_argument("--latency-batch", type=int, default=1)
+    s.add_argument("--device", default="auto")
+    s.add_argument("--json", action="store_true")
 
     s = add("quickstart", "stage 1 and stage 2 on the built-in digits, on CPU in a few minutes")
     s.add_argument("--dir", default="runs/quickstart")

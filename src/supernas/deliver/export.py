@@ -16,6 +16,13 @@ from ..utils.io import atomic_torch_save, atomic_write_bytes, atomic_write_text
 FORMATS = ("pt", "torchscript", "onnx")
 
 
+def resize_to(x: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Images loaded at the dataset's size, resized (bicubic) to the Arch's resolution, as in training."""
+    if x.shape[-1] == resolution and x.shape[-2] == resolution:
+        return x
+    return torch.nn.functional.interpolate(x, size=(resolution, resolution), mode="bicubic", align_corners=False)
+
+
 def export_arch(net, arch: Arch, data, out_dir: "str | Path", fmt: str = "pt", bn_batches: int = 64,
                 batch_size: int = 64) -> Path:
     """Write `out_dir`/model.{pt,torchscript.pt,onnx}, state_dict.pt and arch.json; returns the model path."""
@@ -27,12 +34,12 @@ def export_arch(net, arch: Arch, data, out_dir: "str | Path", fmt: str = "pt", b
                         generator=torch.Generator().manual_seed(0))
     with torch.random.fork_rng(devices=[]):  # seeded augmentation: the same export every time
         torch.manual_seed(0)
-        recalibrate_bn(model, (x for x, _ in loader), num_batches=bn_batches)
+        recalibrate_bn(model, (resize_to(x, model.resolution) for x, _ in loader), num_batches=bn_batches)
     model.eval()
     cost = CostModel(net.space, net.num_classes)
     meta = {"space": net.space.name, "arch": arch.to_dict(), "mflops": float(cost.mflops(arch)),
             "params": int(cost.params(arch)), "resolution": model.resolution, "num_classes": net.num_classes,
-            "mean": list(data.mean), "std": list(data.std), "classes": [str(c) for c in data.classes]}
+            "image_size": data.image_size, "mean": list(data.mean), "std": list(data.std), "classes": [str(c) for c in data.classes]}
     atomic_write_text(out / "arch.json", json.dumps(meta, indent=1))
     atomic_torch_save(model.state_dict(), out / "state_dict.pt")
     example = torch.randn(1, 3, model.resolution, model.resolution)
