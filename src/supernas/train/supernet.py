@@ -199,7 +199,7 @@ class SupernetTrainer:
         run, t = self.cfg["run"], self.cfg["train"]
         if self.resume:
             self._load()
-        elif self.info.is_main and (self.run_dir / "checkpoint.pt").exists():
+        elif (self.run_dir / "checkpoint.pt").exists():  # every rank checks, so none waits alone
             raise SupernasError(f"'{self.run_dir}' already holds a run; continue it with --resume, or choose "
                                 "another run.dir")
         if self.info.is_main:
