@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from ..config import dump_config, load_config
+from ..config import load_config
 from ..errors import SupernasError
 from ..nn import SuperNet
 from ..nn.calibrate import frozen_bn_stats
@@ -36,9 +36,9 @@ from ..train import distributed as dist
 from ..train.checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
 from ..train.logging import RunLogger
 from ..train.losses import label_smoothing_ce
-from ..train.resumable import ResumableSampler, SeededDataset
+from ..train.engine import amp_dtype, data_defaults, param_groups, start_run_dir
+from ..train.resumable import ResumableSampler, resumable_loader
 from ..train.schedule import scaled_lr, warmup_cosine_scheduler
-from ..train.supernet import _amp_dtype, _param_groups
 from ..utils.io import atomic_torch_save, atomic_write_text
 from .distribution import ArchDistribution, FactorizedDistribution, JointDistribution
 from .estimator import COST_MODES, COST_NORMS, arch_loss, loglik_from_losses
@@ -85,15 +85,8 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def _data_defaults() -> dict[str, Any]:
-    from ..data import DataConfig
-
-    d = DataConfig().to_dict()
-    d["search_size"] = 0.2  # the architecture steps need held-out data; a fifth of train by default
-    return d
-
-
-DEFAULTS["data"] = _data_defaults()
+# the architecture steps need held-out data: a fifth of train by default
+DEFAULTS["data"] = data_defaults(search_size=0.2)
 
 
 def _check_search_config(s: Mapping[str, Any]) -> None:
@@ -147,7 +140,7 @@ class ProbabilisticSearch:
         self.info, self.device = dist.setup_distributed(run["device"])
         self.run_dir = Path(run["dir"]).expanduser()
         self.resume = resume
-        self.amp_dtype = _amp_dtype(run["amp"], self.device.type == "cuda")
+        self.amp_dtype = amp_dtype(run["amp"], self.device.type == "cuda")
         self.seed = int(run["seed"])
         torch.manual_seed(self.seed)
         np.random.seed(self.seed)
@@ -170,7 +163,7 @@ class ProbabilisticSearch:
         self.total_steps = s["epochs"] * self.steps_per_epoch
         self.stop_step = self.total_steps if s["max_steps"] is None else min(self.total_steps, s["max_steps"])
         self.lr = scaled_lr(s["lr"], s["batch_size"] * world)
-        self.optimizer = torch.optim.SGD(_param_groups(self.net, s["weight_decay"]), lr=self.lr,
+        self.optimizer = torch.optim.SGD(param_groups(self.net, s["weight_decay"]), lr=self.lr,
                                          momentum=s["momentum"], nesterov=s["nesterov"])
         self.scheduler = warmup_cosine_scheduler(self.optimizer, self.total_steps,
                                                  s["lr_warmup_epochs"] * self.steps_per_epoch, s["final_lr_ratio"])
@@ -264,12 +257,8 @@ class ProbabilisticSearch:
     # ------------------------------------------------------------------ data
     def _loader(self, data: Dataset, rows: ResumableSampler, epoch: int, start: int) -> DataLoader:
         s = self.cfg["search"]
-        rows.set_position(epoch, start)
-        return DataLoader(SeededDataset(data, self.seed), batch_size=s["batch_size"], sampler=rows,
-                          num_workers=s["workers"], drop_last=True, pin_memory=self.device.type == "cuda",
-                          # own generator: making an iterator must not draw from the global RNG (resume)
-                          generator=torch.Generator().manual_seed(self.seed + epoch),
-                          prefetch_factor=4 if s["workers"] > 0 else None)
+        return resumable_loader(data, rows, self.seed, epoch, start, s["batch_size"], s["workers"],
+                                self.device.type == "cuda")
 
     def _search_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The next search batch; its position follows from `arch_steps`, so resume needs no more."""
@@ -284,13 +273,7 @@ class ProbabilisticSearch:
         s = self.cfg["search"]
         if self.resume:
             self._load()
-        elif self.info.is_main and (self.run_dir / "checkpoint.pt").exists():
-            raise SupernasError(f"'{self.run_dir}' already holds a run; continue it with --resume, or choose "
-                                "another run.dir")
-        if self.info.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            dump_config(self.cfg, self.run_dir / "config.yaml")
-        dist.barrier()
+        start_run_dir(self.run_dir, self.cfg, self.resume)
         log = RunLogger(self.run_dir, self.info.is_main, self.cfg["log"]["tensorboard"], self.cfg["log"]["progress"],
                         total=self.stop_step, initial=self.step)
         log.info(f"{s['mode']} search on {self.space.name} ({self.data.describe()}); {self.info.world_size} "

@@ -18,7 +18,7 @@ from ..train import distributed as dist
 from ..utils.io import atomic_write_text
 from .evaluate import Evaluator
 from .evolution import EvolutionSearch, SearchResult
-from .pareto import format_table, plot_pareto, write_pareto
+from .pareto import plot_pareto, write_pareto
 
 
 def load_run(run_dir: "str | Path", device: str = "auto"):

@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import SupernasError
-from .arch import Arch, Value
+from .arch import Arch
 from .spec import ACTIVATIONS, BLOCK_FIELDS, STAGE_FIELDS, SpaceSpec, parse_space
 
 RngLike = "np.random.Generator | int | None"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Iterator, Sized
 
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 
 class ResumableSampler(Sampler[int]):
@@ -69,3 +69,15 @@ class SeededDataset(Dataset):
             return self.data[i]
         finally:
             torch.random.set_rng_state(state)
+
+
+def resumable_loader(data: Dataset, rows: ResumableSampler, seed: int, epoch: int, start_batch: int,
+                     batch_size: int, workers: int, pin_memory: bool = False) -> DataLoader:
+    """The batches of `epoch` from batch `start_batch` on, augmented with per-image seeds."""
+    rows.set_position(epoch, start_batch)
+    return DataLoader(SeededDataset(data, seed), batch_size=batch_size, sampler=rows, num_workers=workers,
+                      drop_last=True, pin_memory=pin_memory,
+                      # its own generator: creating an iterator must not draw from the global RNG,
+                      # or a resumed run (which creates one more) would drift from an unbroken one
+                      generator=torch.Generator().manual_seed(seed + epoch),
+                      prefetch_factor=4 if workers > 0 else None)

@@ -19,22 +19,23 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from ..config import dump_config, load_config
+from ..config import load_config
 from ..errors import SupernasError
 from ..nn import SuperNet
 from ..nn.calibrate import frozen_bn_stats, preserved_bn_stats, recalibrate_bn
 from ..spaces import Arch, CostModel, SearchSpace, get_space
 from . import distributed as dist
 from .checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
+from .engine import amp_dtype, data_defaults, param_groups, start_run_dir
 from .logging import RunLogger
 from .losses import label_smoothing_ce, soft_target_ce
-from .resumable import ResumableSampler, SeededDataset
+from .resumable import ResumableSampler, resumable_loader
 from .schedule import scaled_lr, warmup_cosine_scheduler
 
 DEFAULTS: dict[str, Any] = {
     "run": {"dir": "runs/supernet", "seed": 0, "device": "auto", "amp": "auto", "channels_last": "auto"},
     "space": "attentivenas",
-    "data": None,  # filled below with supernas.data.DataConfig's fields
+    "data": None,  # filled below with supernas.data.DataConfig's fields (engine.data_defaults)
     "train": {
         "epochs": 360,
         "max_steps": None,  # stop after this many steps (quick runs); the schedule still spans `epochs`
@@ -70,13 +71,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def _data_defaults() -> dict[str, Any]:
-    from ..data import DataConfig
-
-    return DataConfig().to_dict()
-
-
-DEFAULTS["data"] = _data_defaults()
+DEFAULTS["data"] = data_defaults()
 
 
 @dataclass
@@ -100,7 +95,7 @@ class SupernetTrainer:
         self.resume = resume
         run, t = self.cfg["run"], self.cfg["train"]
         cuda = self.device.type == "cuda"
-        self.amp_dtype = _amp_dtype(run["amp"], cuda)
+        self.amp_dtype = amp_dtype(run["amp"], cuda)
         self.channels_last = cuda if run["channels_last"] == "auto" else bool(run["channels_last"])
         if t["num_arch_training"] < 2:
             raise SupernasError(f"train.num_arch_training must be at least 2 (largest and smallest), "
@@ -124,7 +119,7 @@ class SupernetTrainer:
         self.stop_step = self.total_steps if t["max_steps"] is None else min(self.total_steps, t["max_steps"])
         global_batch = t["batch_size"] * self.info.world_size
         self.lr = scaled_lr(t["lr"], global_batch)
-        self.optimizer = torch.optim.SGD(_param_groups(self.net, t["weight_decay"]), lr=self.lr,
+        self.optimizer = torch.optim.SGD(param_groups(self.net, t["weight_decay"]), lr=self.lr,
                                          momentum=t["momentum"], nesterov=t["nesterov"])
         self.scheduler = warmup_cosine_scheduler(self.optimizer, self.total_steps,
                                                  t["warmup_epochs"] * self.steps_per_epoch, t["final_lr_ratio"])
@@ -184,28 +179,16 @@ class SupernetTrainer:
     # ------------------------------------------------------------------ the loop
     def _loader(self, epoch: int, start_batch: int) -> DataLoader:
         t = self.cfg["train"]
-        self.sampler_rows.set_position(epoch, start_batch)
-        return DataLoader(SeededDataset(self.data.train, self.cfg["run"]["seed"]), batch_size=t["batch_size"],
-                          sampler=self.sampler_rows, num_workers=t["workers"], drop_last=True,
-                          pin_memory=self.device.type == "cuda", persistent_workers=False,
-                          # its own generator: creating an iterator must not draw from the global RNG,
-                          # or a resumed run (which creates one more) would drift from an unbroken one
-                          generator=torch.Generator().manual_seed(self.cfg["run"]["seed"] + epoch),
-                          prefetch_factor=4 if t["workers"] > 0 else None)
+        return resumable_loader(self.data.train, self.sampler_rows, self.cfg["run"]["seed"], epoch, start_batch,
+                                t["batch_size"], t["workers"], self.device.type == "cuda")
 
     def fit(self) -> Path:
         from ..sampling import Prefetcher
 
-        run, t = self.cfg["run"], self.cfg["train"]
+        t = self.cfg["train"]
         if self.resume:
             self._load()
-        elif (self.run_dir / "checkpoint.pt").exists():  # every rank checks, so none waits alone
-            raise SupernasError(f"'{self.run_dir}' already holds a run; continue it with --resume, or choose "
-                                "another run.dir")
-        if self.info.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            dump_config(self.cfg, self.run_dir / "config.yaml")
-        dist.barrier()
+        start_run_dir(self.run_dir, self.cfg, self.resume)
         log = RunLogger(self.run_dir, self.info.is_main, self.cfg["log"]["tensorboard"], self.cfg["log"]["progress"],
                         total=self.stop_step, initial=self.step)
         log.info(f"supernet on {self.space.name} ({self.data.describe()}); {self.info.world_size} process(es) on "
@@ -338,26 +321,6 @@ class SupernetTrainer:
         self.arch_sampler.load_state_dict(ck["sampler"])
         set_rng_states(ck["rng"])
         self.step = ck["step"]
-
-
-def _amp_dtype(amp: Any, cuda: bool) -> torch.dtype | None:
-    if amp == "auto":
-        return torch.bfloat16 if cuda else None
-    if amp in (None, False, "none", "fp32", "off"):
-        return None
-    if amp in ("bf16", "bfloat16"):
-        return torch.bfloat16
-    if amp in ("fp16", "float16"):
-        raise SupernasError("run.amp=fp16 is not supported (it needs loss scaling); use bf16 or fp32")
-    raise SupernasError(f"run.amp must be auto, bf16 or fp32, got {amp!r}")
-
-
-def _param_groups(net: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Weight decay on conv and linear weights only (BatchNorm and biases excluded)."""
-    decay, no_decay = [], []
-    for name, p in net.named_parameters():
-        (decay if p.dim() > 1 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 def read_pareto_set(path: "str | Path", space: SearchSpace, cost: CostModel) -> list[tuple[Arch, float]]:

@@ -1,0 +1,53 @@
+"""Pieces both training loops build on (stage-1 supernet training and the FP-NAS / PARSEC search):
+precision, optimizer parameter groups, config defaults for data, and the run directory."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from ..config import dump_config
+from ..errors import SupernasError
+from . import distributed as dist
+from .checkpoint import CHECKPOINT
+
+
+def amp_dtype(amp: Any, cuda: bool) -> torch.dtype | None:
+    """The autocast dtype of `run.amp`: 'auto' is bf16 on GPUs and fp32 (None) on CPUs."""
+    if amp == "auto":
+        return torch.bfloat16 if cuda else None
+    if amp in (None, False, "none", "fp32", "off"):
+        return None
+    if amp in ("bf16", "bfloat16"):
+        return torch.bfloat16
+    if amp in ("fp16", "float16"):
+        raise SupernasError("run.amp=fp16 is not supported (it needs loss scaling); use bf16 or fp32")
+    raise SupernasError(f"run.amp must be auto, bf16 or fp32, got {amp!r}")
+
+
+def param_groups(net: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on conv and linear weights only (BatchNorm and biases excluded)."""
+    decay, no_decay = [], []
+    for p in net.parameters():
+        (decay if p.dim() > 1 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def data_defaults(**overrides: Any) -> dict[str, Any]:
+    """The `data:` section of a config: every `DataConfig` field, so each may be overridden."""
+    from ..data import DataConfig
+
+    return {**DataConfig().to_dict(), **overrides}
+
+
+def start_run_dir(run_dir: Path, cfg: Mapping[str, Any], resume: bool) -> None:
+    """Refuse to overwrite an existing run unless resuming, then write the resolved config.
+
+    Every rank checks, so that none is left waiting at the barrier when the others stop."""
+    if not resume and (run_dir / CHECKPOINT).exists():
+        raise SupernasError(f"'{run_dir}' already holds a run; continue it with --resume, or choose another run.dir")
+    if dist.current().is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        dump_config(cfg, run_dir / "config.yaml")
+    dist.barrier()
