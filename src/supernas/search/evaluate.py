@@ -25,7 +25,7 @@ class Evaluator:
 
     def __init__(self, supernet: torch.nn.Module, data: Any, device: "str | torch.device" = "cpu",
                  bn_batches: int = 64, batch_size: int = 256, split: str = "search", max_batches: int | None = None,
-                 amp_dtype: torch.dtype | None = None, calib_seed: int = 0):
+                 amp_dtype: torch.dtype | None = None, calib_seed: int = 0, channels_last: bool = False):
         if split not in ("search", "val"):
             raise SupernasError(f"split must be 'search' or 'val', got {split!r}")
         for name, v in (("bn_batches", bn_batches), ("batch_size", batch_size)):
@@ -36,7 +36,7 @@ class Evaluator:
         self.net, self.data = supernet, data
         self.device = torch.device(device)
         self.bn_batches, self.batch_size, self.max_batches = bn_batches, batch_size, max_batches
-        self.amp_dtype, self.calib_seed = amp_dtype, calib_seed
+        self.amp_dtype, self.calib_seed, self.channels_last = amp_dtype, calib_seed, channels_last
         self.fallback: str | None = None
         view = data.search if split == "search" else data.val
         if view is None:
@@ -53,12 +53,16 @@ class Evaluator:
             return torch.autocast(self.device.type, enabled=False)
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
     def _calibration_batches(self):
         n = len(self.data.calibration)
         # Full batches only when there are enough images; a tiny calibration split still gives one.
         loader = DataLoader(self.data.calibration, batch_size=min(self.batch_size, n), shuffle=True,
                             num_workers=0, drop_last=True, generator=torch.Generator().manual_seed(self.calib_seed))
-        return (x.to(self.device, non_blocking=True) for x, _ in loader)
+        return (self._to_device(x) for x, _ in loader)
 
     @torch.no_grad()
     def _measure(self, arch: Arch) -> dict[str, float]:
@@ -82,7 +86,7 @@ class Evaluator:
             for i, (x, y) in enumerate(loader):
                 if self.max_batches is not None and i >= self.max_batches:
                     break
-                x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+                x, y = self._to_device(x), y.to(self.device, non_blocking=True)
                 with self._autocast():
                     logits = self.net(x, arch)
                 logits = logits.float()

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from ..config import load_config
 from ..errors import SupernasError
 from ..nn import SuperNet
-from ..nn.calibrate import frozen_bn_stats, preserved_bn_stats, recalibrate_bn
+from ..nn.calibrate import frozen_bn_stats
 from ..spaces import Arch, CostModel, SearchSpace, get_space
 from . import distributed as dist
 from .checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
@@ -259,44 +259,18 @@ class SupernetTrainer:
         return drawn
 
     # ------------------------------------------------------------------ validation
-    @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Top-1 of the smallest and largest Archs after BN re-calibration; training state untouched."""
+        """Top-1 on val of the smallest and largest Archs after BN re-calibration (by the stage-2
+        Evaluator, which leaves the supernet's statistics and the random streams as they were)."""
+        from ..search.evaluate import Evaluator
+
         e = self.cfg["eval"]
-        out = {}
-        rng = rng_states()
-        with preserved_bn_stats(self.net):
-            for name, arch in (("smallest", self.space.smallest()), ("largest", self.space.largest())):
-                calib = DataLoader(self.data.calibration, batch_size=self.cfg["train"]["batch_size"], shuffle=True,
-                                   num_workers=0, generator=torch.Generator().manual_seed(0), drop_last=True)
-                recalibrate_bn(self.net, (self._prep(x) for x, _ in calib), lambda x, a=arch: self.net(x, a),
-                               e["bn_batches"])
-                out[f"top1_{name}"] = self._accuracy(arch)
-        set_rng_states(rng)
+        evaluator = Evaluator(self.net, self.data, self.device, bn_batches=e["bn_batches"],
+                              batch_size=e["batch_size"], split="val", max_batches=e["max_batches"],
+                              amp_dtype=self.amp_dtype, channels_last=self.channels_last)
+        smallest, largest = evaluator.evaluate_many([self.space.smallest(), self.space.largest()])
         self.net.train()
-        return out
-
-    def _prep(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(self.device, non_blocking=True)
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
-
-    def _accuracy(self, arch: Arch) -> float:
-        e = self.cfg["eval"]
-        self.net.eval()
-        correct = torch.zeros(2, device=self.device)
-        loader = DataLoader(self.data.val, batch_size=e["batch_size"], shuffle=False, num_workers=0)
-        for i, (x, y) in enumerate(loader):
-            if e["max_batches"] is not None and i >= e["max_batches"]:
-                break
-            if i % self.info.world_size != self.info.rank:
-                continue
-            with self._autocast():
-                pred = self.net(self._prep(x), arch).argmax(-1)
-            correct[0] += (pred == y.to(self.device)).sum()
-            correct[1] += y.numel()
-        if self.info.enabled:
-            torch.distributed.all_reduce(correct)
-        return float(100.0 * correct[0] / correct[1].clamp(min=1))
+        return {"top1_smallest": smallest["top1"], "top1_largest": largest["top1"]}
 
     # ------------------------------------------------------------------ checkpoints
     def _save(self) -> None:
