@@ -115,7 +115,6 @@ class EvolutionSearch:
         return np.stack(list(found.values())[: self.population])
 
     def _children(self, parents: np.ndarray, n: int, budget: float, crossover: bool) -> np.ndarray:
-        card = self.space.cardinalities
         out, have = [], 0
         for _ in range(_MAX_ROUNDS):
             if have >= n:
@@ -124,15 +123,13 @@ class EvolutionSearch:
             a = parents[self._rng.integers(len(parents), size=m)]
             if crossover:
                 b = parents[self._rng.integers(len(parents), size=m)]
-                child = np.where(self._rng.random(a.shape) < self.crossover_prob, a, b)
+                child = self.space.crossover_indices(a, b, self._rng, self.crossover_prob)
             else:
-                flip = (self._rng.random(a.shape) < self.mutate_prob) & (card > 1)
-                shift = 1 + (self._rng.random(a.shape) * (card - 1)).astype(np.int64)  # to another choice
-                child = np.where(flip, (a + shift) % card, a)
-            child = self._within(self.space.canonicalize_indices(child), budget)[: n - have]
+                child = self.space.mutate_indices(a, self._rng, self.mutate_prob)
+            child = self._within(child, budget)[: n - have]
             out.append(child)
             have += len(child)
-        return np.concatenate(out) if out else np.empty((0, len(card)), np.int64)
+        return np.concatenate(out) if out else np.empty((0, len(self.space.dims)), np.int64)
 
     def _select(self, rows: np.ndarray) -> np.ndarray:
         uniq: dict[bytes, np.ndarray] = {}

@@ -198,19 +198,26 @@ class SearchSpace:
 
     def mutate(self, arch: Arch, rng: "np.random.Generator | int | None", prob: float = 0.1) -> Arch:
         """Each dimension, with probability `prob`, switches to a different choice."""
-        g = as_generator(rng)
-        row = self.to_indices(arch)[0]
-        for j, n in enumerate(self.cardinalities):
-            if n > 1 and g.random() < prob:
-                row[j] = (row[j] + 1 + g.integers(n - 1)) % n  # uniform over the other choices
-        return self.from_indices(row[None])[0]
+        return self.from_indices(self.mutate_indices(self.to_indices(arch), rng, prob))[0]
 
     def crossover(self, a: Arch, b: Arch, rng: "np.random.Generator | int | None", prob: float = 0.5) -> Arch:
         """Each dimension taken from `a` with probability `prob`, else from `b`."""
-        g = as_generator(rng)
         ia, ib = self.to_indices([a, b])
-        take_a = g.random(len(self.dims)) < prob
-        return self.from_indices(np.where(take_a, ia, ib)[None])[0]
+        return self.from_indices(self.crossover_indices(ia[None], ib[None], rng, prob))[0]
+
+    def mutate_indices(self, idx: np.ndarray, rng: "np.random.Generator | int | None", prob: float = 0.1) -> np.ndarray:
+        """`mutate` for an (N, D) index matrix at once; returns canonical rows."""
+        g = as_generator(rng)
+        card = self.cardinalities
+        flip = (g.random(idx.shape) < prob) & (card > 1)
+        shift = 1 + (g.random(idx.shape) * (card - 1)).astype(np.int64)  # uniform over the other choices
+        return self.canonicalize_indices(np.where(flip, (idx + shift) % card, idx))
+
+    def crossover_indices(self, a: np.ndarray, b: np.ndarray, rng: "np.random.Generator | int | None",
+                          prob: float = 0.5) -> np.ndarray:
+        """`crossover` of two (N, D) index matrices row by row; returns canonical rows."""
+        g = as_generator(rng)
+        return self.canonicalize_indices(np.where(g.random(a.shape) < prob, a, b))
 
     # ------------------------------------------------------------------ encoding
     def encode_indices(self, idx: np.ndarray) -> np.ndarray:
