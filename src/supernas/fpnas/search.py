@@ -15,7 +15,6 @@ the equal joint one at `switch_epoch`. PARSEC: the joint distribution from the s
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import time
@@ -36,7 +35,7 @@ from ..train import distributed as dist
 from ..train.checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
 from ..train.logging import RunLogger
 from ..train.losses import label_smoothing_ce
-from ..train.engine import amp_dtype, data_defaults, param_groups, start_run_dir
+from ..train.engine import amp_dtype, autocast, data_defaults, param_groups, start_run_dir
 from ..train.resumable import ResumableSampler, resumable_loader
 from ..train.schedule import scaled_lr, warmup_cosine_scheduler
 from ..utils.io import atomic_torch_save, atomic_write_text
@@ -210,9 +209,7 @@ class ProbabilisticSearch:
 
     # ------------------------------------------------------------------ the two steps
     def _autocast(self):
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        return autocast(self.device, self.amp_dtype)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> float:
         """Weight step: the mean loss of the K Archs, each backpropagated on its own."""

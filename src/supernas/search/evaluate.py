@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 from ..errors import SupernasError
 from ..nn.calibrate import preserved_bn_stats, recalibrate_bn
 from ..spaces import Arch
+from ..train.engine import autocast
 
 CACHE_VERSION = 1
 
@@ -49,9 +50,7 @@ class Evaluator:
 
     # ------------------------------------------------------------------ one Arch
     def _autocast(self):
-        if self.amp_dtype is None:
-            return torch.autocast(self.device.type, enabled=False)
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        return autocast(self.device, self.amp_dtype)
 
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)

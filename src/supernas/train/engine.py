@@ -26,6 +26,11 @@ def amp_dtype(amp: Any, cuda: bool) -> torch.dtype | None:
     raise SupernasError(f"run.amp must be auto, bf16 or fp32, got {amp!r}")
 
 
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """Autocast to `dtype` on `device`, or full precision when `dtype` is None."""
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+
 def param_groups(net: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Weight decay on conv and linear weights only (BatchNorm and biases excluded)."""
     decay, no_decay = [], []

@@ -8,7 +8,6 @@ once, clipped, and one SGD step follows. Only one subnet's activations live at a
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from ..nn.calibrate import frozen_bn_stats
 from ..spaces import Arch, CostModel, SearchSpace, get_space
 from . import distributed as dist
 from .checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
-from .engine import amp_dtype, data_defaults, param_groups, start_run_dir
+from .engine import amp_dtype, autocast, data_defaults, param_groups, start_run_dir
 from .logging import RunLogger
 from .losses import label_smoothing_ce, soft_target_ce
 from .resumable import ResumableSampler, resumable_loader
@@ -172,9 +171,7 @@ class SupernetTrainer:
         return float(dist.all_reduce_mean_(loss))
 
     def _autocast(self):
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        return autocast(self.device, self.amp_dtype)
 
     # ------------------------------------------------------------------ the loop
     def _loader(self, epoch: int, start_batch: int) -> DataLoader:
