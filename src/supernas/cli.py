@@ -137,12 +137,25 @@ def cmd_search(args: argparse.Namespace) -> None:
 
 @command
 def cmd_predictor(args: argparse.Namespace) -> None:
-    from .search.runner import fit_predictor_run
+    from .search import predictor_runs as runs
 
-    _, tau, path = fit_predictor_run(args.run, n=args.n, holdout=args.holdout, seed=args.seed,
-                                     bn_batches=args.bn_batches, max_batches=args.max_batches, device=args.device,
-                                     out=args.out)
-    print(f"predictor: {path}; Kendall tau on {args.holdout:.0%} held-out Archs: {tau:.3f}")
+    common = {"seed": args.seed}
+    if args.action == "fit":
+        _, tau, path = runs.fit_predictor_run(args.run, n=args.n or 1000, holdout=args.holdout,
+                                              bn_batches=args.bn_batches, max_batches=args.max_batches,
+                                              device=args.device, out=args.predictor, **common)
+        print(f"predictor: {path}; Kendall tau on {args.holdout:.0%} held-out Archs: {tau:.3f}"
+              if tau is not None else f"predictor: {path} (no held-out Archs, no Kendall tau)")
+    elif args.action == "eval":
+        r = runs.eval_predictor_run(args.run, args.predictor, n=args.n or 200, bn_batches=args.bn_batches,
+                                    max_batches=args.max_batches, device=args.device, seed=args.seed + 1)
+        print(f"predictor {r['predictor']} on {r['archs']} Archs it was not fitted on: Kendall tau "
+              f"{r['kendall_tau']:.3f}, Pearson r {r['pearson']:.3f}, mean abs. error {r['mae']:.2f} top-1 points")
+    else:
+        best, worst = runs.offline_sets_run(args.run, args.predictor, n=args.n or 1_000_000,
+                                            bin_width=args.bin_width, out_dir=args.out, **common)
+        print(f"offline Pareto sets: best {best}, worst {worst}\n"
+              f"train on one with: supernas train CONFIG sampler.kind=pareto sampler.pareto_set={best}")
 
 
 @command
@@ -269,12 +282,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="output directory (default RUN/search)")
     s.add_argument("--resume", action="store_true", help="continue an interrupted search")
 
-    s = add("predictor", "fit the random-forest accuracy predictor on Archs evaluated by the supernet")
-    s.add_argument("action", choices=["fit"])
+    s = add("predictor", "the random-forest accuracy predictor: fit it on Archs scored by the supernet, "
+            "check it on unseen Archs (eval), or build the offline best/worst Pareto sets from it")
+    s.add_argument("action", choices=["fit", "eval", "offline-sets"])
     stage2(s)
-    s.add_argument("-n", type=int, default=1000, help="Archs to evaluate")
-    s.add_argument("--holdout", type=float, default=0.2)
-    s.add_argument("--out", help="predictor path (default RUN/predictor.pkl)")
+    s.add_argument("-n", type=int, help="Archs to evaluate (fit: 1000, eval: 200) or to rank (offline-sets: 1000000)")
+    s.add_argument("--holdout", type=float, default=0.2, help="fit: fraction held out for Kendall tau")
+    s.add_argument("--predictor", help="predictor path (default RUN/predictor.pkl)")
+    s.add_argument("--bin-width", type=float, default=25.0, help="offline-sets: MFLOPs per bin")
+    s.add_argument("--out", help="offline-sets: output directory (default RUN/offline)")
 
     s = add("export", "export an Arch as a standalone model with calibrated BatchNorm")
     stage2(s)

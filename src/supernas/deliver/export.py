@@ -37,7 +37,7 @@ def export_arch(net, arch: Arch, data, out_dir: "str | Path", fmt: str = "pt", b
         recalibrate_bn(model, (resize_to(x, model.resolution) for x, _ in loader), num_batches=bn_batches)
     model.eval()
     cost = CostModel(net.space, net.num_classes)
-    meta = {"space": net.space.name, "arch": arch.to_dict(), "mflops": float(cost.mflops(arch)),
+    meta = {"space": net.space.name, "space_definition": net.space.definition, "arch": arch.to_dict(), "mflops": float(cost.mflops(arch)),
             "params": int(cost.params(arch)), "resolution": model.resolution, "num_classes": net.num_classes,
             "image_size": data.image_size, "mean": list(data.mean), "std": list(data.std), "classes": [str(c) for c in data.classes]}
     atomic_write_text(out / "arch.json", json.dumps(meta, indent=1))

@@ -1,5 +1,5 @@
 """AttentiveNAS stage 2 on a trained run directory: evolutionary search per FLOPs budget (scored by
-the BN-recalibrated supernet or by a predictor), the Pareto set written out, and predictor fitting.
+the BN-recalibrated supernet or by a predictor) and the Pareto set written out.
 
     result = search_run("runs/cifar10-supernet", budgets=[50, 100, 150])
 """
@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 
 from ..errors import SupernasError
@@ -101,24 +100,3 @@ def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | 
         atomic_write_text(out / "best_per_budget.json", json.dumps(best, indent=1))
     return result
 
-
-def fit_predictor_run(run_dir: "str | Path", n: int = 1000, holdout: float = 0.2, seed: int = 0,
-                      bn_batches: int = 64, max_batches: int | None = None, device: str = "auto",
-                      out: "str | Path | None" = None):
-    """Evaluate `n` random Archs with the calibrated supernet, fit the random-forest predictor, save
-    it (default RUN/predictor.pkl) and return (predictor, held-out Kendall tau, path)."""
-    from ..predictors import fit_from_evaluations
-
-    net, cfg, data = load_run(run_dir, device)
-    device_ = next(net.parameters()).device
-    evaluator = Evaluator(net, data, device=device_, bn_batches=bn_batches, max_batches=max_batches)
-    archs = net.space.sample(np.random.default_rng(seed), n)
-    results = evaluator.evaluate_many(archs)
-    records = [(a, r["top1"]) for a, r in zip(archs, results)]
-    predictor, tau = fit_from_evaluations(net.space, records, holdout=holdout, seed=seed)
-    path = Path(out or Path(run_dir).expanduser() / "predictor.pkl")
-    if dist.current().is_main:
-        predictor.save(path)
-        atomic_write_text(path.with_suffix(".evaluations.json"),
-                          json.dumps([{"arch": a.to_dict(), "top1": r["top1"]} for a, r in zip(archs, results)]))
-    return predictor, tau, path

@@ -2,6 +2,7 @@
 encoding and validation of Archs, one at a time or as index matrices for speed."""
 from __future__ import annotations
 
+import copy
 import json
 import math
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ class SearchSpace:
 
     def __init__(self, spec: SpaceSpec | Mapping[str, Any]):
         self.spec = spec if isinstance(spec, SpaceSpec) else parse_space(spec)
+        # The mapping it was built from (JSON-able), so saved files can rebuild a derived space.
+        self.definition: dict[str, Any] | None = None if isinstance(spec, SpaceSpec) else copy.deepcopy(dict(spec))
         self.name = self.spec.name
         self.dims = tuple(self._make_dims())
         self._col = {d.name: i for i, d in enumerate(self.dims)}

@@ -1,0 +1,113 @@
+"""The accuracy predictor on a trained run directory: fit it on Archs scored by the calibrated
+supernet, check it on Archs it has not seen, and turn it into the offline best / worst Pareto sets
+that stage 1's `sampler.kind: pareto` trains on (AttentiveNAS section 4.4, Appendix C).
+
+    predictor, tau, path = fit_predictor_run("runs/cifar10-supernet", n=1000)
+    report = eval_predictor_run("runs/cifar10-supernet", n=200)
+    best_path, worst_path = offline_sets_run("runs/cifar10-supernet", n=1_000_000)
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import SupernasError
+from ..spaces import Arch, CostModel
+from ..train import distributed as dist
+from ..utils.io import atomic_write_text
+from .evaluate import Evaluator
+from .pareto import offline_pareto_sets, write_pareto
+from .runner import load_run
+
+
+def _evaluate_random(run_dir: "str | Path", n: int, seed: int, bn_batches: int, max_batches: int | None,
+                     device: str, exclude: Sequence[Arch] = ()):
+    """(supernet, data, Archs, top-1 list): `n` distinct random Archs outside `exclude`, scored by the
+    calibrated supernet (spread over ranks under torchrun)."""
+    if n < 2:
+        raise SupernasError(f"evaluate at least 2 Archs (-n), got {n}")
+    net, _, data = load_run(run_dir, device)
+    rng, skip, archs = np.random.default_rng(seed), set(exclude), []
+    for _ in range(100):
+        for a in net.space.sample(rng, 2 * n):
+            if a not in skip:
+                skip.add(a)
+                archs.append(a)
+        if len(archs) >= n:
+            break
+    archs = archs[:n]
+    evaluator = Evaluator(net, data, device=next(net.parameters()).device, bn_batches=bn_batches,
+                          max_batches=max_batches)
+    return net, data, archs, [r["top1"] for r in evaluator.evaluate_many(archs)]
+
+
+def _default_predictor(run_dir: "str | Path", predictor: "str | Path | None") -> Path:
+    return Path(predictor or Path(run_dir).expanduser() / "predictor.pkl")
+
+
+def fit_predictor_run(run_dir: "str | Path", n: int = 1000, holdout: float = 0.2, seed: int = 0,
+                      bn_batches: int = 64, max_batches: int | None = None, device: str = "auto",
+                      out: "str | Path | None" = None):
+    """Evaluate `n` random Archs with the calibrated supernet, fit the random-forest predictor, save
+    it (default RUN/predictor.pkl, the evaluations beside it) and return (predictor, held-out Kendall
+    tau, path)."""
+    from ..predictors import fit_from_evaluations
+
+    net, _, archs, top1 = _evaluate_random(run_dir, n, seed, bn_batches, max_batches, device)
+    predictor, tau = fit_from_evaluations(net.space, list(zip(archs, top1)), holdout=holdout, seed=seed)
+    path = _default_predictor(run_dir, out)
+    if dist.current().is_main:
+        predictor.save(path)
+        atomic_write_text(path.with_suffix(".evaluations.json"),
+                          json.dumps([{"arch": a.to_dict(), "top1": t} for a, t in zip(archs, top1)]))
+    return predictor, tau, path
+
+
+def eval_predictor_run(run_dir: "str | Path", predictor: "str | Path | None" = None, n: int = 200, seed: int = 1,
+                       bn_batches: int = 64, max_batches: int | None = None, device: str = "auto") -> dict[str, Any]:
+    """Score `n` random Archs the predictor was not fitted on with the calibrated supernet and compare:
+    Kendall tau, Pearson r and mean absolute error (top-1 points). Written to PREDICTOR.eval.json."""
+    from ..predictors import kendall_tau, load_predictor
+
+    path = _default_predictor(run_dir, predictor)
+    if not path.is_file():
+        raise SupernasError(f"no predictor at '{path}'; fit one with `supernas predictor fit {run_dir}`")
+    seen_file = path.with_suffix(".evaluations.json")
+    seen_records = json.loads(seen_file.read_text()) if seen_file.is_file() else []
+    net, _, _ = load_run(run_dir, device)
+    model = load_predictor(path, net.space)
+    seen = [net.space.arch(r["arch"]) for r in seen_records]
+    _, _, archs, top1 = _evaluate_random(run_dir, n, seed, bn_batches, max_batches, device, exclude=seen)
+    pred, true = np.asarray(model.predict(archs), dtype=np.float64), np.asarray(top1, dtype=np.float64)
+    pearson = float(np.corrcoef(pred, true)[0, 1]) if pred.std() > 0 and true.std() > 0 else 0.0
+    report = {"predictor": str(path), "archs": len(archs), "kendall_tau": kendall_tau(pred, true),
+              "pearson": pearson, "mae": float(np.abs(pred - true).mean()),
+              "excluded_fitting_archs": len(seen), "seed": seed,
+              "evaluations": [{"arch": a.to_dict(), "top1": float(t), "predicted": float(p)}
+                              for a, t, p in zip(archs, true, pred)]}
+    if dist.current().is_main:
+        atomic_write_text(path.with_suffix(".eval.json"), json.dumps(report, indent=1))
+    return report
+
+
+def offline_sets_run(run_dir: "str | Path", predictor: "str | Path | None" = None, n: int = 1_000_000,
+                     bin_width: float = 25.0, seed: int = 0, out_dir: "str | Path | None" = None) -> tuple[Path, Path]:
+    """The offline best and worst Pareto sets: per `bin_width`-MFLOPs bin, the Arch of highest and of
+    lowest predicted accuracy among `n` random ones. Writes OUT/pareto_best.{json,csv} and
+    OUT/pareto_worst.{json,csv} (default OUT: RUN/offline); returns the two JSON paths, which
+    `sampler.kind=pareto sampler.pareto_set=PATH` of `supernas train` reads."""
+    from ..predictors import load_predictor
+
+    path = _default_predictor(run_dir, predictor)
+    if not path.is_file():
+        raise SupernasError(f"no predictor at '{path}'; fit one with `supernas predictor fit {run_dir}`")
+    net, _, _ = load_run(run_dir, "cpu")
+    best, worst = offline_pareto_sets(net.space, load_predictor(path, net.space), CostModel(net.space, net.num_classes),
+                                      n=n, bin_width=bin_width, seed=seed)
+    out = Path(out_dir).expanduser() if out_dir else Path(run_dir).expanduser() / "offline"
+    best_json, _ = write_pareto(out, best, net.space, name="pareto_best")
+    worst_json, _ = write_pareto(out, worst, net.space, name="pareto_worst")
+    return best_json, worst_json

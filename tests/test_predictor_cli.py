@@ -1,0 +1,52 @@
+"""`supernas predictor fit | eval | offline-sets` on a tiny trained run, and training on the sets."""
+import json
+
+import pytest
+
+from supernas.cli import main
+from supernas.train.supernet import SupernetTrainer
+
+TINY = {"space": "attentivenas-tiny", "data": {"path": "digits", "image_size": 12, "train_subset": 256,
+                                               "search_size": 64},
+        "train": {"epochs": 1, "batch_size": 32, "workers": 0, "max_steps": 3},
+        "eval": {"bn_batches": 1, "max_batches": 1}, "log": {"progress": False, "tensorboard": False}}
+
+
+def _train(run, **sampler):
+    SupernetTrainer({**TINY, "run": {"dir": str(run), "device": "cpu"},
+                     "sampler": {"kind": "uniform", **sampler}}).fit()
+    return run
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return _train(tmp_path_factory.mktemp("predictor") / "run")
+
+
+def test_fit_eval_and_offline_sets_feed_stage_one(run, tmp_path, capsys):
+    common = ["--bn-batches", "1", "--device", "cpu"]
+    assert main(["predictor", "eval", str(run), *common]) == 2  # nothing fitted yet: says how
+    assert "supernas predictor fit" in capsys.readouterr().err
+
+    assert main(["predictor", "fit", str(run), "-n", "12", "--holdout", "0.25", *common]) == 0
+    assert "Kendall tau" in capsys.readouterr().out
+    fitted = json.loads((run / "predictor.evaluations.json").read_text())
+    assert len(fitted) == 12
+
+    assert main(["predictor", "eval", str(run), "-n", "6", *common]) == 0
+    assert "Archs it was not fitted on" in capsys.readouterr().out
+    report = json.loads((run / "predictor.eval.json").read_text())
+    assert report["archs"] == 6 and -1 <= report["kendall_tau"] <= 1 and report["mae"] >= 0
+    fitted_archs = {json.dumps(r["arch"], sort_keys=True) for r in fitted}
+    assert not fitted_archs & {json.dumps(r["arch"], sort_keys=True) for r in report["evaluations"]}
+
+    assert main(["predictor", "offline-sets", str(run), "-n", "3000", "--bin-width", "0.5"]) == 0
+    assert "sampler.pareto_set=" in capsys.readouterr().out
+    best = json.loads((run / "offline" / "pareto_best.json").read_text())["entries"]
+    worst = json.loads((run / "offline" / "pareto_worst.json").read_text())["entries"]
+    assert len(best) == len(worst) > 1
+    assert all(b["accuracy"] >= w["accuracy"] for b, w in zip(best, worst))  # same bins, by MFLOPs
+
+    # Stage 1 trains on the best set (AttentiveNAS's offline BestUp).
+    _train(tmp_path / "offline-run", kind="pareto", pareto_set=str(run / "offline" / "pareto_best.json"))
+    assert (tmp_path / "offline-run" / "checkpoint.pt").is_file()
