@@ -1,4 +1,5 @@
 import json
+import zlib
 
 import numpy as np
 import pytest
@@ -214,3 +215,14 @@ def test_evaluate_many_splits_over_ranks(tmp_path):
     assert r0["results"] == r1["results"] and len(r0["results"]) == 7
     assert r0["measured"] + r1["measured"] == 5 and min(r0["measured"], r1["measured"]) >= 2
     assert {r["rank"] for r in r0["results"]} == {0.0, 1.0}
+
+
+def test_best_per_budget_grows_with_the_budget():
+    """Archs scored for a smaller budget compete in a larger one, so its best is never worse."""
+    space = get_space("attentivenas-tiny")
+    cost = CostModel(space, 10)
+    score = lambda archs: [float(zlib.crc32(a.to_json().encode()) % 1000) for a in archs]  # noqa: E731 arbitrary
+    search = EvolutionSearch(space, cost, score, [1.0, 3.0], population=8, mutations=4, crossovers=4,
+                             generations=2, seed=0)
+    result = search.run()
+    assert result.best[1].accuracy >= result.best[0].accuracy

@@ -57,29 +57,9 @@ def cmd_flops(args: argparse.Namespace) -> None:
         print(f"{mflops:.1f} MFLOPs, {params / 1e6:.2f} M params ({space.name}, {args.num_classes} classes)")
 
 
-def sample_in_range(space, cost, rng: np.random.Generator, n: int, lo: float, hi: float,
-                    max_trials: int = 2_000_000) -> np.ndarray:
-    """n uniformly random Archs (as indices) with lo <= MFLOPs <= hi, by vectorised rejection."""
-    smallest, largest = cost.mflops([space.smallest(), space.largest()])
-    if lo > hi or hi < smallest or lo > largest:
-        want = f"between {lo:g} and {hi:g}" if np.isfinite(lo) and np.isfinite(hi) else (
-            f"at least {lo:g}" if np.isfinite(lo) else f"at most {hi:g}")
-        raise SupernasError(f"no Arch of '{space.name}' costs {want} MFLOPs; its Archs cost "
-                            f"{smallest:.1f} to {largest:.1f} MFLOPs: choose --min-mflops/--max-mflops in that range")
-    found, trials = [], 0
-    while sum(len(f) for f in found) < n:
-        if trials >= max_trials:
-            raise SupernasError(f"only {sum(len(f) for f in found)} of {n} Archs found between {lo:g} and {hi:g} "
-                                f"MFLOPs in {trials:,} random trials; widen the range")
-        idx = space.sample_indices(rng, 20_000)
-        m = cost.mflops_indices(idx)
-        found.append(idx[(m >= lo) & (m <= hi)])
-        trials += len(idx)
-    return np.concatenate(found)[:n]
-
-
 @command
 def cmd_sample(args: argparse.Namespace) -> None:
+    from .sampling import sample_in_range
     from .spaces import CostModel, get_space
 
     if args.n < 1:
@@ -117,22 +97,59 @@ def cmd_fpnas(args: argparse.Namespace) -> None:
           f"{run_dir}/arch.png")
 
 
+def _config_and_overrides(args: argparse.Namespace) -> tuple[str | None, list[str]]:
+    """CONFIG is optional before the overrides: a first word with '=' that is no file is an override."""
+    from pathlib import Path
+
+    if args.config is not None and "=" in args.config and not Path(args.config).is_file():
+        return None, [args.config, *args.overrides]
+    return args.config, list(args.overrides)
+
+
+def _print_standalone(r: dict) -> None:
+    ema = f", EMA {r['top1_ema']:.2f}" if r["top1_ema"] is not None else ""
+    print(f"top-1 {r['top1']:.2f} ({r['weights']} weights; raw {r['top1_raw']:.2f}{ema}), {r['mflops']:.1f} MFLOPs, "
+          f"{r['steps']} steps in {r['seconds']:.0f} s; model: {r['export']}, result: {r['run_dir']}/result.json")
+
+
+@command
+def cmd_retrain(args: argparse.Namespace) -> None:
+    from .train.standalone import retrain
+
+    config, overrides = _config_and_overrides(args)
+    _print_standalone(retrain(args.arch, config, overrides, resume=args.resume))
+
+
+@command
+def cmd_finetune(args: argparse.Namespace) -> None:
+    from .train.standalone import finetune
+
+    config, overrides = _config_and_overrides(args)
+    _print_standalone(finetune(args.model, config, overrides, resume=args.resume))
+
+
 # ---------------------------------------------------------------------------- stage 2 and delivery
 @command
 def cmd_search(args: argparse.Namespace) -> None:
     from .search import format_table, parse_budgets
     from .search.runner import search_run
 
+    latency = args.cost == "latency"
+    if latency and args.max_mflops is not None:
+        raise SupernasError("--max-mflops is a MFLOPs budget; with --cost latency give --budgets in ms (e.g. 1.5:3:0.5)")
     if (args.budgets is None) == (args.max_mflops is None):
         raise SupernasError("give either --budgets (e.g. 200:800:100) or --max-mflops B")
-    budgets = parse_budgets(args.budgets if args.budgets is not None else args.max_mflops)
+    budgets = parse_budgets(args.budgets if args.budgets is not None else args.max_mflops,
+                            "ms" if latency else "MFLOPs")
     result = search_run(args.run, budgets, out_dir=args.out, predictor=args.predictor, population=args.population,
                         mutations=args.mutations, crossovers=args.crossovers, generations=args.generations,
                         seed=args.seed, bn_batches=args.bn_batches, max_batches=args.max_batches,
-                        device=args.device, resume=args.resume)
+                        device=args.device, resume=args.resume, cost=args.cost, latency_batch=args.latency_batch,
+                        latency_warmup=args.latency_warmup, latency_repeats=args.latency_repeats)
     out = args.out or f"{args.run}/search"
     print(format_table(result.pareto()))
-    print(f"Pareto set: {out}/pareto.json, {out}/pareto.csv; plot: {out}/pareto.png")
+    print(f"Pareto set: {out}/pareto.json, {out}/pareto.csv; plot: {out}/pareto.png"
+          + (f"; latency table: {out}/latency_table.json" if latency else ""))
 
 
 @command
@@ -263,6 +280,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("overrides", nargs="*", metavar="key=value")
     s.add_argument("--resume", action="store_true")
 
+    s = add("retrain", "train one Arch from scratch as a standalone model (label smoothing, AutoAugment, EMA, "
+            "optional stochastic depth and distillation) and export it")
+    s.add_argument("arch", help="an FP-NAS run directory, an export directory, a JSON file or string with an Arch "
+                   "(give its space with space=... when the file has none), a0..a6, or smallest / largest")
+    s.add_argument("config", nargs="?", help="YAML config (see configs/retrain_*.yaml)")
+    s.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.epochs=10 data.path=~/cifar10")
+    s.add_argument("--resume", action="store_true", help="continue the run in run.dir from its checkpoint")
+
+    s = add("finetune", "train an exported model further (optionally distilling from a supernet's largest Arch "
+            "with train.teacher=RUN) and export it again")
+    s.add_argument("model", help="directory written by `supernas export` (or RUN/export of `supernas retrain`)")
+    s.add_argument("config", nargs="?", help="YAML config (see configs/finetune_*.yaml)")
+    s.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.teacher=runs/supernet")
+    s.add_argument("--resume", action="store_true", help="continue the run in run.dir from its checkpoint")
+
     def stage2(s: argparse.ArgumentParser) -> None:
         s.add_argument("run", help="run directory of `supernas train`")
         s.add_argument("--bn-batches", type=int, default=64, help="training batches for BN re-calibration")
@@ -270,9 +302,17 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--device", default="auto")
         s.add_argument("--seed", type=int, default=0)
 
-    s = add("search", "AttentiveNAS stage 2: evolutionary search per FLOPs budget; writes the Pareto set")
+    s = add("search", "AttentiveNAS stage 2: evolutionary search per FLOPs (or latency) budget; writes the "
+            "Pareto set")
     stage2(s)
-    s.add_argument("--budgets", help="MFLOPs budgets: START:STOP:STEP, a comma list, or one number")
+    s.add_argument("--budgets", help="budgets in MFLOPs (in ms with --cost latency): START:STOP:STEP, a comma "
+                   "list, or one number")
+    s.add_argument("--cost", choices=["mflops", "latency"], default="mflops",
+                   help="what the budgets bound: analytic MFLOPs, or latency measured on --device (per-layer "
+                   "table kept in OUT/latency_table.json)")
+    s.add_argument("--latency-batch", type=int, default=1, help="batch size of the latency measurements")
+    s.add_argument("--latency-warmup", type=int, default=10, help="untimed runs of each layer before timing")
+    s.add_argument("--latency-repeats", type=int, default=30, help="timed runs of each layer (median)")
     s.add_argument("--max-mflops", type=float, help="a single budget")
     s.add_argument("--predictor", help="score with a saved predictor instead of the calibrated supernet")
     s.add_argument("--population", type=int, default=512)

@@ -52,21 +52,34 @@ def evaluate_model(model: torch.nn.Module, dataset, batch_size: int = 256, devic
 
 
 @torch.no_grad()
+def time_forward(model: torch.nn.Module, x: torch.Tensor, warmup: int = 10, repeats: int = 50) -> list[float]:
+    """Sorted wall times (ms) of `repeats` forward passes of `model` on `x`, after `warmup` untimed ones.
+
+    On CUDA the model runs as it would be deployed there (channels_last, bf16 autocast), timed
+    between synchronisations; elsewhere in float32 as given. `model` must already be on x's device."""
+    cuda = x.device.type == "cuda"
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    times = []
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+        for _ in range(warmup):
+            model(x)
+        for _ in range(repeats):
+            sync()
+            t0 = time.perf_counter()
+            model(x)
+            sync()
+            times.append((time.perf_counter() - t0) * 1e3)
+    return sorted(times)
+
+
 def measure_latency(model: torch.nn.Module, resolution: int, batch_size: int = 1, warmup: int = 10,
                     repeats: int = 50, device: str = "cpu") -> dict[str, float]:
-    """Median and 90th-percentile wall time (ms) of one forward pass on `device`."""
+    """Median and 90th-percentile wall time (ms) of one forward pass on `device` (see `time_forward`)."""
     model = model.to(device).eval()
     x = torch.randn(batch_size, 3, resolution, resolution, device=device)
-    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
-    for _ in range(warmup):
-        model(x)
-    times = []
-    for _ in range(repeats):
-        sync()
-        t0 = time.perf_counter()
-        model(x)
-        sync()
-        times.append((time.perf_counter() - t0) * 1e3)
-    times.sort()
+    times = time_forward(model, x, warmup, repeats)
     return {"median_ms": statistics.median(times), "p90_ms": times[int(0.9 * (len(times) - 1))],
             "batch_size": batch_size, "device": str(device)}

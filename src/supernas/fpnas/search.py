@@ -174,6 +174,7 @@ class ProbabilisticSearch:
         self.step = 0
         self.arch_steps = 0
         self.samples_total = 0
+        self.samples_warmup = 0  # of samples_total, drawn while alpha was frozen
         self.search_seconds = 0.0
         self._search_it: Iterator | None = None
 
@@ -292,6 +293,8 @@ class ProbabilisticSearch:
                     k = self.num_samples()
                     idx = self.dist.sample(k, self.gen)
                     self.samples_total += k
+                    if epoch < s["warmup_epochs"]:
+                        self.samples_warmup += k
                     loss = self.train_step(x, y, idx)
                     if not math.isfinite(loss):
                         raise SupernasError(f"the loss became {loss} at step {self.step}; lower search.lr "
@@ -323,6 +326,7 @@ class ProbabilisticSearch:
         dist.barrier()
         if self.info.is_main:
             self._finish()
+        dist.barrier()  # every rank returns a run directory that already holds result.json
         return self.run_dir
 
     # ------------------------------------------------------------------ outputs
@@ -349,8 +353,10 @@ class ProbabilisticSearch:
                 continue
             seen.add(arch)
             top.append({"arch": arch.to_dict(), "mflops": float(m), "params": int(p), "log_prob": float(l)})
-        return {"mode": self.cfg["search"]["mode"], "space": self.space.name, "distribution": self.dist_kind,
+        return {"mode": self.cfg["search"]["mode"], "space": self.space.name,
+                "space_definition": self.space.definition, "distribution": self.dist_kind,
                 "most_likely": top[0], "top": top, "samples_total": self.samples_total,
+                "samples_warmup": self.samples_warmup, "samples_search": self.samples_total - self.samples_warmup,
                 "search_seconds": round(self.search_seconds, 3), "steps": self.step,
                 "entropy": float(self.dist.entropy().detach()), "max_entropy": self.dist.max_entropy(),
                 "expected_mflops": self.expected_mflops()}
@@ -374,6 +380,7 @@ class ProbabilisticSearch:
             return
         save_checkpoint(self.run_dir, {
             "step": self.step, "arch_steps": self.arch_steps, "samples_total": self.samples_total,
+            "samples_warmup": self.samples_warmup,
             "search_seconds": self.search_seconds, "model": self.net.state_dict(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "dist_kind": self.dist_kind, "dist": self.dist.state_dict(), "arch_optimizer": self.arch_opt.state_dict(),
@@ -400,3 +407,4 @@ class ProbabilisticSearch:
         set_rng_states(ck["rng"])
         self.step, self.arch_steps = ck["step"], ck["arch_steps"]
         self.samples_total, self.search_seconds = ck["samples_total"], ck["search_seconds"]
+        self.samples_warmup = ck.get("samples_warmup", 0)

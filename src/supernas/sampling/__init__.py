@@ -7,11 +7,11 @@ Give every DDP rank the same seed and they draw the same Archs at each step.
 """
 from .attentive import AttentiveSampler, Candidates, LossScorer, PredictorScorer, Scorer, as_scorer
 from .base import Sampler, UniformSampler
-from .constrained import FlopsConstrainedSampler, SamplerStats
+from .constrained import FlopsConstrainedSampler, SamplerStats, sample_in_range
 from .flops_tables import FlopsPrior, ProposalTable, bin_of, estimate_flops_tables
 from .pareto import ParetoSetSampler
 from .prefetch import Prefetcher
 
 __all__ = ["AttentiveSampler", "Candidates", "FlopsConstrainedSampler", "FlopsPrior", "LossScorer",
            "ParetoSetSampler", "PredictorScorer", "Prefetcher", "ProposalTable", "Sampler", "SamplerStats",
-           "Scorer", "UniformSampler", "as_scorer", "bin_of", "estimate_flops_tables"]
+           "Scorer", "UniformSampler", "as_scorer", "bin_of", "estimate_flops_tables", "sample_in_range"]

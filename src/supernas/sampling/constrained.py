@@ -165,3 +165,24 @@ class FlopsConstrainedSampler:
                                     "prior_seed, bin_width, proposal, space, classes)")
         set_rng_state(self.rng, state["rng"])
         self.stats = SamplerStats.from_dict(state["stats"])
+
+
+def sample_in_range(space: SearchSpace, cost: CostModel, rng: np.random.Generator, n: int, lo: float, hi: float,
+                    max_trials: int = 2_000_000) -> np.ndarray:
+    """n uniformly random Archs (as indices) with lo <= MFLOPs <= hi, by vectorised rejection."""
+    smallest, largest = cost.mflops([space.smallest(), space.largest()])
+    if lo > hi or hi < smallest or lo > largest:
+        want = f"between {lo:g} and {hi:g}" if np.isfinite(lo) and np.isfinite(hi) else (
+            f"at least {lo:g}" if np.isfinite(lo) else f"at most {hi:g}")
+        raise SupernasError(f"no Arch of '{space.name}' costs {want} MFLOPs; its Archs cost "
+                            f"{smallest:.1f} to {largest:.1f} MFLOPs: choose --min-mflops/--max-mflops in that range")
+    found, trials = [], 0
+    while sum(len(f) for f in found) < n:
+        if trials >= max_trials:
+            raise SupernasError(f"only {sum(len(f) for f in found)} of {n} Archs found between {lo:g} and {hi:g} "
+                                f"MFLOPs in {trials:,} random trials; widen the range")
+        idx = space.sample_indices(rng, 20_000)
+        m = cost.mflops_indices(idx)
+        found.append(idx[(m >= lo) & (m <= hi)])
+        trials += len(idx)
+    return np.concatenate(found)[:n]

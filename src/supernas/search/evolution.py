@@ -1,9 +1,12 @@
-"""Evolutionary search under FLOPs budgets (AttentiveNAS section 4.5 / Appendix C).
+"""Evolutionary search under FLOPs (or latency) budgets (AttentiveNAS section 4.5 / Appendix C).
 
-Per budget: a population sampled within the budget, then `generations` rounds of `mutations`
+Per budget: a population sampled within the budget (plus the Archs already scored for earlier
+budgets that fit it, at no cost), then `generations` rounds of `mutations`
 mutated and `crossovers` crossed-over children of the best `parents` members (children redrawn
 until within budget), keeping the best `population` distinct Archs. Work is on (N, D) index
-matrices; scores are cached across budgets so no Arch is scored twice.
+matrices; scores are cached across budgets so no Arch is scored twice. The constrained cost is a
+function of index rows: MFLOPs of the CostModel by default, or e.g. measured latency
+(`constraint=("latency_ms", table.latency_indices)`, see `latency.py`).
 
 Parents: the reference keeps a population of 512 and breeds from it; we breed from its top
 quarter by default (`parents=population // 4`), the usual truncation selection, which
@@ -18,34 +21,42 @@ import numpy as np
 
 from ..errors import SupernasError
 from ..spaces import Arch, CostModel, SearchSpace
-from .pareto import ParetoEntry, pareto_front
+from .pareto import COSTS, ParetoEntry, pareto_front
 
 ScoreFn = Callable[[list[Arch]], "np.ndarray | Sequence[float]"]
+CostFn = Callable[[np.ndarray], np.ndarray]  # (N, D) index rows -> (N,) cost
 Callback = Callable[[int, float, ParetoEntry], None]
 _MAX_ROUNDS = 100  # redraw rounds for children before settling for fewer (tight budgets)
 STATE_VERSION = 1
+_SAVED_DEFAULTS = {"constraint": "mflops"}  # settings that states saved before they existed had
 
 
 @dataclass
 class SearchResult:
-    """Best Arch per budget (None if a budget was not searched yet) and every scored Arch once."""
+    """Best Arch per budget (None if a budget was not searched yet) and every scored Arch once;
+    `cost` names the constrained ParetoEntry field the budgets are in."""
 
     budgets: list[float]
     best: list[ParetoEntry | None]
     evaluated: list[ParetoEntry]
+    cost: str = "mflops"
 
     def pareto(self) -> list[ParetoEntry]:
-        """Pareto front of all scored Archs (accuracy against MFLOPs)."""
-        return pareto_front(self.evaluated)
+        """Pareto front of all scored Archs (accuracy against the constrained cost)."""
+        return pareto_front(self.evaluated, cost=self.cost)
 
 
 class EvolutionSearch:
-    """Budgeted evolutionary search; `run()` or repeated `step()`, resumable via `state_dict()`."""
+    """Budgeted evolutionary search; `run()` or repeated `step()`, resumable via `state_dict()`.
+
+    `constraint` = (name, cost of index rows) is what the budgets bound: a cost field of
+    ParetoEntry ("mflops" or "latency_ms"); default the MFLOPs of `cost`."""
 
     def __init__(self, space: SearchSpace, cost: CostModel, score_fn: ScoreFn, budgets: Sequence[float],
                  population: int = 512, mutations: int = 128, crossovers: int = 128, generations: int = 20,
                  mutate_prob: float = 0.1, seed: int = 0, state: Mapping[str, Any] | None = None,
-                 parents: int | None = None, crossover_prob: float = 0.5):
+                 parents: int | None = None, crossover_prob: float = 0.5,
+                 constraint: tuple[str, CostFn] | None = None):
         for name, v, low in (("population", population, 1), ("mutations", mutations, 0),
                              ("crossovers", crossovers, 0), ("generations", generations, 0)):
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
@@ -53,15 +64,19 @@ class EvolutionSearch:
         if not 0 <= mutate_prob <= 1 or not 0 <= crossover_prob <= 1:
             raise SupernasError(f"mutate_prob and crossover_prob must lie in [0, 1], "
                                 f"got {mutate_prob}, {crossover_prob}")
+        self.constraint, self._cost_of = constraint or ("mflops", cost.mflops_indices)
+        if self.constraint not in COSTS:
+            raise SupernasError(f"unknown constraint '{self.constraint}'; choose one of {', '.join(COSTS)}")
+        unit = COSTS[self.constraint]
         self.budgets = [float(b) for b in budgets]
         if not self.budgets:
-            raise SupernasError("give at least one FLOPs budget (e.g. --budgets 200:800:100)")
+            raise SupernasError(f"give at least one budget in {unit} (e.g. --budgets 200:800:100)")
         self.space, self.cost, self.score_fn = space, cost, score_fn
-        floor = float(cost.mflops(space.smallest()))
+        floor = float(self._cost_of(space.to_indices(space.smallest()))[0])
         low = [b for b in self.budgets if b < floor]
         if low:
-            raise SupernasError(f"budget {low[0]:g} MFLOPs is below the smallest Arch of space '{space.name}' "
-                                f"({floor:.1f} MFLOPs); raise the budgets to at least that")
+            raise SupernasError(f"budget {low[0]:g} {unit} is below the smallest Arch of space '{space.name}' "
+                                f"({floor:.4g} {unit}); raise the budgets to at least that")
         self.population, self.mutations, self.crossovers = population, mutations, crossovers
         self.generations = generations
         self.parents = max(1, population // 4) if parents is None else int(parents)
@@ -98,7 +113,7 @@ class EvolutionSearch:
         return np.array([self._accs[self._cache[k]] for k in keys], dtype=np.float64)
 
     def _within(self, rows: np.ndarray, budget: float) -> np.ndarray:
-        return rows[self.cost.mflops_indices(rows) <= budget]
+        return rows[self._cost_of(rows) <= budget]
 
     # ------------------------------------------------------------------ operators
     def _initial(self, budget: float) -> np.ndarray:
@@ -112,7 +127,11 @@ class EvolutionSearch:
         if not found:  # a budget just above the smallest Arch: start from it and let mutation explore
             r = self.space.to_indices(self.space.smallest())[0]
             found[r.tobytes()] = r
-        return np.stack(list(found.values())[: self.population])
+        fresh = np.stack(list(found.values())[: self.population])
+        # Archs scored for earlier budgets that fit this one compete too: free, and the best per
+        # budget can then only grow with the budget.
+        scored = self._within(np.stack(self._rows), budget) if self._rows else fresh[:0]
+        return np.concatenate([scored, fresh])
 
     def _children(self, parents: np.ndarray, n: int, budget: float, crossover: bool) -> np.ndarray:
         out, have = [], 0
@@ -175,27 +194,28 @@ class EvolutionSearch:
         return self.result()
 
     # ------------------------------------------------------------------ results
+    def _entries(self, rows: np.ndarray) -> list[ParetoEntry]:
+        mf, pa = self.cost.costs_indices(rows)
+        # A constraint other than MFLOPs is a cost of its own, recorded beside them.
+        other = {} if self.constraint == "mflops" else {self.constraint: self._cost_of(rows)}
+        accs = [self._accs[self._cache[r.tobytes()]] for r in rows]
+        return [ParetoEntry(a, float(mf[i]), float(pa[i]), accs[i], **{k: float(v[i]) for k, v in other.items()})
+                for i, a in enumerate(self.space.from_indices(rows))]
+
     def _entry(self, row: np.ndarray) -> ParetoEntry:
-        mf, pa = self.cost.costs_indices(row[None])
-        return ParetoEntry(self.space.from_indices(row[None])[0], float(mf[0]), float(pa[0]),
-                           self._accs[self._cache[row.tobytes()]])
+        return self._entries(row[None])[0]
 
     def result(self) -> SearchResult:
         best = [self._entry(self._pops[i][0]) if i in self._pops else None for i in range(len(self.budgets))]
-        evaluated: list[ParetoEntry] = []
-        if self._rows:
-            rows = np.stack(self._rows)
-            mf, pa = self.cost.costs_indices(rows)
-            archs = self.space.from_indices(rows)
-            evaluated = [ParetoEntry(a, float(m), float(p), acc) for a, m, p, acc in zip(archs, mf, pa, self._accs)]
-        return SearchResult(list(self.budgets), best, evaluated)
+        evaluated = self._entries(np.stack(self._rows)) if self._rows else []
+        return SearchResult(list(self.budgets), best, evaluated, self.constraint)
 
     # ------------------------------------------------------------------ state
     def _config(self) -> dict[str, Any]:
         return {"space": self.space.name, "budgets": self.budgets, "population": self.population,
                 "mutations": self.mutations, "crossovers": self.crossovers, "generations": self.generations,
                 "parents": self.parents, "mutate_prob": self.mutate_prob, "crossover_prob": self.crossover_prob,
-                "seed": self.seed}
+                "seed": self.seed, "constraint": self.constraint}
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-able state: settings, generator, position, populations and every score so far."""
@@ -209,7 +229,7 @@ class EvolutionSearch:
             raise SupernasError("not an evolution search state (or one from another supernas version); start afresh")
         saved, mine = state["config"], self._config()
         for k, v in mine.items():
-            if saved.get(k) != v:
+            if saved.get(k, _SAVED_DEFAULTS.get(k)) != v:
                 raise SupernasError(f"the saved search has {k}={saved.get(k)!r} but this one {v!r}; resume with the "
                                     "same settings, or start a new search in another run directory")
         d = len(self.space.dims)

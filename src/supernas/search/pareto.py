@@ -1,5 +1,6 @@
-"""Pareto fronts of accuracy against MFLOPs: computing, saving (pareto.json / .csv), plotting, and
-the offline best/worst sets for the stage-1 sampler (AttentiveNAS section 4.4, Appendix C)."""
+"""Pareto fronts of accuracy against MFLOPs or measured latency: computing, saving (pareto.json /
+.csv), plotting, and the offline best/worst sets for the stage-1 sampler (AttentiveNAS section 4.4,
+Appendix C)."""
 from __future__ import annotations
 
 import csv
@@ -17,26 +18,45 @@ from ..spaces import Arch, CostModel, SearchSpace
 from ..utils.io import atomic_write_bytes, atomic_write_text
 
 T = TypeVar("T")
+# The costs an entry can be ranked and budgeted by: ParetoEntry field -> unit.
+COSTS = {"mflops": "MFLOPs", "latency_ms": "ms"}
+_AXIS = {"mflops": "MFLOPs", "latency_ms": "Latency (ms)"}
 
 
 @dataclass
 class ParetoEntry:
-    """One evaluated Arch: its cost, its (measured or predicted) accuracy and any extra metrics."""
+    """One evaluated Arch: its costs (measured latency when known), its (measured or predicted)
+    accuracy and any extra metrics."""
 
     arch: Arch
     mflops: float
     params: float
     accuracy: float
     extra: dict[str, Any] = field(default_factory=dict)
+    latency_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        lat = {} if self.latency_ms is None else {"latency_ms": float(self.latency_ms)}
         return {"arch": self.arch.to_dict(), "mflops": float(self.mflops), "params": int(self.params),
-                "accuracy": float(self.accuracy), **self.extra}
+                **lat, "accuracy": float(self.accuracy), **self.extra}
 
 
-def _point(p: Any) -> tuple[float, float]:
+def _check_cost(cost: str) -> str:
+    if cost not in COSTS:
+        raise SupernasError(f"unknown cost '{cost}'; choose one of {', '.join(COSTS)}")
+    return cost
+
+
+def _cost_of(e: ParetoEntry, cost: str) -> float:
+    v = getattr(e, _check_cost(cost))
+    if v is None:
+        raise SupernasError(f"a Pareto entry has no {cost}; search with that cost to rank by it")
+    return float(v)
+
+
+def _point(p: Any, cost: str = "mflops") -> tuple[float, float]:
     if isinstance(p, ParetoEntry):
-        return float(p.mflops), float(p.accuracy)
+        return _cost_of(p, cost), float(p.accuracy)
     try:
         cost, acc = p
         return float(cost), float(acc)
@@ -63,12 +83,13 @@ def pareto_indices(cost: "Sequence[float] | np.ndarray", accuracy: "Sequence[flo
     return np.asarray(keep, dtype=np.int64)
 
 
-def pareto_front(points: Sequence[T]) -> list[T]:
-    """The non-dominated items of `points` (ParetoEntry values or (cost, accuracy) pairs), by cost."""
+def pareto_front(points: Sequence[T], cost: str = "mflops") -> list[T]:
+    """The non-dominated items of `points` (ParetoEntry values, ranked by their `cost` field, or
+    (cost, accuracy) pairs), by increasing cost."""
     pts = list(points)
     if not pts:
         return []
-    xy = np.array([_point(p) for p in pts])
+    xy = np.array([_point(p, cost) for p in pts])
     return [pts[i] for i in pareto_indices(xy[:, 0], xy[:, 1])]
 
 
@@ -83,28 +104,36 @@ def write_pareto(run_dir: "str | Path", entries: Sequence[ParetoEntry], space: S
     js = atomic_write_text(run_dir / f"{name}.json",
                            json.dumps({"space": space.name, "entries": rows}, indent=2) + "\n")
     extra_keys = sorted({k for e in entries for k in e.extra})
+    lat = ["latency_ms"] if any(e.latency_ms is not None for e in entries) else []
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["mflops", "params", "accuracy", *extra_keys, "arch"])
+    w.writerow(["mflops", "params", *lat, "accuracy", *extra_keys, "arch"])
     for r in rows:
-        w.writerow([f"{r['mflops']:.3f}", r["params"], f"{r['accuracy']:.4f}", *(r.get(k, "") for k in extra_keys),
-                    json.dumps(r["arch"])])
+        ms = [f"{r['latency_ms']:.4f}" if "latency_ms" in r else ""] if lat else []
+        w.writerow([f"{r['mflops']:.3f}", r["params"], *ms, f"{r['accuracy']:.4f}",
+                    *(r.get(k, "") for k in extra_keys), json.dumps(r["arch"])])
     cs = atomic_write_text(run_dir / f"{name}.csv", buf.getvalue())
     return js, cs
 
 
 def format_table(entries: Sequence[ParetoEntry]) -> str:
-    """A plain-text table of the entries by MFLOPs, for the terminal."""
-    lines = [f"{'#':>3}  {'MFLOPs':>9}  {'Params(M)':>9}  {'Acc(%)':>7}"]
+    """A plain-text table of the entries by MFLOPs (with their latency when known), for the terminal."""
+    lat = any(e.latency_ms is not None for e in entries)
+    lines = [f"{'#':>3}  {'MFLOPs':>9}  {'Params(M)':>9}  " + (f"{'Lat(ms)':>9}  " if lat else "") + f"{'Acc(%)':>7}"]
     for i, e in enumerate(sorted(entries, key=lambda e: e.mflops)):
-        lines.append(f"{i:>3}  {e.mflops:>9.1f}  {e.params / 1e6:>9.2f}  {e.accuracy:>7.2f}")
+        ms = f"{e.latency_ms:>9.3f}  " if e.latency_ms is not None else f"{'-':>9}  "
+        lines.append(f"{i:>3}  {e.mflops:>9.1f}  {e.params / 1e6:>9.2f}  " + (ms if lat else "")
+                     + f"{e.accuracy:>7.2f}")
     return "\n".join(lines)
 
 
 def plot_pareto(entries: Sequence[ParetoEntry], path: "str | Path", title: str = "",
-                extra_series: "Sequence[ParetoEntry] | tuple[Sequence[float], Sequence[float]] | None" = None) -> Path:
-    """PNG of accuracy against MFLOPs (as AttentiveNAS Figure 1): the front as a line, and optionally
-    every evaluated point (`extra_series`: entries or (mflops, accuracy) arrays) in grey behind it."""
+                extra_series: "Sequence[ParetoEntry] | tuple[Sequence[float], Sequence[float]] | None" = None,
+                x: str = "mflops") -> Path:
+    """PNG of accuracy against MFLOPs (as AttentiveNAS Figure 1) or, with x="latency_ms", against
+    latency: the front as a line, and optionally every evaluated point (`extra_series`: entries or
+    (cost, accuracy) arrays) in grey behind it."""
+    _check_cost(x)
     import matplotlib
 
     matplotlib.use("Agg")  # no display on training machines
@@ -117,13 +146,13 @@ def plot_pareto(entries: Sequence[ParetoEntry], path: "str | Path", title: str =
             if pairs and not isinstance(extra_series[0], ParetoEntry):
                 xs, ys = np.asarray(extra_series[0], float), np.asarray(extra_series[1], float)
             else:
-                xs = np.array([e.mflops for e in extra_series], float)
+                xs = np.array([_cost_of(e, x) for e in extra_series], float)
                 ys = np.array([e.accuracy for e in extra_series], float)
             ax.scatter(xs, ys, s=6, c="0.7", label="evaluated", zorder=1)
-        front = sorted(entries, key=lambda e: e.mflops)
-        ax.plot([e.mflops for e in front], [e.accuracy for e in front], "o-", c="tab:red", ms=4,
+        front = sorted(entries, key=lambda e: _cost_of(e, x))
+        ax.plot([_cost_of(e, x) for e in front], [e.accuracy for e in front], "o-", c="tab:red", ms=4,
                 label="Pareto front", zorder=2)
-        ax.set_xlabel("MFLOPs")
+        ax.set_xlabel(_AXIS[x])
         ax.set_ylabel("Top-1 accuracy (%)")
         if title:
             ax.set_title(title)

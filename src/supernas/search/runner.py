@@ -17,6 +17,7 @@ from ..train import distributed as dist
 from ..utils.io import atomic_write_text
 from .evaluate import Evaluator
 from .evolution import EvolutionSearch, SearchResult
+from .latency import LatencyTable
 from .pareto import plot_pareto, write_pareto
 
 
@@ -46,9 +47,16 @@ def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | 
                predictor: "str | Path | None" = None, population: int = 512, mutations: int = 128,
                crossovers: int = 128, generations: int = 20, seed: int = 0, bn_batches: int = 64,
                max_batches: int | None = None, device: str = "auto", resume: bool = False,
-               progress: bool = True) -> SearchResult:
+               progress: bool = True, cost: str = "mflops", latency_batch: int = 1, latency_warmup: int = 10,
+               latency_repeats: int = 30) -> SearchResult:
     """Search each budget; write pareto.json/.csv/.png and search_state.json into `out_dir`
-    (default RUN/search). With `resume`, continue from search_state.json."""
+    (default RUN/search). With `resume`, continue from search_state.json.
+
+    `cost="latency"`: budgets are in ms of latency on the search device, estimated by a
+    LatencyTable (batch `latency_batch`) kept in latency_table.json beside the results and reused
+    from there; the Pareto front is then accuracy against latency."""
+    if cost not in ("mflops", "latency"):
+        raise SupernasError(f"unknown cost '{cost}'; choose mflops or latency")
     net, cfg, data = load_run(run_dir, device)
     out = Path(out_dir or Path(run_dir).expanduser() / "search")
     out.mkdir(parents=True, exist_ok=True)
@@ -56,7 +64,7 @@ def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | 
     if state_path.exists() and not resume:
         raise SupernasError(f"'{out}' already holds a search; continue it with --resume or choose another --out")
     space = net.space
-    cost = CostModel(space, data.num_classes)
+    cost_model = CostModel(space, data.num_classes)
     device_ = next(net.parameters()).device
     evaluator = Evaluator(net, data, device=device_, bn_batches=bn_batches, max_batches=max_batches,
                           amp_dtype=torch.bfloat16 if device_.type == "cuda" else None)
@@ -70,9 +78,14 @@ def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | 
     state = json.loads(state_path.read_text()) if resume and state_path.exists() else None
     if state is not None and "evaluator" in state:
         evaluator.load_cache(state["evaluator"])
-    search = EvolutionSearch(space, cost, score_fn, budgets, population=population, mutations=mutations,
+    table, table_path = None, out / "latency_table.json"
+    if cost == "latency":
+        table_args = (space, data.num_classes, latency_batch, latency_warmup, latency_repeats, device_)
+        table = LatencyTable.load(table_path, *table_args) if table_path.exists() else LatencyTable(*table_args)
+    search = EvolutionSearch(space, cost_model, score_fn, budgets, population=population, mutations=mutations,
                              crossovers=crossovers, generations=generations, seed=seed,
-                             state=state["search"] if state else None)
+                             state=state["search"] if state else None,
+                             constraint=("latency_ms", table.latency_indices) if table else None)
     info = dist.current()
     bar = None
     if progress and info.is_main:
@@ -87,6 +100,8 @@ def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | 
 
     def checkpoint(search_state):
         if info.is_main:
+            if table is not None:  # first: the state must not rely on latencies that were not kept
+                table.save(table_path)
             atomic_write_text(state_path, json.dumps({"search": search_state, "evaluator": evaluator.cache_state()}))
 
     result = search.run(callback=on_generation, checkpoint=checkpoint)
@@ -95,7 +110,8 @@ def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | 
     if info.is_main:
         front = result.pareto()
         write_pareto(out, front, space)
-        plot_pareto(front, out / "pareto.png", title=f"{space.name}: supernet search", extra_series=result.evaluated)
+        plot_pareto(front, out / "pareto.png", title=f"{space.name}: supernet search", extra_series=result.evaluated,
+                    x=result.cost)
         best = [{"budget": b, **(e.to_dict() if e else {})} for b, e in zip(result.budgets, result.best)]
         atomic_write_text(out / "best_per_budget.json", json.dumps(best, indent=1))
     return result

@@ -1,0 +1,109 @@
+"""How well and how fast the latency lookup table estimates measured latency.
+
+    python bench/latency_table.py [--space attentivenas-tiny] [--num-classes 10] [--n 30] [--threads 1]
+    python bench/latency_table.py --space attentivenas --num-classes 1000 --repeats 10
+
+On the current device it
+  * builds a LatencyTable from `--build-archs` random Archs (plus the smallest and largest), timed,
+  * estimates `--n` other random Archs with it and measures them end to end (extracted from a
+    randomly initialised SuperNet, `measure_latency`), timed,
+  * prints Pearson r, Kendall tau and the mean ratio table / end-to-end, and how many Archs per
+    second `latency_indices` scores once the table is warm against end-to-end measurement.
+
+The table and `measure_latency` take medians. On a machine busy with other work a forward pass of
+a few ms is often preempted while a layer's fraction of a ms rarely is, which inflates end-to-end
+medians; a second comparison therefore takes the fastest run of each (layer and whole model), the
+one least disturbed by other work.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from supernas import get_space
+from supernas.deliver.evaluate_model import time_forward
+from supernas.nn import SuperNet
+from supernas.search import LatencyTable, compare_latency, measure_end_to_end
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--space", default="attentivenas-tiny")
+    ap.add_argument("--num-classes", type=int, default=10)
+    ap.add_argument("--n", type=int, default=30, help="Archs compared with end-to-end measurement")
+    ap.add_argument("--build-archs", type=int, default=2000, help="random Archs whose layers build the table")
+    ap.add_argument("--batch-size", type=int, default=1)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--threads", type=int, help="CPU threads (default: torch's); part of the device description")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    space = get_space(args.space)
+    table = LatencyTable(space, args.num_classes, args.batch_size, args.warmup, args.repeats, args.device)
+    print(f"{space.name}, {args.num_classes} classes, batch {args.batch_size}, warm-up {args.warmup}, "
+          f"median of {args.repeats}; {table.device_name}; torch {torch.__version__}")
+
+    build = np.concatenate([space.sample_indices(args.seed, args.build_archs),
+                            space.to_indices([space.smallest(), space.largest()])])
+    t = time.perf_counter()
+    lo, hi = table.latency_indices(build)[-2:]
+    build_s = time.perf_counter() - t
+    print(f"table: {table.measured} layers measured in {build_s:.1f} s ({build_s / table.measured * 1e3:.0f} ms "
+          f"a layer); smallest Arch {lo:.3f} ms, largest {hi:.3f} ms")
+
+    archs = space.sample(args.seed + 1, args.n)
+    before = table.measured
+    est = table.latency(archs)
+    t = time.perf_counter()
+    e2e = measure_end_to_end(space, archs, args.num_classes, args.batch_size, args.warmup, args.repeats,
+                             args.device, args.seed)
+    e2e_rate = args.n / (time.perf_counter() - t)
+    cmp = compare_latency(est, e2e)
+    print(f"{args.n} other Archs ({table.measured - before} new layers): table {est.mean():.3f} ms, "
+          f"end to end {e2e.mean():.3f} ms on average")
+    _report("medians", cmp)
+    _report("fastest runs", _compare_fastest(space, archs, args))
+
+    warm = space.sample_indices(args.seed + 2, 20_000)
+    table.latency_indices(warm)  # any layer not seen yet is measured here, outside the timing
+    best = min(_seconds(lambda: table.latency_indices(warm)) for _ in range(3))
+    rate = len(warm) / best
+    print(f"speed: latency_indices {rate:,.0f} Archs/s (warm table), end to end {e2e_rate:.2f} Archs/s "
+          f"(extract + measure): {rate / e2e_rate:,.0f}x")
+
+
+def _report(what: str, cmp: dict) -> None:
+    print(f"{what:>13}: Pearson r {cmp['pearson_r']:.3f}  Kendall tau {cmp['kendall_tau']:.3f}  "
+          f"mean ratio table / end-to-end {cmp['mean_ratio']:.3f}")
+
+
+def _compare_fastest(space, archs, args) -> dict:
+    """Table of each layer's fastest run against each whole model's fastest run."""
+    table = LatencyTable(space, args.num_classes, args.batch_size, args.warmup, args.repeats, args.device,
+                         timer=lambda m, x: time_forward(m, x, args.warmup, args.repeats)[0])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(args.seed)
+        net = SuperNet(space, args.num_classes).eval()
+    e2e = []
+    for arch in archs:
+        model = net.extract(arch).to(table.device).eval()
+        x = torch.randn(args.batch_size, 3, model.resolution, model.resolution, device=table.device)
+        e2e.append(time_forward(model, x, args.warmup, args.repeats)[0])
+    return compare_latency(table.latency(archs), e2e)
+
+
+def _seconds(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,251 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from supernas.cli import main
+from supernas.errors import SupernasError
+from supernas.search import (EvolutionSearch, LatencyTable, ParetoEntry, compare_latency, format_table,
+                             measure_end_to_end, pareto_front, plot_pareto, write_pareto)
+from supernas.search.latency import _distinct_rows
+from supernas.spaces import CostModel, get_space
+from supernas.train.supernet import SupernetTrainer
+
+TINY = get_space("attentivenas-tiny")
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A supernet trained for 3 steps on digits, as in test_stage2_cli.py."""
+    run = tmp_path_factory.mktemp("latency") / "run"
+    SupernetTrainer({
+        "run": {"dir": str(run), "device": "cpu"}, "space": "attentivenas-tiny",
+        "data": {"path": "digits", "image_size": 12, "train_subset": 256, "search_size": 100},
+        "train": {"epochs": 1, "batch_size": 32, "workers": 0, "max_steps": 3},
+        "sampler": {"kind": "uniform"}, "eval": {"bn_batches": 1, "max_batches": 1},
+        "log": {"progress": False, "tensorboard": False},
+    }).fit()
+    return run
+
+
+class CountingTimer:
+    """Deterministic 'latency': grows with the layer's work (input numel and weights), and counts calls."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, module, x):
+        self.calls += 1
+        weights = sum(p.numel() for p in module.parameters())
+        return 1e-4 * x.numel() + 1e-5 * weights + 0.01
+
+
+@pytest.fixture
+def one_thread():
+    """Real timings with one CPU thread: with several, a busy machine stalls every parallel region."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def fake_table(space=TINY, **kw):
+    timer = CountingTimer()
+    return LatencyTable(space, num_classes=10, device="cpu", timer=timer, **kw), timer
+
+
+def test_table_sums_are_positive_and_grow_with_the_arch():
+    table, _ = fake_table()
+    small, large = table.latency([TINY.smallest(), TINY.largest()])
+    assert 0 < small < large
+    ms = table.latency_indices(TINY.sample_indices(0, 200))
+    assert ms.shape == (200,) and (ms >= small - 1e-12).all() and (ms <= large + 1e-12).all()
+
+
+def test_each_layer_is_measured_once():
+    table, timer = fake_table()
+    idx = TINY.sample_indices(0, 300)
+    first = table.latency_indices(idx)
+    assert timer.calls == table.measured == len(table.entries)
+    # Every key names its kind of layer, and the stem, blocks and head all appear.
+    assert {k.split()[0] for k in table.entries} == {"stem", "block", "head"}
+    again = table.latency_indices(np.concatenate([idx, idx[:50]]))
+    assert timer.calls == len(table.entries)  # nothing measured twice
+    assert np.array_equal(again[:300], first)
+
+
+def test_distinct_rows_match_numpy_unique_even_near_overflow():
+    rng = np.random.default_rng(0)
+    for rows in (rng.integers(0, 5, (3000, 10)), rng.integers(-3, 1 << 40, (500, 3)),
+                 np.array([[1 << 40, 2, 1 << 40]] * 3 + [[0, 0, 0]])):
+        got, inverse = _distinct_rows(rows)
+        want, want_inverse = np.unique(rows, axis=0, return_inverse=True)
+        assert np.array_equal(got, want) and np.array_equal(inverse, want_inverse.reshape(-1))
+
+
+def test_measuring_leaves_the_global_generator_alone():
+    table, _ = fake_table()
+    torch.manual_seed(5)
+    want = torch.rand(3)
+    torch.manual_seed(5)
+    table.latency(TINY.sample(0, 5))
+    assert torch.equal(torch.rand(3), want)
+
+
+def test_latency_indices_agrees_with_latency_per_arch():
+    table, _ = fake_table()
+    archs = TINY.sample(1, 25)
+    bulk = table.latency(archs)
+    assert np.allclose(bulk, [table.latency(a) for a in archs], rtol=0, atol=1e-12)
+    assert isinstance(table.latency(archs[0]), float)
+    with pytest.raises(SupernasError, match="out of range"):
+        table.latency_indices(np.full((1, len(TINY.dims)), 99))
+
+
+def test_save_load_round_trip_and_refusal(tmp_path):
+    table, _ = fake_table()
+    archs = TINY.sample(2, 20)
+    want = table.latency(archs)
+    path = table.save(tmp_path / "latency_table.json")
+    data = json.loads(path.read_text())
+    assert data["batch_size"] == 1 and data["torch"] == torch.__version__ and data["device"].startswith("cpu")
+    timer = CountingTimer()
+    loaded = LatencyTable.load(path, TINY, num_classes=10, device="cpu", timer=timer)
+    assert np.array_equal(loaded.latency(archs), want) and timer.calls == 0  # nothing re-measured
+    with pytest.raises(SupernasError, match="batch_size"):
+        LatencyTable.load(path, TINY, num_classes=10, batch_size=8, device="cpu")
+    data["device"] = "cuda: some other GPU"
+    path.write_text(json.dumps(data))
+    with pytest.raises(SupernasError, match="measured with device .*delete the file"):
+        LatencyTable.load(path, TINY, num_classes=10, device="cpu")
+    path.write_text("{}")
+    with pytest.raises(SupernasError, match="not a supernas latency table"):
+        LatencyTable.load(path, TINY, device="cpu")
+
+
+def test_real_measurement_and_end_to_end_check(one_thread):
+    # A few real timings: cheap layers of the tiny space at 12-16 px; timings are noisy, so only sanity.
+    table = LatencyTable(TINY, num_classes=10, warmup=1, repeats=3, device="cpu")
+    archs = [TINY.smallest(), TINY.largest()]
+    ms = table.latency(archs)
+    assert (ms > 0).all() and table.measured == len(table.entries) > 0
+    e2e = measure_end_to_end(TINY, archs, num_classes=10, warmup=1, repeats=3, device="cpu")
+    assert e2e.shape == (2,) and (e2e > 0).all()
+    cmp = compare_latency(ms, e2e)
+    assert set(cmp) == {"n", "pearson_r", "kendall_tau", "mean_ratio"} and cmp["mean_ratio"] > 0
+    with pytest.raises(SupernasError):
+        compare_latency([1.0], [1.0])
+    with pytest.raises(SupernasError, match="repeats"):
+        LatencyTable(TINY, repeats=0)
+
+
+# ---------------------------------------------------------------------- search under latency budgets
+def _score(archs):
+    return TINY.encode(archs).sum(axis=1)  # bigger Archs "more accurate": pushes against the budget
+
+
+def test_search_keeps_every_arch_within_its_latency_budget():
+    table, _ = fake_table()
+    lo, hi = table.latency([TINY.smallest(), TINY.largest()])
+    budgets = [lo + 0.3 * (hi - lo), lo + 0.7 * (hi - lo)]
+    search = EvolutionSearch(TINY, CostModel(TINY, 10), _score, budgets, population=8, mutations=4, crossovers=4,
+                             generations=2, constraint=("latency_ms", table.latency_indices))
+    res = search.run()
+    assert res.cost == "latency_ms"
+    for budget, best in zip(res.budgets, res.best):
+        assert best.latency_ms <= budget and best.latency_ms == pytest.approx(table.latency(best.arch))
+    assert all(e.latency_ms is not None for e in res.evaluated)
+    assert all(e.latency_ms <= budgets[-1] for e in res.evaluated)
+    front = res.pareto()
+    assert [e.latency_ms for e in front] == sorted(e.latency_ms for e in front)
+    # The constraint is part of the saved settings: an MFLOPs search does not resume a latency one.
+    state = json.loads(json.dumps(search.state_dict()))
+    with pytest.raises(SupernasError, match="constraint"):
+        EvolutionSearch(TINY, CostModel(TINY, 10), _score, budgets, population=8, mutations=4, crossovers=4,
+                        generations=2, state=state)
+
+
+def test_states_saved_before_constraints_resume_as_mflops():
+    cost = CostModel(TINY, 10)
+    kw = dict(population=8, mutations=4, crossovers=4, generations=1)
+    search = EvolutionSearch(TINY, cost, _score, [3.0], **kw)
+    search.step()
+    state = json.loads(json.dumps(search.state_dict()))
+    del state["config"]["constraint"]
+    resumed = EvolutionSearch(TINY, cost, _score, [3.0], state=state, **kw).run()
+    assert resumed.cost == "mflops" and resumed.best[0].mflops <= 3.0
+
+
+def test_latency_budget_below_the_smallest_arch_is_a_clear_error():
+    table, _ = fake_table()
+    floor = table.latency(TINY.smallest())
+    with pytest.raises(SupernasError, match=r"budget .* ms is below the smallest Arch.*raise the budgets"):
+        EvolutionSearch(TINY, CostModel(TINY, 10), _score, [floor / 2],
+                        constraint=("latency_ms", table.latency_indices))
+    with pytest.raises(SupernasError, match="unknown constraint"):
+        EvolutionSearch(TINY, CostModel(TINY, 10), _score, [5.0], constraint=("watts", table.latency_indices))
+
+
+def test_pareto_files_table_and_plot_carry_latency(tmp_path):
+    table, _ = fake_table()
+    cost = CostModel(TINY, 10)
+    archs = TINY.sample(3, 30)
+    mf, pa, ms = cost.mflops(archs), cost.params(archs), table.latency(archs)
+    entries = [ParetoEntry(a, float(m), float(p), float(np.log(m)), latency_ms=float(t))
+               for a, m, p, t in zip(archs, mf, pa, ms)]
+    front = pareto_front(entries, cost="latency_ms")
+    js, cs = write_pareto(tmp_path, front, TINY)
+    rows = json.loads(js.read_text())["entries"]
+    assert all(r["latency_ms"] > 0 for r in rows)
+    lines = cs.read_text().splitlines()
+    assert lines[0] == "mflops,params,latency_ms,accuracy,arch" and len(lines) == len(front) + 1
+    assert "Lat(ms)" in format_table(front)
+    png = plot_pareto(front, tmp_path / "p.png", extra_series=entries, x="latency_ms")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(SupernasError, match="no latency_ms"):
+        pareto_front([ParetoEntry(archs[0], 1.0, 1.0, 1.0)], cost="latency_ms")
+
+
+# ---------------------------------------------------------------------- command line
+def _search(run, out, budgets, *extra):
+    return main(["search", str(run), "--budgets", ",".join(map(str, budgets)), "--population", "6",
+                 "--mutations", "3", "--crossovers", "3", "--generations", "1", "--bn-batches", "1",
+                 "--device", "cpu", "--cost", "latency", "--latency-warmup", "1", "--latency-repeats", "3",
+                 "--out", str(out), *extra])
+
+
+def test_cli_search_with_latency_budgets(trained_run, capsys, one_thread):
+    # Far below any Arch: a one-line error in ms, before anything is searched.
+    assert _search(trained_run, trained_run / "lat0", [0.0001]) == 2
+    err = capsys.readouterr().err
+    assert "ms is below the smallest Arch" in err and "\n" not in err.strip()
+    assert _search(trained_run, trained_run / "lat0", [1], "--max-mflops", "2") == 2
+    assert "--budgets in ms" in capsys.readouterr().err
+
+    # A budget every Arch meets measures some layers; their table then sets budgets that bind.
+    assert _search(trained_run, trained_run / "lat1", [1000]) == 0
+    table = LatencyTable.load(trained_run / "lat1" / "latency_table.json", TINY, num_classes=10, warmup=1,
+                              repeats=3, device="cpu")
+    lo, hi = table.latency([TINY.smallest(), TINY.largest()])
+    budgets = [round(lo + 0.3 * (hi - lo), 4), round(lo + 0.7 * (hi - lo), 4)]
+    out = trained_run / "lat2"
+    out.mkdir()
+    (out / "latency_table.json").write_text((trained_run / "lat1" / "latency_table.json").read_text())  # reused
+    capsys.readouterr()
+    assert _search(trained_run, out, budgets) == 0
+    text = capsys.readouterr().out
+    assert "Lat(ms)" in text and "latency_table.json" in text
+    entries = json.loads((out / "pareto.json").read_text())["entries"]
+    assert entries and all(0 < e["latency_ms"] <= budgets[-1] for e in entries)
+    best = json.loads((out / "best_per_budget.json").read_text())
+    assert [b["budget"] for b in best] == budgets and all(b["latency_ms"] <= b["budget"] for b in best)
+    assert "latency_ms" in (out / "pareto.csv").read_text().splitlines()[0]
+    # The figures are the saved table's sums, and --resume reuses that table: same results, nothing new.
+    saved = json.loads((out / "latency_table.json").read_text())
+    table = LatencyTable.load(out / "latency_table.json", TINY, num_classes=10, device="cpu", timer=CountingTimer())
+    assert [table.latency(TINY.arch(e["arch"])) for e in entries] == pytest.approx([e["latency_ms"] for e in entries])
+    assert table.timer.calls == 0
+    assert _search(trained_run, out, budgets, "--resume") == 0
+    assert json.loads((out / "pareto.json").read_text())["entries"] == entries
+    assert json.loads((out / "latency_table.json").read_text())["entries"] == saved["entries"]
