@@ -16,3 +16,29 @@ def _deterministic():
 @pytest.fixture(params=SPACES)
 def space(request):
     return get_space(request.param)
+
+
+def train_tiny_run(run_dir, **sampler):
+    """A supernet of attentivenas-tiny trained for 3 steps on digits: a stage-1 run directory to test
+    what comes after (search, predictor, export) without waiting for real training."""
+    from supernas.train.supernet import SupernetTrainer
+
+    SupernetTrainer({
+        "run": {"dir": str(run_dir), "device": "cpu"}, "space": "attentivenas-tiny",
+        "data": {"path": "digits", "image_size": 12, "train_subset": 256, "search_size": 100},
+        "train": {"epochs": 1, "batch_size": 32, "workers": 0, "max_steps": 3},
+        "sampler": {"kind": "uniform", **sampler}, "eval": {"bn_batches": 1, "max_batches": 1},
+        "log": {"progress": False, "tensorboard": False},
+    }).fit()
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """One tiny trained run shared by the stage-2 tests; each writes into its own sub-directory."""
+    return train_tiny_run(tmp_path_factory.mktemp("stage2") / "run")
+
+
+@pytest.fixture(scope="session")
+def tiny_run_factory():
+    return train_tiny_run

@@ -10,23 +10,8 @@ from supernas.search import (EvolutionSearch, LatencyTable, ParetoEntry, compare
                              measure_end_to_end, pareto_front, plot_pareto, write_pareto)
 from supernas.search.latency import _distinct_rows
 from supernas.spaces import CostModel, get_space
-from supernas.train.supernet import SupernetTrainer
 
 TINY = get_space("attentivenas-tiny")
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    """A supernet trained for 3 steps on digits, as in test_stage2_cli.py."""
-    run = tmp_path_factory.mktemp("latency") / "run"
-    SupernetTrainer({
-        "run": {"dir": str(run), "device": "cpu"}, "space": "attentivenas-tiny",
-        "data": {"path": "digits", "image_size": 12, "train_subset": 256, "search_size": 100},
-        "train": {"epochs": 1, "batch_size": 32, "workers": 0, "max_steps": 3},
-        "sampler": {"kind": "uniform"}, "eval": {"bn_batches": 1, "max_batches": 1},
-        "log": {"progress": False, "tensorboard": False},
-    }).fit()
-    return run
 
 
 class CountingTimer:

@@ -1,29 +1,11 @@
 """`supernas predictor fit | eval | offline-sets` on a tiny trained run, and training on the sets."""
 import json
 
-import pytest
-
 from supernas.cli import main
-from supernas.train.supernet import SupernetTrainer
-
-TINY = {"space": "attentivenas-tiny", "data": {"path": "digits", "image_size": 12, "train_subset": 256,
-                                               "search_size": 64},
-        "train": {"epochs": 1, "batch_size": 32, "workers": 0, "max_steps": 3},
-        "eval": {"bn_batches": 1, "max_batches": 1}, "log": {"progress": False, "tensorboard": False}}
 
 
-def _train(run, **sampler):
-    SupernetTrainer({**TINY, "run": {"dir": str(run), "device": "cpu"},
-                     "sampler": {"kind": "uniform", **sampler}}).fit()
-    return run
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return _train(tmp_path_factory.mktemp("predictor") / "run")
-
-
-def test_fit_eval_and_offline_sets_feed_stage_one(run, tmp_path, capsys):
+def test_fit_eval_and_offline_sets_feed_stage_one(trained_run, tiny_run_factory, tmp_path, capsys):
+    run = trained_run
     common = ["--bn-batches", "1", "--device", "cpu"]
     assert main(["predictor", "eval", str(run), *common]) == 2  # nothing fitted yet: says how
     assert "supernas predictor fit" in capsys.readouterr().err
@@ -48,5 +30,5 @@ def test_fit_eval_and_offline_sets_feed_stage_one(run, tmp_path, capsys):
     assert all(b["accuracy"] >= w["accuracy"] for b, w in zip(best, worst))  # same bins, by MFLOPs
 
     # Stage 1 trains on the best set (AttentiveNAS's offline BestUp).
-    _train(tmp_path / "offline-run", kind="pareto", pareto_set=str(run / "offline" / "pareto_best.json"))
+    tiny_run_factory(tmp_path / "offline-run", kind="pareto", pareto_set=str(run / "offline" / "pareto_best.json"))
     assert (tmp_path / "offline-run" / "checkpoint.pt").is_file()

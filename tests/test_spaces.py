@@ -4,7 +4,7 @@ import pickle
 import numpy as np
 import pytest
 
-from supernas import Arch, SupernasError, get_space, load_arch
+from supernas import SupernasError, get_space, load_arch
 from supernas.spaces import ATTENTIVENAS_MODELS, from_reference, to_reference
 
 

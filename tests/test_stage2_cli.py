@@ -4,20 +4,6 @@ import pytest
 import torch
 
 from supernas.cli import main
-from supernas.train.supernet import SupernetTrainer
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    run = tmp_path_factory.mktemp("stage2") / "run"
-    SupernetTrainer({
-        "run": {"dir": str(run), "device": "cpu"}, "space": "attentivenas-tiny",
-        "data": {"path": "digits", "image_size": 12, "train_subset": 256, "search_size": 100},
-        "train": {"epochs": 1, "batch_size": 32, "workers": 0, "max_steps": 3},
-        "sampler": {"kind": "uniform"}, "eval": {"bn_batches": 1, "max_batches": 1},
-        "log": {"progress": False, "tensorboard": False},
-    }).fit()
-    return run
 
 
 def test_search_writes_pareto_set_and_resumes(trained_run, capsys):

@@ -16,7 +16,9 @@ from supernas.data import build_datasets
 from supernas.deliver import evaluate_model, load_exported
 from supernas.nn import SuperNet
 from supernas.train.ema import ModelEma
-from supernas.train.standalone import StandaloneTrainer, Teacher, finetune, resolve_arch, retrain
+from supernas.train.arch_source import resolve_arch
+from supernas.train.standalone import StandaloneTrainer, finetune, retrain
+from supernas.train.teacher import Teacher
 from supernas.train.supernet import SupernetTrainer
 
 TINY = get_space("attentivenas-tiny")

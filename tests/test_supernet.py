@@ -3,7 +3,6 @@ import pytest
 import torch
 from torch import nn
 
-from supernas import get_space
 from supernas.nn import SuperNet
 from supernas.nn import elastic
 

@@ -250,6 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
     def add(name: str, help: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help, description=help)
 
+    def run_args(s: argparse.ArgumentParser, configs: str, example: str, optional: bool = False) -> None:
+        """CONFIG [key=value ...] [--resume], as every training command takes them."""
+        s.add_argument("config", nargs="?" if optional else None, help=f"YAML config (see {configs})")
+        s.add_argument("overrides", nargs="*", metavar="key=value", help=f"e.g. {example}")
+        s.add_argument("--resume", action="store_true", help="continue the run in run.dir from its checkpoint")
+
     s = add("spaces", "list the built-in search spaces with their size and MFLOPs range")
     s.add_argument("--num-classes", type=int, default=1000)
     s.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -270,30 +276,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--num-classes", type=int, default=1000)
     s = add("train", "AttentiveNAS stage 1: train a supernet (sandwich rule, in-place distillation, "
             "attentive sampling); under torchrun on many GPUs or nodes")
-    s.add_argument("config", help="YAML config (see configs/); defaults fill what it leaves out")
-    s.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.epochs=10 data.path=~/cifar10")
-    s.add_argument("--resume", action="store_true", help="continue the run in run.dir from its checkpoint")
+    run_args(s, "configs/attentivenas_*.yaml; defaults fill what it leaves out", "train.epochs=10 data.path=~/cifar10")
 
     s = add("fpnas", "FP-NAS (or PARSEC with search.mode=parsec): learn a distribution over Archs with the "
             "shared weights")
-    s.add_argument("config", help="YAML config (see configs/fpnas_*.yaml)")
-    s.add_argument("overrides", nargs="*", metavar="key=value")
-    s.add_argument("--resume", action="store_true")
+    run_args(s, "configs/fpnas_*.yaml", "search.epochs=10 data.path=~/cifar10")
 
     s = add("retrain", "train one Arch from scratch as a standalone model (label smoothing, AutoAugment, EMA, "
             "optional stochastic depth and distillation) and export it")
     s.add_argument("arch", help="an FP-NAS run directory, an export directory, a JSON file or string with an Arch "
                    "(give its space with space=... when the file has none), a0..a6, or smallest / largest")
-    s.add_argument("config", nargs="?", help="YAML config (see configs/retrain_*.yaml)")
-    s.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.epochs=10 data.path=~/cifar10")
-    s.add_argument("--resume", action="store_true", help="continue the run in run.dir from its checkpoint")
+    run_args(s, "configs/retrain_*.yaml", "train.epochs=10 data.path=~/cifar10", optional=True)
 
     s = add("finetune", "train an exported model further (optionally distilling from a supernet's largest Arch "
             "with train.teacher=RUN) and export it again")
     s.add_argument("model", help="directory written by `supernas export` (or RUN/export of `supernas retrain`)")
-    s.add_argument("config", nargs="?", help="YAML config (see configs/finetune_*.yaml)")
-    s.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.teacher=runs/supernet")
-    s.add_argument("--resume", action="store_true", help="continue the run in run.dir from its checkpoint")
+    run_args(s, "configs/finetune_*.yaml", "train.teacher=runs/supernet", optional=True)
 
     def stage2(s: argparse.ArgumentParser) -> None:
         s.add_argument("run", help="run directory of `supernas train`")

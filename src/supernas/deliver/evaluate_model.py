@@ -32,6 +32,21 @@ def load_exported(path: "str | Path") -> tuple[torch.nn.Module, dict[str, Any]]:
     return model.eval(), meta
 
 
+def load_export_weights(model_dir: "str | Path") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(state dict, arch.json) of an export directory: state_dict.pt, else model.pt's weights."""
+    folder = Path(model_dir).expanduser()
+    if not (folder / "arch.json").is_file():
+        raise SupernasError(f"'{model_dir}' is not an export directory (no arch.json); give a directory written by "
+                            "`supernas export`, or RUN/export of `supernas retrain`")
+    meta = json.loads((folder / "arch.json").read_text())
+    if (folder / "state_dict.pt").is_file():
+        return torch.load(folder / "state_dict.pt", map_location="cpu", weights_only=True), meta
+    if (folder / "model.pt").is_file():
+        return torch.load(folder / "model.pt", map_location="cpu", weights_only=False).state_dict(), meta
+    raise SupernasError(f"'{folder}' holds neither state_dict.pt nor model.pt to start from; export it again with "
+                        "--format pt")
+
+
 @torch.no_grad()
 def evaluate_model(model: torch.nn.Module, dataset, batch_size: int = 256, device: str = "cpu",
                    resolution: int | None = None) -> dict[str, float]:

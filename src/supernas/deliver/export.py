@@ -23,6 +23,33 @@ def resize_to(x: torch.Tensor, resolution: int) -> torch.Tensor:
     return torch.nn.functional.interpolate(x, size=(resolution, resolution), mode="bicubic", align_corners=False)
 
 
+def calibrate_extracted(model: torch.nn.Module, data, bn_batches: int = 64, device: "str | torch.device" = "cpu",
+                        batch_size: int = 64) -> torch.nn.Module:
+    """BN statistics of an extracted Arch from `bn_batches` seeded training batches (the same ones,
+    augmentation included, every time), resized to its resolution; returns it in eval mode."""
+    loader = DataLoader(data.calibration, batch_size=min(batch_size, len(data.calibration)), shuffle=True,
+                        generator=torch.Generator().manual_seed(0))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        recalibrate_bn(model, (resize_to(x.to(device), model.resolution) for x, _ in loader), num_batches=bn_batches)
+    return model.eval()
+
+
+def save_export(model: torch.nn.Module, space, arch: Arch, data, out_dir: "str | Path") -> Path:
+    """`out_dir`/arch.json (the Arch, its space definition, costs, resolution and the data's
+    normalisation and classes: all that `supernas eval` and `finetune` need), state_dict.pt and
+    model.pt; returns model.pt's path."""
+    out = Path(out_dir).expanduser()
+    cost = CostModel(space, data.num_classes)
+    meta = {"space": space.name, "space_definition": space.definition, "arch": arch.to_dict(),
+            "mflops": float(cost.mflops(arch)), "params": int(cost.params(arch)), "resolution": model.resolution,
+            "num_classes": data.num_classes, "image_size": data.image_size, "mean": list(data.mean),
+            "std": list(data.std), "classes": [str(c) for c in data.classes]}
+    atomic_write_text(out / "arch.json", json.dumps(meta, indent=1))
+    atomic_torch_save(model.state_dict(), out / "state_dict.pt")
+    return atomic_torch_save(model, out / "model.pt")
+
+
 def export_arch(net, arch: Arch, data, out_dir: "str | Path", fmt: str = "pt", bn_batches: int = 64,
                 batch_size: int = 64) -> Path:
     """Write `out_dir`/model.{pt,torchscript.pt,onnx}, state_dict.pt and arch.json; returns the model path."""
@@ -30,21 +57,11 @@ def export_arch(net, arch: Arch, data, out_dir: "str | Path", fmt: str = "pt", b
         raise SupernasError(f"unknown export format '{fmt}'; choose one of {', '.join(FORMATS)}")
     out = Path(out_dir).expanduser()
     model = net.extract(arch).cpu()
-    loader = DataLoader(data.calibration, batch_size=min(batch_size, len(data.calibration)), shuffle=True,
-                        generator=torch.Generator().manual_seed(0))
-    with torch.random.fork_rng(devices=[]):  # seeded augmentation: the same export every time
-        torch.manual_seed(0)
-        recalibrate_bn(model, (resize_to(x, model.resolution) for x, _ in loader), num_batches=bn_batches)
-    model.eval()
-    cost = CostModel(net.space, net.num_classes)
-    meta = {"space": net.space.name, "space_definition": net.space.definition, "arch": arch.to_dict(), "mflops": float(cost.mflops(arch)),
-            "params": int(cost.params(arch)), "resolution": model.resolution, "num_classes": net.num_classes,
-            "image_size": data.image_size, "mean": list(data.mean), "std": list(data.std), "classes": [str(c) for c in data.classes]}
-    atomic_write_text(out / "arch.json", json.dumps(meta, indent=1))
-    atomic_torch_save(model.state_dict(), out / "state_dict.pt")
+    calibrate_extracted(model, data, bn_batches, batch_size=batch_size)
+    save_export(model, net.space, arch, data, out)
     example = torch.randn(1, 3, model.resolution, model.resolution)
     if fmt == "pt":
-        return atomic_torch_save(model, out / "model.pt")
+        return out / "model.pt"
     if fmt == "torchscript":
         scripted = torch.jit.trace(model, example)
         path = out / "model.torchscript.pt"

@@ -106,22 +106,31 @@ class Evaluator:
         return dict(self.cache[arch])
 
     # ------------------------------------------------------------------ many Archs
-    def evaluate_many(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
-        """Results for `archs` in order. Under torch.distributed every rank must call this with the same
-        list: the uncached Archs are split over ranks and the results gathered, so all ranks get all."""
-        archs = [a if isinstance(a, Arch) else self.net.space.arch(a) for a in archs]
+    def evaluate_many(self, archs: Sequence[Arch], progress: bool = False) -> list[dict[str, float]]:
+        """Results for `archs` in order (a progress bar on the main rank with `progress`). Under
+        torch.distributed every rank must call this with the same list: the uncached Archs are split
+        over ranks and the results gathered, so all ranks get all."""
         import torch.distributed as dist
+        from tqdm.auto import tqdm
 
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            todo = list(dict.fromkeys(a for a in archs if a not in self.cache))
-            rank, world = dist.get_rank(), dist.get_world_size()
-            mine = {a.to_json(): self._measure(a) for a in todo[rank::world]}
-            gathered: list[Any] = [None] * world
-            dist.all_gather_object(gathered, mine)
-            lookup = {a.to_json(): a for a in todo}
-            for part in gathered:
-                for key, res in part.items():
-                    self.cache[lookup[key]] = res
+        archs = [a if isinstance(a, Arch) else self.net.space.arch(a) for a in archs]
+        todo = list(dict.fromkeys(a for a in archs if a not in self.cache))
+        distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+        mine = todo[rank::world]
+        with tqdm(total=len(mine), unit="arch", desc="evaluating", disable=not progress or rank != 0) as bar:
+            measured = {}
+            for a in mine:
+                measured[a.to_json()] = self._measure(a)
+                bar.update(1)
+        gathered: list[Any] = [measured]
+        if distributed:
+            gathered = [None] * world
+            dist.all_gather_object(gathered, measured)
+        lookup = {a.to_json(): a for a in todo}
+        for part in gathered:
+            for key, res in part.items():
+                self.cache[lookup[key]] = res
         return [self.evaluate(a) for a in archs]
 
     def score_fn(self, archs: Sequence[Arch]) -> list[float]:

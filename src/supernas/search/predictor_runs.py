@@ -41,7 +41,7 @@ def _evaluate_random(run_dir: "str | Path", n: int, seed: int, bn_batches: int, 
     archs = archs[:n]
     evaluator = Evaluator(net, data, device=next(net.parameters()).device, bn_batches=bn_batches,
                           max_batches=max_batches)
-    return net, data, archs, [r["top1"] for r in evaluator.evaluate_many(archs)]
+    return net, data, archs, [r["top1"] for r in evaluator.evaluate_many(archs, progress=True)]
 
 
 def _default_predictor(run_dir: "str | Path", predictor: "str | Path | None") -> Path:

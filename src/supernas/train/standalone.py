@@ -33,15 +33,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from ..config import load_config
-from ..deliver.evaluate_model import evaluate_model, load_exported
-from ..deliver.export import resize_to
+from ..deliver.evaluate_model import evaluate_model, load_export_weights
+from ..deliver.export import resize_to, save_export
 from ..errors import SupernasError
 from ..nn import StaticNet, SuperNet
-from ..nn.calibrate import recalibrate_bn
-from ..spaces import Arch, CostModel, SearchSpace, get_space, list_spaces, load_arch
-from ..spaces.builtin import ATTENTIVENAS_MODELS
-from ..utils.io import atomic_torch_save, atomic_write_text
+from ..spaces import Arch, CostModel, SearchSpace
+from ..utils.io import atomic_write_text
 from . import distributed as dist
+from .arch_source import resolve_arch
 from .checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
 from .ema import ModelEma
 from .engine import amp_dtype, autocast, data_defaults, param_groups, start_run_dir
@@ -49,6 +48,7 @@ from .logging import RunLogger
 from .losses import label_smoothing_ce, soft_target_ce
 from .resumable import ResumableSampler, resumable_loader
 from .schedule import scaled_lr, warmup_cosine_scheduler
+from .teacher import Teacher, load_teacher
 
 OPTIMIZERS = ("sgd", "rmsprop")
 EXPORT_WEIGHTS = ("best", "ema", "raw")
@@ -99,204 +99,14 @@ FINETUNE_DEFAULTS: dict[str, Any] = load_config(DEFAULTS, data={
     "run": {"dir": "runs/finetune"}, "train": {"epochs": 30, "lr": 0.01, "warmup_epochs": 0}})
 
 
-# ---------------------------------------------------------------------------- what to train
-def resolve_arch(source: Any, space: Any = None) -> tuple[SearchSpace, Arch]:
-    """The space and Arch that ARCH names.
-
-    `source`: an FP-NAS run directory (its result.json's most likely Arch), an export directory
-    (arch.json), a JSON file or string holding {"arch": ...} or a bare Arch, a mapping of the
-    same, a published model name (a0..a6), or 'smallest' / 'largest' of `space`. The space is
-    the file's "space_definition" when it has one, else `space` (a built-in name, a definition
-    mapping or a YAML path), else the built-in space the file names.
-    """
-    if isinstance(source, str) and _is_name(source):
-        return _named(source.strip().lower(), space)
-    doc, where, run_space = _arch_document(source)
-    if not isinstance(doc, Mapping):
-        raise SupernasError(f"{where} must hold a JSON object (an Arch, or a file with an \"arch\"), "
-                            f"not a {type(doc).__name__}")
-    if "most_likely" in doc:  # an FP-NAS / PARSEC result.json
-        value = doc["most_likely"].get("arch") if isinstance(doc["most_likely"], Mapping) else None
-    else:
-        value = doc.get("arch", doc)
-    chosen = _pick_space(doc.get("space_definition") or run_space, space, doc.get("space"), where)
-    try:
-        return chosen, load_arch(chosen, value)
-    except SupernasError as e:
-        raise SupernasError(f"the Arch of {where} is not in space '{chosen.name}': {e}") from None
-
-
-def _is_name(text: str) -> bool:
-    name = text.strip().lower()
-    return name in ("smallest", "largest") or name.removeprefix("attentivenas-") in ATTENTIVENAS_MODELS
-
-
-def _named(name: str, space: Any) -> tuple[SearchSpace, Arch]:
-    if name in ("smallest", "largest"):
-        if space is None:
-            raise SupernasError(f"ARCH '{name}' needs the space it is the {name} Arch of: add space=NAME "
-                                f"(built in: {', '.join(list_spaces())}) or space=PATH.yaml")
-        chosen = get_space(space)
-        return chosen, chosen.smallest() if name == "smallest" else chosen.largest()
-    chosen = get_space("attentivenas" if space is None else space)  # the published models' space
-    if chosen.name != "attentivenas":
-        raise SupernasError(f"'{name}' is a published model of the attentivenas space, not of '{chosen.name}'; "
-                            "set space=attentivenas (or leave space unset)")
-    return chosen, load_arch(chosen, name)
-
-
-def _arch_document(source: Any) -> tuple[Any, str, Any]:
-    """(the JSON document holding the Arch, how messages name it, the space of its run's config.yaml)."""
-    if isinstance(source, Mapping):
-        return (source.to_dict() if isinstance(source, Arch) else source), "the given Arch", None
-    if not isinstance(source, (str, Path)) or not str(source).strip():
-        raise SupernasError("no Arch to train: give ARCH (an FP-NAS run directory, an export directory, a JSON "
-                            "file or string, or a published name such as a0)")
-    text = str(source).strip()
-    if text.startswith("{"):
-        try:
-            return json.loads(text), "the ARCH JSON string", None
-        except json.JSONDecodeError as e:
-            raise SupernasError(f"ARCH is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
-    path = Path(text).expanduser()
-    if path.is_dir():
-        return _run_document(path)
-    if path.is_file():
-        return _read_json(path), f"'{path}'", None
-    raise SupernasError(f"ARCH '{text}' does not exist; give an FP-NAS run directory, an export directory, a JSON "
-                        "file or string with an Arch, or a published name (a0..a6)")
-
-
-def _run_document(path: Path) -> tuple[Any, str, Any]:
-    if (path / "arch.json").is_file():  # written by `supernas export`, or RUN/export of a retrain
-        return _read_json(path / "arch.json"), f"the export '{path}'", None
-    if (path / "result.json").is_file():  # an FP-NAS / PARSEC run, or a retrain run
-        run_space = None
-        if (path / "config.yaml").is_file():
-            import yaml
-
-            run_space = (yaml.safe_load((path / "config.yaml").read_text()) or {}).get("space")
-        return _read_json(path / "result.json"), f"'{path / 'result.json'}'", run_space
-    raise SupernasError(f"'{path}' holds neither arch.json (an export directory) nor result.json (a finished FP-NAS "
-                        f"run); for a supernet run, export an Arch first: supernas export {path} --arch ...")
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise SupernasError(f"'{path}' is not valid JSON ({e.msg} at line {e.lineno})") from None
-
-
-def _pick_space(definition: Any, configured: Any, named: Any, where: str) -> SearchSpace:
-    """The file's definition, else the configured space, else the built-in space the file names."""
-    if definition:
-        return get_space(definition)
-    if configured is not None:
-        return get_space(configured)
-    if isinstance(named, str) and named in list_spaces():
-        return get_space(named)
-    if named:
-        raise SupernasError(f"{where} names space '{named}', which is not built in, and holds no space_definition "
-                            "to rebuild it from; give its definition with space=PATH.yaml")
-    raise SupernasError(f"{where} does not say which space its Arch belongs to; add space=NAME (built in: "
-                        f"{', '.join(list_spaces())}) or space=PATH.yaml")
-
-
-def load_export_weights(model_dir: "str | Path") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """(state dict, arch.json) of an export directory: state_dict.pt, else model.pt's weights."""
-    folder = Path(model_dir).expanduser()
-    if not (folder / "arch.json").is_file():
-        raise SupernasError(f"'{model_dir}' is not an export directory (no arch.json); give a directory written by "
-                            "`supernas export`, or RUN/export of `supernas retrain`")
-    meta = _read_json(folder / "arch.json")
-    if (folder / "state_dict.pt").is_file():
-        return torch.load(folder / "state_dict.pt", map_location="cpu", weights_only=True), meta
-    if (folder / "model.pt").is_file():
-        return torch.load(folder / "model.pt", map_location="cpu", weights_only=False).state_dict(), meta
-    raise SupernasError(f"'{folder}' holds neither state_dict.pt nor model.pt to start from; export it again with "
-                        "--format pt")
-
-
-# ---------------------------------------------------------------------------- the teacher
-class Teacher:
-    """A frozen model whose predictions the student learns from. It sees the student's batch
-    re-normalised to its own mean/std (when they differ) and resized to its own resolution."""
-
-    def __init__(self, model: nn.Module, resolution: int, mean: Iterable[float], std: Iterable[float],
-                 data_mean: Iterable[float], data_std: Iterable[float], channels_last: bool = False):
-        self.model = model.eval().requires_grad_(False)
-        self.resolution, self.channels_last = int(resolution), channels_last
-        t_mean, t_std, s_mean, s_std = (torch.tensor(list(v), dtype=torch.float32).view(1, 3, 1, 1)
-                                        for v in (mean, std, data_mean, data_std))
-        # x_teacher = (x * s_std + s_mean - t_mean) / t_std, as one scale and shift
-        same = torch.equal(t_mean, s_mean) and torch.equal(t_std, s_std)
-        self.scale_shift = None if same else (s_std / t_std, (s_mean - t_mean) / t_std)
-
-    @torch.no_grad()
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.scale_shift is not None:
-            scale, shift = self.scale_shift
-            x = x * scale.to(x.device) + shift.to(x.device)
-        x = resize_to(x, self.resolution)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.model(x).float()
-
-
-def load_teacher(path: "str | Path", data, device: torch.device, bn_batches: int = 64,
-                 channels_last: bool = False) -> Teacher:
-    """A Teacher from an export directory (or its model file), or from a stage-1 supernet run
-    directory: its largest Arch, extracted, with BN re-calibrated on the run's training images."""
-    p = Path(path).expanduser()
-    if (p / "arch.json").is_file() or (p.is_file() and (p.parent / "arch.json").is_file()):
-        model, meta = load_exported(p)
-        resolution, classes, mean, std = meta["resolution"], meta["num_classes"], meta["mean"], meta["std"]
-    elif (p / "config.yaml").is_file() and (p / "checkpoint.pt").is_file() and not (p / "result.json").exists():
-        from ..search.runner import load_run
-
-        net, _, run_data = load_run(p, str(device))
-        model = net.extract(net.space.largest())
-        del net
-        _calibrate(model, run_data, device, bn_batches)
-        resolution, classes, mean, std = model.resolution, run_data.num_classes, run_data.mean, run_data.std
-    else:
-        raise SupernasError(f"teacher '{path}' is neither an export directory (arch.json) nor a supernet run "
-                            "directory (config.yaml and checkpoint.pt of `supernas train`)")
-    if classes != data.num_classes:
-        raise SupernasError(f"teacher '{path}' predicts {classes} classes, the data has {data.num_classes}; "
-                            "use a teacher trained on the same classes")
-    model = model.to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    return Teacher(model, resolution, mean, std, data.mean, data.std, channels_last)
-
-
-def _calibrate(model: nn.Module, data, device: torch.device, bn_batches: int) -> None:
-    """BN statistics of an extracted Arch from seeded training batches, as `supernas export` does."""
-    loader = DataLoader(data.calibration, batch_size=min(64, len(data.calibration)), shuffle=True,
-                        generator=torch.Generator().manual_seed(0))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        recalibrate_bn(model, (resize_to(x.to(device), model.resolution) for x, _ in loader), num_batches=bn_batches)
-
-
 # ---------------------------------------------------------------------------- export
 def write_export(model: StaticNet, space: SearchSpace, arch: Arch, data, out_dir: "str | Path") -> Path:
     """`out_dir`/arch.json, state_dict.pt and model.pt in the format of `supernas export`; returns model.pt."""
-    out = Path(out_dir)
     model = copy.deepcopy(model).cpu().float().to(memory_format=torch.contiguous_format)
     model.set_drop_path(0.0)  # a deployed model carries no training-only regularisation
     model.dropout.p = 0.0
     model.requires_grad_(True).eval()  # the EMA copy is frozen; a user may train this one further
-    cost = CostModel(space, data.num_classes)
-    meta = {"space": space.name, "space_definition": space.definition, "arch": arch.to_dict(),
-            "mflops": float(cost.mflops(arch)), "params": int(cost.params(arch)), "resolution": model.resolution,
-            "num_classes": data.num_classes, "image_size": data.image_size, "mean": list(data.mean),
-            "std": list(data.std), "classes": [str(c) for c in data.classes]}
-    atomic_write_text(out / "arch.json", json.dumps(meta, indent=1))
-    atomic_torch_save(model.state_dict(), out / "state_dict.pt")
-    return atomic_torch_save(model, out / "model.pt")
+    return save_export(model, space, arch, data, out_dir)
 
 
 # ---------------------------------------------------------------------------- the trainer
