@@ -16,6 +16,8 @@ def test_search_writes_pareto_set_and_resumes(trained_run, capsys):
     entries = json.loads((d / "pareto.json").read_text())["entries"]
     assert entries and all(0 <= e["accuracy"] <= 100 for e in entries)
     assert (d / "pareto.csv").is_file() and (d / "pareto.png").stat().st_size > 1000
+    evaluated = json.loads((d / "evaluated.json").read_text())["entries"]
+    assert len(evaluated) >= len(entries) and (d / "evaluated.csv").is_file()
     best = json.loads((d / "best_per_budget.json").read_text())
     assert [b["budget"] for b in best] == [1.0, 2.0] and all(b["mflops"] <= b["budget"] for b in best)
     assert main(argv) == 2  # an existing search is not overwritten

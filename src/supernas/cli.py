@@ -208,7 +208,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
                                 f"{data.num_classes}; evaluate on the dataset it was trained on")
         result.update(evaluate_model(model, data.val, args.batch_size, device, meta["resolution"]))
     if args.latency or not args.data:
-        result["latency"] = measure_latency(model, meta["resolution"], args.latency_batch, device=device)
+        result["latency"] = measure_latency(model, meta["resolution"], args.latency_batch, args.latency_warmup,
+                                            args.latency_repeats, device=device)
     print(json.dumps(result) if args.json else "  ".join(
         f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items() if k != "latency")
         + (f"  latency {result['latency']['median_ms']:.2f} ms (batch {args.latency_batch}, {device})"
@@ -293,6 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", help="directory written by `supernas export` (or RUN/export of `supernas retrain`)")
     run_args(s, "configs/finetune_*.yaml", "train.teacher=runs/supernet", optional=True)
 
+    def latency_args(s: argparse.ArgumentParser, what: str) -> None:
+        s.add_argument("--latency-batch", type=int, default=1, help="batch size of the latency measurements")
+        s.add_argument("--latency-warmup", type=int, default=10, help=f"untimed runs of {what} before timing")
+        s.add_argument("--latency-repeats", type=int, default=30, help=f"timed runs of {what} (median)")
+
     def stage2(s: argparse.ArgumentParser) -> None:
         s.add_argument("run", help="run directory of `supernas train`")
         s.add_argument("--bn-batches", type=int, default=64, help="training batches for BN re-calibration")
@@ -308,9 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cost", choices=["mflops", "latency"], default="mflops",
                    help="what the budgets bound: analytic MFLOPs, or latency measured on --device (per-layer "
                    "table kept in OUT/latency_table.json)")
-    s.add_argument("--latency-batch", type=int, default=1, help="batch size of the latency measurements")
-    s.add_argument("--latency-warmup", type=int, default=10, help="untimed runs of each layer before timing")
-    s.add_argument("--latency-repeats", type=int, default=30, help="timed runs of each layer (median)")
+    latency_args(s, "each layer")
     s.add_argument("--max-mflops", type=float, help="a single budget")
     s.add_argument("--predictor", help="score with a saved predictor instead of the calibrated supernet")
     s.add_argument("--population", type=int, default=512)
@@ -342,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", help="dataset path (same layouts as training; 'digits' for the built-in)")
     s.add_argument("--batch-size", type=int, default=256)
     s.add_argument("--latency", action="store_true", help="also measure latency (always, without --data)")
-    s.add_argument("--latency-batch", type=int, default=1)
+    latency_args(s, "the model")
     s.add_argument("--device", default="auto")
     s.add_argument("--json", action="store_true")
 

@@ -49,7 +49,8 @@ def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | 
                max_batches: int | None = None, device: str = "auto", resume: bool = False,
                progress: bool = True, cost: str = "mflops", latency_batch: int = 1, latency_warmup: int = 10,
                latency_repeats: int = 30) -> SearchResult:
-    """Search each budget; write pareto.json/.csv/.png and search_state.json into `out_dir`
+    """Search each budget; write pareto.json/.csv/.png, evaluated.json/.csv (every scored Arch),
+    best_per_budget.json and search_state.json into `out_dir`
     (default RUN/search). With `resume`, continue from search_state.json.
 
     `cost="latency"`: budgets are in ms of latency on the search device, estimated by a
@@ -110,6 +111,7 @@ def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | 
     if info.is_main:
         front = result.pareto()
         write_pareto(out, front, space)
+        write_pareto(out, result.evaluated, space, name="evaluated")  # every scored Arch, not just the front
         plot_pareto(front, out / "pareto.png", title=f"{space.name}: supernet search", extra_series=result.evaluated,
                     x=result.cost)
         best = [{"budget": b, **(e.to_dict() if e else {})} for b, e in zip(result.budgets, result.best)]
