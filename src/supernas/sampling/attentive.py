@@ -43,12 +43,16 @@ class LossScorer:
     higher_is_better = False
     default_k = 3
 
-    def __init__(self, loss_of: Callable[[Arch], float]):
+    def __init__(self, loss_of: Callable[[Arch], float], batched: bool = False):
+        """`batched`: `loss_of` takes the list of candidates and returns one loss each (the trainer
+        does, to average all of them over ranks in one all-reduce)."""
         if not callable(loss_of):
             raise SupernasError(f"LossScorer needs a callable arch -> loss, got {type(loss_of).__name__}")
-        self.loss_of = loss_of
+        self.loss_of, self.batched = loss_of, batched
 
     def score(self, archs: Sequence[Arch]) -> np.ndarray:
+        if self.batched:
+            return np.asarray(self.loss_of(list(archs)), dtype=np.float64).reshape(-1)
         return np.array([float(self.loss_of(a)) for a in archs], dtype=np.float64)
 
 

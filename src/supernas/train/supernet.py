@@ -123,7 +123,7 @@ class SupernetTrainer:
         self.scheduler = warmup_cosine_scheduler(self.optimizer, self.total_steps,
                                                  t["warmup_epochs"] * self.steps_per_epoch, t["final_lr_ratio"])
         self.arch_sampler = build_arch_sampler(self.cfg["sampler"], self.space, self.cost, run["seed"],
-                                               loss_of=self.minibatch_loss)
+                                               losses_of=self.minibatch_losses)
         self.step = 0
         self._candidates = None
         self._batch_for_scoring: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -161,14 +161,15 @@ class SupernetTrainer:
         self.step += 1
         return StepResult(float(loss.detach()), distill / len(archs), [largest] + archs)
 
-    def minibatch_loss(self, arch: Arch) -> float:
-        """The attentive sampler's score: the Arch's distillation loss on the current batch, without
-        gradients or moving BN statistics, averaged over ranks so that all ranks choose alike."""
+    def minibatch_losses(self, archs: Sequence[Arch]) -> list[float]:
+        """The attentive sampler's scores: each candidate's distillation loss on the current batch,
+        without gradients or moving BN statistics, averaged over ranks (one all-reduce for all
+        candidates) so that all ranks choose alike."""
         assert self._batch_for_scoring is not None, "scoring happens inside a training step"
         x, teacher = self._batch_for_scoring
         with torch.no_grad(), frozen_bn_stats(self.net), self._autocast():
-            loss = soft_target_ce(self.net(x, arch), teacher).detach().float().reshape(1)
-        return float(dist.all_reduce_mean_(loss))
+            losses = torch.stack([soft_target_ce(self.net(x, a), teacher).float() for a in archs])
+        return dist.all_reduce_mean_(losses).tolist()
 
     def _autocast(self):
         return autocast(self.device, self.amp_dtype)
@@ -317,8 +318,8 @@ def read_pareto_set(path: "str | Path", space: SearchSpace, cost: CostModel) -> 
 
 
 def build_arch_sampler(cfg: Mapping[str, Any], space: SearchSpace, cost: CostModel, seed: int,
-                       loss_of: Callable[[Arch], float] | None = None):
-    """The sampler of `cfg['kind']`, its generator seeded alike on every rank. `loss_of(arch)` is the
+                       losses_of: Callable[[Sequence[Arch]], Sequence[float]] | None = None):
+    """The sampler of `cfg['kind']`, its generator seeded alike on every rank. `losses_of(archs)` is the
     trainer's minibatch loss, the score of attentive sampling by loss."""
     from .. import sampling
 
@@ -337,9 +338,9 @@ def build_arch_sampler(cfg: Mapping[str, Any], space: SearchSpace, cost: CostMod
     if kind == "flops":
         return base
     if cfg["score"] == "loss":
-        if loss_of is None:
+        if losses_of is None:
             raise SupernasError("sampler.score=loss needs the training loop's minibatch loss")
-        scorer: Any = sampling.LossScorer(loss_of)
+        scorer: Any = sampling.LossScorer(losses_of, batched=True)
     elif cfg["score"] == "predictor":
         if not cfg["predictor"]:
             raise SupernasError("sampler.score=predictor needs sampler.predictor, the path of a saved predictor")
