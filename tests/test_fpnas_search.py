@@ -57,6 +57,8 @@ def test_search_runs_end_to_end_and_writes_results(tmp_path, mode):
     assert rows[-1]["samples_total"] == sum(r["K"] for r in rows)
     res = json.loads((run / "result.json").read_text())
     assert res["samples_total"] == rows[-1]["samples_total"] and res["search_seconds"] > 0
+    assert res["samples_warmup"] == sum(r["K"] for r in rows[:4])  # the warm-up's draws, counted apart
+    assert res["samples_search"] == res["samples_total"] - res["samples_warmup"]
     assert res["mode"] == mode and res["distribution"] == "joint"
     assert 1 <= len(res["top"]) <= 3 and res["most_likely"] == res["top"][0]
     assert len({json.dumps(t["arch"], sort_keys=True) for t in res["top"]}) == len(res["top"])
