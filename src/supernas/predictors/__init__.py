@@ -1,5 +1,5 @@
 """Accuracy predictors: fit on evaluated Archs, rank many more without evaluating them."""
 from .forest import AccuracyPredictor, fit_from_evaluations, load_predictor
-from .metrics import kendall_tau
+from .metrics import kendall_tau, pearson_r
 
-__all__ = ["AccuracyPredictor", "fit_from_evaluations", "kendall_tau", "load_predictor"]
+__all__ = ["AccuracyPredictor", "fit_from_evaluations", "kendall_tau", "load_predictor", "pearson_r"]

@@ -24,6 +24,17 @@ def kendall_tau(pred: "Sequence[float] | np.ndarray", true: "Sequence[float] | n
     return float(tau) if np.isfinite(tau) else 0.0
 
 
+def pearson_r(a: "Sequence[float] | np.ndarray", b: "Sequence[float] | np.ndarray") -> float:
+    """Pearson's correlation of two score vectors; 0 when either is constant (no linear relation to see)."""
+    x = np.asarray(a, dtype=np.float64).reshape(-1)
+    y = np.asarray(b, dtype=np.float64).reshape(-1)
+    if x.shape != y.shape or x.size < 2:
+        raise SupernasError(f"pearson_r needs two vectors of one length (at least 2), got {x.size} and {y.size}")
+    if x.std() == 0 or y.std() == 0:
+        return 0.0
+    return float(np.corrcoef(x, y)[0, 1])
+
+
 def _tau_b(a: np.ndarray, b: np.ndarray) -> float:
     """O(n^2) tau-b over all pairs; fine for the few thousand Archs a predictor is checked on."""
     da = np.sign(a[:, None] - a[None, :])

@@ -245,13 +245,12 @@ def measure_end_to_end(space: SearchSpace, archs: Sequence[Arch], num_classes: i
 def compare_latency(table_ms: "Sequence[float] | np.ndarray",
                     measured_ms: "Sequence[float] | np.ndarray") -> dict[str, float]:
     """Agreement of estimated with measured latencies: Pearson r, Kendall tau, mean ratio."""
-    from ..predictors.metrics import kendall_tau
+    from ..predictors.metrics import kendall_tau, pearson_r
 
     a = np.asarray(table_ms, dtype=np.float64).reshape(-1)
     b = np.asarray(measured_ms, dtype=np.float64).reshape(-1)
     if a.shape != b.shape or a.size < 2:
         raise SupernasError(f"compare_latency needs two equally long vectors of at least 2 latencies, "
                             f"got {a.size} and {b.size}")
-    r = np.corrcoef(a, b)[0, 1]
-    return {"n": int(a.size), "pearson_r": float(r) if np.isfinite(r) else 0.0, "kendall_tau": kendall_tau(a, b),
+    return {"n": int(a.size), "pearson_r": pearson_r(a, b), "kendall_tau": kendall_tau(a, b),
             "mean_ratio": float(np.mean(a / b))}

@@ -23,13 +23,12 @@ from .pareto import offline_pareto_sets, write_pareto
 from .runner import load_run
 
 
-def _evaluate_random(run_dir: "str | Path", n: int, seed: int, bn_batches: int, max_batches: int | None,
-                     device: str, exclude: Sequence[Arch] = ()):
-    """(supernet, data, Archs, top-1 list): `n` distinct random Archs outside `exclude`, scored by the
-    calibrated supernet (spread over ranks under torchrun)."""
+def _evaluate_random(net, data, n: int, seed: int, bn_batches: int, max_batches: int | None,
+                     exclude: Sequence[Arch] = ()) -> tuple[list[Arch], list[float]]:
+    """(Archs, top-1 list): `n` distinct random Archs outside `exclude`, scored by the calibrated
+    supernet `net` (spread over ranks under torchrun)."""
     if n < 2:
         raise SupernasError(f"evaluate at least 2 Archs (-n), got {n}")
-    net, _, data = load_run(run_dir, device)
     rng, skip, archs = np.random.default_rng(seed), set(exclude), []
     for _ in range(100):
         for a in net.space.sample(rng, 2 * n):
@@ -41,7 +40,7 @@ def _evaluate_random(run_dir: "str | Path", n: int, seed: int, bn_batches: int, 
     archs = archs[:n]
     evaluator = Evaluator(net, data, device=next(net.parameters()).device, bn_batches=bn_batches,
                           max_batches=max_batches)
-    return net, data, archs, [r["top1"] for r in evaluator.evaluate_many(archs, progress=True)]
+    return archs, [r["top1"] for r in evaluator.evaluate_many(archs, progress=True)]
 
 
 def _default_predictor(run_dir: "str | Path", predictor: "str | Path | None") -> Path:
@@ -56,7 +55,8 @@ def fit_predictor_run(run_dir: "str | Path", n: int = 1000, holdout: float = 0.2
     tau, path)."""
     from ..predictors import fit_from_evaluations
 
-    net, _, archs, top1 = _evaluate_random(run_dir, n, seed, bn_batches, max_batches, device)
+    net, _, data = load_run(run_dir, device)
+    archs, top1 = _evaluate_random(net, data, n, seed, bn_batches, max_batches)
     predictor, tau = fit_from_evaluations(net.space, list(zip(archs, top1)), holdout=holdout, seed=seed)
     path = _default_predictor(run_dir, out)
     if dist.current().is_main:
@@ -70,21 +70,20 @@ def eval_predictor_run(run_dir: "str | Path", predictor: "str | Path | None" = N
                        bn_batches: int = 64, max_batches: int | None = None, device: str = "auto") -> dict[str, Any]:
     """Score `n` random Archs the predictor was not fitted on with the calibrated supernet and compare:
     Kendall tau, Pearson r and mean absolute error (top-1 points). Written to PREDICTOR.eval.json."""
-    from ..predictors import kendall_tau, load_predictor
+    from ..predictors import kendall_tau, load_predictor, pearson_r
 
     path = _default_predictor(run_dir, predictor)
     if not path.is_file():
         raise SupernasError(f"no predictor at '{path}'; fit one with `supernas predictor fit {run_dir}`")
     seen_file = path.with_suffix(".evaluations.json")
     seen_records = json.loads(seen_file.read_text()) if seen_file.is_file() else []
-    net, _, _ = load_run(run_dir, device)
+    net, _, data = load_run(run_dir, device)
     model = load_predictor(path, net.space)
     seen = [net.space.arch(r["arch"]) for r in seen_records]
-    _, _, archs, top1 = _evaluate_random(run_dir, n, seed, bn_batches, max_batches, device, exclude=seen)
+    archs, top1 = _evaluate_random(net, data, n, seed, bn_batches, max_batches, exclude=seen)
     pred, true = np.asarray(model.predict(archs), dtype=np.float64), np.asarray(top1, dtype=np.float64)
-    pearson = float(np.corrcoef(pred, true)[0, 1]) if pred.std() > 0 and true.std() > 0 else 0.0
     report = {"predictor": str(path), "archs": len(archs), "kendall_tau": kendall_tau(pred, true),
-              "pearson": pearson, "mae": float(np.abs(pred - true).mean()),
+              "pearson": pearson_r(pred, true), "mae": float(np.abs(pred - true).mean()),
               "excluded_fitting_archs": len(seen), "seed": seed,
               "evaluations": [{"arch": a.to_dict(), "top1": float(t), "predicted": float(p)}
                               for a, t, p in zip(archs, true, pred)]}
