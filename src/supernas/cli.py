@@ -196,9 +196,10 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_eval(args: argparse.Namespace) -> None:
     from .data import DataConfig, build_datasets
     from .deliver import evaluate_model, load_exported, measure_latency
+    from .train.distributed import resolve_device
 
     model, meta = load_exported(args.model)
-    device = args.device if args.device != "auto" else ("cuda" if __import__("torch").cuda.is_available() else "cpu")
+    device = str(resolve_device(args.device))
     result: dict = {"model": args.model, "mflops": meta["mflops"], "params": meta["params"]}
     if args.data:
         data = build_datasets(DataConfig.from_dict({"path": args.data, "image_size": meta.get("image_size"),

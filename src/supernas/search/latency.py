@@ -33,6 +33,7 @@ from ..nn import static
 from ..spaces import Arch, SearchSpace
 from ..spaces.layout import Layout, layout
 from ..spaces.spec import ACTIVATIONS
+from ..train.distributed import resolve_device
 from ..utils.io import atomic_write_text
 
 Timer = Callable[[nn.Module, torch.Tensor], float]
@@ -43,15 +44,6 @@ FORMAT = 1
 _STEM_FIELDS = ("hw", "cout")
 _BLOCK_FIELDS = ("hw", "cin", "cout", "mid", "expand", "kernel", "stride", "act", "attention", "inter")
 _HEAD_FIELDS = ("hw", "cin", "mid", "cout")
-
-
-def resolve_device(device: "str | torch.device" = "auto") -> torch.device:
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise SupernasError(f"unknown device '{device}'; give cpu, cuda, cuda:N or auto") from None
 
 
 def describe_device(device: "str | torch.device") -> str:

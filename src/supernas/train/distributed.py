@@ -10,6 +10,8 @@ from typing import Iterable
 import torch
 import torch.distributed as dist
 
+from ..errors import SupernasError
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -35,9 +37,7 @@ def setup_distributed(device: str = "auto") -> tuple[DistInfo, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    dev = resolve_device(device)
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", local % max(torch.cuda.device_count(), 1))
     if dev.type == "cuda":
@@ -46,6 +46,16 @@ def setup_distributed(device: str = "auto") -> tuple[DistInfo, torch.device]:
         backend = "nccl" if dev.type == "cuda" else "gloo"
         dist.init_process_group(backend, timeout=timedelta(minutes=30))
     return DistInfo(rank, world, local), dev
+
+
+def resolve_device(device: "str | torch.device" = "auto") -> torch.device:
+    """'auto' is the GPU when there is one, else the CPU; anything else as torch reads it."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise SupernasError(f"unknown device '{device}'; give cpu, cuda, cuda:N or auto") from None
 
 
 def current() -> DistInfo:
