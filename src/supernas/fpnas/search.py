@@ -33,9 +33,8 @@ from ..nn.calibrate import frozen_bn_stats
 from ..spaces import CostModel, SearchSpace, get_space
 from ..train import distributed as dist
 from ..train.checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
-from ..train.logging import RunLogger
 from ..train.losses import label_smoothing_ce
-from ..train.engine import amp_dtype, autocast, data_defaults, param_groups, start_run_dir
+from ..train.engine import amp_dtype, autocast, data_defaults, open_run, param_groups
 from ..train.resumable import ResumableSampler, resumable_loader
 from ..train.schedule import scaled_lr, warmup_cosine_scheduler
 from ..utils.io import atomic_torch_save, atomic_write_text
@@ -271,9 +270,7 @@ class ProbabilisticSearch:
         s = self.cfg["search"]
         if self.resume:
             self._load()
-        start_run_dir(self.run_dir, self.cfg, self.resume)
-        log = RunLogger(self.run_dir, self.info.is_main, self.cfg["log"]["tensorboard"], self.cfg["log"]["progress"],
-                        total=self.stop_step, initial=self.step)
+        log = open_run(self.run_dir, self.cfg, self.resume, total=self.stop_step, initial=self.step)
         log.info(f"{s['mode']} search on {self.space.name} ({self.data.describe()}); {self.info.world_size} "
                  f"process(es) on {self.device.type}, {self.steps_per_epoch} steps per epoch, {self.stop_step} "
                  f"steps, {self.dist_kind} distribution with {self.dist.num_parameters()} parameters")

@@ -11,6 +11,7 @@ from ..config import dump_config
 from ..errors import SupernasError
 from . import distributed as dist
 from .checkpoint import CHECKPOINT
+from .logging import RunLogger
 
 
 def amp_dtype(amp: Any, cuda: bool) -> torch.dtype | None:
@@ -46,8 +47,9 @@ def data_defaults(**overrides: Any) -> dict[str, Any]:
     return {**DataConfig().to_dict(), **overrides}
 
 
-def start_run_dir(run_dir: Path, cfg: Mapping[str, Any], resume: bool) -> None:
-    """Refuse to overwrite an existing run unless resuming, then write the resolved config.
+def open_run(run_dir: Path, cfg: Mapping[str, Any], resume: bool, total: int, initial: int) -> RunLogger:
+    """Refuse to overwrite an existing run unless resuming, write the resolved config, and return
+    the run's logger (progress bar over `total` steps from `initial`, as `cfg["log"]` asks).
 
     Every rank checks, so that none is left waiting at the barrier when the others stop."""
     if not resume and (run_dir / CHECKPOINT).exists():
@@ -56,3 +58,5 @@ def start_run_dir(run_dir: Path, cfg: Mapping[str, Any], resume: bool) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
         dump_config(cfg, run_dir / "config.yaml")
     dist.barrier()
+    log = cfg["log"]
+    return RunLogger(run_dir, dist.current().is_main, log["tensorboard"], log["progress"], total=total, initial=initial)

@@ -43,7 +43,7 @@ from . import distributed as dist
 from .arch_source import resolve_arch
 from .checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
 from .ema import ModelEma
-from .engine import amp_dtype, autocast, data_defaults, param_groups, start_run_dir
+from .engine import amp_dtype, autocast, data_defaults, open_run, param_groups
 from .logging import RunLogger
 from .losses import label_smoothing_ce, soft_target_ce
 from .resumable import ResumableSampler, resumable_loader
@@ -290,9 +290,7 @@ class StandaloneTrainer:
         RUN/export; returns the result (on every rank)."""
         if self.resume:
             self._load()
-        start_run_dir(self.run_dir, self.cfg, self.resume)
-        log = RunLogger(self.run_dir, self.info.is_main, self.cfg["log"]["tensorboard"], self.cfg["log"]["progress"],
-                        total=self.stop_step, initial=self.step)
+        log = open_run(self.run_dir, self.cfg, self.resume, total=self.stop_step, initial=self.step)
         try:
             log.info(f"{self.space.name} Arch of {float(self.cost.mflops(self.arch)):.1f} MFLOPs at "
                      f"{self.net.resolution} px from {self.origin} ({self.data.describe()}); "

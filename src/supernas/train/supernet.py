@@ -25,8 +25,7 @@ from ..nn.calibrate import frozen_bn_stats
 from ..spaces import Arch, CostModel, SearchSpace, get_space
 from . import distributed as dist
 from .checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
-from .engine import amp_dtype, autocast, data_defaults, param_groups, start_run_dir
-from .logging import RunLogger
+from .engine import amp_dtype, autocast, data_defaults, open_run, param_groups
 from .losses import label_smoothing_ce, soft_target_ce
 from .resumable import ResumableSampler, resumable_loader
 from .schedule import scaled_lr, warmup_cosine_scheduler
@@ -186,9 +185,7 @@ class SupernetTrainer:
         t = self.cfg["train"]
         if self.resume:
             self._load()
-        start_run_dir(self.run_dir, self.cfg, self.resume)
-        log = RunLogger(self.run_dir, self.info.is_main, self.cfg["log"]["tensorboard"], self.cfg["log"]["progress"],
-                        total=self.stop_step, initial=self.step)
+        log = open_run(self.run_dir, self.cfg, self.resume, total=self.stop_step, initial=self.step)
         log.info(f"supernet on {self.space.name} ({self.data.describe()}); {self.info.world_size} process(es) on "
                  f"{self.device.type}, {self.steps_per_epoch} steps per epoch, {self.total_steps} in all, "
                  f"lr {self.lr:g}, sampler {self.cfg['sampler']['kind']}")
