@@ -7,3 +7,13 @@ a path). The CLI prints it as a one-line message and exits with status 2, never 
 
 class SupernasError(ValueError):
     """Bad input from the user: the message names the problem and, where it can, the fix."""
+
+
+def require_int(where: str, value: object, minimum: int, optional: bool = False) -> None:
+    """Raise a SupernasError naming `where` unless `value` is an integer (not a bool) >= `minimum`,
+    or None when `optional`."""
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SupernasError(f"{where} must be an integer >= {minimum}{' (or null)' if optional else ''}, "
+                            f"got {value!r}")

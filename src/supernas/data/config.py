@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping, Optional, Sequence, Union
 
-from ..errors import SupernasError
+from ..errors import SupernasError, require_int
 
 FORMATS = ("auto", "imagefolder", "cifar10", "cifar100", "mnist", "digits")
 CROPS = ("auto", "resized", "pad")
@@ -51,9 +51,9 @@ class DataConfig:
             raise SupernasError(f"data autoaugment '{self.autoaugment}' is unknown; use true, false or one of: "
                                 f"{', '.join(POLICIES)}")
         for name in ("image_size", "train_subset", "val_subset"):
-            _check_count(name, getattr(self, name), minimum=1)
-        _check_count("pad", self.pad, minimum=0)
-        _check_count("seed", self.seed, minimum=0)
+            require_int(f"data {name}", getattr(self, name), 1, optional=True)
+        require_int("data pad", self.pad, 0, optional=True)
+        require_int("data seed", self.seed, 0, optional=True)
         for name in ("search_size", "val_size"):
             _check_size(name, getattr(self, name))
         for name in ("mean", "std"):
@@ -83,13 +83,6 @@ class DataConfig:
             if out[name] is not None:
                 out[name] = list(out[name])
         return out
-
-
-def _check_count(name: str, value: Any, minimum: int) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise SupernasError(f"data {name} must be an integer >= {minimum} (or null), got {value!r}")
 
 
 def _check_size(name: str, value: Any) -> None:

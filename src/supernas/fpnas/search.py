@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from ..config import load_config
-from ..errors import SupernasError
+from ..errors import SupernasError, require_int
 from ..nn import SuperNet
 from ..nn.calibrate import frozen_bn_stats
 from ..spaces import CostModel, SearchSpace, get_space
@@ -89,25 +89,18 @@ DEFAULTS["data"] = data_defaults(search_size=0.2)
 
 def _check_search_config(s: Mapping[str, Any]) -> None:
     """Fail early, naming the setting, instead of deep inside the first architecture step."""
-    def pos_int(name: str, allow_zero: bool = False) -> None:
-        v = s[name]
-        if not isinstance(v, int) or isinstance(v, bool) or v < (0 if allow_zero else 1):
-            raise SupernasError(f"search.{name} must be an integer >= {0 if allow_zero else 1}, got {v!r}")
-
     if s["mode"] not in MODES:
         raise SupernasError(f"search.mode must be one of {', '.join(MODES)}, got {s['mode']!r}")
     for name in ("epochs", "batch_size", "k_min", "k_max", "k_fixed", "mc_samples", "top_n"):
-        pos_int(name)
+        require_int(f"search.{name}", s[name], 1)
     for name in ("warmup_epochs", "lr_warmup_epochs", "workers"):
-        pos_int(name, allow_zero=True)
+        require_int(f"search.{name}", s[name], 0)
     if s["k_max"] < s["k_min"]:
         raise SupernasError(f"search.k_max ({s['k_max']}) must be >= search.k_min ({s['k_min']})")
     if isinstance(s["k_rule"], str) and s["k_rule"] not in RULES:
         raise SupernasError(f"search.k_rule must be one of {', '.join(RULES)}, got {s['k_rule']!r}")
-    if s["switch_epoch"] is not None and (not isinstance(s["switch_epoch"], int) or s["switch_epoch"] < 0):
-        raise SupernasError(f"search.switch_epoch must be an epoch number >= 0 or null, got {s['switch_epoch']!r}")
-    if s["max_steps"] is not None and (not isinstance(s["max_steps"], int) or s["max_steps"] < 1):
-        raise SupernasError(f"search.max_steps must be a positive integer or null, got {s['max_steps']!r}")
+    require_int("search.switch_epoch", s["switch_epoch"], 0, optional=True)
+    require_int("search.max_steps", s["max_steps"], 1, optional=True)
     if s["cost_mode"] not in COST_MODES:
         raise SupernasError(f"search.cost_mode must be one of {', '.join(COST_MODES)}, got {s['cost_mode']!r}")
     if s["cost_norm"] not in COST_NORMS:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import SupernasError
+from ..errors import SupernasError, require_int
 from ..spaces import Arch, CostModel, SearchSpace
 from .pareto import COSTS, ParetoEntry, pareto_front
 
@@ -59,8 +59,7 @@ class EvolutionSearch:
                  constraint: tuple[str, CostFn] | None = None):
         for name, v, low in (("population", population, 1), ("mutations", mutations, 0),
                              ("crossovers", crossovers, 0), ("generations", generations, 0)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise SupernasError(f"{name} must be an integer >= {low}, got {v!r}")
+            require_int(name, v, low)
         if not 0 <= mutate_prob <= 1 or not 0 <= crossover_prob <= 1:
             raise SupernasError(f"mutate_prob and crossover_prob must lie in [0, 1], "
                                 f"got {mutate_prob}, {crossover_prob}")

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ..deliver.evaluate_model import measure_latency, time_forward
-from ..errors import SupernasError
+from ..errors import SupernasError, require_int
 from ..nn import static
 from ..spaces import Arch, SearchSpace
 from ..spaces.layout import Layout, layout
@@ -75,8 +75,7 @@ class LatencyTable:
     def __init__(self, space: SearchSpace, num_classes: int = 1000, batch_size: int = 1, warmup: int = 10,
                  repeats: int = 30, device: "str | torch.device" = "auto", timer: Timer | None = None):
         for name, v, low in (("batch_size", batch_size, 1), ("warmup", warmup, 0), ("repeats", repeats, 1)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise SupernasError(f"latency {name} must be an integer >= {low}, got {v!r}")
+            require_int(f"latency {name}", v, low)
         self.space, self.num_classes = space, int(num_classes)
         self.batch_size, self.warmup, self.repeats = batch_size, warmup, repeats
         self.device = resolve_device(device)

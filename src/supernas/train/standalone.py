@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader, Subset
 from ..config import load_config
 from ..deliver.evaluate_model import evaluate_model, load_export_weights
 from ..deliver.export import resize_to, save_export
-from ..errors import SupernasError
+from ..errors import SupernasError, require_int
 from ..nn import StaticNet, SuperNet
 from ..spaces import Arch, CostModel, SearchSpace
 from ..utils.io import atomic_write_text
@@ -124,11 +124,8 @@ def _check_config(cfg: Mapping[str, Any]) -> None:
 
     for name, minimum in (("epochs", 1), ("batch_size", 1), ("warmup_epochs", 0), ("workers", 0),
                           ("teacher_bn_batches", 1)):
-        v = t[name]
-        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-            raise SupernasError(f"train.{name} must be an integer >= {minimum}, got {v!r}")
-    if t["max_steps"] is not None and (not isinstance(t["max_steps"], int) or t["max_steps"] < 1):
-        raise SupernasError(f"train.max_steps must be a positive integer or null, got {t['max_steps']!r}")
+        require_int(f"train.{name}", t[name], minimum)
+    require_int("train.max_steps", t["max_steps"], 1, optional=True)
     if t["optimizer"] not in OPTIMIZERS:
         raise SupernasError(f"train.optimizer must be one of {', '.join(OPTIMIZERS)}, got {t['optimizer']!r}")
     if t["optimizer"] == "sgd" and t["nesterov"] and not t["momentum"]:
