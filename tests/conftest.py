@@ -42,3 +42,24 @@ def trained_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_run_factory():
     return train_tiny_run
+
+
+def _run_until_crash(cls, config, step):
+    """`cls(config).fit()` stopped as a crash would stop it: by an exception as `train_step` is
+    entered at `step` (after the checkpoints before it were written)."""
+    original = cls.train_step
+
+    def crashing(self, *a, **k):
+        if self.step == step:
+            raise KeyboardInterrupt("simulated crash")
+        return original(self, *a, **k)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cls, "train_step", crashing)
+        with pytest.raises(KeyboardInterrupt):
+            cls(config).fit()
+
+
+@pytest.fixture
+def run_until_crash():
+    return _run_until_crash

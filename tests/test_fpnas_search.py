@@ -103,21 +103,11 @@ def test_adaptive_k_drops_with_the_entropy(tmp_path):
     assert ks[0] == 10 and ks[-1] == 2 and ks == sorted(ks, reverse=True)
 
 
-def test_interrupted_search_resumes_to_the_same_state(tmp_path, monkeypatch):
+def test_interrupted_search_resumes_to_the_same_state(tmp_path, run_until_crash):
     full = ProbabilisticSearch(tiny_config(tmp_path / "full"))
     full.fit()
-    crashing = ProbabilisticSearch(tiny_config(tmp_path / "crash"))
-    original = ProbabilisticSearch.train_step
-
-    def crash_at_5(self, *a, **k):  # the checkpoint is at step 3: factorized, two arch steps to redo
-        if self.step == 5:
-            raise KeyboardInterrupt("simulated crash")
-        return original(self, *a, **k)
-
-    monkeypatch.setattr(ProbabilisticSearch, "train_step", crash_at_5)
-    with pytest.raises(KeyboardInterrupt):
-        crashing.fit()
-    monkeypatch.setattr(ProbabilisticSearch, "train_step", original)
+    # the checkpoint is at step 3: factorized, two arch steps to redo
+    run_until_crash(ProbabilisticSearch, tiny_config(tmp_path / "crash"), 5)
     resumed = ProbabilisticSearch(tiny_config(tmp_path / "crash"), resume=True)
     resumed.fit()
     assert resumed.step == full.step == 8 and resumed.samples_total == full.samples_total

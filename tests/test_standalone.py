@@ -87,7 +87,7 @@ def test_retrain_on_digits_beats_chance(tmp_path):
     assert model.dropout.p == 0 and all(b.drop_path == 0 for b in model.blocks)
 
 
-def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path, run_until_crash):
     def cfg(d):  # AutoAugment, dropout and stochastic depth: every random stream must resume
         c = tiny_config(d, drop_path=0.3, dropout=0.3)
         c["data"]["autoaugment"] = True
@@ -97,17 +97,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     full.fit()
     assert full.step == 16
 
-    original = StandaloneTrainer.train_step
-
-    def crash_at_7(self, *a, **k):
-        if self.step == 7:
-            raise KeyboardInterrupt("simulated crash")
-        return original(self, *a, **k)
-
-    monkeypatch.setattr(StandaloneTrainer, "train_step", crash_at_7)
-    with pytest.raises(KeyboardInterrupt):
-        StandaloneTrainer({**cfg(tmp_path / "crash"), "arch": ARCH}).fit()
-    monkeypatch.setattr(StandaloneTrainer, "train_step", original)
+    run_until_crash(StandaloneTrainer, {**cfg(tmp_path / "crash"), "arch": ARCH}, 7)
     resumed = StandaloneTrainer({**cfg(tmp_path / "crash"), "arch": ARCH}, resume=True)
     result = resumed.fit()
     assert resumed.step == 16 and result["steps"] == 16

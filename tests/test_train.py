@@ -26,23 +26,12 @@ def tiny_config(run_dir, **train):
     }
 
 
-def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path, run_until_crash):
     full = SupernetTrainer(tiny_config(tmp_path / "full"))
     full.fit()
     assert full.step == 20
 
-    crashing = SupernetTrainer(tiny_config(tmp_path / "crash"))
-    original = SupernetTrainer.train_step
-
-    def crash_at_7(self, *a, **k):
-        if self.step == 7:
-            raise KeyboardInterrupt("simulated crash")
-        return original(self, *a, **k)
-
-    monkeypatch.setattr(SupernetTrainer, "train_step", crash_at_7)
-    with pytest.raises(KeyboardInterrupt):
-        crashing.fit()
-    monkeypatch.setattr(SupernetTrainer, "train_step", original)
+    run_until_crash(SupernetTrainer, tiny_config(tmp_path / "crash"), 7)
     resumed = SupernetTrainer(tiny_config(tmp_path / "crash"), resume=True)
     assert resumed.step == 0
     resumed.fit()
