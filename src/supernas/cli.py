@@ -156,11 +156,10 @@ def cmd_search(args: argparse.Namespace) -> None:
 def cmd_predictor(args: argparse.Namespace) -> None:
     from .search import predictor_runs as runs
 
-    common = {"seed": args.seed}
     if args.action == "fit":
         _, tau, path = runs.fit_predictor_run(args.run, n=args.n or 1000, holdout=args.holdout,
                                               bn_batches=args.bn_batches, max_batches=args.max_batches,
-                                              device=args.device, out=args.predictor, **common)
+                                              device=args.device, out=args.predictor, seed=args.seed)
         print(f"predictor: {path}; Kendall tau on {args.holdout:.0%} held-out Archs: {tau:.3f}"
               if tau is not None else f"predictor: {path} (no held-out Archs, no Kendall tau)")
     elif args.action == "eval":
@@ -170,7 +169,7 @@ def cmd_predictor(args: argparse.Namespace) -> None:
               f"{r['kendall_tau']:.3f}, Pearson r {r['pearson']:.3f}, mean abs. error {r['mae']:.2f} top-1 points")
     else:
         best, worst = runs.offline_sets_run(args.run, args.predictor, n=args.n or 1_000_000,
-                                            bin_width=args.bin_width, out_dir=args.out, **common)
+                                            bin_width=args.bin_width, out_dir=args.out, seed=args.seed)
         print(f"offline Pareto sets: best {best}, worst {worst}\n"
               f"train on one with: supernas train CONFIG sampler.kind=pareto sampler.pareto_set={best}")
 
