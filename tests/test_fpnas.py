@@ -160,13 +160,23 @@ def test_bad_input_raises(l0):
 # ---------------------------------------------------------------------- adaptive K
 def test_adaptive_num_samples_monotone_and_bounded():
     h_max = 150.0
-    for rule in ("linear", "perplexity", "fixed", lambda h, m, a, b: a + (b - a) * (h / m) ** 2):
+    for rule in ("proportional", "linear", "perplexity", "fixed", lambda h, m, a, b: a + (b - a) * (h / m) ** 2):
         ks = [adaptive_num_samples(h, h_max, 4, 32, rule) for h in np.linspace(0, h_max, 61)]
         assert all(4 <= k <= 32 for k in ks)
         assert all(a <= b for a, b in zip(ks, ks[1:]))
     assert adaptive_num_samples(h_max, h_max, 4, 32) == 32
     assert adaptive_num_samples(0.0, h_max, 4, 32) == 4
-    assert adaptive_num_samples(h_max / 2, h_max, 4, 32) == 18
+    assert adaptive_num_samples(h_max / 2, h_max, 4, 32) == 16  # proportional: K_max * H / H_max
+    assert adaptive_num_samples(h_max / 10, h_max, 4, 32) == 4  # ... floored at K_min
+    assert adaptive_num_samples(h_max / 2, h_max, 4, 32, "linear") == 18
+    # K = per_nat * H whatever the space's maximum: a larger space draws more Archs by itself
+    assert adaptive_num_samples(50.0, h_max, 2, 64, per_nat=0.1) == 5
+    assert adaptive_num_samples(50.0, 4 * h_max, 2, 64, per_nat=0.1) == 5
+    assert adaptive_num_samples(400.0, 4 * h_max, 2, 64, per_nat=0.1) == 40
+    with pytest.raises(SupernasError, match="proportional"):
+        adaptive_num_samples(1.0, h_max, 2, 8, "linear", per_nat=0.1)
+    with pytest.raises(SupernasError, match="positive"):
+        adaptive_num_samples(1.0, h_max, 2, 8, per_nat=0)
     assert adaptive_num_samples(math.log(10), h_max, 4, 32, "perplexity") == 10
     assert adaptive_num_samples(torch.tensor(1.0), h_max, 4, 32, "fixed") == 32
     for bad in [dict(k_min=0, k_max=4), dict(k_min=5, k_max=4)]:

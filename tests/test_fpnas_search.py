@@ -126,6 +126,10 @@ def test_bad_settings_name_the_fix(tmp_path):
         ProbabilisticSearch(tiny_config(tmp_path / "b", cost_mode="hinge", cost_target=None))
     with pytest.raises(SupernasError, match="k_max"):
         ProbabilisticSearch(tiny_config(tmp_path / "c", k_min=5, k_max=2))
+    with pytest.raises(SupernasError, match="search.k_rule.*unknown sampling rule"):
+        ProbabilisticSearch(tiny_config(tmp_path / "c", k_rule="cubic"))
+    with pytest.raises(SupernasError, match="k_per_nat.*proportional"):
+        ProbabilisticSearch(tiny_config(tmp_path / "c", k_rule="linear", k_per_nat=0.5))
     cfg = tiny_config(tmp_path / "d")
     cfg["data"]["search_size"] = None
     with pytest.raises(SupernasError, match="search_size"):

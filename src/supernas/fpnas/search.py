@@ -40,7 +40,7 @@ from ..train.schedule import scaled_lr, warmup_cosine_scheduler
 from ..utils.io import atomic_torch_save, atomic_write_text
 from .distribution import ArchDistribution, FactorizedDistribution, JointDistribution
 from .estimator import COST_MODES, COST_NORMS, arch_loss, loglik_from_losses
-from .sampling import RULES, adaptive_num_samples
+from .sampling import adaptive_num_samples
 
 MODES = ("fpnas", "parsec")
 
@@ -64,9 +64,10 @@ DEFAULTS: dict[str, Any] = {
         "grad_clip": None,  # clip each gradient value to [-c, c]; null: off
         "arch_lr": 0.01,  # Adam on alpha
         "arch_betas": [0.9, 0.999],
-        "k_min": 4,  # fpnas: K in [k_min, k_max], following the entropy
+        "k_min": 2,  # fpnas: K in [k_min, k_max], following the entropy (2: one sample gives no contrast)
         "k_max": 16,
-        "k_rule": "linear",  # linear | perplexity | fixed (see supernas.fpnas.sampling)
+        "k_rule": "proportional",  # proportional | linear | perplexity | fixed (see supernas.fpnas.sampling)
+        "k_per_nat": None,  # proportional: K = k_per_nat * entropy; null: k_max * entropy / max entropy
         "k_fixed": 16,  # parsec: K every step
         "switch_epoch": 5,  # fpnas: factorized -> joint at the start of this epoch; null: never
         "beta": 0.0,  # weight of the cost term (0: accuracy only)
@@ -97,8 +98,10 @@ def _check_search_config(s: Mapping[str, Any]) -> None:
         require_int(f"search.{name}", s[name], 0)
     if s["k_max"] < s["k_min"]:
         raise SupernasError(f"search.k_max ({s['k_max']}) must be >= search.k_min ({s['k_min']})")
-    if isinstance(s["k_rule"], str) and s["k_rule"] not in RULES:
-        raise SupernasError(f"search.k_rule must be one of {', '.join(RULES)}, got {s['k_rule']!r}")
+    try:  # the sampling rule's own checks (rule name, k_per_nat), on a dry call
+        adaptive_num_samples(1.0, 1.0, s["k_min"], s["k_max"], s["k_rule"], s["k_per_nat"])
+    except SupernasError as e:
+        raise SupernasError(f"search.k_rule / search.k_per_nat: {e}") from None
     require_int("search.switch_epoch", s["switch_epoch"], 0, optional=True)
     require_int("search.max_steps", s["max_steps"], 1, optional=True)
     if s["cost_mode"] not in COST_MODES:
@@ -191,7 +194,7 @@ class ProbabilisticSearch:
             return s["k_fixed"]
         with torch.no_grad():
             h = float(self.dist.entropy())
-        return adaptive_num_samples(h, self.dist.max_entropy(), s["k_min"], s["k_max"], s["k_rule"])
+        return adaptive_num_samples(h, self.dist.max_entropy(), s["k_min"], s["k_max"], s["k_rule"], s["k_per_nat"])
 
     def expected_mflops(self) -> float:
         """Monte-Carlo mean MFLOPs under the distribution, from a generator of its own (seeded by
