@@ -1,4 +1,5 @@
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,17 @@ def test_adaptive_k_drops_with_the_entropy(tmp_path):
                 lg.copy_(torch.arange(lg.numel(), dtype=lg.dtype) * scale)
         ks.append(s.num_samples())
     assert ks[0] == 10 and ks[-1] == 2 and ks == sorted(ks, reverse=True)
+
+
+def test_search_draws_k_per_nat_of_the_entropy(tmp_path):
+    run = tmp_path / "r"
+    ProbabilisticSearch(tiny_config(run, k_min=2, k_max=8, k_per_nat=0.3, arch_lr=0.5, epochs=3)).fit()
+    rows = records(run)
+    # each step's K comes from the entropy the previous step left (the logged one)
+    want = [min(max(math.ceil(0.3 * r["entropy"] - 1e-9), 2), 8) for r in rows[:-1]]
+    assert [r["K"] for r in rows[1:]] == want
+    assert rows[0]["K"] == math.ceil(0.3 * rows[0]["max_entropy"])  # uniform start
+    assert rows[-1]["K"] < rows[0]["K"]  # alpha sharpened, fewer samples
 
 
 def test_interrupted_search_resumes_to_the_same_state(tmp_path, run_until_crash):
