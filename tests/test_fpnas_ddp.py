@@ -72,10 +72,15 @@ def test_two_gloo_ranks_search_in_lockstep(tmp_path):
 
 @pytest.mark.slow
 def test_two_gloo_ranks_parsec_longer_search_in_lockstep(tmp_path):
+    """Also with measured latency as the cost: rank 0 times the layers, every rank gets its figures."""
     overrides = [o for o in QUICK if not o.startswith(("data.train_subset", "search.epochs"))]
-    a, b, run = run_two_ranks(tmp_path, [*overrides, "search.mode=parsec", "data.train_subset=256",
+    latency = ["search.cost=latency", "search.beta=0.5", "search.cost_mode=hinge", "search.cost_target=0.01",
+               "search.latency.warmup=0", "search.latency.repeats=1"]
+    a, b, run = run_two_ranks(tmp_path, [*overrides, *latency, "search.mode=parsec", "data.train_subset=256",
                                          "search.epochs=3"])
     assert a["step"] == 24 and a["arch_steps"] == 16 and a["kind"] == "joint"
+    assert (run / "latency_table.json").is_file()
+    assert json.loads((run / "result.json").read_text())["most_likely"]["latency_ms"] > 0
     assert_lockstep(a, b)
     assert_sharded_batches(a, b, per_rank=16)
     assert_outputs_written_once(a, b, run)

@@ -115,6 +115,28 @@ def test_search_draws_k_per_nat_of_the_entropy(tmp_path):
     assert rows[-1]["K"] < rows[0]["K"]  # alpha sharpened, fewer samples
 
 
+def test_latency_cost_measures_sampled_layers_and_keeps_the_table(tmp_path):
+    run = tmp_path / "lat"
+    lat = {"batch_size": 1, "warmup": 0, "repeats": 1}
+    cfg = tiny_config(run, cost="latency", beta=0.5, cost_mode="hinge", cost_target=0.01, latency=lat)
+    s = ProbabilisticSearch(cfg)
+    s.fit()
+    assert s.latency.measured > 0
+    rows = records(run)
+    arch_rows = [r for r in rows if r["arch_step"]]
+    assert arch_rows and all(r["latency_ms_samples"] > 0 for r in arch_rows)
+    assert not any("latency_ms_samples" in r for r in rows if not r["arch_step"])
+    res = json.loads((run / "result.json").read_text())
+    assert res["cost"] == "latency" and all(t["latency_ms"] > 0 for t in res["top"])
+    table = json.loads((run / "latency_table.json").read_text())
+    assert len(table["entries"]) == s.latency.measured and table["batch_size"] == 1
+    # the same run directory again (a resume) starts from the saved table: known layers are not re-timed
+    again = ProbabilisticSearch(cfg, resume=True)
+    assert again.latency.entries == s.latency.entries and again.latency.measured == 0
+    again.sample_costs(again.dist.sample(4, torch.Generator().manual_seed(0)))
+    assert again.latency.measured == 0 or len(again.latency.entries) > len(table["entries"])
+
+
 def test_interrupted_search_resumes_to_the_same_state(tmp_path, run_until_crash):
     full = ProbabilisticSearch(tiny_config(tmp_path / "full"))
     full.fit()
@@ -140,6 +162,12 @@ def test_bad_settings_name_the_fix(tmp_path):
         ProbabilisticSearch(tiny_config(tmp_path / "c", k_min=5, k_max=2))
     with pytest.raises(SupernasError, match="search.k_rule.*unknown sampling rule"):
         ProbabilisticSearch(tiny_config(tmp_path / "c", k_rule="cubic"))
+    with pytest.raises(SupernasError, match="search.cost must be"):
+        ProbabilisticSearch(tiny_config(tmp_path / "c", cost="joules"))
+    with pytest.raises(SupernasError, match="positive budget in ms"):
+        ProbabilisticSearch(tiny_config(tmp_path / "c", cost="latency", cost_mode="hinge", cost_target=None))
+    with pytest.raises(SupernasError, match="search.latency.repeats"):
+        ProbabilisticSearch(tiny_config(tmp_path / "c", latency={"repeats": 0}))
     with pytest.raises(SupernasError, match="k_per_nat.*proportional"):
         ProbabilisticSearch(tiny_config(tmp_path / "c", k_rule="linear", k_per_nat=0.5))
     cfg = tiny_config(tmp_path / "d")

@@ -37,12 +37,15 @@ from ..train.losses import label_smoothing_ce
 from ..train.engine import amp_dtype, autocast, data_defaults, open_run, param_groups
 from ..train.resumable import ResumableSampler, resumable_loader
 from ..train.schedule import scaled_lr, warmup_cosine_scheduler
+from ..search.latency import LatencyTable
 from ..utils.io import atomic_torch_save, atomic_write_text
 from .distribution import ArchDistribution, FactorizedDistribution, JointDistribution
 from .estimator import COST_MODES, COST_NORMS, arch_loss, loglik_from_losses
 from .sampling import adaptive_num_samples
 
 MODES = ("fpnas", "parsec")
+COST_UNITS = {"mflops": "MFLOPs", "latency": "ms"}
+COSTS = tuple(COST_UNITS)
 
 DEFAULTS: dict[str, Any] = {
     "run": {"dir": "runs/fpnas", "seed": 0, "device": "auto", "amp": "auto"},
@@ -71,7 +74,9 @@ DEFAULTS: dict[str, Any] = {
         "k_fixed": 16,  # parsec: K every step
         "switch_epoch": 5,  # fpnas: factorized -> joint at the start of this epoch; null: never
         "beta": 0.0,  # weight of the cost term (0: accuracy only)
-        "cost_target": None,  # MFLOPs budget (cost_mode hinge or cost_norm target)
+        "cost": "mflops",  # mflops (analytic model) | latency (ms, per-layer table measured on latency.device)
+        "cost_target": None,  # budget in MFLOPs, or ms with cost: latency (cost_mode hinge or cost_norm target)
+        "latency": {"device": None, "batch_size": 1, "warmup": 10, "repeats": 30},  # device null: the search's
         "cost_mode": "linear",  # linear | hinge
         "cost_norm": "sum",  # sum | target
         "temperature": 1.0,  # divides the summed-loss log-likelihoods (1 = the paper)
@@ -110,10 +115,20 @@ def _check_search_config(s: Mapping[str, Any]) -> None:
         raise SupernasError(f"search.cost_norm must be one of {', '.join(COST_NORMS)}, got {s['cost_norm']!r}")
     if not isinstance(s["beta"], (int, float)) or s["beta"] < 0:
         raise SupernasError(f"search.beta must be a number >= 0, got {s['beta']!r}")
+    if s["cost"] not in COSTS:
+        raise SupernasError(f"search.cost must be one of {', '.join(COSTS)}, got {s['cost']!r}")
+    lat = s["latency"]
+    if not isinstance(lat, Mapping):
+        raise SupernasError(f"search.latency must be a mapping of {', '.join(DEFAULTS['search']['latency'])}; "
+                            f"got {lat!r}")
+    require_int("search.latency.batch_size", lat["batch_size"], 1)
+    require_int("search.latency.warmup", lat["warmup"], 0)
+    require_int("search.latency.repeats", lat["repeats"], 1)
     needs_target = s["beta"] > 0 and (s["cost_mode"] == "hinge" or s["cost_norm"] == "target")
     if needs_target and not (isinstance(s["cost_target"], (int, float)) and s["cost_target"] > 0):
         raise SupernasError(f"search.cost_mode={s['cost_mode']} / cost_norm={s['cost_norm']} need "
-                            f"search.cost_target, a positive MFLOPs budget; got {s['cost_target']!r}")
+                            f"search.cost_target, a positive budget in {COST_UNITS[s['cost']]}; "
+                            f"got {s['cost_target']!r}")
     for name in ("lr", "arch_lr", "temperature"):
         if not isinstance(s[name], (int, float)) or not s[name] > 0:
             raise SupernasError(f"search.{name} must be a positive number, got {s[name]!r}")
@@ -148,6 +163,7 @@ class ProbabilisticSearch:
         self.space: SearchSpace = get_space(self.cfg["space"])
         self.cost = CostModel(self.space, self.data.num_classes)
         self.net = SuperNet(self.space, self.data.num_classes).to(self.device)
+        self.latency = self._latency_table()
 
         rank, world = self.info.rank, self.info.world_size
         self.train_rows = ResumableSampler(self.data.train, s["batch_size"], self.seed, rank, world)
@@ -172,6 +188,29 @@ class ProbabilisticSearch:
         self.samples_warmup = 0  # of samples_total, drawn while alpha was frozen
         self.search_seconds = 0.0
         self._search_it: Iterator | None = None
+
+    # ------------------------------------------------------------------ cost
+    @property
+    def latency_path(self) -> Path:
+        return self.run_dir / "latency_table.json"
+
+    def _latency_table(self) -> LatencyTable | None:
+        """With cost: latency, the main process's per-layer table (kept in the run directory, so a
+        resumed search reuses what it measured); the other ranks receive its figures."""
+        s = self.cfg["search"]
+        if s["cost"] != "latency" or not self.info.is_main:
+            return None
+        lat = s["latency"]
+        args = (self.space, self.data.num_classes, lat["batch_size"], lat["warmup"], lat["repeats"],
+                lat["device"] or self.device)
+        return LatencyTable.load(self.latency_path, *args) if self.latency_path.exists() else LatencyTable(*args)
+
+    def sample_costs(self, idx: torch.Tensor) -> np.ndarray:
+        """Cost of each sampled Arch in the unit of search.cost, equal on every rank."""
+        if self.cfg["search"]["cost"] == "mflops":
+            return self.cost.mflops_indices(idx.numpy())
+        ms = self.latency.latency_indices(idx.numpy()) if self.latency is not None else None
+        return np.asarray(dist.broadcast_object(ms), dtype=np.float64)
 
     # ------------------------------------------------------------------ distribution
     @property
@@ -238,14 +277,17 @@ class ProbabilisticSearch:
         losses = dist.all_reduce_mean_(losses).cpu()  # equal on all ranks, so alpha moves alike
         n = int(x.shape[0]) * self.info.world_size
         loglik = loglik_from_losses(losses, n)
-        costs = self.cost.mflops_indices(idx.numpy())
+        costs = self.sample_costs(idx)
         loss = arch_loss(self.dist, idx, loglik, costs, float(s["beta"]), s["cost_target"], s["cost_mode"],
                          s["cost_norm"], float(s["temperature"]))
         self.arch_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.arch_opt.step()
         self.arch_steps += 1
-        return {"val_loss": float(losses.mean()), "val_loss_best": float(losses.min())}
+        record = {"val_loss": float(losses.mean()), "val_loss_best": float(losses.min())}
+        if s["cost"] == "latency":
+            record["latency_ms_samples"] = float(costs.mean())
+        return record
 
     # ------------------------------------------------------------------ data
     def _loader(self, data: Dataset, rows: ResumableSampler, epoch: int, start: int) -> DataLoader:
@@ -339,14 +381,17 @@ class ProbabilisticSearch:
         with torch.no_grad():
             lp = self.dist.log_prob(idx).tolist()
         archs = self.dist.archs(idx)
-        mflops, params = self.cost.costs_indices(self.space.to_indices(archs))
+        rows = self.space.to_indices(archs)
+        mflops, params = self.cost.costs_indices(rows)
+        ms = self.latency.latency_indices(rows) if self.latency is not None else [None] * len(archs)
         top, seen = [], set()
-        for arch, m, p, l in zip(archs, mflops, params, lp):
+        for arch, m, p, l, t in zip(archs, mflops, params, lp, ms):
             if arch in seen:  # raw rows differing only in switched-off blocks are one network
                 continue
             seen.add(arch)
-            top.append({"arch": arch.to_dict(), "mflops": float(m), "params": int(p), "log_prob": float(l)})
-        return {"mode": self.cfg["search"]["mode"], "space": self.space.name,
+            top.append({"arch": arch.to_dict(), "mflops": float(m), "params": int(p), "log_prob": float(l),
+                        **({"latency_ms": float(t)} if t is not None else {})})
+        return {"mode": self.cfg["search"]["mode"], "cost": self.cfg["search"]["cost"], "space": self.space.name,
                 "space_definition": self.space.definition, "distribution": self.dist_kind,
                 "most_likely": top[0], "top": top, "samples_total": self.samples_total,
                 "samples_warmup": self.samples_warmup, "samples_search": self.samples_total - self.samples_warmup,
@@ -356,6 +401,7 @@ class ProbabilisticSearch:
 
     def _finish(self) -> None:
         res = self.results()
+        self._save_latency()
         atomic_write_text(self.run_dir / "result.json", json.dumps(res, indent=2) + "\n")
         atomic_torch_save({"kind": self.dist_kind, "state": self.dist.state_dict(), "space": self.cfg["space"]},
                           self.run_dir / "distribution.pt")
@@ -368,9 +414,14 @@ class ProbabilisticSearch:
             print("plots skipped: `pip install matplotlib` to get search.png and arch.png")
 
     # ------------------------------------------------------------------ checkpoints
+    def _save_latency(self) -> None:
+        if self.latency is not None and self.latency.measured:
+            self.latency.save(self.latency_path)
+
     def _save(self) -> None:
         if not self.info.is_main:
             return
+        self._save_latency()  # before the checkpoint: a resumed run then finds every layer it measured
         save_checkpoint(self.run_dir, {
             "step": self.step, "arch_steps": self.arch_steps, "samples_total": self.samples_total,
             "samples_warmup": self.samples_warmup,
