@@ -202,6 +202,7 @@ def _dist_worker(rank, world, init_file, out_dir):
         archs = net.space.sample(0, 5)
         res = ev.evaluate_many(archs + archs[:2])  # repeats are measured once
         json.dump({"results": res, "measured": len(measured)}, open(f"{out_dir}/{rank}.json", "w"))
+        dist.barrier()  # torch 2.1's FileStore hangs in destroy when one rank has already left
     finally:
         dist.destroy_process_group()
 

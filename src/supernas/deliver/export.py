@@ -2,6 +2,7 @@
 training images, saved with its Arch JSON and state dict beside it."""
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
@@ -74,8 +75,10 @@ def export_arch(net, arch: Arch, data, out_dir: "str | Path", fmt: str = "pt", b
     except ImportError:
         raise SupernasError("ONNX export needs the onnx package: pip install onnx onnxruntime") from None
     tmp = out / ".model.onnx.tmp"
+    # the TorchScript-based exporter: newer torch must be asked for it by name, older has no other
+    legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
     torch.onnx.export(model, (example,), str(tmp), input_names=["images"], output_names=["logits"],
-                      dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
+                      dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, **legacy)
     atomic_write_bytes(out / "model.onnx", tmp.read_bytes())
     tmp.unlink()
     return out / "model.onnx"

@@ -30,6 +30,7 @@ from ..config import load_config
 from ..errors import SupernasError, require_int
 from ..nn import SuperNet
 from ..nn.calibrate import frozen_bn_stats
+from ..search.latency import LatencyTable
 from ..spaces import CostModel, SearchSpace, get_space
 from ..train import distributed as dist
 from ..train.checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
@@ -37,7 +38,6 @@ from ..train.losses import label_smoothing_ce
 from ..train.engine import amp_dtype, autocast, data_defaults, open_run, param_groups
 from ..train.resumable import ResumableSampler, resumable_loader
 from ..train.schedule import scaled_lr, warmup_cosine_scheduler
-from ..search.latency import LatencyTable
 from ..utils.io import atomic_torch_save, atomic_write_text
 from .distribution import ArchDistribution, FactorizedDistribution, JointDistribution
 from .estimator import COST_MODES, COST_NORMS, arch_loss, loglik_from_losses

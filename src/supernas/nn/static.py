@@ -70,7 +70,8 @@ class Shortcut(nn.Module):
 
 def avg_pool_same(x: torch.Tensor, stride: int) -> torch.Tensor:
     """Strided average pooling that matches a 'same' conv's output size (odd sizes padded)."""
-    return F.avg_pool2d(x, stride, stride, padding=x.shape[-1] % 2)
+    # int(): torch < 2.2 hands tracing (TorchScript export) the size as a tensor, which padding refuses
+    return F.avg_pool2d(x, stride, stride, padding=int(x.shape[-1]) % 2)
 
 
 class MBConv(nn.Module):
