@@ -16,7 +16,6 @@ the equal joint one at `switch_epoch`. PARSEC: the joint distribution from the s
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -34,8 +33,9 @@ from ..search.latency import LatencyTable
 from ..spaces import CostModel, SearchSpace, get_space
 from ..train import distributed as dist
 from ..train.checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
+from ..train.device_metrics import DeviceMeans, require_finite
 from ..train.losses import label_smoothing_ce
-from ..train.engine import amp_dtype, autocast, data_defaults, open_run, param_groups
+from ..train.engine import amp_dtype, autocast, data_defaults, open_run, param_groups, set_cudnn_benchmark
 from ..train.resumable import ResumableSampler, resumable_loader
 from ..train.schedule import scaled_lr, warmup_cosine_scheduler
 from ..utils.io import atomic_torch_save, atomic_write_text
@@ -48,7 +48,7 @@ COST_UNITS = {"mflops": "MFLOPs", "latency": "ms"}
 COSTS = tuple(COST_UNITS)
 
 DEFAULTS: dict[str, Any] = {
-    "run": {"dir": "runs/fpnas", "seed": 0, "device": "auto", "amp": "auto"},
+    "run": {"dir": "runs/fpnas", "seed": 0, "device": "auto", "amp": "auto", "cudnn_benchmark": "auto"},
     "space": "fpnas-l0",
     "data": None,  # DataConfig's fields, with a search split held out of train (filled below)
     "search": {
@@ -150,6 +150,7 @@ class ProbabilisticSearch:
         self.run_dir = Path(run["dir"]).expanduser()
         self.resume = resume
         self.amp_dtype = amp_dtype(run["amp"], self.device.type == "cuda")
+        self.cudnn_benchmark = set_cudnn_benchmark(run["cudnn_benchmark"], fixed_shapes=False)
         self.seed = int(run["seed"])
         torch.manual_seed(self.seed)
         np.random.seed(self.seed)
@@ -246,17 +247,18 @@ class ProbabilisticSearch:
     def _autocast(self):
         return autocast(self.device, self.amp_dtype)
 
-    def train_step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> float:
-        """Weight step: the mean loss of the K Archs, each backpropagated on its own."""
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Weight step: the mean loss of the K Archs, each backpropagated on its own (a device
+        tensor: the loop reads it when it logs)."""
         s = self.cfg["search"]
         self.net.train()
         archs = self.dist.archs(idx)
-        total = 0.0
+        total = torch.zeros((), device=x.device)
         for arch in archs:
             with self._autocast():
                 loss = label_smoothing_ce(self.net(x, arch), y, s["label_smoothing"]) / len(archs)
             loss.backward()
-            total += float(loss.detach())
+            total += loss.detach()
         params = [p for p in self.net.parameters() if p.grad is not None]
         dist.all_reduce_grads(params)
         if s["grad_clip"]:
@@ -274,7 +276,8 @@ class ProbabilisticSearch:
         with torch.no_grad(), frozen_bn_stats(self.net), self._autocast():
             for k, arch in enumerate(self.dist.archs(idx)):
                 losses[k] = F.cross_entropy(self.net(x, arch).float(), y)
-        losses = dist.all_reduce_mean_(losses).cpu()  # equal on all ranks, so alpha moves alike
+        # equal on all ranks, so alpha moves alike; alpha lives on the CPU, so this is the step's one host read
+        losses = dist.all_reduce_mean_(losses).cpu()
         n = int(x.shape[0]) * self.info.world_size
         loglik = loglik_from_losses(losses, n)
         costs = self.sample_costs(idx)
@@ -314,6 +317,7 @@ class ProbabilisticSearch:
                  f"steps, {self.dist_kind} distribution with {self.dist.num_parameters()} parameters")
         t0, seconds0 = time.perf_counter(), self.search_seconds
         every = self.cfg["log"]["every_steps"]
+        means = DeviceMeans()
         try:
             while self.step < self.stop_step:
                 epoch, start = divmod(self.step, self.steps_per_epoch)
@@ -330,17 +334,19 @@ class ProbabilisticSearch:
                     self.samples_total += k
                     if epoch < s["warmup_epochs"]:
                         self.samples_warmup += k
-                    loss = self.train_step(x, y, idx)
-                    if not math.isfinite(loss):
-                        raise SupernasError(f"the loss became {loss} at step {self.step}; lower search.lr "
-                                            "or check the data")
+                    means.add(loss=self.train_step(x, y, idx))
                     record: dict[str, Any] = {}
                     if epoch >= s["warmup_epochs"]:
                         record = self.arch_step(*self._search_batch(), idx)
                     self.step += 1
                     self.search_seconds = seconds0 + time.perf_counter() - t0
-                    log.progress(1, loss=f"{loss:.3f}", K=k)
-                    if self.step % every == 0 or self.step == self.stop_step:
+                    log_now = self.step % every == 0 or self.step == self.stop_step
+                    save_now = self.step % self.cfg["checkpoint"]["every_steps"] == 0 or self.step == self.stop_step
+                    if log_now or save_now:  # read before saving: a non-finite loss must not reach a checkpoint
+                        loss = means.read(reset=log_now)["loss"]
+                        require_finite({"loss": loss}, self.step, "search.lr")
+                    log.progress(1, **({"loss": f"{loss:.3f}", "K": k} if log_now else {}))
+                    if log_now:
                         with torch.no_grad():
                             h = float(self.dist.entropy())
                         log.metrics(self.step, {
@@ -352,7 +358,7 @@ class ProbabilisticSearch:
                             "seconds": round(self.search_seconds, 3)})
                     if self.step % self.steps_per_epoch == 0:
                         self._snapshot(self.step // self.steps_per_epoch)
-                    if self.step % self.cfg["checkpoint"]["every_steps"] == 0 or self.step == self.stop_step:
+                    if save_now:
                         self._save()
                     if self.step >= self.stop_step:
                         break

@@ -1,9 +1,16 @@
 """Elastic layers: one weight tensor at the largest size, sliced per call to the active size.
 
 Slicing stays inside these few layers (channels: a prefix of the weight; kernels: the centre
-crop; branches: a block of rows at an offset). Sliced weights are laid out in the input's
-memory format, so channels_last activations meet channels_last weights and cuDNN needs no
-conversion on every call.
+crop; branches: a block of rows at an offset). Only the dimensions that shrink are sliced (each
+slice adds a backward that scatters its gradient into a zero tensor of the full size).
+
+A slice that cuts input channels or crops the kernel is not dense, and cuDNN and the CPU kernels
+convolve dense weights only, so it is copied once per call: into the input's memory format (so
+channels_last activations meet channels_last weights) and, under autocast, straight into the
+autocast dtype (one copy, where `.contiguous()` followed by autocast's own cast would make two).
+A prefix of output channels is dense and goes to the convolution as a view. With
+`POINTWISE_AS_GEMM`, 1x1 convolutions of channels_last inputs run as one matrix product on views
+(a GEMM reads a strided weight slice as is): no weight copy at all.
 """
 from __future__ import annotations
 
@@ -13,11 +20,35 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+POINTWISE_AS_GEMM = False  # measured by bench/gpu_suite.py; see docs/performance.md
 
-def _like_input(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
-        return w.contiguous(memory_format=torch.channels_last)
-    return w if w.is_contiguous() or w.is_contiguous(memory_format=torch.channels_last) else w.contiguous()
+
+def _autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The dtype autocast casts convolutions to on `device_type`, or None when it is off."""
+    try:
+        if torch.is_autocast_enabled(device_type):
+            return torch.get_autocast_dtype(device_type)
+        return None
+    except TypeError:  # torch < 2.4: the device-less functions
+        if device_type == "cuda":
+            return torch.get_autocast_gpu_dtype() if torch.is_autocast_enabled() else None
+        return torch.get_autocast_cpu_dtype() if torch.is_autocast_cpu_enabled() else None
+
+
+def _is_channels_last(x: torch.Tensor) -> bool:
+    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
+def _conv_weight(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """`w` as the convolution of `x` will use it, copied at most once (see the module docstring)."""
+    fmt = torch.channels_last if _is_channels_last(x) else torch.contiguous_format
+    dtype = _autocast_dtype(x.device.type) if w.dtype == torch.float32 else None
+    if dtype is not None and dtype != w.dtype:
+        return w.to(dtype=dtype, memory_format=fmt)
+    if w.is_contiguous(memory_format=fmt) or (fmt == torch.contiguous_format and
+                                              w.is_contiguous(memory_format=torch.channels_last)):
+        return w
+    return w.contiguous(memory_format=fmt)
 
 
 def activation(name: str):
@@ -40,8 +71,11 @@ class ElasticConv2d(nn.Module):
         return f"{kind}max_in={self.max_in}, max_out={self.max_out}, max_kernel={self.max_kernel}, stride={self.stride}"
 
     def active_weight(self, out_channels: int, in_channels: int, kernel: int, offset: int = 0) -> torch.Tensor:
-        w = self.weight[offset:offset + out_channels]
-        if not self.depthwise:
+        """The weight slice of this call, a view; dimensions at their full size are not sliced."""
+        w = self.weight
+        if offset or out_channels != self.max_out:
+            w = w[offset:offset + out_channels]
+        if not self.depthwise and in_channels != self.max_in:
             w = w[:, :in_channels]
         if kernel != self.max_kernel:
             s = (self.max_kernel - kernel) // 2
@@ -50,9 +84,12 @@ class ElasticConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor, out_channels: int, kernel: int | None = None, offset: int = 0) -> torch.Tensor:
         kernel = self.max_kernel if kernel is None else kernel
-        w = _like_input(self.active_weight(out_channels, x.shape[1], kernel, offset), x)
+        w = self.active_weight(out_channels, x.shape[1], kernel, offset)
+        if POINTWISE_AS_GEMM and kernel == 1 and self.stride == 1 and not self.depthwise and _is_channels_last(x):
+            # NHWC rows times the (strided) weight slice; the result is the channels_last NCHW view
+            return F.linear(x.permute(0, 2, 3, 1), w.flatten(1)).permute(0, 3, 1, 2)
         groups = x.shape[1] if self.depthwise else 1
-        return F.conv2d(x, w, None, self.stride, kernel // 2, 1, groups)
+        return F.conv2d(x, _conv_weight(w, x), None, self.stride, kernel // 2, 1, groups)
 
     def forward_rows(self, x: torch.Tensor, rows: torch.Tensor, kernel: int) -> torch.Tensor:
         """Depthwise conv whose output channels are the weight rows `rows` (len(rows) / C per input
@@ -61,13 +98,20 @@ class ElasticConv2d(nn.Module):
         if kernel != self.max_kernel:
             s = (self.max_kernel - kernel) // 2
             w = w[:, :, s:s + kernel, s:s + kernel]
-        return F.conv2d(x, _like_input(w, x), None, self.stride, kernel // 2, 1, x.shape[1])
+        return F.conv2d(x, _conv_weight(w, x), None, self.stride, kernel // 2, 1, x.shape[1])
 
 
 class ElasticBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm over the first C channels (from the input), or C channels from `offset`.
 
-    Running statistics are sliced views, so re-calibration updates them in place."""
+    Running statistics are sliced views, so re-calibration updates them in place. The cumulative
+    average of re-calibration (momentum None) counts its batches on the host since the last
+    `reset_running_stats`, where nn.BatchNorm2d reads `num_batches_tracked` back from the device
+    on every call."""
+
+    def reset_running_stats(self) -> None:
+        super().reset_running_stats()
+        self.batches_since_reset = 0
 
     def forward(self, x: torch.Tensor, offset: int = 0, rows: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
         """Normalise channels [offset, offset + C), or the gathered channels `rows` (whose updated
@@ -76,8 +120,9 @@ class ElasticBatchNorm2d(nn.BatchNorm2d):
         momentum = self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
             self.num_batches_tracked.add_(1)
+            self.batches_since_reset += 1
             if momentum is None:  # cumulative average, as used for BatchNorm re-calibration
-                momentum = 1.0 / float(self.num_batches_tracked)
+                momentum = 1.0 / self.batches_since_reset
         if rows is None:
             sl = slice(offset, offset + x.shape[1])
             return F.batch_norm(
@@ -114,8 +159,12 @@ class ElasticLinear(nn.Module):
 
     def forward(self, x: torch.Tensor, out_features: int | None = None, offset: int = 0) -> torch.Tensor:
         n = self.max_out if out_features is None else out_features
-        w = self.weight[offset:offset + n, : x.shape[-1]]
-        b = self.bias[offset:offset + n] if self.bias is not None else None
+        w, b = self.weight, self.bias
+        if offset or n != self.max_out:
+            w = w[offset:offset + n]
+            b = b[offset:offset + n] if b is not None else None
+        if x.shape[-1] != self.max_in:
+            w = w[:, : x.shape[-1]]  # a strided view: the GEMM reads it without a copy
         return F.linear(x, w, b)
 
 

@@ -27,6 +27,24 @@ def amp_dtype(amp: Any, cuda: bool) -> torch.dtype | None:
     raise SupernasError(f"run.amp must be auto, bf16 or fp32, got {amp!r}")
 
 
+def set_cudnn_benchmark(setting: Any, fixed_shapes: bool) -> bool:
+    """Apply `run.cudnn_benchmark` and return what was set.
+
+    cuDNN's benchmark mode times every algorithm for each new input shape and keeps the fastest.
+    That pays off when shapes repeat (a static model: retrain, finetune) and costs dearly when they
+    do not (a supernet meets new widths, kernels and resolutions every step, and the reference
+    implementation ran its first steps several times slower with it on), so 'auto' is on for
+    `fixed_shapes` only."""
+    if setting == "auto":
+        on = fixed_shapes
+    elif isinstance(setting, bool):
+        on = setting
+    else:
+        raise SupernasError(f"run.cudnn_benchmark must be auto, true or false, got {setting!r}")
+    torch.backends.cudnn.benchmark = on
+    return on
+
+
 def autocast(device: torch.device, dtype: torch.dtype | None):
     """Autocast to `dtype` on `device`, or full precision when `dtype` is None."""
     return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)

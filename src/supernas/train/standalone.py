@@ -42,8 +42,9 @@ from ..utils.io import atomic_write_text
 from . import distributed as dist
 from .arch_source import resolve_arch
 from .checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
+from .device_metrics import DeviceMeans, require_finite
 from .ema import ModelEma
-from .engine import amp_dtype, autocast, data_defaults, open_run, param_groups
+from .engine import amp_dtype, autocast, data_defaults, open_run, param_groups, set_cudnn_benchmark
 from .logging import RunLogger
 from .losses import label_smoothing_ce, soft_target_ce
 from .resumable import ResumableSampler, resumable_loader
@@ -54,7 +55,8 @@ OPTIMIZERS = ("sgd", "rmsprop")
 EXPORT_WEIGHTS = ("best", "ema", "raw")
 
 DEFAULTS: dict[str, Any] = {
-    "run": {"dir": "runs/retrain", "seed": 0, "device": "auto", "amp": "auto", "channels_last": "auto"},
+    "run": {"dir": "runs/retrain", "seed": 0, "device": "auto", "amp": "auto", "channels_last": "auto",
+            "cudnn_benchmark": "auto"},
     "arch": None,  # what to train (see resolve_arch): the ARCH of `supernas retrain`
     "init": None,  # an export directory whose weights start the run: the MODEL of `supernas finetune`
     "space": None,  # the space of a bare Arch or a name (a built-in name, a definition, a YAML path)
@@ -166,6 +168,7 @@ class StandaloneTrainer:
         cuda = self.device.type == "cuda"
         self.amp_dtype = amp_dtype(run["amp"], cuda)
         self.channels_last = cuda if run["channels_last"] == "auto" else bool(run["channels_last"])
+        self.cudnn_benchmark = set_cudnn_benchmark(run["cudnn_benchmark"], fixed_shapes=True)
         self.seed = int(run["seed"])
         torch.manual_seed(self.seed)
         np.random.seed(self.seed)
@@ -243,7 +246,7 @@ class StandaloneTrainer:
         x = resize_to(x, self.net.resolution)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
-    def loss(self, logits: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, logits: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Label-smoothed cross-entropy, mixed with the teacher's soft targets when there is one.
 
         `x` is the batch at the dataset's size: the teacher resizes it to its own resolution."""
@@ -256,10 +259,11 @@ class StandaloneTrainer:
         temp, w = t["distill_temperature"], t["distill_weight"]
         # T^2 keeps the soft-target gradients' scale independent of the temperature (Hinton et al.)
         soft = soft_target_ce(logits.float() / temp, torch.softmax(teacher_logits / temp, dim=-1)) * temp ** 2
-        return (1 - w) * label + w * soft, {"loss_label": float(label.detach()), "loss_distill": float(soft.detach())}
+        return (1 - w) * label + w * soft, {"loss_label": label.detach(), "loss_distill": soft.detach()}
 
-    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        """One optimizer step on a batch (on the device, at the dataset's image size)."""
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One optimizer step on a batch (on the device, at the dataset's image size); the losses
+        stay on the device."""
         t = self.cfg["train"]
         self.model.train()
         with self._autocast():
@@ -274,7 +278,7 @@ class StandaloneTrainer:
         if self.ema is not None:
             self.ema.update(self.net)
         self.step += 1
-        return {"loss": float(loss.detach()), **parts}
+        return {"loss": loss.detach(), **parts}
 
     # ------------------------------------------------------------------ the loop
     def _loader(self, epoch: int, start_batch: int) -> DataLoader:
@@ -303,28 +307,28 @@ class StandaloneTrainer:
     def _train(self, log: RunLogger) -> None:
         every, eval_every = self.cfg["log"]["every_steps"], self.cfg["eval"]["every_epochs"]
         t0, seconds0, seen = time.perf_counter(), self.seconds, 0
-        records: list[dict[str, float]] = []
+        means = DeviceMeans()
         while self.step < self.stop_step:
             epoch, start = divmod(self.step, self.steps_per_epoch)
             for x, y in self._loader(epoch, start):
                 x = x.to(self.device, non_blocking=True)
                 y = y.to(self.device, non_blocking=True)
-                r = self.train_step(x, y)
-                if not math.isfinite(r["loss"]):
-                    raise SupernasError(f"the loss became {r['loss']} at step {self.step}; lower train.lr "
-                                        "or check the data")
-                records.append(r)
+                means.add(**self.train_step(x, y))
                 seen += x.shape[0] * self.info.world_size
                 self.seconds = seconds0 + time.perf_counter() - t0
-                log.progress(1, loss=f"{r['loss']:.3f}", img_s=f"{seen / (self.seconds - seconds0):.0f}")
-                if self.step % every == 0 or self.step == self.stop_step:
-                    mean = {k: float(np.mean([rec[k] for rec in records])) for k in records[0]}
-                    log.metrics(self.step, {**mean, "lr": self.optimizer.param_groups[0]["lr"], "epoch": epoch,
-                                            "images_per_s": seen / (self.seconds - seconds0)})
-                    records = []
+                img_s = seen / (self.seconds - seconds0)
                 end_of_epoch = self.step % self.steps_per_epoch == 0
-                if end_of_epoch or self.step % self.cfg["checkpoint"]["every_steps"] == 0 \
-                        or self.step == self.stop_step:
+                log_now = self.step % every == 0 or self.step == self.stop_step
+                save_now = end_of_epoch or self.step % self.cfg["checkpoint"]["every_steps"] == 0 \
+                    or self.step == self.stop_step
+                if log_now or save_now:  # read before saving: a non-finite loss must not reach a checkpoint
+                    values = means.read(reset=log_now)
+                    require_finite(values, self.step, "train.lr")
+                log.progress(1, **({"loss": f"{values['loss']:.3f}", "img_s": f"{img_s:.0f}"} if log_now else {}))
+                if log_now:
+                    log.metrics(self.step, {**values, "lr": self.optimizer.param_groups[0]["lr"], "epoch": epoch,
+                                            "images_per_s": img_s})
+                if save_now:
                     self._save()
                 if end_of_epoch and eval_every and (self.step // self.steps_per_epoch) % eval_every == 0 \
                         and self.step < self.stop_step:  # the last evaluation is _finish's

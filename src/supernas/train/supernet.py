@@ -8,7 +8,6 @@ once, clipped, and one SGD step follows. Only one subnet's activations live at a
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +24,15 @@ from ..nn.calibrate import frozen_bn_stats
 from ..spaces import Arch, CostModel, SearchSpace, get_space
 from . import distributed as dist
 from .checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
-from .engine import amp_dtype, autocast, data_defaults, open_run, param_groups
+from .device_metrics import DeviceMeans, require_finite
+from .engine import amp_dtype, autocast, data_defaults, open_run, param_groups, set_cudnn_benchmark
 from .losses import label_smoothing_ce, soft_target_ce
 from .resumable import ResumableSampler, resumable_loader
 from .schedule import scaled_lr, warmup_cosine_scheduler
 
 DEFAULTS: dict[str, Any] = {
-    "run": {"dir": "runs/supernet", "seed": 0, "device": "auto", "amp": "auto", "channels_last": "auto"},
+    "run": {"dir": "runs/supernet", "seed": 0, "device": "auto", "amp": "auto", "channels_last": "auto",
+            "cudnn_benchmark": "auto"},
     "space": "attentivenas",
     "data": None,  # filled below with supernas.data.DataConfig's fields (engine.data_defaults)
     "train": {
@@ -74,8 +75,10 @@ DEFAULTS["data"] = data_defaults()
 
 @dataclass
 class StepResult:
-    loss_largest: float
-    loss_distill: float
+    """What one step leaves for the loop; the losses stay on the device (read when logged)."""
+
+    loss_largest: torch.Tensor
+    loss_distill: torch.Tensor  # mean over the distilled Archs
     archs: list[Arch]
 
 
@@ -95,6 +98,7 @@ class SupernetTrainer:
         cuda = self.device.type == "cuda"
         self.amp_dtype = amp_dtype(run["amp"], cuda)
         self.channels_last = cuda if run["channels_last"] == "auto" else bool(run["channels_last"])
+        self.cudnn_benchmark = set_cudnn_benchmark(run["cudnn_benchmark"], fixed_shapes=False)
         if t["num_arch_training"] < 2:
             raise SupernasError(f"train.num_arch_training must be at least 2 (largest and smallest), "
                                 f"got {t['num_arch_training']}")
@@ -143,12 +147,12 @@ class SupernetTrainer:
         self._batch_for_scoring = (x, teacher)
         del logits
         archs = [m() if callable(m) else m for m in middle] + [smallest]
-        distill = 0.0
+        distill = torch.zeros((), device=x.device)
         for arch in archs:
             with self._autocast():
                 student = soft_target_ce(net(x, arch), teacher)
             student.backward()
-            distill += float(student.detach())
+            distill += student.detach()
         self._batch_for_scoring = None
         params = [p for p in net.parameters() if p.grad is not None]
         dist.all_reduce_grads(params)
@@ -158,7 +162,7 @@ class SupernetTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         self.step += 1
-        return StepResult(float(loss.detach()), distill / len(archs), [largest] + archs)
+        return StepResult(loss.detach(), distill / len(archs), [largest] + archs)
 
     def minibatch_losses(self, archs: Sequence[Arch]) -> list[float]:
         """The attentive sampler's scores: each candidate's distillation loss on the current batch,
@@ -168,7 +172,7 @@ class SupernetTrainer:
         x, teacher = self._batch_for_scoring
         with torch.no_grad(), frozen_bn_stats(self.net), self._autocast():
             losses = torch.stack([soft_target_ce(self.net(x, a), teacher).float() for a in archs])
-        return dist.all_reduce_mean_(losses).tolist()
+        return dist.all_reduce_mean_(losses).tolist()  # the one host read a step may make: the choice needs it
 
     def _autocast(self):
         return autocast(self.device, self.amp_dtype)
@@ -193,8 +197,8 @@ class SupernetTrainer:
         draw = self._draw_fn()
         ahead = Prefetcher(draw, depth=max(1, self.cfg["sampler"]["prefetch"]) * max(1, per_step),
                            state_fn=self.arch_sampler.state_dict) if per_step else None
-        eval_every = self.cfg["eval"]["every_epochs"]
-        seen, t0, losses = 0, time.perf_counter(), []
+        eval_every, every = self.cfg["eval"]["every_epochs"], self.cfg["log"]["every_steps"]
+        seen, t0, means = 0, time.perf_counter(), DeviceMeans()
         try:
             while self.step < self.stop_step:
                 epoch, start = divmod(self.step, self.steps_per_epoch)
@@ -207,20 +211,21 @@ class SupernetTrainer:
                     r = self.train_step(x, y, middle)
                     if ahead is not None:
                         self._sampler_state = ahead.state_dict()
-                    losses.append(r.loss_largest)
+                    means.add(loss=r.loss_largest, loss_distill=r.loss_distill)
                     seen += x.shape[0] * self.info.world_size
-                    if not math.isfinite(r.loss_largest):
-                        raise SupernasError(f"the loss became {r.loss_largest} at step {self.step}; lower train.lr "
-                                            "or check the data")
-                    log.progress(1, loss=f"{r.loss_largest:.3f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
-                    if self.step % self.cfg["log"]["every_steps"] == 0 or self.step == self.stop_step:
-                        log.metrics(self.step, {"loss": float(np.mean(losses)), "loss_distill": r.loss_distill,
-                                                "lr": self.optimizer.param_groups[0]["lr"], "epoch": epoch,
-                                                "images_per_s": seen / (time.perf_counter() - t0),
+                    log_now = self.step % every == 0 or self.step == self.stop_step
+                    save_now = self.step % self.cfg["checkpoint"]["every_steps"] == 0 or self.step == self.stop_step
+                    if log_now or save_now:  # read before saving: a non-finite loss must not reach a checkpoint
+                        values = means.read(reset=log_now)
+                        require_finite(values, self.step, "train.lr")
+                    img_s = seen / (time.perf_counter() - t0)
+                    log.progress(1, **({"loss": f"{values['loss']:.3f}", "img_s": f"{img_s:.0f}"} if log_now else {}))
+                    if log_now:
+                        log.metrics(self.step, {**values, "lr": self.optimizer.param_groups[0]["lr"], "epoch": epoch,
+                                                "images_per_s": img_s,
                                                 "mflops": [round(float(m), 1) for m in self.cost.mflops(r.archs)]})
-                        losses = []
                     end_of_epoch = self.step % self.steps_per_epoch == 0
-                    if self.step % self.cfg["checkpoint"]["every_steps"] == 0 or self.step == self.stop_step:
+                    if save_now:
                         self._save()
                     if (end_of_epoch and eval_every and (self.step // self.steps_per_epoch) % eval_every == 0) \
                             or self.step == self.stop_step:

@@ -1,0 +1,492 @@
+"""Everything worth measuring on a GPU, in one command (under 8 minutes on one H100):
+
+    python bench/gpu_suite.py [--data CIFAR10_DIR_OR_ARCHIVE] [--out DIR]
+    python bench/gpu_suite.py --small --device cpu      # the same code on tiny settings (a test runs it)
+
+Writes DIR/gpu_suite.json and DIR/gpu_suite.md (a table for docs/performance.md) and prints the
+table. Sections, each timed on its own so that one failure (an out-of-memory, say) is recorded
+and the rest still run:
+
+- sandwich: stage 1's training step (largest + 2 sampled + smallest, in-place distillation) on
+  `attentivenas` with 1000 classes, the batch loaded at 224 px and resized per Arch; images/s and
+  peak memory at batch 64 for fp32 and bf16 autocast, NCHW and channels_last, uniform and
+  BestUp-3 (loss) sampling; then the largest batch that fits in 80 GiB;
+- static: the same Archs as extracted static models trained in turn (no weight sharing), and
+  torchvision's mobilenet_v3_large at the same batch (a static net of similar cost that cuDNN
+  serves well, with cudnn.benchmark on as a static net runs);
+- stage 2: BN re-calibration (64 batches) + evaluation, in Archs per minute, on batches held on
+  the device (the GPU's share; loading is the `loader` section's); latency-table build time; an
+  FP-NAS weight step and architecture step on `fpnas-l0`;
+- loader: images/s of the training loader (224 px, RandomResizedCrop + flip + AutoAugment) per
+  number of workers, on the CIFAR-10 JPEG tree when `--data` gives it (see bench/loader.py);
+- the device, torch / CUDA / cuDNN versions and the cudnn.benchmark setting of each section.
+
+Steps run back to back without a host synchronisation in between (as training runs); the clock
+is read after a synchronisation at both ends. Every step draws its Archs from fixed seeds, so all
+settings train the same Archs.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/loader.py
+
+from supernas import CostModel, get_space  # noqa: E402
+from supernas.nn import SuperNet, elastic  # noqa: E402
+from supernas.train.losses import label_smoothing_ce, soft_target_ce  # noqa: E402
+
+GiB = 2**30
+MEMORY_CAP = 80 * GiB  # "the largest batch that fits in 80 GB", also on a larger card
+
+
+# ---------------------------------------------------------------------------- timing
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        sync(device)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_gib(device: torch.device) -> float | None:
+    return torch.cuda.max_memory_allocated(device) / GiB if device.type == "cuda" else None
+
+
+def timed_steps(step: Callable[[int], None], device: torch.device, warmup: int, steps: int,
+                limit_s: float) -> tuple[float, int]:
+    """Seconds per step over up to `steps` steps after `warmup`, back to back (no host sync
+    between steps); stops early, after at least one step, once `limit_s` has passed."""
+    for i in range(warmup):
+        step(i)
+    sync(device)
+    t0 = time.perf_counter()
+    done = 0
+    while done < steps:
+        step(warmup + done)
+        done += 1
+        if time.perf_counter() - t0 > limit_s:
+            break
+    sync(device)
+    return (time.perf_counter() - t0) / done, done
+
+
+def is_oom(e: BaseException) -> bool:
+    return isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in str(e)
+
+
+# ---------------------------------------------------------------------------- settings
+class Settings:
+    def __init__(self, small: bool):
+        self.space = "attentivenas-tiny" if small else "attentivenas"
+        self.fpnas_space = "fpnas-tiny" if small else "fpnas-l0"
+        self.classes = 10 if small else 1000
+        self.input = 32 if small else 224
+        self.batch = 4 if small else 64
+        self.warmup = 1 if small else 3
+        self.steps = 2 if small else 10
+        self.limit_s = 20.0 if small else 45.0
+        self.bn_batches = 2 if small else 64
+        self.eval_batch = 4 if small else 256
+        self.eval_batches = 1 if small else 8
+        self.archs_stage2 = 2 if small else 4
+        self.latency_archs = 4 if small else 64
+        self.fpnas_k = 2 if small else 8
+        self.loader_images = 16 if small else 1024
+        self.loader_workers = [0, 1] if small else [1, 2, 4, 8, 16]
+        self.max_batch = not small
+
+
+PRECISIONS = {  # name: (autocast dtype, channels_last)
+    "fp32": (None, False),
+    "fp32+cl": (None, True),
+    "bf16": (torch.bfloat16, False),
+    "bf16+cl": (torch.bfloat16, True),
+}
+
+
+def make_trainer(s: Settings, device: torch.device, precision: str, sampler: str, batch: int, run_dir: str):
+    """The product's stage-1 trainer with a `s.classes`-way supernet (its data are the built-in
+    digits, never loaded here: the suite feeds synthetic batches to `train_step`)."""
+    from supernas.train.supernet import SupernetTrainer
+
+    amp, cl = PRECISIONS[precision]
+    cfg = {"run": {"device": str(device), "amp": "bf16" if amp else "fp32", "channels_last": cl, "dir": run_dir},
+           "space": s.space, "data": {"path": None, "image_size": 8},
+           "train": {"num_arch_training": 4, "batch_size": 4, "workers": 0},
+           "sampler": {"kind": sampler, "k": 3, "n_prior": 20_000 if s.max_batch else 2_000},
+           "log": {"progress": False, "tensorboard": False}}
+    t = SupernetTrainer(cfg)
+    t.net = SuperNet(t.space, s.classes).to(device)
+    if t.channels_last:
+        t.net = t.net.to(memory_format=torch.channels_last)
+    t.optimizer = torch.optim.SGD(t.net.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+    t.scheduler = torch.optim.lr_scheduler.LambdaLR(t.optimizer, lambda _: 1.0)
+    return t
+
+
+def batch_of(s: Settings, device: torch.device, batch: int, channels_last: bool, classes: int | None = None):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 3, s.input, s.input, generator=g).to(device)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, classes or s.classes, (batch,), generator=g).to(device)
+    return x, y
+
+
+def sampled_archs(space, step: int):
+    return [space.sample(rng=1000 * step + i) for i in range(2)]
+
+
+# ---------------------------------------------------------------------------- sections
+def sandwich(s: Settings, device: torch.device, precision: str, sampler: str, batch: int, tmp: str,
+             steps: int | None = None, warmup: int | None = None) -> dict[str, Any]:
+    t = make_trainer(s, device, precision, sampler, batch, tmp)
+    x, y = batch_of(s, device, batch, t.channels_last)
+    attentive = sampler == "attentive"
+
+    def step(i: int) -> None:
+        if attentive:  # k = 3 candidates per sampled Arch, drawn by the product's sampler
+            middle = [t._chooser(t.arch_sampler.propose()) for _ in range(2)]
+        else:
+            middle = sampled_archs(t.space, i)
+        t.train_step(x, y, middle)
+
+    reset_peak(device)
+    sec, n = timed_steps(step, device, s.warmup if warmup is None else warmup, s.steps if steps is None else steps,
+                         s.limit_s)
+    return {"images_per_s": batch / sec, "step_ms": 1e3 * sec, "steps": n, "peak_gib": peak_gib(device),
+            "batch": batch, "cudnn_benchmark": torch.backends.cudnn.benchmark}
+
+
+def max_batch(s: Settings, device: torch.device, precision: str, tmp: str, at_64: dict[str, Any]) -> dict[str, Any]:
+    """The largest batch (a multiple of 16) whose sandwich step fits in 80 GiB: memory grows about
+    linearly with the batch, so two measured batches predict it; then it is tried (and lowered by
+    10 % on an out-of-memory, up to three times)."""
+    if device.type != "cuda":
+        return {"skipped": "needs a GPU"}
+    total = torch.cuda.get_device_properties(device).total_memory
+    cap = min(MEMORY_CAP, total)
+    if total > MEMORY_CAP:
+        torch.cuda.set_per_process_memory_fraction(MEMORY_CAP / total, device)
+    try:
+        b2 = 2 * at_64["batch"]
+        at_2 = sandwich(s, device, precision, "uniform", b2, tmp, steps=1, warmup=1)
+        per_image = (at_2["peak_gib"] - at_64["peak_gib"]) * GiB / (b2 - at_64["batch"])
+        fixed = at_64["peak_gib"] * GiB - per_image * at_64["batch"]
+        guess = int((0.94 * cap - fixed) / per_image) // 16 * 16
+        tries = []
+        for _ in range(4):
+            try:
+                r = sandwich(s, device, precision, "uniform", guess, tmp, steps=3, warmup=1)
+                return {**r, "predicted_gib_per_image": per_image / GiB, "tries": tries + [guess]}
+            except RuntimeError as e:
+                if not is_oom(e):
+                    raise
+                tries.append(guess)
+                guess = int(guess * 0.9) // 16 * 16
+                torch.cuda.empty_cache()
+        return {"error": f"out of memory at batches {tries}"}
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0, device)
+        torch.cuda.empty_cache()
+
+
+def static_in_turn(s: Settings, device: torch.device, precision: str, batch: int, tmp: str) -> dict[str, Any]:
+    """The sandwich's Archs as extracted static models, each with its own optimizer, trained in
+    turn on the same batch: what the step costs without weight sharing."""
+    t = make_trainer(s, device, precision, "uniform", batch, tmp)
+    x, y = batch_of(s, device, batch, t.channels_last)
+    space = t.space
+    n = s.warmup + s.steps
+    models = []
+    for i in range(n):  # extracted up front, so the timed loop runs training only
+        per_step = []
+        for a in [space.largest()] + sampled_archs(space, i) + [space.smallest()]:
+            m = t.net.extract(a).train()
+            if t.channels_last:
+                m = m.to(memory_format=torch.channels_last)
+            per_step.append((m, torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, nesterov=True)))
+        models.append(per_step)
+
+    def step(i: int) -> None:
+        teacher = None
+        for m, opt in models[i]:
+            xi = F.interpolate(x, size=(m.resolution,) * 2, mode="bicubic", align_corners=False) \
+                if m.resolution != s.input else x
+            with t._autocast():
+                out = m(xi)
+                loss = label_smoothing_ce(out, y, 0.1) if teacher is None else soft_target_ce(out, teacher)
+            loss.backward()
+            if teacher is None:
+                teacher = torch.softmax(out.detach().float(), -1)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+    reset_peak(device)
+    sec, done = timed_steps(step, device, s.warmup, s.steps, s.limit_s)
+    return {"images_per_s": batch / sec, "step_ms": 1e3 * sec, "steps": done, "peak_gib": peak_gib(device),
+            "batch": batch, "cudnn_benchmark": torch.backends.cudnn.benchmark}
+
+
+def mobilenet(s: Settings, device: torch.device, precision: str, batch: int) -> dict[str, Any]:
+    from torchvision.models import mobilenet_v3_large
+
+    amp, cl = PRECISIONS[precision]
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True  # fixed shapes: how a static net is trained
+    try:
+        m = mobilenet_v3_large(num_classes=s.classes).to(device).train()
+        if cl:
+            m = m.to(memory_format=torch.channels_last)
+        opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+        x, y = batch_of(s, device, batch, cl)
+
+        def step(i: int) -> None:
+            with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+                loss = label_smoothing_ce(m(x), y, 0.1)
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        reset_peak(device)
+        sec, done = timed_steps(step, device, s.warmup, s.steps, s.limit_s)
+        return {"images_per_s": batch / sec, "step_ms": 1e3 * sec, "steps": done, "peak_gib": peak_gib(device),
+                "batch": batch, "cudnn_benchmark": True}
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
+def stage2(s: Settings, device: torch.device, precision: str) -> dict[str, Any]:
+    """BN re-calibration on `bn_batches` batches and top-1 on `eval_batches`, per Arch, by the
+    product's Evaluator, over synthetic batches already on the device."""
+    from torch.utils.data import TensorDataset
+
+    from supernas.search.evaluate import Evaluator
+
+    amp, cl = PRECISIONS[precision]
+    g = torch.Generator(device=device).manual_seed(0)
+    n_cal, n_eval = s.bn_batches * s.eval_batch, s.eval_batches * s.eval_batch
+    images = torch.randn(n_cal + n_eval, 3, s.input, s.input, device=device, generator=g)
+    labels = torch.randint(0, s.classes, (n_cal + n_eval,), device=device, generator=g)
+
+    class Data:  # the two splits the Evaluator reads
+        calibration = TensorDataset(images[:n_cal], labels[:n_cal])
+        search = TensorDataset(images[n_cal:], labels[n_cal:])
+        val = search
+
+    net = SuperNet(get_space(s.space), s.classes).to(device)
+    if cl:
+        net = net.to(memory_format=torch.channels_last)
+    ev = Evaluator(net, Data(), device, bn_batches=s.bn_batches, batch_size=s.eval_batch, split="search",
+                   amp_dtype=amp, channels_last=cl)
+    space = net.space
+    ev.evaluate(space.sample(rng=99))  # warm-up
+    archs = [space.sample(rng=i) for i in range(s.archs_stage2)]
+    sync(device)
+    t0 = time.perf_counter()
+    ev.evaluate_many(archs)
+    sync(device)
+    sec = (time.perf_counter() - t0) / len(archs)
+    mflops = CostModel(space, s.classes).mflops(archs)
+    return {"archs_per_min": 60.0 / sec, "s_per_arch": sec, "bn_batches": s.bn_batches, "batch": s.eval_batch,
+            "eval_batches": s.eval_batches, "mean_mflops": float(mflops.mean()), "peak_gib": peak_gib(device)}
+
+
+def latency_table(s: Settings, device: torch.device) -> dict[str, Any]:
+    from supernas.search.latency import LatencyTable
+
+    space = get_space(s.space)
+    table = LatencyTable(space, s.classes, batch_size=1, device=device)
+    idx = space.to_indices([space.sample(rng=i) for i in range(s.latency_archs)])
+    t0 = time.perf_counter()
+    ms = table.latency_indices(idx)
+    build = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    table.latency_indices(idx)
+    warm = time.perf_counter() - t0
+    return {"layers": len(table.entries), "build_s": build, "archs": s.latency_archs,
+            "warm_archs_per_s": s.latency_archs / max(warm, 1e-9), "mean_ms": float(ms.mean())}
+
+
+def fpnas_steps(s: Settings, device: torch.device, precision: str, tmp: str) -> dict[str, Any]:
+    """One weight step and one architecture step of FP-NAS with K Archs, through the product's
+    ProbabilisticSearch (its data, the built-in digits, are not loaded: synthetic batches)."""
+    from supernas.fpnas.search import ProbabilisticSearch
+
+    amp, _ = PRECISIONS[precision]
+    cfg = {"run": {"device": str(device), "amp": "bf16" if amp else "fp32", "dir": tmp},
+           "space": s.fpnas_space, "data": {"path": None, "image_size": 8, "search_size": 0.2},
+           "search": {"batch_size": 4, "workers": 0}, "log": {"progress": False, "tensorboard": False}}
+    search = ProbabilisticSearch(cfg)
+    search.net = SuperNet(search.space, s.classes).to(device)
+    search.optimizer = torch.optim.SGD(search.net.parameters(), lr=0.01, momentum=0.9)
+    search.scheduler = torch.optim.lr_scheduler.LambdaLR(search.optimizer, lambda _: 1.0)
+    x, y = batch_of(s, device, s.batch, False)
+    idx = search.dist.sample(s.fpnas_k, search.gen)
+    reset_peak(device)
+    weight_s, n1 = timed_steps(lambda i: search.train_step(x, y, idx), device, s.warmup, s.steps, s.limit_s)
+    arch_s, n2 = timed_steps(lambda i: search.arch_step(x, y, idx), device, s.warmup, s.steps, s.limit_s)
+    return {"k": s.fpnas_k, "batch": s.batch, "weight_step_ms": 1e3 * weight_s, "arch_step_ms": 1e3 * arch_s,
+            "steps": min(n1, n2), "peak_gib": peak_gib(device)}
+
+
+def loader(s: Settings, data: str | None) -> dict[str, Any]:
+    if not data:
+        return {"skipped": "no --data given"}
+    from loader import loader_throughput, resolve_data  # bench/loader.py
+
+    with resolve_data(data) as folder:
+        return loader_throughput(folder, s.loader_workers, s.loader_images, image_size=224 if s.max_batch else 32)
+
+
+# ---------------------------------------------------------------------------- report
+def environment(device: torch.device) -> dict[str, Any]:
+    env = {"torch": torch.__version__, "python": platform.python_version(), "device": str(device),
+           "cpu_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
+    if device.type == "cuda":
+        p = torch.cuda.get_device_properties(device)
+        env.update({"gpu": p.name, "gpu_memory_gib": round(p.total_memory / GiB, 1), "cuda": torch.version.cuda,
+                    "cudnn": torch.backends.cudnn.version(), "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+                    "tf32_cudnn": torch.backends.cudnn.allow_tf32})
+    return env
+
+
+def fmt(v: Any, digits: int = 1) -> str:
+    return "-" if v is None else f"{v:,.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def table(res: dict[str, Any]) -> str:
+    env = res["environment"]
+    lines = [f"Device: {env.get('gpu', env['device'])}; torch {env['torch']}, CUDA {env.get('cuda', '-')}, "
+             f"cuDNN {env.get('cudnn', '-')}; {env['cpu_cores']} CPU cores.", "",
+             "| training step | batch | images/s | step ms | peak GiB | cudnn.benchmark |",
+             "| --- | ---: | ---: | ---: | ---: | --- |"]
+    for name, r in res["train"].items():
+        if "error" in r or "skipped" in r:
+            lines.append(f"| {name} | | {r.get('error', r.get('skipped'))} | | | |")
+            continue
+        lines.append(f"| {name} | {r['batch']} | {fmt(r['images_per_s'])} | {fmt(r['step_ms'])} | "
+                     f"{fmt(r['peak_gib'], 2)} | {'on' if r['cudnn_benchmark'] else 'off'} |")
+    st = res.get("stage2", {})
+    lines += ["", "| stage 2 and FP-NAS | figure |", "| --- | --- |"]
+    for name, r in st.items():
+        if "error" in r or "skipped" in r:
+            lines.append(f"| {name} | {r.get('error', r.get('skipped'))} |")
+        elif "archs_per_min" in r:
+            lines.append(f"| {name} | {fmt(r['archs_per_min'])} Archs/min ({r['bn_batches']} calibration batches "
+                         f"+ {r['eval_batches']} eval batches of {r['batch']}, mean {fmt(r['mean_mflops'])} MFLOPs) |")
+        elif "build_s" in r:
+            lines.append(f"| {name} | {r['layers']} layers timed in {fmt(r['build_s'])} s; a warm table scores "
+                         f"{fmt(r['warm_archs_per_s'], 0)} Archs/s |")
+        elif "weight_step_ms" in r:
+            lines.append(f"| {name} | K={r['k']}, batch {r['batch']}: weight step {fmt(r['weight_step_ms'])} ms, "
+                         f"architecture step {fmt(r['arch_step_ms'])} ms |")
+    ld = res.get("loader", {})
+    if "per_workers" in ld:
+        lines += ["", f"Loader ({ld['what']}):", "", "| workers | images/s |", "| ---: | ---: |"]
+        lines += [f"| {w} | {fmt(v)} |" for w, v in ld["per_workers"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def run_section(res: dict[str, Any], group: str, name: str, fn: Callable[[], dict[str, Any]]) -> None:
+    t0 = time.perf_counter()
+    try:
+        r = fn()
+    except Exception as e:  # recorded, and the suite goes on: one failure must not cost the whole run
+        r = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"}
+        traceback.print_exc()
+    r["seconds"] = round(time.perf_counter() - t0, 1)
+    res.setdefault(group, {})[name] = r
+    print(f"[{time.strftime('%H:%M:%S')}] {group}/{name}: "
+          + ", ".join(f"{k}={fmt(v, 3) if isinstance(v, float) else v}" for k, v in r.items()), flush=True)
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--out", default=".", help="folder for gpu_suite.json and gpu_suite.md")
+    ap.add_argument("--data", default=None, help="CIFAR-10 JPEG tree (or its .tar.gz) for the loader section")
+    ap.add_argument("--small", action="store_true", help="tiny settings (CPU test)")
+    ap.add_argument("--only", default=None, help="comma-separated groups: train,stage2,loader")
+    args = ap.parse_args(argv)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          "cpu" if args.device == "auto" else args.device)
+    s = Settings(args.small)
+    groups = set((args.only or "train,stage2,loader").split(","))
+    res: dict[str, Any] = {"environment": environment(device), "settings": vars(s)}
+    print(json.dumps(res["environment"]), flush=True)
+    t_all = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_run = lambda name: str(Path(tmp) / name)  # noqa: E731
+        if "train" in groups:
+            for p in PRECISIONS:
+                run_section(res, "train", f"sandwich {p} uniform",
+                            lambda: sandwich(s, device, p, "uniform", s.batch, tmp_run(f"u{p}")))
+            for p in ("fp32", "bf16+cl"):
+                run_section(res, "train", f"sandwich {p} BestUp-3",
+                            lambda: sandwich(s, device, p, "attentive", s.batch, tmp_run(f"a{p}")))
+            if POINTWISE_GEMM_AVAILABLE:
+                for p in ("fp32+cl", "bf16+cl"):
+                    def gemm(p=p):
+                        elastic.POINTWISE_AS_GEMM = True
+                        try:
+                            return sandwich(s, device, p, "uniform", s.batch, tmp_run(f"g{p}"))
+                        finally:
+                            elastic.POINTWISE_AS_GEMM = False
+                    run_section(res, "train", f"sandwich {p} uniform, 1x1 as GEMM", gemm)
+            if s.max_batch:
+                for p in ("fp32", "bf16+cl"):
+                    at_64 = res["train"][f"sandwich {p} uniform"]
+                    if "peak_gib" in at_64 and at_64["peak_gib"]:
+                        run_section(res, "train", f"sandwich {p} uniform, largest batch in 80 GiB",
+                                    lambda: max_batch(s, device, p, tmp_run(f"m{p}"), at_64))
+            for p in ("fp32", "bf16+cl"):
+                run_section(res, "train", f"extracted static, in turn {p}",
+                            lambda: static_in_turn(s, device, p, s.batch, tmp_run(f"s{p}")))
+            for p in ("fp32", "bf16+cl"):
+                run_section(res, "train", f"torchvision mobilenet_v3_large {p}", lambda: mobilenet(s, device, p, s.batch))
+        if "stage2" in groups:
+            for p in ("fp32", "bf16+cl"):
+                run_section(res, "stage2", f"BN re-calibration + evaluation {p}", lambda: stage2(s, device, p))
+            run_section(res, "stage2", "latency table (batch 1)", lambda: latency_table(s, device))
+            for p in ("fp32", "bf16+cl"):
+                run_section(res, "stage2", f"FP-NAS {s.fpnas_space} steps {p}",
+                            lambda: fpnas_steps(s, device, p, tmp_run(f"f{p}")))
+        if "loader" in groups:
+            run_section(res, "loader", "loader", lambda: loader(s, args.data))
+    res["loader"] = res.get("loader", {}).get("loader", {})
+    res["seconds"] = round(time.perf_counter() - t_all, 1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gpu_suite.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
+    md = table(res)
+    (out / "gpu_suite.md").write_text(md)
+    print(md)
+    print(f"suite: {res['seconds']} s; {out / 'gpu_suite.json'}")
+    return res
+
+
+POINTWISE_GEMM_AVAILABLE = hasattr(elastic, "POINTWISE_AS_GEMM")
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        main()
