@@ -71,10 +71,14 @@ def peak_gib(device: torch.device) -> float | None:
 
 def timed_steps(step: Callable[[int], None], device: torch.device, warmup: int, steps: int,
                 limit_s: float) -> tuple[float, int]:
-    """Seconds per step over up to `steps` steps after `warmup`, back to back (no host sync
-    between steps); stops early, after at least one step, once `limit_s` has passed."""
+    """Seconds per step over up to `steps` steps after up to `warmup`, back to back (no host sync
+    between steps); the warm-up and the timed steps each stop early, after one step, once
+    `limit_s` has passed (a slow path is measured, not waited out)."""
+    t0 = time.perf_counter()
     for i in range(warmup):
         step(i)
+        if time.perf_counter() - t0 > limit_s:
+            break
     sync(device)
     t0 = time.perf_counter()
     done = 0
@@ -95,13 +99,14 @@ def is_oom(e: BaseException) -> bool:
 class Settings:
     def __init__(self, small: bool):
         self.space = "attentivenas-tiny" if small else "attentivenas"
-        self.fpnas_space = "fpnas-tiny" if small else "fpnas-l0"
+        # small: the per-block space of the digits quick-start config (FP-NAS's choices, two stages)
+        self.fpnas_space: Any = quick_fpnas_space() if small else "fpnas-l0"
         self.classes = 10 if small else 1000
         self.input = 32 if small else 224
         self.batch = 4 if small else 64
         self.warmup = 1 if small else 3
         self.steps = 2 if small else 10
-        self.limit_s = 20.0 if small else 45.0
+        self.limit_s = 20.0 if small else 25.0
         self.bn_batches = 2 if small else 64
         self.eval_batch = 4 if small else 256
         self.eval_batches = 1 if small else 8
@@ -111,6 +116,14 @@ class Settings:
         self.loader_images = 16 if small else 1024
         self.loader_workers = [0, 1] if small else [1, 2, 4, 8, 16]
         self.max_batch = not small
+
+
+def quick_fpnas_space() -> dict[str, Any]:
+    import supernas
+    import yaml
+
+    path = Path(supernas.__file__).parent / "configs" / "fpnas_digits_quick.yaml"
+    return yaml.safe_load(path.read_text())["space"]
 
 
 PRECISIONS = {  # name: (autocast dtype, channels_last)
@@ -179,8 +192,8 @@ def max_batch(s: Settings, device: torch.device, precision: str, tmp: str, at_64
     """The largest batch (a multiple of 16) whose sandwich step fits in 80 GiB: memory grows about
     linearly with the batch, so two measured batches predict it; then it is tried (and lowered by
     10 % on an out-of-memory, up to three times)."""
-    if device.type != "cuda":
-        return {"skipped": "needs a GPU"}
+    if device.type != "cuda" or not at_64.get("peak_gib"):
+        return {"skipped": "needs a GPU and the batch-64 figure"}
     total = torch.cuda.get_device_properties(device).total_memory
     cap = min(MEMORY_CAP, total)
     if total > MEMORY_CAP:
@@ -378,7 +391,7 @@ def table(res: dict[str, Any]) -> str:
              f"cuDNN {env.get('cudnn', '-')}; {env['cpu_cores']} CPU cores.", "",
              "| training step | batch | images/s | step ms | peak GiB | cudnn.benchmark |",
              "| --- | ---: | ---: | ---: | ---: | --- |"]
-    for name, r in res["train"].items():
+    for name, r in res.get("train", {}).items():
         if "error" in r or "skipped" in r:
             lines.append(f"| {name} | | {r.get('error', r.get('skipped'))} | | | |")
             continue
@@ -405,7 +418,11 @@ def table(res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_section(res: dict[str, Any], group: str, name: str, fn: Callable[[], dict[str, Any]]) -> None:
+def run_section(res: dict[str, Any], group: str, name: str, fn: Callable[[], dict[str, Any]],
+                deadline: float) -> None:
+    if time.perf_counter() > deadline:  # keep inside the caller's time: what is left is named, not run
+        res.setdefault(group, {})[name] = {"skipped": "past --deadline-s"}
+        return
     t0 = time.perf_counter()
     try:
         r = fn()
@@ -420,6 +437,65 @@ def run_section(res: dict[str, Any], group: str, name: str, fn: Callable[[], dic
         torch.cuda.empty_cache()
 
 
+def sections(s: Settings, device: torch.device, data: str | None, tmp: str):
+    """(group, name, thunk) in the order they run: what the issue's targets need first, so that a
+    run cut short by the deadline still answers them."""
+    run = lambda name: str(Path(tmp) / name.replace(" ", "_"))  # noqa: E731
+    fp_name = s.fpnas_space if isinstance(s.fpnas_space, str) else s.fpnas_space["name"]
+    out = []
+    for p in ("fp32", "bf16+cl"):
+        out.append(("train", f"sandwich {p} uniform", lambda p=p: sandwich(s, device, p, "uniform", s.batch, run(p))))
+    for p in ("fp32", "bf16+cl"):
+        out.append(("train", f"extracted static, in turn {p}",
+                    lambda p=p: static_in_turn(s, device, p, s.batch, run("s" + p))))
+        out.append(("train", f"torchvision mobilenet_v3_large {p}", lambda p=p: mobilenet(s, device, p, s.batch)))
+    for p in ("fp32+cl", "bf16"):
+        out.append(("train", f"sandwich {p} uniform", lambda p=p: sandwich(s, device, p, "uniform", s.batch, run(p))))
+    for p in ("fp32+cl", "bf16+cl"):
+        def gemm(p=p):
+            elastic.POINTWISE_AS_GEMM = not elastic.POINTWISE_AS_GEMM
+            try:
+                return sandwich(s, device, p, "uniform", s.batch, run("g" + p))
+            finally:
+                elastic.POINTWISE_AS_GEMM = not elastic.POINTWISE_AS_GEMM
+        other = "conv" if elastic.POINTWISE_AS_GEMM else "GEMM"
+        out.append(("train", f"sandwich {p} uniform, 1x1 as {other}", gemm))
+    for p in ("fp32", "bf16+cl"):
+        out.append(("train", f"sandwich {p} BestUp-3",
+                    lambda p=p: sandwich(s, device, p, "attentive", s.batch, run("a" + p))))
+    for p in ("fp32", "bf16+cl"):
+        out.append(("stage2", f"BN re-calibration + evaluation {p}", lambda p=p: stage2(s, device, p)))
+    out.append(("stage2", "latency table (batch 1)", lambda: latency_table(s, device)))
+    for p in ("fp32", "bf16"):  # the FP-NAS search runs NCHW
+        out.append(("stage2", f"FP-NAS {fp_name} steps {p}", lambda p=p: fpnas_steps(s, device, p, run("f" + p))))
+    if s.max_batch:
+        for p in ("fp32", "bf16+cl"):
+            out.append(("train", f"sandwich {p} uniform, largest batch in 80 GiB",
+                        lambda p=p: max_batch(s, device, p, run("m" + p), _measured[f"sandwich {p} uniform"])))
+    out.append(("train", "sandwich fp32 uniform, cudnn.benchmark on", lambda: benchmark_on(s, device, run("b"))))
+    out.append(("loader", "loader", lambda: loader(s, data)))
+    return out
+
+
+_measured: dict[str, dict[str, Any]] = {}  # results so far, for the sections that build on them
+
+
+def benchmark_on(s: Settings, device: torch.device, run_dir: str) -> dict[str, Any]:
+    """The default is off (engine.set_cudnn_benchmark); this is what turning it on costs a supernet,
+    whose shapes change every step: the first steps, with new Archs each."""
+    before = torch.backends.cudnn.benchmark
+    try:
+        t = make_trainer(s, device, "fp32", "uniform", s.batch, run_dir)
+        torch.backends.cudnn.benchmark = True
+        x, y = batch_of(s, device, s.batch, False)
+        sec, n = timed_steps(lambda i: t.train_step(x, y, sampled_archs(t.space, 500 + i)), device, 0, s.steps,
+                             s.limit_s)
+        return {"images_per_s": s.batch / sec, "step_ms": 1e3 * sec, "steps": n, "peak_gib": peak_gib(device),
+                "batch": s.batch, "cudnn_benchmark": True}
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="auto")
@@ -427,52 +503,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--data", default=None, help="CIFAR-10 JPEG tree (or its .tar.gz) for the loader section")
     ap.add_argument("--small", action="store_true", help="tiny settings (CPU test)")
     ap.add_argument("--only", default=None, help="comma-separated groups: train,stage2,loader")
+    ap.add_argument("--deadline-s", type=float, default=420.0, help="start no section after this many seconds")
     args = ap.parse_args(argv)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           "cpu" if args.device == "auto" else args.device)
     s = Settings(args.small)
     groups = set((args.only or "train,stage2,loader").split(","))
-    res: dict[str, Any] = {"environment": environment(device), "settings": vars(s)}
+    res: dict[str, Any] = {"environment": environment(device), "settings": {k: str(v) for k, v in vars(s).items()}}
     print(json.dumps(res["environment"]), flush=True)
     t_all = time.perf_counter()
+    deadline = t_all + args.deadline_s
+    _measured.clear()
     with tempfile.TemporaryDirectory() as tmp:
-        tmp_run = lambda name: str(Path(tmp) / name)  # noqa: E731
-        if "train" in groups:
-            for p in PRECISIONS:
-                run_section(res, "train", f"sandwich {p} uniform",
-                            lambda: sandwich(s, device, p, "uniform", s.batch, tmp_run(f"u{p}")))
-            for p in ("fp32", "bf16+cl"):
-                run_section(res, "train", f"sandwich {p} BestUp-3",
-                            lambda: sandwich(s, device, p, "attentive", s.batch, tmp_run(f"a{p}")))
-            if POINTWISE_GEMM_AVAILABLE:
-                for p in ("fp32+cl", "bf16+cl"):
-                    def gemm(p=p):
-                        elastic.POINTWISE_AS_GEMM = True
-                        try:
-                            return sandwich(s, device, p, "uniform", s.batch, tmp_run(f"g{p}"))
-                        finally:
-                            elastic.POINTWISE_AS_GEMM = False
-                    run_section(res, "train", f"sandwich {p} uniform, 1x1 as GEMM", gemm)
-            if s.max_batch:
-                for p in ("fp32", "bf16+cl"):
-                    at_64 = res["train"][f"sandwich {p} uniform"]
-                    if "peak_gib" in at_64 and at_64["peak_gib"]:
-                        run_section(res, "train", f"sandwich {p} uniform, largest batch in 80 GiB",
-                                    lambda: max_batch(s, device, p, tmp_run(f"m{p}"), at_64))
-            for p in ("fp32", "bf16+cl"):
-                run_section(res, "train", f"extracted static, in turn {p}",
-                            lambda: static_in_turn(s, device, p, s.batch, tmp_run(f"s{p}")))
-            for p in ("fp32", "bf16+cl"):
-                run_section(res, "train", f"torchvision mobilenet_v3_large {p}", lambda: mobilenet(s, device, p, s.batch))
-        if "stage2" in groups:
-            for p in ("fp32", "bf16+cl"):
-                run_section(res, "stage2", f"BN re-calibration + evaluation {p}", lambda: stage2(s, device, p))
-            run_section(res, "stage2", "latency table (batch 1)", lambda: latency_table(s, device))
-            for p in ("fp32", "bf16+cl"):
-                run_section(res, "stage2", f"FP-NAS {s.fpnas_space} steps {p}",
-                            lambda: fpnas_steps(s, device, p, tmp_run(f"f{p}")))
-        if "loader" in groups:
-            run_section(res, "loader", "loader", lambda: loader(s, args.data))
+        for group, name, fn in sections(s, device, args.data, tmp):
+            if group in groups:
+                run_section(res, group, name, fn, deadline)
+                _measured[name] = res[group][name]
     res["loader"] = res.get("loader", {}).get("loader", {})
     res["seconds"] = round(time.perf_counter() - t_all, 1)
     out = Path(args.out)
@@ -484,8 +530,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"suite: {res['seconds']} s; {out / 'gpu_suite.json'}")
     return res
 
-
-POINTWISE_GEMM_AVAILABLE = hasattr(elastic, "POINTWISE_AS_GEMM")
 
 if __name__ == "__main__":
     with contextlib.suppress(KeyboardInterrupt):

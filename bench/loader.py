@@ -69,7 +69,7 @@ def training_split(folder: Path, image_size: int):
     from supernas.data import DataConfig, build_datasets
 
     return build_datasets(DataConfig(path=str(folder), image_size=image_size, train_crop="resized",
-                                     autoaugment="imagenet", val_size=0.01)).train
+                                     autoaugment="imagenet")).train
 
 
 def throughput(train, workers: int, images: int, batch: int) -> float:

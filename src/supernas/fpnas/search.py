@@ -23,7 +23,6 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
 
 from ..config import load_config
 from ..errors import SupernasError, require_int
@@ -36,7 +35,7 @@ from ..train.checkpoint import load_checkpoint, rng_states, save_checkpoint, set
 from ..train.device_metrics import DeviceMeans, require_finite
 from ..train.losses import label_smoothing_ce
 from ..train.engine import amp_dtype, autocast, data_defaults, open_run, param_groups, set_cudnn_benchmark
-from ..train.resumable import ResumableSampler, resumable_loader
+from ..train.resumable import ResumableLoader, ResumableSampler
 from ..train.schedule import scaled_lr, warmup_cosine_scheduler
 from ..utils.io import atomic_torch_save, atomic_write_text
 from .distribution import ArchDistribution, FactorizedDistribution, JointDistribution
@@ -170,6 +169,11 @@ class ProbabilisticSearch:
         self.train_rows = ResumableSampler(self.data.train, s["batch_size"], self.seed, rank, world)
         # its own shuffle seed, so the search batches do not mirror the train order
         self.search_rows = ResumableSampler(self.data.search, s["batch_size"], self.seed + 1, rank, world)
+        cuda = self.device.type == "cuda"
+        self.train_loader = ResumableLoader(self.data.train, self.train_rows, self.seed, s["batch_size"],
+                                            s["workers"], cuda)
+        self.search_loader = ResumableLoader(self.data.search, self.search_rows, self.seed, s["batch_size"],
+                                             s["workers"], cuda)
         self.steps_per_epoch = self.train_rows.batches_per_epoch
         self.total_steps = s["epochs"] * self.steps_per_epoch
         self.stop_step = self.total_steps if s["max_steps"] is None else min(self.total_steps, s["max_steps"])
@@ -293,16 +297,11 @@ class ProbabilisticSearch:
         return record
 
     # ------------------------------------------------------------------ data
-    def _loader(self, data: Dataset, rows: ResumableSampler, epoch: int, start: int) -> DataLoader:
-        s = self.cfg["search"]
-        return resumable_loader(data, rows, self.seed, epoch, start, s["batch_size"], s["workers"],
-                                self.device.type == "cuda")
-
     def _search_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The next search batch; its position follows from `arch_steps`, so resume needs no more."""
         epoch, b = divmod(self.arch_steps, self.search_rows.batches_per_epoch)
         if self._search_it is None or b == 0:
-            self._search_it = iter(self._loader(self.data.search, self.search_rows, epoch, b))
+            self._search_it = self.search_loader.epoch(epoch, b)
         x, y = next(self._search_it)
         return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
@@ -326,7 +325,7 @@ class ProbabilisticSearch:
                     self.switch_to_joint()
                     log.info(f"epoch {epoch}: switched to the joint distribution "
                              f"({self.dist.num_parameters()} parameters)")
-                for x, y in self._loader(self.data.train, self.train_rows, epoch, start):
+                for x, y in self.train_loader.epoch(epoch, start):
                     x = x.to(self.device, non_blocking=True)
                     y = y.to(self.device, non_blocking=True)
                     k = self.num_samples()
@@ -363,6 +362,9 @@ class ProbabilisticSearch:
                     if self.step >= self.stop_step:
                         break
         finally:
+            self._search_it = None
+            self.train_loader.close()
+            self.search_loader.close()
             log.close()
         dist.barrier()
         if self.info.is_main:

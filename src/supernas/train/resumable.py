@@ -72,13 +72,30 @@ class SeededDataset(Dataset):
             torch.random.set_rng_state(state)
 
 
-def resumable_loader(data: Dataset, rows: ResumableSampler, seed: int, epoch: int, start_batch: int,
-                     batch_size: int, workers: int, pin_memory: bool = False) -> DataLoader:
-    """The batches of `epoch` from batch `start_batch` on, augmented with per-image seeds."""
-    rows.set_position(epoch, start_batch)
-    return DataLoader(SeededDataset(data, seed), batch_size=batch_size, sampler=rows, num_workers=workers,
-                      drop_last=True, pin_memory=pin_memory,
-                      # its own generator: creating an iterator must not draw from the global RNG,
-                      # or a resumed run (which creates one more) would drift from an unbroken one
-                      generator=torch.Generator().manual_seed(seed + epoch),
-                      prefetch_factor=4 if workers > 0 else None)
+class ResumableLoader:
+    """The batches of any epoch from any batch on, augmented with per-image seeds, from one
+    DataLoader whose workers live as long as the run (`persistent_workers`: a new epoch does not
+    start, and wait for, a new set of processes). Pinned memory on GPUs, so `x.to(device,
+    non_blocking=True)` overlaps the copy with compute; each worker prefetches 4 batches."""
+
+    def __init__(self, data: Dataset, rows: ResumableSampler, seed: int, batch_size: int, workers: int,
+                 pin_memory: bool = False):
+        self.rows = rows
+        self.loader: DataLoader | None = DataLoader(
+            SeededDataset(data, seed), batch_size=batch_size, sampler=rows, num_workers=workers, drop_last=True,
+            pin_memory=pin_memory, persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
+            # its own generator: creating an iterator must not draw from the global RNG,
+            # or a resumed run (which creates one more) would drift from an unbroken one
+            generator=torch.Generator().manual_seed(seed))
+
+    def epoch(self, epoch: int, start_batch: int = 0) -> Iterator:
+        """An iterator over the batches of `epoch` from `start_batch` on (the sampler is read in
+        this process when the iterator starts, so the position holds with persistent workers)."""
+        if self.loader is None:
+            raise RuntimeError("this loader was closed")
+        self.rows.set_position(epoch, start_batch)
+        return iter(self.loader)
+
+    def close(self) -> None:
+        """Let the worker processes go (they also end with the process)."""
+        self.loader = None

@@ -30,7 +30,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 
 from ..config import load_config
 from ..deliver.evaluate_model import evaluate_model, load_export_weights
@@ -47,7 +47,7 @@ from .ema import ModelEma
 from .engine import amp_dtype, autocast, data_defaults, open_run, param_groups, set_cudnn_benchmark
 from .logging import RunLogger
 from .losses import label_smoothing_ce, soft_target_ce
-from .resumable import ResumableSampler, resumable_loader
+from .resumable import ResumableLoader, ResumableSampler
 from .schedule import scaled_lr, warmup_cosine_scheduler
 from .teacher import Teacher, load_teacher
 
@@ -186,6 +186,8 @@ class StandaloneTrainer:
 
         self.rows = ResumableSampler(self.data.train, t["batch_size"], self.seed, self.info.rank,
                                      self.info.world_size)
+        self.loader = ResumableLoader(self.data.train, self.rows, self.seed, t["batch_size"], t["workers"],
+                                      pin_memory=cuda)
         self.steps_per_epoch = self.rows.batches_per_epoch
         self.total_steps = t["epochs"] * self.steps_per_epoch
         self.stop_step = self.total_steps if t["max_steps"] is None else min(self.total_steps, t["max_steps"])
@@ -246,7 +248,8 @@ class StandaloneTrainer:
         x = resize_to(x, self.net.resolution)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
-    def loss(self, logits: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(self, logits: torch.Tensor, y: torch.Tensor,
+             x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Label-smoothed cross-entropy, mixed with the teacher's soft targets when there is one.
 
         `x` is the batch at the dataset's size: the teacher resizes it to its own resolution."""
@@ -281,11 +284,6 @@ class StandaloneTrainer:
         return {"loss": loss.detach(), **parts}
 
     # ------------------------------------------------------------------ the loop
-    def _loader(self, epoch: int, start_batch: int) -> DataLoader:
-        t = self.cfg["train"]
-        return resumable_loader(self.data.train, self.rows, self.seed, epoch, start_batch, t["batch_size"],
-                                t["workers"], self.device.type == "cuda")
-
     def fit(self) -> dict[str, Any]:
         """Train to the end of the schedule (or `train.max_steps`), evaluate, write result.json and
         RUN/export; returns the result (on every rank)."""
@@ -299,8 +297,10 @@ class StandaloneTrainer:
                      f"epoch, {self.stop_step} steps, lr {self.lr:g}"
                      + (f", distilling from '{self.cfg['train']['teacher']}'" if self.teacher else ""))
             self._train(log)
+            self.loader.close()
             result = self._finish(log)
         finally:
+            self.loader.close()
             log.close()
         return result
 
@@ -310,7 +310,7 @@ class StandaloneTrainer:
         means = DeviceMeans()
         while self.step < self.stop_step:
             epoch, start = divmod(self.step, self.steps_per_epoch)
-            for x, y in self._loader(epoch, start):
+            for x, y in self.loader.epoch(epoch, start):
                 x = x.to(self.device, non_blocking=True)
                 y = y.to(self.device, non_blocking=True)
                 means.add(**self.train_step(x, y))

@@ -15,7 +15,6 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from ..config import load_config
 from ..errors import SupernasError
@@ -27,7 +26,7 @@ from .checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_st
 from .device_metrics import DeviceMeans, require_finite
 from .engine import amp_dtype, autocast, data_defaults, open_run, param_groups, set_cudnn_benchmark
 from .losses import label_smoothing_ce, soft_target_ce
-from .resumable import ResumableSampler, resumable_loader
+from .resumable import ResumableLoader, ResumableSampler
 from .schedule import scaled_lr, warmup_cosine_scheduler
 
 DEFAULTS: dict[str, Any] = {
@@ -116,6 +115,8 @@ class SupernetTrainer:
 
         self.sampler_rows = ResumableSampler(self.data.train, t["batch_size"], run["seed"], self.info.rank,
                                              self.info.world_size)
+        self.loader = ResumableLoader(self.data.train, self.sampler_rows, run["seed"], t["batch_size"], t["workers"],
+                                      pin_memory=cuda)
         self.steps_per_epoch = self.sampler_rows.batches_per_epoch
         self.total_steps = t["epochs"] * self.steps_per_epoch
         self.stop_step = self.total_steps if t["max_steps"] is None else min(self.total_steps, t["max_steps"])
@@ -178,11 +179,6 @@ class SupernetTrainer:
         return autocast(self.device, self.amp_dtype)
 
     # ------------------------------------------------------------------ the loop
-    def _loader(self, epoch: int, start_batch: int) -> DataLoader:
-        t = self.cfg["train"]
-        return resumable_loader(self.data.train, self.sampler_rows, self.cfg["run"]["seed"], epoch, start_batch,
-                                t["batch_size"], t["workers"], self.device.type == "cuda")
-
     def fit(self) -> Path:
         from ..sampling import Prefetcher
 
@@ -202,7 +198,7 @@ class SupernetTrainer:
         try:
             while self.step < self.stop_step:
                 epoch, start = divmod(self.step, self.steps_per_epoch)
-                for x, y in self._loader(epoch, start):
+                for x, y in self.loader.epoch(epoch, start):
                     x = x.to(self.device, non_blocking=True)
                     y = y.to(self.device, non_blocking=True)
                     if self.channels_last:
@@ -238,6 +234,7 @@ class SupernetTrainer:
         finally:
             if ahead is not None:
                 ahead.close()
+            self.loader.close()
             log.close()
         dist.barrier()
         return self.run_dir
