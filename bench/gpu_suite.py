@@ -381,6 +381,10 @@ def environment(device: torch.device) -> dict[str, Any]:
     return env
 
 
+def s_batch(res: dict[str, Any]) -> str:
+    return str(res["settings"]["batch"])
+
+
 def fmt(v: Any, digits: int = 1) -> str:
     return "-" if v is None else f"{v:,.{digits}f}" if isinstance(v, float) else str(v)
 
@@ -394,6 +398,11 @@ def table(res: dict[str, Any]) -> str:
     for name, r in res.get("train", {}).items():
         if "error" in r or "skipped" in r:
             lines.append(f"| {name} | | {r.get('error', r.get('skipped'))} | | | |")
+            continue
+        if "first_ms" in r:  # per-step timings
+            lines.append(f"| {name} | {s_batch(res)} | {fmt(r['images_per_s_last'])} (last third) | "
+                         f"{fmt(r['first_ms'])} first third, {fmt(r['last_ms'])} last third of {r['steps']} | | "
+                         f"{'on' if r['cudnn_benchmark'] else 'off'} |")
             continue
         lines.append(f"| {name} | {r['batch']} | {fmt(r['images_per_s'])} | {fmt(r['step_ms'])} | "
                      f"{fmt(r['peak_gib'], 2)} | {'on' if r['cudnn_benchmark'] else 'off'} |")
@@ -411,6 +420,9 @@ def table(res: dict[str, Any]) -> str:
         elif "weight_step_ms" in r:
             lines.append(f"| {name} | K={r['k']}, batch {r['batch']}: weight step {fmt(r['weight_step_ms'])} ms, "
                          f"architecture step {fmt(r['arch_step_ms'])} ms |")
+    for name, r in res.get("profile", {}).items():
+        lines += ["", f"Profile, {name} (device time by kernel):", ""]
+        lines += [f"- {row}" for row in r.get("top", [r.get("error", r.get("skipped", ""))])]
     ld = res.get("loader", {})
     if "per_workers" in ld:
         lines += ["", f"Loader ({ld['what']}):", "", "| workers | images/s |", "| ---: | ---: |"]
@@ -437,6 +449,77 @@ def run_section(res: dict[str, Any], group: str, name: str, fn: Callable[[], dic
         torch.cuda.empty_cache()
 
 
+@contextlib.contextmanager
+def flag(name: str, value: bool):
+    """Set a switch of supernas.nn.elastic for one measurement."""
+    before = getattr(elastic, name)
+    setattr(elastic, name, value)
+    try:
+        yield
+    finally:
+        setattr(elastic, name, before)
+
+
+def per_step_times(s: Settings, device: torch.device, precision: str, run_dir: str, steps: int,
+                   benchmark: bool) -> dict[str, Any]:
+    """Each step timed alone (synchronised), new Archs every step: how a cost that falls as shapes
+    recur (cudnn.benchmark's tuning) evolves."""
+    t = make_trainer(s, device, precision, "uniform", s.batch, run_dir)
+    torch.backends.cudnn.benchmark = benchmark  # after the trainer, which applies run.cudnn_benchmark
+    x, y = batch_of(s, device, s.batch, t.channels_last)
+    times, t_end = [], time.perf_counter() + 2 * s.limit_s
+    for i in range(steps):
+        sync(device)
+        t0 = time.perf_counter()
+        t.train_step(x, y, sampled_archs(t.space, 700 + i))
+        sync(device)
+        times.append(time.perf_counter() - t0)
+        if time.perf_counter() > t_end:
+            break
+    tenth = max(1, len(times) // 3)
+    return {"steps": len(times), "first_ms": 1e3 * sum(times[:tenth]) / tenth,
+            "last_ms": 1e3 * sum(times[-tenth:]) / tenth, "images_per_s_last": s.batch * tenth / sum(times[-tenth:]),
+            "all_ms": [round(1e3 * v, 1) for v in times], "cudnn_benchmark": torch.backends.cudnn.benchmark}
+
+
+def profile_step(s: Settings, device: torch.device, precision: str, run_dir: str, batch: int,
+                 static: bool = False) -> dict[str, Any]:
+    """The kernels that take the time in one sandwich step (or one extracted-static step)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    t = make_trainer(s, device, precision, "uniform", batch, run_dir)
+    x, y = batch_of(s, device, batch, t.channels_last)
+    archs = [t.space.largest()] + sampled_archs(t.space, 0) + [t.space.smallest()]
+    if static:
+        models = [t.net.extract(a).train() for a in archs]
+        if t.channels_last:
+            models = [m.to(memory_format=torch.channels_last) for m in models]
+
+        def step() -> None:
+            for m in models:
+                xi = F.interpolate(x, size=(m.resolution,) * 2, mode="bicubic", align_corners=False)
+                with t._autocast():
+                    m(xi).float().mean().backward()
+    else:
+        def step() -> None:
+            t.train_step(x, y, archs[1:3])
+    step()
+    sync(device)
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=acts) as prof:
+        step()
+        sync(device)
+    rows = []
+    for e in prof.key_averages():
+        dev = getattr(e, "self_device_time_total", None)
+        dev = getattr(e, "self_cuda_time_total", 0) if dev is None else dev
+        rows.append((dev, e.key, e.count))
+    total = sum(r[0] for r in rows)
+    rows.sort(reverse=True)
+    return {"batch": batch, "device_ms_total": total / 1e3,
+            "top": [f"{ms / 1e3:.1f} ms x{n}: {name[:90]}" for ms, name, n in rows[:14]]}
+
+
 def sections(s: Settings, device: torch.device, data: str | None, tmp: str):
     """(group, name, thunk) in the order they run: what the issue's targets need first, so that a
     run cut short by the deadline still answers them."""
@@ -460,6 +543,21 @@ def sections(s: Settings, device: torch.device, data: str | None, tmp: str):
                 elastic.POINTWISE_AS_GEMM = not elastic.POINTWISE_AS_GEMM
         other = "conv" if elastic.POINTWISE_AS_GEMM else "GEMM"
         out.append(("train", f"sandwich {p} uniform, 1x1 as {other}", gemm))
+    for p in ("fp32+cl", "bf16+cl"):
+        def nchw(p=p):
+            with flag("DEPTHWISE_NCHW", True):
+                return sandwich(s, device, p, "uniform", s.batch, run("d" + p))
+        out.append(("train", f"sandwich {p} uniform, depthwise in NCHW", nchw))
+    for p in ("fp32", "bf16+cl"):
+        def tuned(p=p):
+            try:
+                return per_step_times(s, device, p, run("t" + p), 3 * s.steps, benchmark=True)
+            finally:
+                torch.backends.cudnn.benchmark = False
+        out.append(("train", f"sandwich {p} uniform, cudnn.benchmark on, per step", tuned))
+    out.append(("profile", "sandwich fp32", lambda: profile_step(s, device, "fp32", run("pf"), s.batch)))
+    out.append(("profile", "extracted static bf16+cl, batch 16",
+                lambda: profile_step(s, device, "bf16+cl", run("pb"), max(2, s.batch // 4), static=True)))
     for p in ("fp32", "bf16+cl"):
         out.append(("train", f"sandwich {p} BestUp-3",
                     lambda p=p: sandwich(s, device, p, "attentive", s.batch, run("a" + p))))
@@ -472,28 +570,11 @@ def sections(s: Settings, device: torch.device, data: str | None, tmp: str):
         for p in ("fp32", "bf16+cl"):
             out.append(("train", f"sandwich {p} uniform, largest batch in 80 GiB",
                         lambda p=p: max_batch(s, device, p, run("m" + p), _measured[f"sandwich {p} uniform"])))
-    out.append(("train", "sandwich fp32 uniform, cudnn.benchmark on", lambda: benchmark_on(s, device, run("b"))))
     out.append(("loader", "loader", lambda: loader(s, data)))
     return out
 
 
 _measured: dict[str, dict[str, Any]] = {}  # results so far, for the sections that build on them
-
-
-def benchmark_on(s: Settings, device: torch.device, run_dir: str) -> dict[str, Any]:
-    """The default is off (engine.set_cudnn_benchmark); this is what turning it on costs a supernet,
-    whose shapes change every step: the first steps, with new Archs each."""
-    before = torch.backends.cudnn.benchmark
-    try:
-        t = make_trainer(s, device, "fp32", "uniform", s.batch, run_dir)
-        torch.backends.cudnn.benchmark = True
-        x, y = batch_of(s, device, s.batch, False)
-        sec, n = timed_steps(lambda i: t.train_step(x, y, sampled_archs(t.space, 500 + i)), device, 0, s.steps,
-                             s.limit_s)
-        return {"images_per_s": s.batch / sec, "step_ms": 1e3 * sec, "steps": n, "peak_gib": peak_gib(device),
-                "batch": s.batch, "cudnn_benchmark": True}
-    finally:
-        torch.backends.cudnn.benchmark = before
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -504,19 +585,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--small", action="store_true", help="tiny settings (CPU test)")
     ap.add_argument("--only", default=None, help="comma-separated groups: train,stage2,loader")
     ap.add_argument("--deadline-s", type=float, default=420.0, help="start no section after this many seconds")
+    ap.add_argument("--skip", default="", help="';'-separated section names (as printed) not to run")
     args = ap.parse_args(argv)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           "cpu" if args.device == "auto" else args.device)
     s = Settings(args.small)
-    groups = set((args.only or "train,stage2,loader").split(","))
+    groups = set((args.only or "train,stage2,profile,loader").split(","))
     res: dict[str, Any] = {"environment": environment(device), "settings": {k: str(v) for k, v in vars(s).items()}}
     print(json.dumps(res["environment"]), flush=True)
     t_all = time.perf_counter()
     deadline = t_all + args.deadline_s
     _measured.clear()
     with tempfile.TemporaryDirectory() as tmp:
+        skip = {k.strip() for k in args.skip.split(";")}
         for group, name, fn in sections(s, device, args.data, tmp):
-            if group in groups:
+            if group in groups and name not in skip:
                 run_section(res, group, name, fn, deadline)
                 _measured[name] = res[group][name]
     res["loader"] = res.get("loader", {}).get("loader", {})

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 POINTWISE_AS_GEMM = False  # measured by bench/gpu_suite.py; see docs/performance.md
+DEPTHWISE_NCHW = False  # run depthwise convs of channels_last inputs in NCHW (measured likewise)
 
 
 def _autocast_dtype(device_type: str) -> torch.dtype | None:
@@ -53,6 +54,14 @@ def _conv_weight(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 def activation(name: str):
     return F.silu if name == "swish" else F.relu
+
+
+def _depthwise(x: torch.Tensor, w: torch.Tensor, stride: int, kernel: int) -> torch.Tensor:
+    if DEPTHWISE_NCHW and _is_channels_last(x):
+        x = x.contiguous()
+        y = F.conv2d(x, _conv_weight(w, x), None, stride, kernel // 2, 1, x.shape[1])
+        return y.contiguous(memory_format=torch.channels_last)
+    return F.conv2d(x, _conv_weight(w, x), None, stride, kernel // 2, 1, x.shape[1])
 
 
 class ElasticConv2d(nn.Module):
@@ -88,8 +97,9 @@ class ElasticConv2d(nn.Module):
         if POINTWISE_AS_GEMM and kernel == 1 and self.stride == 1 and not self.depthwise and _is_channels_last(x):
             # NHWC rows times the (strided) weight slice; the result is the channels_last NCHW view
             return F.linear(x.permute(0, 2, 3, 1), w.flatten(1)).permute(0, 3, 1, 2)
-        groups = x.shape[1] if self.depthwise else 1
-        return F.conv2d(x, _conv_weight(w, x), None, self.stride, kernel // 2, 1, groups)
+        if self.depthwise:
+            return _depthwise(x, w, self.stride, kernel)
+        return F.conv2d(x, _conv_weight(w, x), None, self.stride, kernel // 2, 1, 1)
 
     def forward_rows(self, x: torch.Tensor, rows: torch.Tensor, kernel: int) -> torch.Tensor:
         """Depthwise conv whose output channels are the weight rows `rows` (len(rows) / C per input
@@ -98,7 +108,7 @@ class ElasticConv2d(nn.Module):
         if kernel != self.max_kernel:
             s = (self.max_kernel - kernel) // 2
             w = w[:, :, s:s + kernel, s:s + kernel]
-        return F.conv2d(x, _conv_weight(w, x), None, self.stride, kernel // 2, 1, x.shape[1])
+        return _depthwise(x, w, self.stride, kernel)
 
 
 class ElasticBatchNorm2d(nn.BatchNorm2d):
