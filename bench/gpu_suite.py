@@ -45,7 +45,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/loader.py
 
 from supernas import CostModel, get_space  # noqa: E402
-from supernas.nn import SuperNet, elastic  # noqa: E402
+from supernas.nn import SuperNet  # noqa: E402
 from supernas.train.losses import label_smoothing_ce, soft_target_ce  # noqa: E402
 
 GiB = 2**30
@@ -449,17 +449,6 @@ def run_section(res: dict[str, Any], group: str, name: str, fn: Callable[[], dic
         torch.cuda.empty_cache()
 
 
-@contextlib.contextmanager
-def flag(name: str, value: bool):
-    """Set a switch of supernas.nn.elastic for one measurement."""
-    before = getattr(elastic, name)
-    setattr(elastic, name, value)
-    try:
-        yield
-    finally:
-        setattr(elastic, name, before)
-
-
 def per_step_times(s: Settings, device: torch.device, precision: str, run_dir: str, steps: int,
                    benchmark: bool) -> dict[str, Any]:
     """Each step timed alone (synchronised), new Archs every step: how a cost that falls as shapes
@@ -534,20 +523,6 @@ def sections(s: Settings, device: torch.device, data: str | None, tmp: str):
         out.append(("train", f"torchvision mobilenet_v3_large {p}", lambda p=p: mobilenet(s, device, p, s.batch)))
     for p in ("fp32+cl", "bf16"):
         out.append(("train", f"sandwich {p} uniform", lambda p=p: sandwich(s, device, p, "uniform", s.batch, run(p))))
-    for p in ("fp32+cl", "bf16+cl"):
-        def gemm(p=p):
-            elastic.POINTWISE_AS_GEMM = not elastic.POINTWISE_AS_GEMM
-            try:
-                return sandwich(s, device, p, "uniform", s.batch, run("g" + p))
-            finally:
-                elastic.POINTWISE_AS_GEMM = not elastic.POINTWISE_AS_GEMM
-        other = "conv" if elastic.POINTWISE_AS_GEMM else "GEMM"
-        out.append(("train", f"sandwich {p} uniform, 1x1 as {other}", gemm))
-    for p in ("fp32+cl", "bf16+cl"):
-        def nchw(p=p):
-            with flag("DEPTHWISE_NCHW", True):
-                return sandwich(s, device, p, "uniform", s.batch, run("d" + p))
-        out.append(("train", f"sandwich {p} uniform, depthwise in NCHW", nchw))
     for p in ("fp32", "bf16+cl"):
         def tuned(p=p):
             try:

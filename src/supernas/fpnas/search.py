@@ -34,7 +34,7 @@ from ..train import distributed as dist
 from ..train.checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
 from ..train.device_metrics import DeviceMeans, require_finite
 from ..train.losses import label_smoothing_ce
-from ..train.engine import amp_dtype, autocast, data_defaults, open_run, param_groups, set_cudnn_benchmark
+from ..train.engine import autocast, data_defaults, open_run, param_groups, precision
 from ..train.resumable import ResumableLoader, ResumableSampler
 from ..train.schedule import scaled_lr, warmup_cosine_scheduler
 from ..utils.io import atomic_torch_save, atomic_write_text
@@ -148,8 +148,9 @@ class ProbabilisticSearch:
         self.info, self.device = dist.setup_distributed(run["device"])
         self.run_dir = Path(run["dir"]).expanduser()
         self.resume = resume
-        self.amp_dtype = amp_dtype(run["amp"], self.device.type == "cuda")
-        self.cudnn_benchmark = set_cudnn_benchmark(run["cudnn_benchmark"], fixed_shapes=False)
+        # NCHW always: the search's Split-Attention gathers and its changing shapes gain nothing from channels_last
+        self.amp_dtype, _, self.cudnn_benchmark = precision({**run, "channels_last": False},
+                                                            self.device.type == "cuda", fixed_shapes=False)
         self.seed = int(run["seed"])
         torch.manual_seed(self.seed)
         np.random.seed(self.seed)

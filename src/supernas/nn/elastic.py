@@ -8,9 +8,12 @@ A slice that cuts input channels or crops the kernel is not dense, and cuDNN and
 convolve dense weights only, so it is copied once per call: into the input's memory format (so
 channels_last activations meet channels_last weights) and, under autocast, straight into the
 autocast dtype (one copy, where `.contiguous()` followed by autocast's own cast would make two).
-A prefix of output channels is dense and goes to the convolution as a view. With
-`POINTWISE_AS_GEMM`, 1x1 convolutions of channels_last inputs run as one matrix product on views
-(a GEMM reads a strided weight slice as is): no weight copy at all.
+A prefix of output channels is dense and goes to the convolution as a view.
+
+Depthwise convolutions of channels_last inputs run in NCHW (two activation copies): cuDNN's NHWC
+depthwise kernels are planned, and on cuDNN 9 compiled, for every new shape, and a supernet meets
+new shapes every step (a bf16 + channels_last sandwich step took 19.5 s with them, 0.64 s
+without, on an H200: docs/performance.md).
 """
 from __future__ import annotations
 
@@ -19,9 +22,6 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-POINTWISE_AS_GEMM = False  # measured by bench/gpu_suite.py; see docs/performance.md
-DEPTHWISE_NCHW = False  # run depthwise convs of channels_last inputs in NCHW (measured likewise)
 
 
 def _autocast_dtype(device_type: str) -> torch.dtype | None:
@@ -57,9 +57,10 @@ def activation(name: str):
 
 
 def _depthwise(x: torch.Tensor, w: torch.Tensor, stride: int, kernel: int) -> torch.Tensor:
-    if DEPTHWISE_NCHW and _is_channels_last(x):
+    if _is_channels_last(x):
         x = x.contiguous()
-        y = F.conv2d(x, _conv_weight(w, x), None, stride, kernel // 2, 1, x.shape[1])
+        # (C, 1, k, k) has one memory order in both formats: restride it as NCHW without a copy
+        y = F.conv2d(x, _conv_weight(w.squeeze(1).unsqueeze(1), x), None, stride, kernel // 2, 1, x.shape[1])
         return y.contiguous(memory_format=torch.channels_last)
     return F.conv2d(x, _conv_weight(w, x), None, stride, kernel // 2, 1, x.shape[1])
 
@@ -94,9 +95,6 @@ class ElasticConv2d(nn.Module):
     def forward(self, x: torch.Tensor, out_channels: int, kernel: int | None = None, offset: int = 0) -> torch.Tensor:
         kernel = self.max_kernel if kernel is None else kernel
         w = self.active_weight(out_channels, x.shape[1], kernel, offset)
-        if POINTWISE_AS_GEMM and kernel == 1 and self.stride == 1 and not self.depthwise and _is_channels_last(x):
-            # NHWC rows times the (strided) weight slice; the result is the channels_last NCHW view
-            return F.linear(x.permute(0, 2, 3, 1), w.flatten(1)).permute(0, 3, 1, 2)
         if self.depthwise:
             return _depthwise(x, w, self.stride, kernel)
         return F.conv2d(x, _conv_weight(w, x), None, self.stride, kernel // 2, 1, 1)
@@ -134,13 +132,12 @@ class ElasticBatchNorm2d(nn.BatchNorm2d):
             if momentum is None:  # cumulative average, as used for BatchNorm re-calibration
                 momentum = 1.0 / self.batches_since_reset
         if rows is None:
-            sl = slice(offset, offset + x.shape[1])
-            return F.batch_norm(
-                x,
-                self.running_mean[sl] if self.running_mean is not None else None,
-                self.running_var[sl] if self.running_var is not None else None,
-                self.weight[sl], self.bias[sl], use_batch_stats, momentum or 0.0, self.eps,
-            )
+            def active(t: torch.Tensor | None) -> torch.Tensor | None:  # the whole tensor when all is active
+                full = offset == 0 and x.shape[1] == self.num_features
+                return t if t is None or full else t[offset:offset + x.shape[1]]
+
+            return F.batch_norm(x, active(self.running_mean), active(self.running_var), active(self.weight),
+                                active(self.bias), use_batch_stats, momentum or 0.0, self.eps)
         mean = self.running_mean.index_select(0, rows) if self.running_mean is not None else None
         var = self.running_var.index_select(0, rows) if self.running_var is not None else None
         out = F.batch_norm(x, mean, var, self.weight.index_select(0, rows), self.bias.index_select(0, rows),

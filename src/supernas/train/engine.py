@@ -14,10 +14,10 @@ from .checkpoint import CHECKPOINT
 from .logging import RunLogger
 
 
-def amp_dtype(amp: Any, cuda: bool) -> torch.dtype | None:
-    """The autocast dtype of `run.amp`: 'auto' is bf16 on GPUs and fp32 (None) on CPUs."""
+def amp_dtype(amp: Any, auto: torch.dtype | None) -> torch.dtype | None:
+    """The autocast dtype of `run.amp` ('auto': the caller's measured choice `auto`; None is fp32)."""
     if amp == "auto":
-        return torch.bfloat16 if cuda else None
+        return auto
     if amp in (None, False, "none", "fp32", "off"):
         return None
     if amp in ("bf16", "bfloat16"):
@@ -27,14 +27,33 @@ def amp_dtype(amp: Any, cuda: bool) -> torch.dtype | None:
     raise SupernasError(f"run.amp must be auto, bf16 or fp32, got {amp!r}")
 
 
+def precision(run: Mapping[str, Any], cuda: bool, fixed_shapes: bool) -> tuple[torch.dtype | None, bool, bool]:
+    """(autocast dtype, channels_last, cudnn.benchmark) of a run, as `run.amp`, `run.channels_last`
+    and `run.cudnn_benchmark` ask; cudnn.benchmark is applied here.
+
+    'auto' follows what was measured on an H200 (docs/performance.md): a static model (retrain,
+    finetune: `fixed_shapes`) trains with bf16 autocast, channels_last and cudnn.benchmark on a GPU.
+    A weight-sharing supernet meets new layer shapes every step, and every new shape costs cuDNN a
+    plan (seconds for channels_last and bf16 convolutions, and minutes of tuning with
+    cudnn.benchmark): its steps ran 140 images/s in fp32 NCHW against 98 in bf16 and 3 in bf16 +
+    channels_last, so 'auto' is fp32, NCHW, benchmark off there."""
+    dtype = amp_dtype(run["amp"], torch.bfloat16 if cuda and fixed_shapes else None)
+    cl = run["channels_last"]
+    if cl == "auto":
+        cl = cuda and fixed_shapes
+    elif not isinstance(cl, bool):
+        raise SupernasError(f"run.channels_last must be auto, true or false, got {cl!r}")
+    return dtype, cl, set_cudnn_benchmark(run["cudnn_benchmark"], fixed_shapes)
+
+
 def set_cudnn_benchmark(setting: Any, fixed_shapes: bool) -> bool:
     """Apply `run.cudnn_benchmark` and return what was set.
 
     cuDNN's benchmark mode times every algorithm for each new input shape and keeps the fastest.
     That pays off when shapes repeat (a static model: retrain, finetune) and costs dearly when they
-    do not (a supernet meets new widths, kernels and resolutions every step, and the reference
-    implementation ran its first steps several times slower with it on), so 'auto' is on for
-    `fixed_shapes` only."""
+    do not: a supernet meets new widths, kernels and resolutions every step, and its first steps
+    took 42, 7 and 13 s with it on against 0.46 s off (H200, docs/performance.md). So 'auto' is
+    on for `fixed_shapes` only."""
     if setting == "auto":
         on = fixed_shapes
     elif isinstance(setting, bool):

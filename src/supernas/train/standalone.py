@@ -44,7 +44,7 @@ from .arch_source import resolve_arch
 from .checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
 from .device_metrics import DeviceMeans, require_finite
 from .ema import ModelEma
-from .engine import amp_dtype, autocast, data_defaults, open_run, param_groups, set_cudnn_benchmark
+from .engine import autocast, data_defaults, open_run, param_groups, precision
 from .logging import RunLogger
 from .losses import label_smoothing_ce, soft_target_ce
 from .resumable import ResumableLoader, ResumableSampler
@@ -166,9 +166,7 @@ class StandaloneTrainer:
         self.run_dir = Path(run["dir"]).expanduser()
         self.resume = resume
         cuda = self.device.type == "cuda"
-        self.amp_dtype = amp_dtype(run["amp"], cuda)
-        self.channels_last = cuda if run["channels_last"] == "auto" else bool(run["channels_last"])
-        self.cudnn_benchmark = set_cudnn_benchmark(run["cudnn_benchmark"], fixed_shapes=True)
+        self.amp_dtype, self.channels_last, self.cudnn_benchmark = precision(run, cuda, fixed_shapes=True)
         self.seed = int(run["seed"])
         torch.manual_seed(self.seed)
         np.random.seed(self.seed)

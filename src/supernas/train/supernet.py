@@ -24,7 +24,7 @@ from ..spaces import Arch, CostModel, SearchSpace, get_space
 from . import distributed as dist
 from .checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
 from .device_metrics import DeviceMeans, require_finite
-from .engine import amp_dtype, autocast, data_defaults, open_run, param_groups, set_cudnn_benchmark
+from .engine import autocast, data_defaults, open_run, param_groups, precision
 from .losses import label_smoothing_ce, soft_target_ce
 from .resumable import ResumableLoader, ResumableSampler
 from .schedule import scaled_lr, warmup_cosine_scheduler
@@ -95,9 +95,7 @@ class SupernetTrainer:
         self.resume = resume
         run, t = self.cfg["run"], self.cfg["train"]
         cuda = self.device.type == "cuda"
-        self.amp_dtype = amp_dtype(run["amp"], cuda)
-        self.channels_last = cuda if run["channels_last"] == "auto" else bool(run["channels_last"])
-        self.cudnn_benchmark = set_cudnn_benchmark(run["cudnn_benchmark"], fixed_shapes=False)
+        self.amp_dtype, self.channels_last, self.cudnn_benchmark = precision(run, cuda, fixed_shapes=False)
         if t["num_arch_training"] < 2:
             raise SupernasError(f"train.num_arch_training must be at least 2 (largest and smallest), "
                                 f"got {t['num_arch_training']}")
