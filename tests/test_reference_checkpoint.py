@@ -183,6 +183,8 @@ def test_import_refuses_an_existing_run_and_settings_other_than_data(tiny, tmp_p
     assert "already holds a run" in capsys.readouterr().err
     assert main(["export", str(run), "--format", "reference", "--arch", "{}"]) == 2
     assert "drop --arch" in capsys.readouterr().err
+    assert main(["export", str(run), "--arch", "{}", "--bn-batch-size", "0"]) == 2
+    assert "--bn-batch-size must be at least 1, got 0" in capsys.readouterr().err
     assert main(["export", str(run), "--format", "reference", "--out", str(tmp_path / "fpnas")]) == 0
     # a space the reference layout cannot hold is refused on export as well
     fpnas = tmp_path / "fpnas-run"

@@ -183,6 +183,8 @@ def cmd_export(args: argparse.Namespace) -> None:
     from .search.runner import load_run
     from .spaces import load_arch
 
+    if args.bn_batch_size < 1:
+        raise SupernasError(f"--bn-batch-size must be at least 1, got {args.bn_batch_size}")
     if args.format == "reference":
         from .deliver.reference_run import export_reference
 
@@ -198,7 +200,8 @@ def cmd_export(args: argparse.Namespace) -> None:
         arch = load_arch(net.space, args.arch)
     else:
         arch = pick_from_search(net.space, f"{args.run}/search", args.pick)
-    path = export_arch(net, arch, data, args.out or f"{args.run}/export", args.format, args.bn_batches)
+    path = export_arch(net, arch, data, args.out or f"{args.run}/export", args.format, args.bn_batches,
+                       batch_size=args.bn_batch_size)
     print(f"exported: {path}")
 
 
@@ -228,7 +231,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 
 def pick_from_search(space, search_dir: str, budget: float):
-    """The best searched Arch within `budget` MFLOPs (from pareto.json)."""
+    """The best searched Arch within `budget` (pareto.json): MFLOPs, or ms when the search bounded
+    latency (`--cost latency`, whose entries carry latency_ms)."""
     from pathlib import Path
 
     from .spaces import load_arch
@@ -236,10 +240,12 @@ def pick_from_search(space, search_dir: str, budget: float):
     f = Path(search_dir) / "pareto.json"
     if not f.is_file():
         raise SupernasError(f"no search results at '{f}'; run `supernas search RUN --budgets ...` first")
-    entries = [e for e in json.loads(f.read_text())["entries"] if e["mflops"] <= budget]
-    if not entries:
-        raise SupernasError(f"no searched Arch costs at most {budget:g} MFLOPs; raise --pick")
-    return load_arch(space, max(entries, key=lambda e: e["accuracy"])["arch"])
+    entries = json.loads(f.read_text())["entries"]
+    key, unit = ("latency_ms", "ms") if entries and all("latency_ms" in e for e in entries) else ("mflops", "MFLOPs")
+    within = [e for e in entries if e[key] <= budget]
+    if not within:
+        raise SupernasError(f"no searched Arch costs at most {budget:g} {unit}; raise --pick")
+    return load_arch(space, max(within, key=lambda e: e["accuracy"])["arch"])
 
 
 @command
@@ -359,10 +365,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = add("export", "export an Arch as a standalone model with calibrated BatchNorm")
     stage2(s)
     s.add_argument("--arch", help="JSON string or file, or a published model name")
-    s.add_argument("--pick", type=float, help="the best searched Arch within this many MFLOPs")
+    s.add_argument("--pick", type=float, help="the best searched Arch within this budget of RUN/search: MFLOPs, "
+                   "or ms after a --cost latency search")
     s.add_argument("--format", default="pt", choices=["pt", "torchscript", "onnx", "reference"],
                    help="reference: the whole supernet in the AttentiveNAS reference checkpoint layout "
                    "(OUT/supernet.pth.tar; no --arch)")
+    s.add_argument("--bn-batch-size", type=int, default=64, help="images per BN re-calibration batch (the "
+                   "reference's Table 1 figures: 256)")
     s.add_argument("--out", help="output directory (default RUN/export)")
 
     s = add("eval", "accuracy of an exported model on a dataset's validation split, and its latency")
