@@ -60,7 +60,8 @@ def main() -> None:
     ck = work / "attentive_nas_formula.pth.tar"
     torch.save(reference_checkpoint(load_fixture()), ck)
     run = work / "run"
-    values = sum(t.numel() for k, t in torch.load(ck, weights_only=True)["state_dict"].items() if "bn_tracking" not in k)
+    state = torch.load(ck, weights_only=True)["state_dict"]
+    values = sum(t.numel() for k, t in state.items() if "bn_tracking" not in k)
     print(f"checkpoint: {ck} ({ck.stat().st_size / 2**20:.1f} MiB, {values / 1e6:.1f} M values), "
           f"torch {torch.__version__}, {args.repeats} runs each\n")
     # The baseline first, in a process of its own: ru_maxrss of children only grows.

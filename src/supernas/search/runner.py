@@ -57,8 +57,8 @@ def load_run(run_dir: "str | Path", device: str = "auto", overrides: Sequence[st
     data = build_datasets(DataConfig.from_dict(cfg["data"]))
     if data.num_classes != net.num_classes:
         where = cfg["data"]["path"] or "the built-in digits"
-        raise SupernasError(f"the supernet in '{run_dir}' predicts {net.num_classes} classes but its data ({where}) has "
-                            f"{data.num_classes}: name the data it was trained on with data.path=PATH (on this "
+        raise SupernasError(f"the supernet in '{run_dir}' predicts {net.num_classes} classes but its data ({where}) "
+                            f"has {data.num_classes}: name the data it was trained on with data.path=PATH (on this "
                             "command, or once on `supernas import`)")
     return net, cfg, data
 
