@@ -69,3 +69,22 @@ def test_onnx_export_matches_pytorch(trained_run, tmp_path):
 def test_stage2_errors_are_one_line(tmp_path, capsys):
     assert main(["search", str(tmp_path), "--budgets", "1"]) == 2
     assert "not a supernet run directory" in capsys.readouterr().err
+
+
+def test_pick_reads_the_budget_in_the_unit_the_search_bounded(tmp_path, capsys):
+    from supernas.cli import pick_from_search
+    from supernas.errors import SupernasError
+    from supernas.spaces import get_space
+
+    space = get_space("attentivenas-tiny")
+    small, large = space.smallest(), space.largest()
+    entries = [{"arch": small.to_dict(), "mflops": 0.5, "accuracy": 80.0},
+               {"arch": large.to_dict(), "mflops": 9.0, "accuracy": 90.0}]
+    (tmp_path / "pareto.json").write_text(json.dumps({"entries": entries}))
+    assert pick_from_search(space, str(tmp_path), 1.0) == small  # MFLOPs
+    # a latency search: the same number is a budget in ms
+    timed = [{**entries[0], "latency_ms": 3.0}, {**entries[1], "latency_ms": 0.8}]
+    (tmp_path / "pareto.json").write_text(json.dumps({"entries": timed}))
+    assert pick_from_search(space, str(tmp_path), 1.0) == large
+    with pytest.raises(SupernasError, match="no searched Arch costs at most 0.5 ms"):
+        pick_from_search(space, str(tmp_path), 0.5)

@@ -145,7 +145,8 @@ def cmd_search(args: argparse.Namespace) -> None:
                         mutations=args.mutations, crossovers=args.crossovers, generations=args.generations,
                         seed=args.seed, bn_batches=args.bn_batches, max_batches=args.max_batches,
                         device=args.device, resume=args.resume, cost=args.cost, latency_batch=args.latency_batch,
-                        latency_warmup=args.latency_warmup, latency_repeats=args.latency_repeats)
+                        latency_warmup=args.latency_warmup, latency_repeats=args.latency_repeats,
+                        overrides=args.overrides)
     out = args.out or f"{args.run}/search"
     print(format_table(result.pareto()))
     print(f"Pareto set: {out}/pareto.json, {out}/pareto.csv; plot: {out}/pareto.png"
@@ -159,12 +160,14 @@ def cmd_predictor(args: argparse.Namespace) -> None:
     if args.action == "fit":
         _, tau, path = runs.fit_predictor_run(args.run, n=args.n or 1000, holdout=args.holdout,
                                               bn_batches=args.bn_batches, max_batches=args.max_batches,
-                                              device=args.device, out=args.predictor, seed=args.seed)
+                                              device=args.device, out=args.predictor, seed=args.seed,
+                                              overrides=args.overrides)
         print(f"predictor: {path}; Kendall tau on {args.holdout:.0%} held-out Archs: {tau:.3f}"
               if tau is not None else f"predictor: {path} (no held-out Archs, no Kendall tau)")
     elif args.action == "eval":
         r = runs.eval_predictor_run(args.run, args.predictor, n=args.n or 200, bn_batches=args.bn_batches,
-                                    max_batches=args.max_batches, device=args.device, seed=args.seed + 1)
+                                    max_batches=args.max_batches, device=args.device, seed=args.seed + 1,
+                                    overrides=args.overrides)
         print(f"predictor {r['predictor']} on {r['archs']} Archs it was not fitted on: Kendall tau "
               f"{r['kendall_tau']:.3f}, Pearson r {r['pearson']:.3f}, mean abs. error {r['mae']:.2f} top-1 points")
     else:
@@ -180,14 +183,25 @@ def cmd_export(args: argparse.Namespace) -> None:
     from .search.runner import load_run
     from .spaces import load_arch
 
-    net, _, data = load_run(args.run, args.device)
+    if args.bn_batch_size < 1:
+        raise SupernasError(f"--bn-batch-size must be at least 1, got {args.bn_batch_size}")
+    if args.format == "reference":
+        from .deliver.reference_run import export_reference
+
+        if args.arch is not None or args.pick is not None:
+            raise SupernasError("--format reference writes the whole supernet; drop --arch / --pick")
+        print(f"exported: {export_reference(args.run, args.out or f'{args.run}/export')} (the supernet in the "
+              "AttentiveNAS reference layout)")
+        return
+    net, _, data = load_run(args.run, args.device, args.overrides)
     if (args.arch is None) == (args.pick is None):
         raise SupernasError("give either --arch ARCH or --pick BUDGET (the best Arch of a searched budget)")
     if args.arch is not None:
         arch = load_arch(net.space, args.arch)
     else:
         arch = pick_from_search(net.space, f"{args.run}/search", args.pick)
-    path = export_arch(net, arch, data, args.out or f"{args.run}/export", args.format, args.bn_batches)
+    path = export_arch(net, arch, data, args.out or f"{args.run}/export", args.format, args.bn_batches,
+                       batch_size=args.bn_batch_size)
     print(f"exported: {path}")
 
 
@@ -217,7 +231,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 
 def pick_from_search(space, search_dir: str, budget: float):
-    """The best searched Arch within `budget` MFLOPs (from pareto.json)."""
+    """The best searched Arch within `budget` (pareto.json): MFLOPs, or ms when the search bounded
+    latency (`--cost latency`, whose entries carry latency_ms)."""
     from pathlib import Path
 
     from .spaces import load_arch
@@ -225,10 +240,21 @@ def pick_from_search(space, search_dir: str, budget: float):
     f = Path(search_dir) / "pareto.json"
     if not f.is_file():
         raise SupernasError(f"no search results at '{f}'; run `supernas search RUN --budgets ...` first")
-    entries = [e for e in json.loads(f.read_text())["entries"] if e["mflops"] <= budget]
-    if not entries:
-        raise SupernasError(f"no searched Arch costs at most {budget:g} MFLOPs; raise --pick")
-    return load_arch(space, max(entries, key=lambda e: e["accuracy"])["arch"])
+    entries = json.loads(f.read_text())["entries"]
+    key, unit = ("latency_ms", "ms") if entries and all("latency_ms" in e for e in entries) else ("mflops", "MFLOPs")
+    within = [e for e in entries if e[key] <= budget]
+    if not within:
+        raise SupernasError(f"no searched Arch costs at most {budget:g} {unit}; raise --pick")
+    return load_arch(space, max(within, key=lambda e: e["accuracy"])["arch"])
+
+
+@command
+def cmd_import(args: argparse.Namespace) -> None:
+    from .deliver.reference_run import import_reference
+
+    run = import_reference(args.checkpoint, args.out, args.space, args.overrides)
+    print(f"imported: {run} (space {args.space}); stage 2 on it: supernas search|predictor|export {run} ... "
+          "data.path=PATH")
 
 
 @command
@@ -300,7 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--latency-repeats", type=int, default=30, help=f"timed runs of {what} (median)")
 
     def stage2(s: argparse.ArgumentParser) -> None:
-        s.add_argument("run", help="run directory of `supernas train`")
+        s.add_argument("run", help="run directory of `supernas train` or `supernas import`")
+        s.add_argument("overrides", nargs="*", metavar="data.KEY=VALUE",
+                       help="data settings replacing the run's, e.g. data.path=~/imagenet")
         s.add_argument("--bn-batches", type=int, default=64, help="training batches for BN re-calibration")
         s.add_argument("--max-batches", type=int, help="evaluate on at most this many batches of the split")
         s.add_argument("--device", default="auto")
@@ -337,8 +365,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = add("export", "export an Arch as a standalone model with calibrated BatchNorm")
     stage2(s)
     s.add_argument("--arch", help="JSON string or file, or a published model name")
-    s.add_argument("--pick", type=float, help="the best searched Arch within this many MFLOPs")
-    s.add_argument("--format", default="pt", choices=["pt", "torchscript", "onnx"])
+    s.add_argument("--pick", type=float, help="the best searched Arch within this budget of RUN/search: MFLOPs, "
+                   "or ms after a --cost latency search")
+    s.add_argument("--format", default="pt", choices=["pt", "torchscript", "onnx", "reference"],
+                   help="reference: the whole supernet in the AttentiveNAS reference checkpoint layout "
+                   "(OUT/supernet.pth.tar; no --arch)")
+    s.add_argument("--bn-batch-size", type=int, default=64, help="images per BN re-calibration batch (the "
+                   "reference's Table 1 figures: 256)")
     s.add_argument("--out", help="output directory (default RUN/export)")
 
     s = add("eval", "accuracy of an exported model on a dataset's validation split, and its latency")
@@ -350,6 +383,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto")
     s.add_argument("--json", action="store_true")
 
+    s = add("import", "a published supernet (the AttentiveNAS reference checkpoint layout, such as "
+            "attentive_nas_pretrained.pth.tar) as a run directory for stage 2")
+    s.add_argument("format", choices=["attentivenas"], help="layout of the checkpoint")
+    s.add_argument("checkpoint", help="the .pth.tar file ({'state_dict': ...} or a bare state dict)")
+    s.add_argument("--out", required=True, help="run directory to write")
+    s.add_argument("--space", default="attentivenas", help="its search space (built-in name or space YAML)")
+    s.add_argument("overrides", nargs="*", metavar="data.KEY=VALUE",
+                   help="the data stage 2 calibrates and evaluates on, e.g. data.path=~/imagenet")
+
     s = add("quickstart", "stage 1 and stage 2 on the built-in digits, on CPU in a few minutes")
     s.add_argument("--dir", default="runs/quickstart")
     s.add_argument("--device", default="auto")
@@ -358,7 +400,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # key=value settings may follow options (`search RUN --budgets 300 data.path=...`): argparse
+    # hands the positional list only those before the first option
+    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return COMMANDS[args.command](args) or 0
     except SupernasError as e:

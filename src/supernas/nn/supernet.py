@@ -1,7 +1,8 @@
 """`SuperNet`: one set of weights that runs every Arch of a space, and extracts any of them."""
 from __future__ import annotations
 
-from typing import Iterable
+from pathlib import Path
+from typing import Any, Iterable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -114,6 +115,29 @@ class SuperNet(nn.Module):
             self.head_bn = ElasticBatchNorm2d(s.head_width.max)
         self.classifier = ElasticLinear(s.head_width.max, num_classes)
         self.reset_parameters()
+
+    @classmethod
+    def from_reference_checkpoint(cls, source: "str | Path | Mapping[str, Any]",
+                                  space: "SearchSpace | str" = "attentivenas") -> "SuperNet":
+        """The supernet of a checkpoint of the AttentiveNAS reference implementation (such as the
+        published `attentive_nas_pretrained.pth.tar`): a path, or a loaded checkpoint or state
+        dict, with or without the 'module.' prefix. Every tensor is taken, BatchNorm running
+        statistics included; the number of classes is the checkpoint's. In eval mode."""
+        from .reference import check_reference_layout, load_reference_weights, read_reference_checkpoint, \
+            reference_num_classes
+
+        space = get_space(space)
+        check_reference_layout(space)
+        state = read_reference_checkpoint(source)
+        net = cls(space, reference_num_classes(state))
+        load_reference_weights(net, state)
+        return net.eval()
+
+    def reference_checkpoint(self) -> dict[str, Any]:
+        """These weights in the reference implementation's checkpoint layout (see nn/reference.py)."""
+        from .reference import reference_checkpoint
+
+        return reference_checkpoint(self)
 
     def reset_parameters(self) -> None:
         for m in self.modules():

@@ -20,7 +20,7 @@ from ..train import distributed as dist
 from ..utils.io import atomic_write_text
 from .evaluate import Evaluator
 from .pareto import offline_pareto_sets, write_pareto
-from .runner import load_run
+from .runner import load_run, load_supernet
 
 
 def _evaluate_random(net, data, n: int, seed: int, bn_batches: int, max_batches: int | None,
@@ -49,13 +49,13 @@ def _default_predictor(run_dir: "str | Path", predictor: "str | Path | None") ->
 
 def fit_predictor_run(run_dir: "str | Path", n: int = 1000, holdout: float = 0.2, seed: int = 0,
                       bn_batches: int = 64, max_batches: int | None = None, device: str = "auto",
-                      out: "str | Path | None" = None):
+                      out: "str | Path | None" = None, overrides: Sequence[str] = ()):
     """Evaluate `n` random Archs with the calibrated supernet, fit the random-forest predictor, save
     it (default RUN/predictor.pkl, the evaluations beside it) and return (predictor, held-out Kendall
-    tau, path)."""
+    tau, path). `overrides`: data.KEY=VALUE settings replacing the run's."""
     from ..predictors import fit_from_evaluations
 
-    net, _, data = load_run(run_dir, device)
+    net, _, data = load_run(run_dir, device, overrides)
     archs, top1 = _evaluate_random(net, data, n, seed, bn_batches, max_batches)
     predictor, tau = fit_from_evaluations(net.space, list(zip(archs, top1)), holdout=holdout, seed=seed)
     path = _default_predictor(run_dir, out)
@@ -67,7 +67,8 @@ def fit_predictor_run(run_dir: "str | Path", n: int = 1000, holdout: float = 0.2
 
 
 def eval_predictor_run(run_dir: "str | Path", predictor: "str | Path | None" = None, n: int = 200, seed: int = 1,
-                       bn_batches: int = 64, max_batches: int | None = None, device: str = "auto") -> dict[str, Any]:
+                       bn_batches: int = 64, max_batches: int | None = None, device: str = "auto",
+                       overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Score `n` random Archs the predictor was not fitted on with the calibrated supernet and compare:
     Kendall tau, Pearson r and mean absolute error (top-1 points). Written to PREDICTOR.eval.json."""
     from ..predictors import kendall_tau, load_predictor, pearson_r
@@ -77,7 +78,7 @@ def eval_predictor_run(run_dir: "str | Path", predictor: "str | Path | None" = N
         raise SupernasError(f"no predictor at '{path}'; fit one with `supernas predictor fit {run_dir}`")
     seen_file = path.with_suffix(".evaluations.json")
     seen_records = json.loads(seen_file.read_text()) if seen_file.is_file() else []
-    net, _, data = load_run(run_dir, device)
+    net, _, data = load_run(run_dir, device, overrides)
     model = load_predictor(path, net.space)
     seen = [net.space.arch(r["arch"]) for r in seen_records]
     archs, top1 = _evaluate_random(net, data, n, seed, bn_batches, max_batches, exclude=seen)
@@ -103,7 +104,7 @@ def offline_sets_run(run_dir: "str | Path", predictor: "str | Path | None" = Non
     path = _default_predictor(run_dir, predictor)
     if not path.is_file():
         raise SupernasError(f"no predictor at '{path}'; fit one with `supernas predictor fit {run_dir}`")
-    net, _, _ = load_run(run_dir, "cpu")
+    net, _ = load_supernet(run_dir, "cpu")  # the space and classes only: no data needed
     best, worst = offline_pareto_sets(net.space, load_predictor(path, net.space), CostModel(net.space, net.num_classes),
                                       n=n, bin_width=bin_width, seed=seed)
     out = Path(out_dir).expanduser() if out_dir else Path(run_dir).expanduser() / "offline"

@@ -21,10 +21,11 @@ from .latency import LatencyTable
 from .pareto import plot_pareto, write_pareto
 
 
-def load_run(run_dir: "str | Path", device: str = "auto"):
-    """(supernet with trained weights, resolved config, datasets) of a stage-1 run directory."""
+def load_supernet(run_dir: "str | Path", device: str = "auto", overrides: Sequence[str] = ()):
+    """(supernet with the run's weights, resolved config) of a stage-1 run directory, without its
+    data. `overrides` are `data.KEY=VALUE` settings replacing the run's (its data elsewhere, or
+    named for the first time: an imported supernet's ImageNet tree)."""
     from ..config import load_config
-    from ..data import DataConfig, build_datasets
     from ..nn import SuperNet
     from ..spaces import get_space
     from ..train.checkpoint import load_checkpoint
@@ -33,14 +34,33 @@ def load_run(run_dir: "str | Path", device: str = "auto"):
     run_dir = Path(run_dir).expanduser()
     if not (run_dir / "config.yaml").is_file():
         raise SupernasError(f"'{run_dir}' is not a supernet run directory (no config.yaml); give the run.dir of "
-                            "`supernas train`")
-    cfg = load_config(DEFAULTS, run_dir / "config.yaml")
+                            "`supernas train` or the --out of `supernas import`")
+    for item in overrides:
+        if not item.startswith("data."):
+            raise SupernasError(f"'{item}': a stage-2 command takes only data.KEY=VALUE settings (e.g. "
+                                "data.path=~/imagenet); the rest of the run's config stays as trained")
+    cfg = load_config(DEFAULTS, run_dir / "config.yaml", overrides)
     _, dev = dist.setup_distributed(device)
     ck = load_checkpoint(run_dir, map_location=dev)
+    model = ck["model"]
+    net = SuperNet(get_space(ck.get("space", cfg["space"])), int(model["classifier.weight"].shape[0])).to(dev)
+    net.load_state_dict(model)
+    return net.eval(), cfg
+
+
+def load_run(run_dir: "str | Path", device: str = "auto", overrides: Sequence[str] = ()):
+    """(supernet with trained weights, resolved config, datasets) of a stage-1 run directory; see
+    `load_supernet` for `overrides`."""
+    from ..data import DataConfig, build_datasets
+
+    net, cfg = load_supernet(run_dir, device, overrides)
     data = build_datasets(DataConfig.from_dict(cfg["data"]))
-    net = SuperNet(get_space(ck.get("space", cfg["space"])), data.num_classes).to(dev)
-    net.load_state_dict(ck["model"])
-    return net.eval(), cfg, data
+    if data.num_classes != net.num_classes:
+        where = cfg["data"]["path"] or "the built-in digits"
+        raise SupernasError(f"the supernet in '{run_dir}' predicts {net.num_classes} classes but its data ({where}) "
+                            f"has {data.num_classes}: name the data it was trained on with data.path=PATH (on this "
+                            "command, or once on `supernas import`)")
+    return net, cfg, data
 
 
 def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | Path | None" = None,
@@ -48,17 +68,18 @@ def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | 
                crossovers: int = 128, generations: int = 20, seed: int = 0, bn_batches: int = 64,
                max_batches: int | None = None, device: str = "auto", resume: bool = False,
                progress: bool = True, cost: str = "mflops", latency_batch: int = 1, latency_warmup: int = 10,
-               latency_repeats: int = 30) -> SearchResult:
+               latency_repeats: int = 30, overrides: Sequence[str] = ()) -> SearchResult:
     """Search each budget; write pareto.json/.csv/.png, evaluated.json/.csv (every scored Arch),
     best_per_budget.json and search_state.json into `out_dir`
     (default RUN/search). With `resume`, continue from search_state.json.
 
     `cost="latency"`: budgets are in ms of latency on the search device, estimated by a
     LatencyTable (batch `latency_batch`) kept in latency_table.json beside the results and reused
-    from there; the Pareto front is then accuracy against latency."""
+    from there; the Pareto front is then accuracy against latency. `overrides`: data.KEY=VALUE
+    settings replacing the run's (see `load_supernet`)."""
     if cost not in ("mflops", "latency"):
         raise SupernasError(f"unknown cost '{cost}'; choose mflops or latency")
-    net, cfg, data = load_run(run_dir, device)
+    net, cfg, data = load_run(run_dir, device, overrides)
     out = Path(out_dir or Path(run_dir).expanduser() / "search")
     out.mkdir(parents=True, exist_ok=True)
     state_path = out / "search_state.json"

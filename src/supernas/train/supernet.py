@@ -281,6 +281,9 @@ class SupernetTrainer:
 
     def _load(self) -> None:
         ck = load_checkpoint(self.run_dir)
+        if "optimizer" not in ck:
+            raise SupernasError(f"'{self.run_dir}' holds imported weights, not an interrupted training run, so there "
+                                "is nothing to resume; run stage 2 on it (search, predictor, export)")
         if ck.get("world_size", 1) != self.info.world_size:
             raise SupernasError(f"the checkpoint in '{self.run_dir}' was written by {ck['world_size']} process(es); "
                                 f"resume with the same number (now {self.info.world_size}) so the data order holds")

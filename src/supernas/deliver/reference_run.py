@@ -1,0 +1,51 @@
+"""Run directories to and from the AttentiveNAS reference checkpoint layout: `supernas import`
+turns a published supernet into a run directory that every stage-2 command takes, and
+`supernas export RUN --format reference` writes a run's supernet in the official layout."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from ..errors import SupernasError
+from ..utils.io import atomic_torch_save
+
+REFERENCE_FILE = "supernet.pth.tar"
+
+
+def import_reference(checkpoint: "str | Path | Mapping[str, Any]", out: "str | Path", space: str = "attentivenas",
+                     overrides: Sequence[str] = ()) -> Path:
+    """Write `out`/config.yaml and `out`/checkpoint.pt holding the reference checkpoint's supernet
+    of `space` (a built-in name or a space file). `overrides` (data.KEY=VALUE) name the data that
+    stage-2 commands re-calibrate BatchNorm and evaluate on; they can also be given to each of them."""
+    from ..config import dump_config, load_config
+    from ..data import DataConfig
+    from ..nn import SuperNet
+    from ..spaces import get_space, list_spaces
+    from ..train.checkpoint import CHECKPOINT, save_checkpoint
+    from ..train.supernet import DEFAULTS
+
+    out = Path(out).expanduser()
+    if (out / CHECKPOINT).exists():
+        raise SupernasError(f"'{out}' already holds a run; choose another --out")
+    for item in overrides:
+        if not item.startswith("data."):
+            raise SupernasError(f"'{item}': import takes only data.KEY=VALUE settings (e.g. data.path=~/imagenet)")
+    resolved = get_space(space)
+    space_entry: Any = space if space in list_spaces() else resolved.definition
+    cfg = load_config(DEFAULTS, None, overrides, data={"run": {"dir": str(out)}, "space": space_entry})
+    DataConfig.from_dict(cfg["data"])  # a bad data setting fails now, not at the first stage-2 command
+    net = SuperNet.from_reference_checkpoint(checkpoint, resolved)
+    source = str(checkpoint) if isinstance(checkpoint, (str, Path)) else "a state dict"
+    out.mkdir(parents=True, exist_ok=True)
+    dump_config(cfg, out / "config.yaml")
+    save_checkpoint(out, {"model": net.state_dict(), "space": space_entry, "num_classes": net.num_classes,
+                          "imported_from": source})
+    return out
+
+
+def export_reference(run_dir: "str | Path", out_dir: "str | Path") -> Path:
+    """`out_dir`/supernet.pth.tar: the run's supernet as `{'state_dict': {'module.' + key: tensor}}`."""
+    from ..search.runner import load_supernet
+
+    net, _ = load_supernet(run_dir, "cpu")
+    return atomic_torch_save(net.reference_checkpoint(), Path(out_dir).expanduser() / REFERENCE_FILE)
