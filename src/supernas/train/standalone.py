@@ -6,8 +6,12 @@ exponential moving average (EMA) of the weights, with stochastic depth for large
 (it cost the small ones accuracy). Around it: SGD with nesterov momentum (or RMSProp), the
 learning rate given per 256 images and scaled linearly with the global batch, linear warm-up then
 cosine decay, dropout before the classifier, and optional knowledge distillation from a teacher:
-an exported model, or the largest Arch of a stage-1 supernet (AttentiveNAS fine-tunes "with
-in-place distillation from the largest model").
+an exported model, or the largest Arch of a stage-1 supernet.
+
+AttentiveNAS needs neither command: its subnets are deployed with the supernet's weights ("no
+fine-tuning or re-training is needed", BN re-calibrated by `supernas export`). `finetune` serves
+transfer to another dataset (the paper's Appendix G fine-tunes for that), a supernet trained too
+briefly to deploy its subnets as they are, and comparing inherited weights with more training.
 
 One step: the batch, loaded at the dataset's image size, is resized on the device to the Arch's
 resolution (and to the teacher's, for the teacher), one forward and backward, gradients averaged
