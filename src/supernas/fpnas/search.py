@@ -5,9 +5,10 @@ One step: K Archs are drawn from the distribution (one torch.Generator, seeded a
 alike on every rank, so all ranks draw the same Archs). (a) Weight step on a train batch: each
 Arch runs forward and backward in turn (only one Arch's activations live at a time), their
 gradients combined by `search.weight_step` (the mean, or weighted by the Archs' normalised
-likelihoods: see weight_step.py), averaged over ranks, one SGD step. (b) After the warm-up (alpha frozen, so the Archs are
-uniform: Section E of the supplement), an architecture step on a batch of the search split with
-the *same* K Archs (PARSEC's one-draw-per-iteration; it also makes the samples count K per step):
+likelihoods: see weight_step.py), averaged over ranks, one SGD step. (b) After the warm-up
+(alpha frozen, so the Archs are uniform: Section E of the supplement), an architecture step on a
+batch of the search split with the *same* K Archs (PARSEC's one-draw-per-iteration; it also
+makes the samples count K per step):
 their losses without gradient, averaged over ranks, become log-likelihoods, their MFLOPs the
 costs, and `arch_loss` (Eqn (2)) is minimised by Adam on alpha.
 
