@@ -26,8 +26,9 @@ class ImportanceWeightedGrads:
     """Accumulates sum_k softmax(l)_k * grad L_k into the parameters' ``.grad``, Arch by Arch.
 
     Call :meth:`add` with each Arch's training loss (a scalar with a graph) and its batch
-    log-likelihood (a scalar tensor, equal on every rank), then :meth:`finish` once: the ``.grad``
-    then holds the weighted gradient and it returns the K weights. Nothing leaves the device.
+    log-likelihood (a scalar tensor, equal on every rank: under torchrun the search all-reduces
+    each Arch's loss, one scalar per Arch), then :meth:`finish` once: the ``.grad`` then holds the
+    weighted gradient and it returns the K weights. Nothing leaves the device.
     """
 
     def __init__(self, params: Sequence[torch.nn.Parameter]):
@@ -57,5 +58,5 @@ class ImportanceWeightedGrads:
             raise ValueError("no Arch was added")
         grads = [p.grad for p in self.params if p.grad is not None]
         if grads:
-            torch._foreach_div_(grads, self.norm)
+            torch._foreach_mul_(grads, 1.0 / self.norm)
         return torch.softmax(torch.stack(self.logliks), 0)
