@@ -110,7 +110,7 @@ def test_parameter_counts(l0):
     assert counts["joint"] > 10 * counts["factorized"]
     for name in ["fpnas-l1", "fpnas-l2"]:
         c = parameter_counts(name)
-        assert (c["factorized"], c["joint"]) == (633, 20496)
+        assert (c["factorized"], c["joint"]) == (643, 21616)
 
 
 def test_most_likely_is_the_argmax(l0):
@@ -278,3 +278,46 @@ def test_adam_moves_probability_to_likely_and_cheap_archs(l0):
         opt.step()
     after = cost.mflops_indices(f.sample(512, _gen(12)).numpy()).mean()
     assert after < 0.9 * before
+
+
+def test_hinge_expected_weights_by_hand():
+    ll = [-3.0, -2.0, -4.0]
+    plain = arch_weights(ll)
+    costs = [100.0, 200.0, 600.0]  # mean 300 > T = 200: the penalty is on
+    got = arch_weights(ll, costs, beta=2.0, cost_target=200.0, cost_mode="hinge_expected")
+    # (C_k - mean of the others) / (K T): (100 - 400) / 600, (200 - 350) / 600, (600 - 150) / 600
+    want = plain - 2.0 * torch.tensor([-0.5, -0.25, 0.75], dtype=torch.float64)
+    assert torch.allclose(got, want)
+    within = arch_weights(ll, costs, beta=2.0, cost_target=300.0, cost_mode="hinge_expected")
+    assert torch.allclose(within, plain)  # mean cost at the budget: no penalty
+    with pytest.raises(SupernasError, match="cost_target"):
+        arch_weights(ll, costs, beta=1.0, cost_mode="hinge_expected")
+
+
+def test_hinge_expected_gradient_is_unbiased():
+    """Averaged exactly over every pair of sampled Archs, the hinge_expected surrogate's gradient is
+    beta * grad E[C] / T (above budget) whatever the logits: the score-function estimate is unbiased."""
+    space = get_space({"name": "one-block", "resolution": 16, "stem": {"width": 8, "stride": 2},
+                       "stages": [{"name": "s1", "width": [8, 16], "depth": 1, "stride": 2, "kernel": [3, 5],
+                                   "expand": [1.5, 3.0], "act": ["relu", "swish"], "attention": [0, 1, 2],
+                                   "per_block": True}],
+                       "head": {"kind": "conv", "width": 32}})
+    rows = np.stack(np.meshgrid(*[np.arange(c) for c in space.cardinalities], indexing="ij"), -1)
+    rows = torch.from_numpy(rows.reshape(-1, len(space.dims)))  # every Arch: 48
+    costs = torch.from_numpy(CostModel(space, 10).mflops_indices(rows.numpy()))
+    f = _randomize(FactorizedDistribution(space), scale=0.8, seed=5).double()
+    beta, target = 0.7, float(costs.min()) / 2  # every pair's mean is over budget
+    exact = beta * (f.log_prob(rows).exp() * costs).sum() / target
+    want = torch.autograd.grad(exact, list(f.parameters()))
+    # grad of -log P(A) for every Arch, then the estimator's weights for every ordered pair
+    per_arch = [torch.autograd.grad(-f.log_prob(rows[i:i + 1]).sum(), list(f.parameters())) for i in range(len(rows))]
+    p = f.log_prob(rows).exp().detach()
+    got = [torch.zeros_like(w) for w in want]
+    for a in range(len(rows)):
+        for b in range(len(rows)):
+            m = arch_weights([0.0, 0.0], costs[[a, b]], beta, target, "hinge_expected")
+            m = m - 0.5  # the likelihood part (equal weights) averages to zero; keep the cost part
+            for g, ga, gb in zip(got, per_arch[a], per_arch[b]):
+                g += p[a] * p[b] * (m[0] * ga + m[1] * gb)
+    for g, w in zip(got, want):
+        assert torch.allclose(g, w, atol=1e-9)

@@ -158,6 +158,10 @@ def test_bad_settings_name_the_fix(tmp_path):
         ProbabilisticSearch(tiny_config(tmp_path / "a", mode="darts"))
     with pytest.raises(SupernasError, match="cost_target"):
         ProbabilisticSearch(tiny_config(tmp_path / "b", cost_mode="hinge", cost_target=None))
+    with pytest.raises(SupernasError, match="cost_mode=hinge_expected.*cost_target"):
+        ProbabilisticSearch(tiny_config(tmp_path / "b", cost_mode="hinge_expected", cost_target=None))
+    with pytest.raises(SupernasError, match="search.weight_step must be one of uniform, importance"):
+        ProbabilisticSearch(tiny_config(tmp_path / "b", weight_step="weighted"))
     with pytest.raises(SupernasError, match="k_max"):
         ProbabilisticSearch(tiny_config(tmp_path / "c", k_min=5, k_max=2))
     with pytest.raises(SupernasError, match="search.k_rule.*unknown sampling rule"):
@@ -190,3 +194,42 @@ def test_draw_arch_and_shipped_configs(tmp_path):
     assert s.spec.resolution.choices == (32,) and FactorizedDistribution(s).num_parameters() > 0
     quick = load_config(DEFAULTS, CONFIGS / "fpnas_digits_quick.yaml")
     assert quick["data"]["search_size"]
+
+
+def _per_arch_grads(s, x, y, archs):
+    """Each Arch's loss gradient on its own, and its batch log-likelihood (minus the summed CE)."""
+    grads, logliks = [], []
+    for a in archs:
+        s.net.zero_grad(set_to_none=True)
+        logits = s.net(x, a)
+        loss = torch.nn.functional.cross_entropy(logits, y)
+        loss.backward()
+        grads.append({n: p.grad.clone() for n, p in s.net.named_parameters() if p.grad is not None})
+        logliks.append(-float(loss.detach()) * len(y))
+    s.net.zero_grad(set_to_none=True)
+    return grads, torch.tensor(logliks, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("weight_step", ["uniform", "importance"])
+def test_weight_step_combines_the_archs_gradients(tmp_path, weight_step):
+    """uniform: the mean of the K Archs' gradients; importance: weighted by the softmax of their
+    batch log-likelihoods (the gradient of the log marginal likelihood, PARSEC / Section F)."""
+    s = ProbabilisticSearch(tiny_config(tmp_path, weight_step=weight_step, temperature=0.2))
+    x, y = next(iter(s._loader(s.data.train, s.train_rows, 0, 0)))
+    idx = s.dist.sample(3, torch.Generator().manual_seed(1))
+    archs = s.dist.archs(idx)
+    s.net.train()
+    torch.manual_seed(0)
+    grads, ll = _per_arch_grads(s, x, y, archs)
+    w = torch.full((3,), 1 / 3, dtype=torch.float64) if weight_step == "uniform" else torch.softmax(ll / 0.2, 0)
+    assert weight_step == "uniform" or float(w.max() - w.min()) > 0.05  # the weights do differ
+    seen = {}
+    s.optimizer.step = lambda: seen.update({n: p.grad.clone() for n, p in s.net.named_parameters()
+                                            if p.grad is not None})
+    s.train_step(x, y, idx)
+    for name, g in seen.items():
+        want = sum(float(wk) * gk.get(name, torch.zeros_like(g)) for wk, gk in zip(w, grads))
+        assert torch.allclose(g, want, atol=1e-6, rtol=1e-4), name
+    if weight_step == "importance":
+        assert torch.allclose(s.last_weights.double(), w, atol=1e-5)
+        assert 1.0 <= s._weight_stats()["weight_ess"] < 3.0

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from supernas import SupernasError, get_space
-from supernas.sampling import (AttentiveSampler, FlopsConstrainedSampler, LossScorer, ParetoSetSampler,
+from supernas.sampling import (AttentiveSampler, FlopsConstrainedSampler, FlopsPrior, LossScorer, ParetoSetSampler,
                                PredictorScorer, Prefetcher, UniformSampler, estimate_flops_tables)
 from supernas.spaces import CostModel
 
@@ -238,21 +238,66 @@ def test_attentive_state_round_trip(space, cost, tables):
 def test_pareto_set_sampler(space, cost, tables):
     prior, _ = tables
     archs = UniformSampler(space, 0).sample_many(40)
-    pairs = list(zip(archs, cost.mflops(archs)))
-    s = ParetoSetSampler(space, pairs, rng=1, prior=prior)
+    members = [(a, m, float(i)) for i, (a, m) in enumerate(zip(archs, cost.mflops(archs)))]
+    s = ParetoSetSampler(space, members, prior, rng=1)
     drawn = [s.sample() for _ in range(200)]
     assert set(drawn) <= set(archs)
-    flops = dict(pairs)
     state = s.state_dict()
-    t = ParetoSetSampler(space, pairs, rng=99, prior=prior)
+    t = ParetoSetSampler(space, members, prior, rng=99)
     t.load_state_dict(state)
     assert [t.sample() for _ in range(5)] == [s.sample() for _ in range(5)]
-    # nearest member to the drawn target: a member far from every likely target is rare
-    mf = np.array([flops[a] for a in drawn])
-    assert abs(np.median(mf) - np.average(prior.centre(prior.lo + np.arange(len(prior.counts))),
-                                          weights=prior.probs)) < 150
-    u = ParetoSetSampler(space, pairs, rng=1)  # no prior: uniform over the set
-    assert len({u.sample() for _ in range(400)}) == 40
+    with pytest.raises(SupernasError, match="mode='worst'"):
+        ParetoSetSampler(space, members, prior, rng=99, mode="worst").load_state_dict(state)
+    with pytest.raises(SupernasError, match="FLOPs prior"):
+        ParetoSetSampler(space, members, None)
+    with pytest.raises(SupernasError, match="BestUp"):
+        ParetoSetSampler(space, members, prior, mode="top")
+    with pytest.raises(SupernasError, match="triples"):
+        ParetoSetSampler(space, [(a, m) for a, m, _ in members], prior)
+
+
+def test_pareto_set_sampler_keeps_the_best_or_worst_member_of_the_bin(space, cost, tables):
+    prior, _ = tables
+    b = int(prior.bins[np.argmax(prior.probs[prior.bins - prior.lo])])  # the likeliest bin
+    inside = FlopsConstrainedSampler(space, cost, 0, tables=tables).sample_at(b, 3)
+    members = [(a, m, acc) for a, m, acc in zip(inside, cost.mflops(inside), [70.0, 75.0, 72.0])]
+    only_b = FlopsPrior(prior.bin_width, b, np.array([1]))  # every target is bin b
+    for mode, want in (("best", inside[1]), ("worst", inside[0])):
+        s = ParetoSetSampler(space, members, only_b, rng=3, mode=mode)
+        assert {s.sample() for _ in range(50)} == {want}
+
+
+def test_pareto_sampler_follows_the_flops_prior(space, cost, tables, tmp_path):
+    """Eqn (6)/(7): over 10,000 draws of stage 1's offline BestUp sampler (an offline set written as
+    `supernas predictor offline-sets` writes it, read back by the trainer), the FLOPs bins of the
+    drawn Archs follow the space's FLOPs prior, not the set's one-member-per-bin uniformity."""
+    from scipy.stats import chisquare
+
+    from supernas.search import offline_pareto_sets, write_pareto
+    from supernas.train.supernet import build_arch_sampler
+
+    class SumPredictor:  # any accuracy model will do: the set keeps one Arch per bin
+        def predict(self, x):
+            return x.sum(axis=1)
+
+    prior, _ = tables
+    best, _ = offline_pareto_sets(space, SumPredictor(), cost, n=N_PRIOR, bin_width=prior.bin_width, seed=0,
+                                  chunk=N_PRIOR)  # the prior's own pool: every bin of the prior is covered
+    path, _ = write_pareto(tmp_path, best, space, name="pareto_best")
+    cfg = {"kind": "pareto", "pareto_set": str(path), "mode": "best", "n_prior": N_PRIOR,
+           "bin_width": prior.bin_width, "cache_dir": None}
+    sampler = build_arch_sampler(cfg, space, cost, seed=0)
+    assert np.array_equal(sampler.prior.counts, prior.counts)
+    bins = prior.bin_of(cost.mflops([sampler.sample() for _ in range(10_000)]))
+    observed = np.bincount(bins - prior.lo, minlength=len(prior.counts))
+    assert len(observed) == len(prior.counts)  # no draw outside the prior's bins
+    tv = 0.5 * np.abs(observed / observed.sum() - prior.probs).sum()
+    uniform_tv = 0.5 * np.abs(prior.counts.astype(bool) / prior.counts.astype(bool).sum() - prior.probs).sum()
+    assert tv < 0.04 < 0.3 < uniform_tv  # drawing members uniformly would miss by far more
+    big = prior.probs * 10_000 >= 5  # chi-square on bins expecting >= 5 draws, the rest pooled
+    obs = np.append(observed[big], observed[~big].sum())
+    exp = np.append(prior.probs[big], prior.probs[~big].sum()) * 10_000
+    assert chisquare(obs, exp).pvalue > 1e-3
 
 
 # ------------------------------------------------------------------ prefetcher

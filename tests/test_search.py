@@ -51,9 +51,14 @@ def test_write_pareto_is_read_by_training(tmp_path):
     js, cs = write_pareto(tmp_path, entries, space)
     data = json.loads(js.read_text())
     assert data["space"] == "attentivenas" and len(data["entries"]) == len(entries)
-    pairs = read_pareto_set(js, space, cost)
-    assert [a for a, _ in pairs] == [e.arch for e in entries]
-    assert np.allclose([m for _, m in pairs], [e.mflops for e in entries])
+    members = read_pareto_set(js, space, cost)
+    assert [a for a, _, _ in members] == [e.arch for e in entries]
+    assert np.allclose([m for _, m, _ in members], [e.mflops for e in entries])
+    assert np.allclose([v for _, _, v in members], [e.accuracy for e in entries])
+    data["entries"][0].pop("accuracy")
+    (tmp_path / "no_acc.json").write_text(json.dumps(data))
+    with pytest.raises(SupernasError, match="entry 0 has no numeric 'accuracy'"):
+        read_pareto_set(tmp_path / "no_acc.json", space, cost)
     assert cs.read_text().splitlines()[0] == "mflops,params,accuracy,top5,arch"
     table = format_table(entries)
     assert len(table.splitlines()) == len(entries) + 1
@@ -71,8 +76,8 @@ def test_offline_pareto_sets_best_above_worst():
     best, worst = offline_pareto_sets(space, pred, cost, n=3000, bin_width=100, chunk=1000)
     assert [e.extra["bin"] for e in best] == [e.extra["bin"] for e in worst]
     assert all(b.accuracy >= w.accuracy for b, w in zip(best, worst))
-    for e in best:
-        assert e.extra["bin"] * 100 <= e.mflops < (e.extra["bin"] + 1) * 100
+    for e in best:  # the bins of the FLOPs prior: centred on multiples of the width
+        assert (e.extra["bin"] - 0.5) * 100 <= e.mflops < (e.extra["bin"] + 0.5) * 100
 
 
 # ---------------------------------------------------------------------- evolution

@@ -1,5 +1,7 @@
 import json
 import pickle
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -147,3 +149,54 @@ def test_space_from_yaml(tmp_path):
     assert space.name == "tiny" and space.size == 2 * 2 * 2 * 2 * 2
     with pytest.raises(SupernasError, match="unknown space"):
         get_space("no-such-space")
+
+
+# Tables D.4-D.6 of the FP-NAS supplementary, one row per MBCConv stage:
+# (max input channels, min channels, max channels, step, repeat, stride); then resolution and stem width.
+FPNAS_TABLES = {
+    "fpnas-l0": (224, 16, [(16, 8, 32, 8, 1, 1), (32, 16, 32, 8, 2, 2), (32, 16, 32, 8, 2, 1), (32, 16, 56, 8, 2, 2),
+                           (56, 16, 56, 8, 2, 1), (56, 48, 96, 16, 4, 2), (96, 48, 96, 16, 3, 1),
+                           (96, 72, 136, 16, 3, 1), (136, 112, 224, 16, 2, 2), (224, 112, 224, 16, 2, 1),
+                           (224, 168, 280, 16, 2, 1)]),
+    "fpnas-l1": (240, 24, [(24, 16, 40, 8, 1, 1), (40, 24, 40, 8, 2, 2), (40, 24, 40, 8, 2, 1), (40, 24, 72, 8, 3, 2),
+                           (72, 24, 72, 8, 2, 1), (72, 64, 120, 16, 3, 2), (120, 64, 120, 16, 3, 1),
+                           (120, 88, 168, 16, 3, 1), (168, 88, 168, 16, 3, 1), (168, 136, 272, 16, 2, 2),
+                           (272, 136, 272, 16, 2, 1), (272, 208, 336, 16, 2, 1), (336, 208, 336, 16, 2, 1)]),
+}
+FPNAS_TABLES["fpnas-l2"] = (256, *FPNAS_TABLES["fpnas-l1"][1:])
+PAPERS = Path(__file__).resolve().parents[1] / ".." / "shared" / "papers" / "fpnas-supplementary.txt"
+
+
+def _paper_rows(text: str) -> dict[str, list[tuple[int, ...]]]:
+    """The MBCConv rows of each table D.x in the supplementary's text."""
+    row = re.compile(r"\$\d+\^2 \\times (\d+)\$\tMBCConv\t\(1\.5, 6\.0, 0\.75\)\t\((\d+), (\d+), (\d+)\)\t(\d+)\t(\d+)")
+    return {m.group(2): [tuple(map(int, r)) for r in row.findall(m.group(1))]
+            for m in re.finditer(r"Max Input(.*?)Table (D\.\d)", text, re.S)}
+
+
+@pytest.mark.skipif(not PAPERS.is_file(), reason="the FP-NAS supplementary is not in ../shared/papers")
+def test_fpnas_table_transcription_matches_the_supplementary():
+    rows = _paper_rows(PAPERS.read_text())
+    assert [rows["D.4"], rows["D.5"], rows["D.6"]] == [FPNAS_TABLES[n][2] for n in ("fpnas-l0", "fpnas-l1", "fpnas-l2")]
+
+
+@pytest.mark.parametrize("name", ["fpnas-l0", "fpnas-l1", "fpnas-l2"])
+def test_fpnas_spaces_follow_tables_d4_to_d6(name):
+    """Every stage spans its row's channel range, both ends included (a step that does not divide
+    max - min still reaches max: the next row's input is max), with the row's repeat and stride."""
+    resolution, stem, table = FPNAS_TABLES[name]
+    spec = get_space(name).spec
+    assert spec.resolution.choices == (resolution,) and spec.stem_width.choices == (stem,)
+    assert len(spec.stages) == len(table)
+    prev_max = stem
+    for st, (cin, lo, hi, step, repeat, stride) in zip(spec.stages, table):
+        widths = st["width"].choices
+        assert (widths[0], widths[-1]) == (lo, hi), st.name
+        assert cin == prev_max, st.name  # the table's max input is the previous row's max channels
+        assert all(0 < b - a <= step for a, b in zip(widths, widths[1:])), st.name
+        assert (st["depth"].choices, st.stride) == ((repeat,), stride), st.name
+        assert st["expand"].choices == (1.5, 2.25, 3, 3.75, 4.5, 5.25, 6)
+        prev_max = hi
+    blocks = sum(r[4] for r in table)
+    assert sum(st.max_depth for st in spec.stages) == blocks
+    assert f"{blocks} MBCConv blocks" in spec.description  # what `supernas spaces` prints

@@ -3,6 +3,7 @@ import pytest
 import torch
 from torch import nn
 
+from supernas import SupernasError
 from supernas.nn import SuperNet
 from supernas.nn import elastic
 
@@ -134,3 +135,23 @@ def test_split_attention_batchnorm_statistics_are_written_back():
     rows = block.branch_rows(4, p.mid, before.device)
     changed = block.dw_bn.running_mean != before
     assert changed[rows].all() and changed.sum() == len(rows)
+
+
+@pytest.mark.parametrize("scope", ["last_two_stages", "all_blocks"])
+def test_drop_path_reaches_the_last_two_stages_by_default(scope):
+    """As the reference's set_dropout_rate: a reached block's rate is rate * index / (all blocks);
+    by default only the blocks of the last two stages are reached."""
+    net = SuperNet("attentivenas-tiny", num_classes=10).train()
+    if scope != "last_two_stages":
+        net.set_drop_path_scope(scope)
+    rates = {}
+    for i, block in enumerate(net.blocks):
+        block.register_forward_hook(lambda m, args, out, i=i: rates.__setitem__(i, args[2]))
+    net(torch.randn(2, 3, 16, 16), net.space.largest(), drop_path=0.4)
+    n = len(net.blocks)
+    last_two = {i for i, s in enumerate(net.stage_of_block) if s >= len(net.space.spec.stages) - 2}
+    want = {i: 0.4 * i / n if scope == "all_blocks" or i in last_two else 0.0 for i in range(n)}
+    assert rates == pytest.approx(want)
+    assert any(rates[i] == 0 for i in range(1, n)) == (scope == "last_two_stages")
+    with pytest.raises(SupernasError, match="last_two_stages, all_blocks"):
+        net.set_drop_path_scope("stage4")

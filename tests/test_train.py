@@ -97,3 +97,48 @@ def test_two_gloo_processes_train_identical_weights(tmp_path):
     a, b = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
     assert all(torch.equal(a[k], b[k]) for k in a if "running" not in k and "num_batches" not in k)
     assert (tmp_path / "run" / "checkpoint.pt").is_file()
+
+
+@pytest.mark.parametrize("against", ["labels", "teacher"])
+def test_attentive_score_is_the_loss_against_labels_or_teacher(tmp_path, against):
+    """score: loss ranks the candidates by their minibatch loss against the labels (the reference's
+    criterion, label smoothing included: the default) or against the largest Arch's predictions."""
+    from supernas.nn.calibrate import frozen_bn_stats
+    from supernas.train.losses import label_smoothing_ce, soft_target_ce
+
+    cfg = tiny_config(tmp_path / "r", label_smoothing=0.1)
+    if against == "teacher":
+        cfg["sampler"]["loss_against"] = "teacher"
+    t = SupernetTrainer(cfg)
+    x, y = next(iter(t._loader(0, 0)))
+    cands = t.space.sample(rng=4, n=3)
+    seen = {}
+
+    def choose():
+        seen["scores"] = t.minibatch_losses(cands)
+        with torch.no_grad(), frozen_bn_stats(t.net):
+            logits = [t.net(x, a) for a in cands]
+            seen["labels"] = [float(label_smoothing_ce(z, y, 0.1)) for z in logits]
+            teacher = t._batch_for_scoring[-1]
+            seen["teacher"] = [float(soft_target_ce(z, teacher)) for z in logits]
+        return cands[0]
+
+    t.train_step(x, y, [choose])
+    assert seen["scores"] == pytest.approx(seen[against], abs=1e-5)
+    other = "teacher" if against == "labels" else "labels"
+    assert seen["scores"] != pytest.approx(seen[other], abs=1e-3)
+
+
+def test_bad_attentive_loss_target_names_the_key(tmp_path):
+    cfg = tiny_config(tmp_path / "r")
+    cfg["sampler"]["loss_against"] = "soft"
+    with pytest.raises(SupernasError, match="sampler.loss_against must be one of labels, teacher"):
+        SupernetTrainer(cfg)
+
+
+def test_drop_path_scope_follows_the_reference_by_default(tmp_path):
+    assert SupernetTrainer(tiny_config(tmp_path / "a")).net.drop_path_scope == "last_two_stages"
+    assert SupernetTrainer(tiny_config(tmp_path / "b", drop_path_scope="all_blocks")).net.drop_path_scope == \
+        "all_blocks"
+    with pytest.raises(SupernasError, match="train.drop_path_scope must be one of last_two_stages, all_blocks"):
+        SupernetTrainer(tiny_config(tmp_path / "c", drop_path_scope="last_stage"))

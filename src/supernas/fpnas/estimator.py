@@ -11,6 +11,11 @@ importance weight of PARSEC: P(y | alpha) is estimated by the mean over the samp
 cancels); the cost term divides each cost by the sum over the K samples (C(alpha) estimated the
 same way). :func:`arch_loss` is the surrogate sum_k m_k * (-log P(A_k | alpha)) with m_k
 detached, so its backward is exactly that gradient and any torch optimizer can step alpha.
+
+The cost term has three forms (``cost_mode``): the paper's ``linear`` one, a per-sample ``hinge``
+(only the part of each C_k above the budget T), and ``hinge_expected``, a hinge on the expected
+cost of the distribution, beta * max(E[C] - T, 0) / T, whose score-function gradient gives
+m_k -= beta * [mean C > T] * (C_k - mean of the other C) / (K * T).
 """
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ import torch
 from ..errors import SupernasError
 from .distribution import ArchDistribution
 
-COST_MODES = ("linear", "hinge")
+COST_MODES = ("linear", "hinge", "hinge_expected")
 COST_NORMS = ("sum", "target")
 
 
@@ -63,6 +68,11 @@ def arch_weights(val_loglik: Any, costs: Any = None, beta: float = 0.0, cost_tar
     * ``cost_mode="linear"``: the paper's term beta * C_k / sum C.
       ``"hinge"``: only the part above ``cost_target`` is penalised: beta * max(C_k - T, 0) / sum C,
       which is zero for Archs within budget and equals the linear term when T = 0.
+      ``"hinge_expected"``: the loss beta * max(E[C] - T, 0) / T on the distribution's expected
+      cost; while the K samples' mean cost is above T its score-function gradient subtracts
+      beta * (C_k - b_k) / (K * T), b_k the mean cost of the other samples (a leave-one-out
+      baseline: unbiased, and Archs cheaper than their batch-mates gain probability); within
+      budget the term is zero. Relative to T by definition, so ``cost_norm`` does not apply.
     * ``cost_norm``: ``"sum"`` (the paper's sum over the K samples) or ``"target"`` (divide by
       K * cost_target instead, so the penalty of an Arch does not depend on its batch-mates).
     * ``temperature``: divides the log-likelihoods before the softmax (1 = the paper).
@@ -86,10 +96,12 @@ def arch_weights(val_loglik: Any, costs: Any = None, beta: float = 0.0, cost_tar
         raise SupernasError(f"unknown cost_mode '{cost_mode}'; choose one of {', '.join(COST_MODES)}")
     if cost_norm not in COST_NORMS:
         raise SupernasError(f"unknown cost_norm '{cost_norm}'; choose one of {', '.join(COST_NORMS)}")
-    needs_target = cost_mode == "hinge" or cost_norm == "target"
+    needs_target = cost_mode != "linear" or cost_norm == "target"
     if needs_target and (cost_target is None or not cost_target > 0):
         raise SupernasError(f"cost_mode='{cost_mode}', cost_norm='{cost_norm}' need a positive cost_target "
                             f"(e.g. the MFLOPs budget), got {cost_target!r}")
+    if cost_mode == "hinge_expected":
+        return w - float(beta) * expected_hinge_grad_weights(c, float(cost_target))
     excess = (c - float(cost_target)).clamp(min=0) if cost_mode == "hinge" else c
     if cost_norm == "sum":
         total = c.sum()
@@ -98,6 +110,16 @@ def arch_weights(val_loglik: Any, costs: Any = None, beta: float = 0.0, cost_tar
     else:
         total = torch.tensor(c.numel() * float(cost_target), dtype=torch.float64)
     return w - float(beta) * excess / total
+
+
+def expected_hinge_grad_weights(costs: torch.Tensor, cost_target: float) -> torch.Tensor:
+    """Per-sample weights g_k with sum_k g_k grad log P(A_k) an unbiased estimate of
+    grad max(E[C] - T, 0) / T while the samples' mean cost exceeds T (zero otherwise)."""
+    k = costs.numel()
+    if not float(costs.mean()) > cost_target:
+        return torch.zeros_like(costs)
+    others = (costs.sum() - costs) / (k - 1) if k > 1 else torch.zeros_like(costs)
+    return (costs - others) / (k * cost_target)
 
 
 def arch_loss(dist: ArchDistribution, idx: Any, val_loglik: Any, costs: Any = None, beta: float = 0.0,
@@ -124,7 +146,9 @@ def beta_for_target(costs: Any, cost_target: float, overshoot: float = 0.1, cost
     much as an average sample's likelihood weight (1/K).
 
     With the "sum" norm an Arch at (1 + overshoot) * T is penalised beta * overshoot * T / (K * mean C),
-    so beta = mean C / (overshoot * T); with the "target" norm, beta = 1 / overshoot. Pass costs
+    so beta = mean C / (overshoot * T); with the "target" norm, beta = 1 / overshoot, which is also
+    the beta of ``cost_mode='hinge_expected'`` (an Arch costing overshoot * T more than its
+    batch-mates loses beta * overshoot / K there, while the mean is over budget). Pass costs
     sampled from the current distribution (mean C is their mean). Archs further above the
     budget are pushed down harder than the likelihood can pull them up; re-estimate as it moves.
     """

@@ -3,10 +3,12 @@ move the distribution towards Archs that explain held-out data well (and cost li
 
 One step: K Archs are drawn from the distribution (one torch.Generator, seeded and advanced
 alike on every rank, so all ranks draw the same Archs). (a) Weight step on a train batch: each
-Arch runs forward and backward in turn (only one Arch's activations live at a time), gradients
-are averaged over ranks, one SGD step. (b) After the warm-up (alpha frozen, so the Archs are
-uniform: Section E of the supplement), an architecture step on a batch of the search split with
-the *same* K Archs (PARSEC's one-draw-per-iteration; it also makes the samples count K per step):
+Arch runs forward and backward in turn (only one Arch's activations live at a time), their
+gradients combined by `search.weight_step` (the mean, or weighted by the Archs' normalised
+likelihoods: see weight_step.py), averaged over ranks, one SGD step. (b) After the warm-up
+(alpha frozen, so the Archs are uniform: Section E of the supplement), an architecture step on a
+batch of the search split with the *same* K Archs (PARSEC's one-draw-per-iteration; it also
+makes the samples count K per step):
 their losses without gradient, averaged over ranks, become log-likelihoods, their MFLOPs the
 costs, and `arch_loss` (Eqn (2)) is minimised by Adam on alpha.
 
@@ -41,6 +43,7 @@ from ..utils.io import atomic_torch_save, atomic_write_text
 from .distribution import ArchDistribution, FactorizedDistribution, JointDistribution
 from .estimator import COST_MODES, COST_NORMS, arch_loss, loglik_from_losses
 from .sampling import adaptive_num_samples
+from .weight_step import WEIGHT_STEPS, ImportanceWeightedGrads
 
 MODES = ("fpnas", "parsec")
 COST_UNITS = {"mflops": "MFLOPs", "latency": "ms"}
@@ -64,6 +67,7 @@ DEFAULTS: dict[str, Any] = {
         "weight_decay": 4.0e-5,
         "label_smoothing": 0.0,
         "grad_clip": None,  # clip each gradient value to [-c, c]; null: off
+        "weight_step": "uniform",  # uniform (mean over the K Archs) | importance (normalised likelihoods)
         "arch_lr": 0.01,  # Adam on alpha
         "arch_betas": [0.9, 0.999],
         "k_min": 2,  # fpnas: K in [k_min, k_max], following the entropy (2: one sample gives no contrast)
@@ -74,11 +78,11 @@ DEFAULTS: dict[str, Any] = {
         "switch_epoch": 5,  # fpnas: factorized -> joint at the start of this epoch; null: never
         "beta": 0.0,  # weight of the cost term (0: accuracy only)
         "cost": "mflops",  # mflops (analytic model) | latency (ms, per-layer table measured on latency.device)
-        "cost_target": None,  # budget in MFLOPs, or ms with cost: latency (cost_mode hinge or cost_norm target)
+        "cost_target": None,  # budget in MFLOPs, or ms with cost: latency (cost_mode hinge*, cost_norm target)
         "latency": {"device": None, "batch_size": 1, "warmup": 10, "repeats": 30},  # device null: the search's
-        "cost_mode": "linear",  # linear | hinge
-        "cost_norm": "sum",  # sum | target
-        "temperature": 1.0,  # divides the summed-loss log-likelihoods (1 = the paper)
+        "cost_mode": "linear",  # linear | hinge (per sample) | hinge_expected (on the expected cost)
+        "cost_norm": "sum",  # sum | target (linear and hinge; hinge_expected is relative to the target)
+        "temperature": 1.0,  # divides the summed-loss log-likelihoods, in both steps (1 = the paper)
         "mc_samples": 256,  # Archs drawn (off the search generator) to estimate the expected MFLOPs
         "top_n": 5,  # distinct most likely Archs in result.json
         "workers": 4,
@@ -108,6 +112,8 @@ def _check_search_config(s: Mapping[str, Any]) -> None:
         raise SupernasError(f"search.k_rule / search.k_per_nat: {e}") from None
     require_int("search.switch_epoch", s["switch_epoch"], 0, optional=True)
     require_int("search.max_steps", s["max_steps"], 1, optional=True)
+    if s["weight_step"] not in WEIGHT_STEPS:
+        raise SupernasError(f"search.weight_step must be one of {', '.join(WEIGHT_STEPS)}, got {s['weight_step']!r}")
     if s["cost_mode"] not in COST_MODES:
         raise SupernasError(f"search.cost_mode must be one of {', '.join(COST_MODES)}, got {s['cost_mode']!r}")
     if s["cost_norm"] not in COST_NORMS:
@@ -123,7 +129,7 @@ def _check_search_config(s: Mapping[str, Any]) -> None:
     require_int("search.latency.batch_size", lat["batch_size"], 1)
     require_int("search.latency.warmup", lat["warmup"], 0)
     require_int("search.latency.repeats", lat["repeats"], 1)
-    needs_target = s["beta"] > 0 and (s["cost_mode"] == "hinge" or s["cost_norm"] == "target")
+    needs_target = s["beta"] > 0 and (s["cost_mode"] != "linear" or s["cost_norm"] == "target")
     if needs_target and not (isinstance(s["cost_target"], (int, float)) and s["cost_target"] > 0):
         raise SupernasError(f"search.cost_mode={s['cost_mode']} / cost_norm={s['cost_norm']} need "
                             f"search.cost_target, a positive budget in {COST_UNITS[s['cost']]}; "
@@ -193,6 +199,7 @@ class ProbabilisticSearch:
         self.samples_total = 0
         self.samples_warmup = 0  # of samples_total, drawn while alpha was frozen
         self.search_seconds = 0.0
+        self.last_weights: torch.Tensor | None = None  # weight_step importance: the last step's m_k
         self._search_it: Iterator | None = None
 
     # ------------------------------------------------------------------ cost
@@ -253,17 +260,29 @@ class ProbabilisticSearch:
         return autocast(self.device, self.amp_dtype)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """Weight step: the mean loss of the K Archs, each backpropagated on its own (a device
-        tensor: the loop reads it when it logs)."""
+        """Weight step: each of the K Archs backpropagated on its own, their gradients averaged
+        (`weight_step: uniform`) or weighted by their normalised likelihoods (`importance`);
+        returns the mean loss of the K Archs either way (a device tensor: the loop reads it when
+        it logs)."""
         s = self.cfg["search"]
         self.net.train()
         archs = self.dist.archs(idx)
+        weighted = ImportanceWeightedGrads(list(self.net.parameters())) if s["weight_step"] == "importance" else None
+        # the likelihood of the batch over all ranks (as the architecture step's): a sum over its examples
+        n = int(x.shape[0]) * self.info.world_size
         total = torch.zeros((), device=x.device)
         for arch in archs:
             with self._autocast():
-                loss = label_smoothing_ce(self.net(x, arch), y, s["label_smoothing"]) / len(archs)
-            loss.backward()
-            total += loss.detach()
+                logits = self.net(x, arch).float()
+            loss = label_smoothing_ce(logits, y, s["label_smoothing"])
+            if weighted is None:
+                (loss / len(archs)).backward()
+            else:
+                nll = F.cross_entropy(logits.detach(), y) if s["label_smoothing"] else loss.detach()
+                weighted.add(loss, -dist.all_reduce_mean_(nll.clone()) * n / float(s["temperature"]))
+            total += loss.detach() / len(archs)
+        if weighted is not None:
+            self.last_weights = weighted.finish()
         params = [p for p in self.net.parameters() if p.grad is not None]
         dist.all_reduce_grads(params)
         if s["grad_clip"]:
@@ -296,6 +315,13 @@ class ProbabilisticSearch:
         if s["cost"] == "latency":
             record["latency_ms_samples"] = float(costs.mean())
         return record
+
+    def _weight_stats(self) -> dict[str, float]:
+        """weight_step importance: the effective number of Archs the last weight step trained,
+        1 / sum m_k^2 (K when the weights are equal, 1 when one Arch took the whole step)."""
+        if self.last_weights is None:
+            return {}
+        return {"weight_ess": float(1.0 / (self.last_weights.double() ** 2).sum())}
 
     # ------------------------------------------------------------------ data
     def _search_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -355,6 +381,7 @@ class ProbabilisticSearch:
                             "mflops_samples": float(np.mean(self.cost.mflops_indices(idx.numpy()))),
                             "expected_mflops": self.expected_mflops(), "samples_total": self.samples_total,
                             "lr": self.optimizer.param_groups[0]["lr"], "arch_step": bool(record),
+                            **self._weight_stats(),
                             "seconds": round(self.search_seconds, 3)})
                     if self.step % self.steps_per_epoch == 0:
                         self._snapshot(self.step // self.steps_per_epoch)

@@ -8,10 +8,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import SupernasError
 from ..spaces import Arch, SearchSpace, get_space
 from ..spaces.layout import BlockPlan, NetPlan, make_divisible, plan
 from . import static
 from .elastic import ElasticAttention, ElasticBatchNorm2d, ElasticConv2d, ElasticLinear, activation
+
+
+# Which blocks stochastic depth (drop-connect) reaches when a forward asks for it.
+DROP_PATH_SCOPES = ("last_two_stages", "all_blocks")
 
 
 def _mid_choices(cins: Iterable[int], expands: Iterable[float]) -> list[int]:
@@ -104,6 +109,7 @@ class SuperNet(nn.Module):
             prev_widths = widths
         self.blocks = nn.ModuleList(blocks)
         self.stage_of_block = stage_of_block
+        self.set_drop_path_scope("last_two_stages")
         head_in = max(prev_widths)
         self.head_kind = s.head_kind
         if s.head_kind == "mbpool":
@@ -151,6 +157,16 @@ class SuperNet(nn.Module):
             for b in self.blocks:
                 nn.init.zeros_(b.project_bn.weight)
 
+    def set_drop_path_scope(self, scope: str) -> None:
+        """Which blocks `drop_path` reaches: 'last_two_stages' (the AttentiveNAS reference's default,
+        `drop_connect_only_last_two_stages`) or 'all_blocks'. Either way a reached block's rate is
+        drop_path * (its index among all the supernet's blocks) / (their number), as the reference."""
+        if scope not in DROP_PATH_SCOPES:
+            raise SupernasError(f"the drop-path scope must be one of {', '.join(DROP_PATH_SCOPES)}, got {scope!r}")
+        first_stage = max(len(self.space.spec.stages) - 2, 0) if scope == "last_two_stages" else 0
+        self.drop_path_scope = scope
+        self._drop_path_from = self.stage_of_block.index(first_stage)
+
     def plan(self, arch: Arch) -> NetPlan:
         return plan(self.space, arch)
 
@@ -158,7 +174,8 @@ class SuperNet(nn.Module):
         """Logits of `arch` for images `x` (N, 3, H, W).
 
         `dropout` applies before the classifier and `drop_path` (stochastic depth, rising linearly
-        with block index) on identity residuals; both only in training mode.
+        with block index, in the blocks of `set_drop_path_scope`) on identity residuals; both only
+        in training mode.
         """
         return self.classify(self.features(x, arch, drop_path), arch, dropout)
 
@@ -170,7 +187,8 @@ class SuperNet(nn.Module):
         x = activation(s.stem_act)(self.stem_bn(self.stem_conv(x, p.stem_out)))
         n = len(self.blocks)
         for b in p.blocks:
-            x = self.blocks[b.index](x, b, drop_path * b.index / n if drop_path else 0.0)
+            reached = drop_path and b.index >= self._drop_path_from
+            x = self.blocks[b.index](x, b, drop_path * b.index / n if reached else 0.0)
         act = activation(s.head_act)
         x = act(self.head_bn(self.head_conv(x, p.head_mid))).mean((2, 3))
         if self.head_kind == "mbpool":

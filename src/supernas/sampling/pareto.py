@@ -1,11 +1,13 @@
 """Offline attentive sampling (AttentiveNAS BestUp-1M / WorstUp-1M): train only Archs of a Pareto
 set precomputed offline (e.g. by a predictor over a million random Archs).
 
-How a member is picked: with a FLOPs prior, a target bin is drawn from it (as online sampling
-does) and the member whose FLOPs lie nearest the bin's centre is returned, ties at random; the
-set is then trained in proportion to the space's FLOPs distribution, as Eqn. (6) weights it,
-rather than in proportion to how densely the front was tabulated. Without a prior, members are
-drawn uniformly.
+How a member is picked, as Eqn (6)/(7) weight the objective: a target FLOPs bin is drawn from the
+space's FLOPs prior (as online sampling draws it), then the set's best member in that bin (mode
+'best', BestUp) or its worst (mode 'worst', WorstUp) by the set's accuracy, ties at random. So
+the set is trained in proportion to the space's FLOPs distribution, not to how densely the front
+was tabulated. The offline sets of `supernas predictor offline-sets` hold one member per bin of
+the prior's binning, so every bin the set covers returns its member; a bin the set lacks falls
+back to the members nearest the bin's centre.
 """
 from __future__ import annotations
 
@@ -18,43 +20,58 @@ from ..spaces import Arch, SearchSpace, as_generator
 from .base import check_state, rng_state, set_rng_state
 from .flops_tables import FlopsPrior
 
+MODES = ("best", "worst")
+
 
 class ParetoSetSampler:
-    """Draws from a fixed list of (Arch, MFLOPs): nearest to a prior-drawn target, or uniformly."""
+    """Draws from a fixed list of (Arch, MFLOPs, accuracy): a bin from the prior, then its best
+    (or worst) member."""
 
     kind = "pareto"
 
-    def __init__(self, space: SearchSpace, archs_with_flops: Sequence[tuple[Arch, float]],
-                 rng: "np.random.Generator | int | None" = None, prior: FlopsPrior | None = None):
-        pairs = list(archs_with_flops)
-        if not pairs:
-            raise SupernasError("the Pareto set is empty; give a non-empty list of (Arch, MFLOPs) pairs")
+    def __init__(self, space: SearchSpace, members: Sequence[tuple[Arch, float, float]], prior: FlopsPrior,
+                 rng: "np.random.Generator | int | None" = None, mode: str = "best"):
+        rows = list(members)
+        if not rows:
+            raise SupernasError("the Pareto set is empty; give a non-empty list of (Arch, MFLOPs, accuracy)")
+        if not isinstance(prior, FlopsPrior):
+            raise SupernasError(f"the Pareto set sampler draws its targets from the space's FLOPs prior; pass "
+                                f"estimate_flops_tables(space, cost)[0], got {type(prior).__name__}")
+        if mode not in MODES:
+            raise SupernasError(f"mode must be 'best' (BestUp) or 'worst' (WorstUp), got {mode!r}")
         try:
-            self.archs = [space.arch(a) for a, _ in pairs]
-            self.mflops = np.array([float(f) for _, f in pairs], dtype=np.float64)
+            self.archs = [space.arch(a) for a, _, _ in rows]
+            self.mflops = np.array([float(f) for _, f, _ in rows], dtype=np.float64)
+            self.accuracy = np.array([float(v) for _, _, v in rows], dtype=np.float64)
         except (TypeError, ValueError) as e:
             if isinstance(e, SupernasError):
                 raise
-            raise SupernasError(f"the Pareto set must be a list of (Arch, MFLOPs) pairs ({e})") from None
-        if not np.all(np.isfinite(self.mflops)):
-            raise SupernasError("the Pareto set has non-finite MFLOPs; score its Archs with CostModel.mflops")
-        self.space, self.prior = space, prior
+            raise SupernasError(f"the Pareto set must be a list of (Arch, MFLOPs, accuracy) triples ({e})") from None
+        if not (np.all(np.isfinite(self.mflops)) and np.all(np.isfinite(self.accuracy))):
+            raise SupernasError("the Pareto set has non-finite MFLOPs or accuracies; score its Archs again")
+        self.space, self.prior, self.mode = space, prior, mode
+        self.bins = prior.bin_of(self.mflops)
         self.rng = as_generator(rng)
 
     def sample(self) -> Arch:
-        if self.prior is None:
-            return self.archs[int(self.rng.integers(len(self.archs)))]
-        target = self.prior.centre(self.prior.sample_target(self.rng))
-        gap = np.abs(self.mflops - target)
-        nearest = np.flatnonzero(gap == gap.min())
-        return self.archs[int(nearest[self.rng.integers(len(nearest))])]
+        b = self.prior.sample_target(self.rng)
+        pool = np.flatnonzero(self.bins == b)
+        if pool.size == 0:  # the set does not cover this bin: its members nearest the bin's centre
+            gap = np.abs(self.mflops - self.prior.centre(b))
+            pool = np.flatnonzero(gap == gap.min())
+        acc = self.accuracy[pool]
+        keep = pool[acc == (acc.max() if self.mode == "best" else acc.min())]
+        return self.archs[int(keep[self.rng.integers(len(keep))])]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "size": len(self.archs), "rng": rng_state(self.rng)}
+        return {"kind": self.kind, "size": len(self.archs), "mode": self.mode, "rng": rng_state(self.rng)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         state = check_state(state, self.kind)
         if state.get("size") != len(self.archs):
             raise SupernasError(f"the sampler state is for a Pareto set of {state.get('size')} Archs, this one has "
                                 f"{len(self.archs)}; load the Pareto set of the run being resumed")
+        if state.get("mode", self.mode) != self.mode:
+            raise SupernasError(f"the sampler state is for mode={state['mode']!r}, this sampler has "
+                                f"mode={self.mode!r}; build it with the resumed run's sampler.mode")
         set_rng_state(self.rng, state["rng"])

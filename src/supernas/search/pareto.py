@@ -14,6 +14,7 @@ from typing import Any, Sequence, TypeVar
 import numpy as np
 
 from ..errors import SupernasError
+from ..sampling.flops_tables import bin_of
 from ..spaces import Arch, CostModel, SearchSpace
 from ..utils.io import atomic_write_bytes, atomic_write_text
 
@@ -170,8 +171,10 @@ def offline_pareto_sets(space: SearchSpace, predictor: Any, cost: CostModel, n: 
                         bin_width: float = 25.0, seed: int = 0, chunk: int = 65536
                         ) -> tuple[list[ParetoEntry], list[ParetoEntry]]:
     """(best, worst): per FLOPs bin of `bin_width` MFLOPs, the Arch of highest and of lowest predicted
-    accuracy among `n` uniformly sampled ones (BestUp / WorstUp sets). Sampled in chunks so a million
-    Archs fit in memory; `predictor.predict` receives `space.encode` matrices."""
+    accuracy among `n` uniformly sampled ones (BestUp / WorstUp sets). Bins are those of the FLOPs
+    prior (`sampling.bin_of`: MFLOPs rounded to a multiple of the width), so the stage-1 sampler
+    finds each bin it draws from the prior filled by that bin's best (worst) Arch. Sampled in
+    chunks so a million Archs fit in memory; `predictor.predict` receives `space.encode` matrices."""
     if n < 1 or bin_width <= 0:
         raise SupernasError(f"offline Pareto sets need n >= 1 and bin_width > 0, got n={n}, bin_width={bin_width}")
     rng = np.random.default_rng(seed)
@@ -183,7 +186,7 @@ def offline_pareto_sets(space: SearchSpace, predictor: Any, cost: CostModel, n: 
         idx = space.sample_indices(rng, m)
         mflops, params = cost.costs_indices(idx)
         acc = np.asarray(predictor.predict(space.encode_indices(idx)), dtype=np.float64).reshape(-1)
-        bins = np.floor(np.asarray(mflops) / bin_width).astype(np.int64)
+        bins = bin_of(mflops, bin_width)
         for b in np.unique(bins):
             rows = np.flatnonzero(bins == b)
             hi, lo = rows[np.argmax(acc[rows])], rows[np.argmin(acc[rows])]

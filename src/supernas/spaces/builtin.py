@@ -46,10 +46,16 @@ FPNAS_EXPANSIONS = [1.5, 2.25, 3.0, 3.75, 4.5, 5.25, 6.0]
 FPNAS_ATTENTION = [0, 1, 2, 4]
 
 
+def _channel_range(lo: int, hi: int, step: int) -> list[int]:
+    """A table's (min, max, step) channels: min, min + step, ... and always max, even when the step
+    does not divide max - min ((64, 120, 16) gives 64, 80, 96, 112, 120: the next row's input is 120)."""
+    return list(range(lo, hi, step)) + [hi]
+
+
 def _fpnas(name: str, resolution: int, stem: int, rows: list[tuple[int, int, int, int, int]], description: str):
     """rows: (min channels, max channels, step, repeat, stride) of each MBCConv row of the table."""
     stages = [
-        {"name": f"s{i + 1}", "width": list(range(lo, hi + 1, step)), "depth": rep, "stride": stride,
+        {"name": f"s{i + 1}", "width": _channel_range(lo, hi, step), "depth": rep, "stride": stride,
          "kernel": [3, 5], "expand": FPNAS_EXPANSIONS, "act": ["relu", "swish"], "attention": FPNAS_ATTENTION,
          "per_block": True}
         for i, (lo, hi, step, rep, stride) in enumerate(rows)
@@ -65,7 +71,7 @@ FPNAS_L0 = _fpnas("fpnas-l0", 224, 16, [
     (8, 32, 8, 1, 1), (16, 32, 8, 2, 2), (16, 32, 8, 2, 1), (16, 56, 8, 2, 2), (16, 56, 8, 2, 1),
     (48, 96, 16, 4, 2), (48, 96, 16, 3, 1), (72, 136, 16, 3, 1), (112, 224, 16, 2, 2), (112, 224, 16, 2, 1),
     (168, 280, 16, 2, 1),
-], "FP-NAS L0 (Table D.4): 23 MBCConv blocks, 224 px")
+], "FP-NAS L0 (Table D.4): 25 MBCConv blocks, 224 px")
 
 _L12_ROWS = [
     (16, 40, 8, 1, 1), (24, 40, 8, 2, 2), (24, 40, 8, 2, 1), (24, 72, 8, 3, 2), (24, 72, 8, 2, 1),

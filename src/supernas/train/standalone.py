@@ -6,8 +6,12 @@ exponential moving average (EMA) of the weights, with stochastic depth for large
 (it cost the small ones accuracy). Around it: SGD with nesterov momentum (or RMSProp), the
 learning rate given per 256 images and scaled linearly with the global batch, linear warm-up then
 cosine decay, dropout before the classifier, and optional knowledge distillation from a teacher:
-an exported model, or the largest Arch of a stage-1 supernet (AttentiveNAS fine-tunes "with
-in-place distillation from the largest model").
+an exported model, or the largest Arch of a stage-1 supernet.
+
+AttentiveNAS needs neither command: its subnets are deployed with the supernet's weights ("no
+fine-tuning or re-training is needed", BN re-calibrated by `supernas export`). `finetune` serves
+transfer to another dataset (the paper's Appendix G fine-tunes for that), a supernet trained too
+briefly to deploy its subnets as they are, and comparing inherited weights with more training.
 
 One step: the batch, loaded at the dataset's image size, is resized on the device to the Arch's
 resolution (and to the teacher's, for the teacher), one forward and backward, gradients averaged
@@ -37,7 +41,7 @@ from ..deliver.evaluate_model import evaluate_model, load_export_weights
 from ..deliver.export import resize_to, save_export
 from ..errors import SupernasError, require_int
 from ..nn import StaticNet, SuperNet
-from ..spaces import Arch, CostModel, SearchSpace
+from ..spaces import Arch, CostModel, SearchSpace, get_space
 from ..utils.io import atomic_write_text
 from . import distributed as dist
 from .arch_source import resolve_arch
@@ -52,6 +56,10 @@ from .schedule import scaled_lr, warmup_cosine_scheduler
 from .teacher import Teacher, load_teacher
 
 OPTIMIZERS = ("sgd", "rmsprop")
+# Section C trains the large FP-NAS models (the L spaces) with stochastic depth "as EfficientNet"
+# without giving the rate: EfficientNet's 0.2. The small models lost accuracy with it.
+FPNAS_LARGE_SPACES = ("fpnas-l0", "fpnas-l1", "fpnas-l2")
+FPNAS_LARGE_DROP_PATH = 0.2
 EXPORT_WEIGHTS = ("best", "ema", "raw")
 
 DEFAULTS: dict[str, Any] = {
@@ -76,7 +84,7 @@ DEFAULTS: dict[str, Any] = {
         "weight_decay": 4.0e-5,  # on conv and linear weights; not on BatchNorm or biases
         "label_smoothing": 0.1,
         "dropout": 0.2,  # before the classifier
-        "drop_path": 0.0,  # stochastic depth rising with block index to this rate; Section C: large models only
+        "drop_path": "auto",  # stochastic depth rising with block index to this rate; auto: see drop_path_for
         "grad_clip": None,  # clip each gradient value to [-c, c]; null: off
         "teacher": None,  # distil from an export directory, or a supernet run directory's largest Arch
         "distill_weight": 1.0,  # loss = (1 - w) * label loss + w * T^2 * soft-target loss
@@ -111,6 +119,16 @@ def write_export(model: StaticNet, space: SearchSpace, arch: Arch, data, out_dir
     return save_export(model, space, arch, data, out_dir)
 
 
+def drop_path_for(setting: "float | str", space: SearchSpace) -> float:
+    """The stochastic-depth rate of `train.drop_path`: a number as given; 'auto' is 0.2 for an Arch
+    whose blocks are those of an FP-NAS L space (fpnas-l0/l1/l2, or one derived from them with
+    another resolution or stem, such as the CIFAR-10 configs' space), and 0 otherwise."""
+    if setting != "auto":
+        return float(setting)
+    large = any(space.spec.stages == get_space(name).spec.stages for name in FPNAS_LARGE_SPACES)
+    return FPNAS_LARGE_DROP_PATH if large else 0.0
+
+
 # ---------------------------------------------------------------------------- the trainer
 def _check_config(cfg: Mapping[str, Any]) -> None:
     """Fail early, naming the setting, instead of deep inside the first step."""
@@ -134,7 +152,10 @@ def _check_config(cfg: Mapping[str, Any]) -> None:
         raise SupernasError("train.nesterov needs train.momentum > 0; set train.nesterov=false or a momentum")
     number("train", "lr", 0, math.inf, lo_open=True)
     number("train", "dropout", 0, 1, hi_open=True)
-    number("train", "drop_path", 0, 1, hi_open=True)
+    dp = t["drop_path"]
+    if dp != "auto" and not (isinstance(dp, (int, float)) and not isinstance(dp, bool) and 0 <= dp < 1):
+        raise SupernasError(f"train.drop_path must be 'auto' (0.2 for the FP-NAS L spaces' Archs, else 0) or a "
+                            f"number in [0, 1), got {dp!r}")
     number("train", "label_smoothing", 0, 1, hi_open=True)
     number("train", "distill_weight", 0, 1)
     number("train", "distill_temperature", 0, math.inf, lo_open=True)
@@ -210,7 +231,8 @@ class StandaloneTrainer:
         space, arch = resolve_arch(init if init is not None else self.cfg["arch"], self.cfg["space"])
         net = SuperNet(space, self.data.num_classes).extract(arch)
         origin = "fresh weights" if weights is None else self._load_init(net, init, *weights)
-        net.set_drop_path(t["drop_path"])
+        self.drop_path = drop_path_for(t["drop_path"], space)
+        net.set_drop_path(self.drop_path)
         net.dropout.p = t["dropout"]
         net = net.to(self.device)
         if self.channels_last:
@@ -292,7 +314,7 @@ class StandaloneTrainer:
             log.info(f"{self.space.name} Arch of {float(self.cost.mflops(self.arch)):.1f} MFLOPs at "
                      f"{self.net.resolution} px from {self.origin} ({self.data.describe()}); "
                      f"{self.info.world_size} process(es) on {self.device.type}, {self.steps_per_epoch} steps per "
-                     f"epoch, {self.stop_step} steps, lr {self.lr:g}"
+                     f"epoch, {self.stop_step} steps, lr {self.lr:g}, stochastic depth {self.drop_path:g}"
                      + (f", distilling from '{self.cfg['train']['teacher']}'" if self.teacher else ""))
             self._train(log)
             self.loader.close()

@@ -2,7 +2,8 @@
 distillation and (attentive) Arch sampling.
 
 One step on a batch: the largest Arch learns from the labels (label smoothing, dropout and
-stochastic depth only here), then `num_arch_training - 2` sampled Archs and the smallest learn
+stochastic depth only here; by default, as the reference, stochastic depth only in the last two
+stages), then `num_arch_training - 2` sampled Archs and the smallest learn
 from the largest's predictions; gradients of all of them accumulate, are averaged over ranks
 once, clipped, and one SGD step follows. Only one subnet's activations live at a time.
 """
@@ -19,6 +20,7 @@ import torch
 from ..config import load_config
 from ..errors import SupernasError
 from ..nn import SuperNet
+from ..nn.supernet import DROP_PATH_SCOPES
 from ..nn.calibrate import frozen_bn_stats
 from ..spaces import Arch, CostModel, SearchSpace, get_space
 from . import distributed as dist
@@ -28,6 +30,9 @@ from .engine import autocast, data_defaults, open_run, param_groups, precision
 from .losses import label_smoothing_ce, soft_target_ce
 from .resumable import ResumableLoader, ResumableSampler
 from .schedule import scaled_lr, warmup_cosine_scheduler
+
+# What the attentive sampler's minibatch loss is measured against (sampler.loss_against).
+LOSS_TARGETS = ("labels", "teacher")
 
 DEFAULTS: dict[str, Any] = {
     "run": {"dir": "runs/supernet", "seed": 0, "device": "auto", "amp": "auto", "channels_last": "auto",
@@ -47,14 +52,16 @@ DEFAULTS: dict[str, Any] = {
         "label_smoothing": 0.1,
         "dropout": 0.2,  # largest Arch only
         "drop_path": 0.2,  # largest Arch only
+        "drop_path_scope": "last_two_stages",  # last_two_stages (the reference) | all_blocks
         "grad_clip": 1.0,  # clip each gradient value to [-c, c] (the reference); null: off
         "num_arch_training": 4,  # largest + sampled + smallest
         "workers": 4,
     },
     "sampler": {
         "kind": "attentive",  # uniform | flops | attentive | pareto
-        "mode": "best",  # attentive: best (BestUp) | worst (WorstUp)
+        "mode": "best",  # attentive, pareto: best (BestUp) | worst (WorstUp)
         "score": "loss",  # attentive: loss (minibatch) | predictor
+        "loss_against": "labels",  # score loss: labels (the reference's CE) | teacher (distillation loss)
         "k": None,  # candidates per attentive step (default 3 for loss, 50 for predictor)
         "predictor": None,  # path of a saved accuracy predictor (score: predictor)
         "pareto_set": None,  # pareto: path of a pareto.json (offline best or worst set)
@@ -108,6 +115,10 @@ class SupernetTrainer:
         self.space: SearchSpace = get_space(self.cfg["space"])
         self.cost = CostModel(self.space, self.data.num_classes)
         self.net = SuperNet(self.space, self.data.num_classes).to(self.device)
+        if t["drop_path_scope"] not in DROP_PATH_SCOPES:
+            raise SupernasError(f"train.drop_path_scope must be one of {', '.join(DROP_PATH_SCOPES)}, "
+                                f"got {t['drop_path_scope']!r}")
+        self.net.set_drop_path_scope(t["drop_path_scope"])
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
 
@@ -143,7 +154,7 @@ class SupernetTrainer:
             loss = label_smoothing_ce(logits, y, t["label_smoothing"])
         loss.backward()
         teacher = torch.softmax(logits.detach().float(), dim=-1)
-        self._batch_for_scoring = (x, teacher)
+        self._batch_for_scoring = (x, y, teacher)
         del logits
         archs = [m() if callable(m) else m for m in middle] + [smallest]
         distill = torch.zeros((), device=x.device)
@@ -164,13 +175,19 @@ class SupernetTrainer:
         return StepResult(loss.detach(), distill / len(archs), [largest] + archs)
 
     def minibatch_losses(self, archs: Sequence[Arch]) -> list[float]:
-        """The attentive sampler's scores: each candidate's distillation loss on the current batch,
-        without gradients or moving BN statistics, averaged over ranks (one all-reduce for all
-        candidates) so that all ranks choose alike."""
+        """The attentive sampler's scores: each candidate's loss on the current batch against the
+        labels (`sampler.loss_against: labels`, the reference's criterion: cross-entropy with the
+        training's label smoothing) or against the largest Arch's predictions (`teacher`: the
+        distillation loss the candidate will train on), without gradients or moving BN statistics,
+        averaged over ranks (one all-reduce for all candidates) so that all ranks choose alike."""
         assert self._batch_for_scoring is not None, "scoring happens inside a training step"
-        x, teacher = self._batch_for_scoring
+        x, y, teacher = self._batch_for_scoring
+        against_labels = self.cfg["sampler"]["loss_against"] == "labels"
+        smoothing = self.cfg["train"]["label_smoothing"]
         with torch.no_grad(), frozen_bn_stats(self.net), self._autocast():
-            losses = torch.stack([soft_target_ce(self.net(x, a), teacher).float() for a in archs])
+            logits = [self.net(x, a) for a in archs]
+            losses = torch.stack([(label_smoothing_ce(z, y, smoothing) if against_labels
+                                   else soft_target_ce(z, teacher)).float() for z in logits])
         return dist.all_reduce_mean_(losses).tolist()  # the one host read a step may make: the choice needs it
 
     def _autocast(self):
@@ -295,9 +312,10 @@ class SupernetTrainer:
         self.step = ck["step"]
 
 
-def read_pareto_set(path: "str | Path", space: SearchSpace, cost: CostModel) -> list[tuple[Arch, float]]:
-    """(Arch, MFLOPs) pairs from a pareto.json: a list of entries, or {"entries": [...]}, each with an
-    "arch" (MFLOPs are recomputed, so the file's own figures need not match this dataset)."""
+def read_pareto_set(path: "str | Path", space: SearchSpace, cost: CostModel) -> list[tuple[Arch, float, float]]:
+    """(Arch, MFLOPs, accuracy) triples from a pareto.json: a list of entries, or {"entries": [...]},
+    each with an "arch" and its "accuracy" (MFLOPs are recomputed, so the file's own figures need
+    not match this dataset)."""
     import json
 
     from ..spaces import load_arch
@@ -313,8 +331,14 @@ def read_pareto_set(path: "str | Path", space: SearchSpace, cost: CostModel) -> 
     entries = data.get("entries") if isinstance(data, dict) else data
     if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) and "arch" in e for e in entries):
         raise SupernasError(f"Pareto set '{path}' must hold a non-empty list of entries with an 'arch' each")
+    bad = next((i for i, e in enumerate(entries) if isinstance(e.get("accuracy"), bool)
+                or not isinstance(e.get("accuracy"), (int, float))), None)
+    if bad is not None:
+        raise SupernasError(f"Pareto set '{path}': entry {bad} has no numeric 'accuracy', which picks the best "
+                            "(or worst) member of a FLOPs bin; write the set with `supernas search` or "
+                            "`supernas predictor offline-sets`")
     archs = [load_arch(space, e["arch"]) for e in entries]
-    return list(zip(archs, (float(m) for m in cost.mflops(archs))))
+    return list(zip(archs, (float(m) for m in cost.mflops(archs)), (float(e["accuracy"]) for e in entries)))
 
 
 def build_arch_sampler(cfg: Mapping[str, Any], space: SearchSpace, cost: CostModel, seed: int,
@@ -330,7 +354,13 @@ def build_arch_sampler(cfg: Mapping[str, Any], space: SearchSpace, cost: CostMod
     if kind == "pareto":
         if not cfg["pareto_set"]:
             raise SupernasError("sampler.kind=pareto needs sampler.pareto_set, the path of a pareto.json")
-        return sampling.ParetoSetSampler(space, read_pareto_set(cfg["pareto_set"], space, cost), rng)
+        if cfg["mode"] not in sampling.pareto.MODES:
+            raise SupernasError(f"sampler.mode must be best (BestUp) or worst (WorstUp), got {cfg['mode']!r}")
+        members = read_pareto_set(cfg["pareto_set"], space, cost)
+        # Eqn (6)/(7): targets from the space's FLOPs prior, the same tables online sampling uses
+        prior, _ = sampling.estimate_flops_tables(space, cost, cfg["n_prior"], bin_width=cfg["bin_width"],
+                                                  cache_dir=cfg["cache_dir"])
+        return sampling.ParetoSetSampler(space, members, prior, rng, mode=cfg["mode"])
     if kind not in ("flops", "attentive"):
         raise SupernasError(f"sampler.kind must be uniform, flops, attentive or pareto, got {kind!r}")
     base = sampling.FlopsConstrainedSampler(space, cost, rng, bin_width=cfg["bin_width"], n_prior=cfg["n_prior"],
@@ -338,6 +368,9 @@ def build_arch_sampler(cfg: Mapping[str, Any], space: SearchSpace, cost: CostMod
     if kind == "flops":
         return base
     if cfg["score"] == "loss":
+        if cfg["loss_against"] not in LOSS_TARGETS:
+            raise SupernasError(f"sampler.loss_against must be one of {', '.join(LOSS_TARGETS)} (what the candidates' "
+                                f"minibatch loss is measured against), got {cfg['loss_against']!r}")
         if losses_of is None:
             raise SupernasError("sampler.score=loss needs the training loop's minibatch loss")
         scorer: Any = sampling.LossScorer(losses_of, batched=True)
