@@ -215,7 +215,7 @@ def test_weight_step_combines_the_archs_gradients(tmp_path, weight_step):
     """uniform: the mean of the K Archs' gradients; importance: weighted by the softmax of their
     batch log-likelihoods (the gradient of the log marginal likelihood, PARSEC / Section F)."""
     s = ProbabilisticSearch(tiny_config(tmp_path, weight_step=weight_step, temperature=0.2))
-    x, y = next(iter(s._loader(s.data.train, s.train_rows, 0, 0)))
+    x, y = next(s.train_loader.epoch(0, 0))
     idx = s.dist.sample(3, torch.Generator().manual_seed(1))
     archs = s.dist.archs(idx)
     s.net.train()

@@ -110,7 +110,7 @@ def test_attentive_score_is_the_loss_against_labels_or_teacher(tmp_path, against
     if against == "teacher":
         cfg["sampler"]["loss_against"] = "teacher"
     t = SupernetTrainer(cfg)
-    x, y = next(iter(t._loader(0, 0)))
+    x, y = next(t.loader.epoch(0, 0))
     cands = t.space.sample(rng=4, n=3)
     seen = {}
 
