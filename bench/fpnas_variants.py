@@ -5,7 +5,7 @@ quality and the Arch's top-1 after a short retrain from scratch.
     python bench/fpnas_variants.py --data /tmp/data/cifar10 --config src/supernas/configs/fpnas_digits_quick.yaml \
         --out /tmp/fv/weight_step --seeds 0 1 \
         --variant uniform:search.weight_step=uniform --variant importance:search.weight_step=importance \
-        search.epochs=12 data.train_subset=5000 ...
+        train.epochs=12 data.train_subset=5000 ...
 
 A variant is NAME:key=value[,key=value...], applied over the shared key=value overrides. Each
 search lives in OUT/NAME_s<seed>, its retrain in OUT/retrain_NAME_s<seed> (retrain seed from the
@@ -29,8 +29,8 @@ import numpy as np
 import torch
 
 from fpnas_vs_parsec import CONFIGS, cell, resumable, retrain_config_path
-from supernas.config import load_config
-from supernas.fpnas.search import DEFAULTS as SEARCH_DEFAULTS, ProbabilisticSearch
+from supernas.config import FpnasConfig, RetrainConfig, load_config
+from supernas.fpnas.probabilistic import ProbabilisticSearch
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -59,9 +59,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def search_config(args: argparse.Namespace, name: str, seed: int) -> dict[str, Any]:
+def search_config(args: argparse.Namespace, name: str, seed: int) -> FpnasConfig:
     fixed = [f"data.path={args.data}", f"run.seed={seed}", f"run.dir={Path(args.out) / f'{name}_s{seed}'}"]
-    return load_config(SEARCH_DEFAULTS, args.config, [*args.overrides, *args.variants[name], *fixed])
+    return load_config(FpnasConfig, args.config, [*args.overrides, *args.variants[name], *fixed])
 
 
 def last_epoch_loss(run_dir: Path) -> float:
@@ -71,21 +71,21 @@ def last_epoch_loss(run_dir: Path) -> float:
     return float(np.mean([r["loss"] for r in rows if r["epoch"] == last]))
 
 
-def supernet_scores(cfg: dict[str, Any], result: dict[str, Any], args: argparse.Namespace) -> dict[str, float]:
+def supernet_scores(cfg: FpnasConfig, result: dict[str, Any], args: argparse.Namespace) -> dict[str, float]:
     """Loss and top-1 of the trained supernet on test images: random Archs and the found one."""
-    from supernas.data import DataConfig, build_datasets
+    from supernas.data import build_datasets
     from supernas.nn import SuperNet
-    from supernas.search.evaluate import Evaluator
+    from supernas.evaluation.evaluator import Evaluator
     from supernas.spaces import get_space
-    from supernas.train.checkpoint import load_checkpoint
+    from supernas.runtime.checkpoint import load_checkpoint
 
-    run_dir = Path(cfg["run"]["dir"])
+    run_dir = Path(cfg.run.dir)
     cache = run_dir / "bench_supernet_scores.json"
     settings = {"eval_archs": args.eval_archs, "eval_images": args.eval_images}
     if cache.is_file() and json.loads(cache.read_text())["settings"] == settings:
         return json.loads(cache.read_text())["scores"]
-    data = build_datasets(DataConfig.from_dict(cfg["data"]))
-    space = get_space(result["space_definition"] or cfg["space"])
+    data = build_datasets(cfg.data)
+    space = get_space(result["space_definition"] or cfg.space)
     net = SuperNet(space, data.num_classes)
     net.load_state_dict(load_checkpoint(run_dir)["model"])
     batch = 250
@@ -102,28 +102,28 @@ def supernet_scores(cfg: dict[str, Any], result: dict[str, Any], args: argparse.
 
 
 def run_one(args: argparse.Namespace, name: str, seed: int) -> dict[str, Any]:
-    from supernas.train.standalone import DEFAULTS as RETRAIN_DEFAULTS, retrain
+    from supernas.train.standalone import retrain
 
     cfg = search_config(args, name, seed)
-    run_dir = Path(cfg["run"]["dir"])
+    run_dir = Path(cfg.run.dir)
     res, _ = resumable(run_dir, cfg, lambda resume: ProbabilisticSearch(cfg, resume=resume).fit())
-    s = cfg["search"]
+    s = cfg.search
     best = res["most_likely"]
     row: dict[str, Any] = {
         "variant": name, "seed": seed, "mflops": best["mflops"], "expected_mflops": res["expected_mflops"],
-        "cost_target": s["cost_target"] if s["beta"] else None, "samples": res["samples_total"],
+        "cost_target": s.cost_target if s.beta else None, "samples": res["samples_total"],
         "search_seconds": res["search_seconds"], "train_loss_last_epoch": last_epoch_loss(run_dir),
         "arch": best["arch"], **supernet_scores(cfg, res, args)}
     if row["cost_target"]:
-        row["target_gap_pct"] = 100.0 * (best["mflops"] - s["cost_target"]) / s["cost_target"]
+        row["target_gap_pct"] = 100.0 * (best["mflops"] - s.cost_target) / s.cost_target
     if args.retrain_epochs != 0:
         out = Path(args.out) / f"retrain_{name}_s{seed}"
         fixed = [f"data.path={args.data}", f"run.dir={out}"]
         if args.retrain_epochs is not None:
             fixed.append(f"train.epochs={args.retrain_epochs}")
-        rcfg = load_config(RETRAIN_DEFAULTS, retrain_config_path(args), [*args.retrain_set, *fixed],
+        rcfg = load_config(RetrainConfig, retrain_config_path(args), [*args.retrain_set, *fixed],
                            data={"arch": str(run_dir)})
-        rres, _ = resumable(out, rcfg, lambda resume: retrain(rcfg["arch"], config=rcfg, resume=resume))
+        rres, _ = resumable(out, rcfg, lambda resume: retrain(rcfg.arch, config=rcfg, resume=resume))
         row["top1"] = rres["top1"]
     return row
 

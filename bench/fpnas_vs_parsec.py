@@ -7,7 +7,7 @@ than PARSEC at equal accuracy (the paper: 64 % fewer, 2.1x faster, on ImageNet).
     python bench/fpnas_vs_parsec.py --data digits --config src/supernas/configs/fpnas_digits_quick.yaml \
         --out /tmp/fvp_digits
     python bench/fpnas_vs_parsec.py --data /tmp/data/cifar10 --out runs/fvp_cifar10 \
-        search.epochs=4 data.train_subset=5000 ...
+        train.epochs=4 data.train_subset=5000 ...
 
 Both searches run in this process, one after the other, from one config: PARSEC's is FP-NAS's
 with search.mode=parsec. The key=value overrides apply to both searches; --retrain-set ones to
@@ -35,8 +35,8 @@ import torch
 import yaml
 
 import supernas
-from supernas.config import load_config
-from supernas.fpnas.search import DEFAULTS as SEARCH_DEFAULTS, ProbabilisticSearch
+from supernas.config import FpnasConfig, RetrainConfig, load_config
+from supernas.fpnas.probabilistic import ProbabilisticSearch
 
 CONFIGS = Path(supernas.__file__).resolve().parent / "configs"
 MODES = ("fpnas", "parsec")
@@ -46,7 +46,7 @@ TARGET_SPEEDUP = 1.5
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                 epilog="key=value overrides apply to both searches, e.g. search.epochs=4")
+                                 epilog="key=value overrides apply to both searches, e.g. train.epochs=4")
     ap.add_argument("--data", required=True, help="dataset path (ImageFolder train/ + test/, CIFAR batches) or "
                                                   "'digits'")
     ap.add_argument("--config", default=str(CONFIGS / "fpnas_cifar10.yaml"), help="search config (fpnas mode)")
@@ -73,15 +73,15 @@ def cpu_seconds() -> float:
     return time.process_time() + t.children_user + t.children_system
 
 
-def check_same_config(run_dir: Path, cfg: Mapping[str, Any]) -> None:
+def check_same_config(run_dir: Path, cfg: Any) -> None:
     """An earlier run in `run_dir` must have had these settings, or the comparison would mix two."""
     saved = run_dir / "config.yaml"
-    if saved.is_file() and yaml.safe_load(saved.read_text()) != yaml.safe_load(yaml.safe_dump(dict(cfg))):
+    if saved.is_file() and yaml.safe_load(saved.read_text()) != yaml.safe_load(yaml.safe_dump(cfg.to_dict())):
         raise SystemExit(f"'{run_dir}' holds a run with other settings; pass --fresh to redo it, or choose "
                          "another --out")
 
 
-def resumable(run_dir: Path, cfg: Mapping[str, Any], start: Callable[[bool], Any]) -> tuple[dict[str, Any], dict]:
+def resumable(run_dir: Path, cfg: Any, start: Callable[[bool], Any]) -> tuple[dict[str, Any], dict]:
     """(result.json of the run in `run_dir`, how it was obtained): reused when finished, else
     `start(resume)` runs it, resuming from a checkpoint when there is one."""
     check_same_config(run_dir, cfg)
@@ -99,21 +99,21 @@ def resumable(run_dir: Path, cfg: Mapping[str, Any], start: Callable[[bool], Any
 
 
 # ---------------------------------------------------------------------------- search and retrain
-def search_config(args: argparse.Namespace, mode: str) -> dict[str, Any]:
+def search_config(args: argparse.Namespace, mode: str) -> FpnasConfig:
     """The config file, the user's overrides, then what the bench fixes: data, mode, run dir."""
     fixed = [f"data.path={args.data}", f"search.mode={mode}", f"run.dir={Path(args.out) / mode}"]
-    return load_config(SEARCH_DEFAULTS, args.config, [*args.overrides, *fixed])
+    return load_config(FpnasConfig, args.config, [*args.overrides, *fixed])
 
 
 def run_search(args: argparse.Namespace, mode: str) -> dict[str, Any]:
     cfg = search_config(args, mode)
-    res, timing = resumable(Path(cfg["run"]["dir"]), cfg,
+    res, timing = resumable(Path(cfg.run.dir), cfg,
                             lambda resume: ProbabilisticSearch(cfg, resume=resume).fit())
     best = res["most_likely"]
     return {"samples": res["samples_total"], "samples_search": res["samples_search"], "steps": res["steps"],
             "wall_seconds": res["search_seconds"],
             "cpu_seconds": timing["cpu_seconds"], "mflops": best["mflops"], "arch": best["arch"],
-            "distribution": res["distribution"], "reused": timing["reused"], "run_dir": cfg["run"]["dir"]}
+            "distribution": res["distribution"], "reused": timing["reused"], "run_dir": cfg.run.dir}
 
 
 def retrain_config_path(args: argparse.Namespace) -> Path:
@@ -129,16 +129,16 @@ def retrain_config_path(args: argparse.Namespace) -> Path:
 
 def run_retrain(args: argparse.Namespace, mode: str) -> dict[str, Any]:
     """Train the Arch the `mode` search found from scratch, with the same settings for both modes."""
-    from supernas.train.standalone import DEFAULTS as RETRAIN_DEFAULTS, retrain  # lazily: only when retraining
+    from supernas.train.standalone import retrain  # lazily: only when retraining
 
     out = Path(args.out)
     fixed = [f"data.path={args.data}", f"run.dir={out / f'retrain_{mode}'}"]
     if args.retrain_epochs is not None:
         fixed.append(f"train.epochs={args.retrain_epochs}")
-    cfg = load_config(RETRAIN_DEFAULTS, retrain_config_path(args), [*args.retrain_set, *fixed],
+    cfg = load_config(RetrainConfig, retrain_config_path(args), [*args.retrain_set, *fixed],
                       data={"arch": str(out / mode)})
-    res, timing = resumable(Path(cfg["run"]["dir"]), cfg,
-                            lambda resume: retrain(cfg["arch"], config=cfg, resume=resume))
+    res, timing = resumable(Path(cfg.run.dir), cfg,
+                            lambda resume: retrain(cfg.arch, config=cfg, resume=resume))
     return {"top1": res["top1"], "top1_ema": res.get("top1_ema"), "retrain_seconds": res["seconds"],
             "retrain_epochs": res["epochs"], "retrain_reused": timing["reused"]}
 

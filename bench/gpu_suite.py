@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/loader.py
 
 from supernas import CostModel, get_space  # noqa: E402
 from supernas.nn import SuperNet  # noqa: E402
-from supernas.train.losses import label_smoothing_ce, soft_target_ce  # noqa: E402
+from supernas.runtime.losses import label_smoothing_ce, soft_target_ce  # noqa: E402
 
 GiB = 2**30
 MEMORY_CAP = 80 * GiB  # "the largest batch that fits in 80 GB", also on a larger card
@@ -175,15 +175,15 @@ def sandwich(s: Settings, device: torch.device, precision: str, sampler: str, ba
     attentive = sampler == "attentive"
 
     def step(i: int) -> None:
-        if attentive:  # k = 3 candidates per sampled Arch, drawn by the product's sampler
-            middle = [t._chooser(t.arch_sampler.propose()) for _ in range(2)]
-        else:
-            middle = sampled_archs(t.space, i)
-        t.train_step(x, y, middle)
+        # attentive: k = 3 candidates per sampled Arch, drawn by the product's sampler (None)
+        t.train_step(x, y, None if attentive else sampled_archs(t.space, i))
 
     reset_peak(device)
-    sec, n = timed_steps(step, device, s.warmup if warmup is None else warmup, s.steps if steps is None else steps,
-                         s.limit_s)
+    try:
+        sec, n = timed_steps(step, device, s.warmup if warmup is None else warmup,
+                             s.steps if steps is None else steps, s.limit_s)
+    finally:
+        t.close()
     return {"images_per_s": batch / sec, "step_ms": 1e3 * sec, "steps": n, "peak_gib": peak_gib(device),
             "batch": batch, "cudnn_benchmark": torch.backends.cudnn.benchmark}
 
@@ -291,7 +291,7 @@ def stage2(s: Settings, device: torch.device, precision: str) -> dict[str, Any]:
     product's Evaluator, over synthetic batches already on the device."""
     from torch.utils.data import TensorDataset
 
-    from supernas.search.evaluate import Evaluator
+    from supernas.evaluation.evaluator import Evaluator
 
     amp, cl = PRECISIONS[precision]
     g = torch.Generator(device=device).manual_seed(0)
@@ -323,7 +323,7 @@ def stage2(s: Settings, device: torch.device, precision: str) -> dict[str, Any]:
 
 
 def latency_table(s: Settings, device: torch.device) -> dict[str, Any]:
-    from supernas.search.latency import LatencyTable
+    from supernas.evaluation.latency import LatencyTable
 
     space = get_space(s.space)
     table = LatencyTable(space, s.classes, batch_size=1, device=device)
@@ -341,20 +341,20 @@ def latency_table(s: Settings, device: torch.device) -> dict[str, Any]:
 def fpnas_steps(s: Settings, device: torch.device, precision: str, tmp: str) -> dict[str, Any]:
     """One weight step and one architecture step of FP-NAS with K Archs, through the product's
     ProbabilisticSearch (its data, the built-in digits, are not loaded: synthetic batches)."""
-    from supernas.fpnas.search import ProbabilisticSearch
+    from supernas.fpnas.probabilistic import ProbabilisticSearch
 
     amp, _ = PRECISIONS[precision]
     cfg = {"run": {"device": str(device), "amp": "bf16" if amp else "fp32", "dir": tmp},
            "space": s.fpnas_space, "data": {"path": None, "image_size": 8, "search_size": 0.2},
-           "search": {"batch_size": 4, "workers": 0}, "log": {"progress": False, "tensorboard": False}}
+           "train": {"batch_size": 4, "workers": 0}, "log": {"progress": False, "tensorboard": False}}
     search = ProbabilisticSearch(cfg)
     search.net = SuperNet(search.space, s.classes).to(device)
     search.optimizer = torch.optim.SGD(search.net.parameters(), lr=0.01, momentum=0.9)
     search.scheduler = torch.optim.lr_scheduler.LambdaLR(search.optimizer, lambda _: 1.0)
     x, y = batch_of(s, device, s.batch, False)
-    idx = search.dist.sample(s.fpnas_k, search.gen)
+    idx = search.distribution.sample(s.fpnas_k, search.gen)
     reset_peak(device)
-    weight_s, n1 = timed_steps(lambda i: search.train_step(x, y, idx), device, s.warmup, s.steps, s.limit_s)
+    weight_s, n1 = timed_steps(lambda i: search.weight_step(x, y, idx), device, s.warmup, s.steps, s.limit_s)
     arch_s, n2 = timed_steps(lambda i: search.arch_step(x, y, idx), device, s.warmup, s.steps, s.limit_s)
     return {"k": s.fpnas_k, "batch": s.batch, "weight_step_ms": 1e3 * weight_s, "arch_step_ms": 1e3 * arch_s,
             "steps": min(n1, n2), "peak_gib": peak_gib(device)}

@@ -24,9 +24,9 @@ import numpy as np
 import torch
 
 from supernas import get_space
-from supernas.deliver.evaluate_model import time_forward
+from supernas.evaluation.static_models import time_forward
 from supernas.nn import SuperNet
-from supernas.search import LatencyTable, compare_latency, measure_end_to_end
+from supernas.evaluation import LatencyTable, compare_latency, measure_end_to_end
 
 
 def main() -> None:

@@ -74,7 +74,7 @@ def training_split(folder: Path, image_size: int):
 
 def throughput(train, workers: int, images: int, batch: int) -> float:
     """Images/s of the stage-1 training loader over the split `train`, after its first batch."""
-    from supernas.train.resumable import ResumableLoader, ResumableSampler
+    from supernas.runtime.data_order import ResumableLoader, ResumableSampler
 
     rows = ResumableSampler(train, batch)
     loader = ResumableLoader(train, rows, seed=0, batch_size=batch, workers=workers,

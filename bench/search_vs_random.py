@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from supernas.sampling import sample_in_range
-from supernas.search import Evaluator, parse_budgets
-from supernas.search.runner import load_run, search_run
+from supernas.evaluation import Evaluator, parse_budgets
+from supernas.search.runner import search_run
+from supernas.evaluation import load_run
 from supernas.spaces import CostModel
 
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from supernas import get_space
-from supernas.train.losses import label_smoothing_ce, soft_target_ce
+from supernas.runtime.losses import label_smoothing_ce, soft_target_ce
 from supernas.train.supernet import SupernetTrainer
 
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
-from supernas.config import load_config
-from supernas.fpnas.search import DEFAULTS, ProbabilisticSearch
+from supernas.config import FpnasConfig, load_config
+from supernas.fpnas.probabilistic import ProbabilisticSearch
 
 CONFIG = Path(__file__).resolve().parents[1] / "src" / "supernas" / "configs" / "fpnas_digits_quick.yaml"
 
@@ -27,24 +27,24 @@ class RecordingSearch(ProbabilisticSearch):
         self.seen: list[dict[str, Any]] = []
         self.finish_calls = 0
 
-    def train_step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> float:
+    def weight_step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         self.seen.append({"idx": idx.clone(), "batch": int(x.shape[0]), "labels": y.clone()})
-        return super().train_step(x, y, idx)
+        return super().weight_step(x, y, idx)
 
-    def _finish(self) -> None:
+    def _write_results(self) -> None:
         self.finish_calls += 1
-        super()._finish()
+        super()._write_results()
 
 
 def main(out: str, run_dir: str, overrides: list[str]) -> None:
-    cfg = load_config(DEFAULTS, CONFIG, [f"run.dir={run_dir}", "run.device=cpu", "log.progress=false",
+    cfg = load_config(FpnasConfig, CONFIG, [f"run.dir={run_dir}", "run.device=cpu", "log.progress=false",
                                          "log.tensorboard=false", *overrides])
     search = RecordingSearch(cfg)
     search.fit()
     torch.save({
         "weights": search.net.state_dict(),
-        "alpha": [lg.detach().clone() for lg in search.dist.logits],
-        "kind": search.dist_kind,
+        "alpha": [lg.detach().clone() for lg in search.distribution.logits],
+        "kind": search.distribution_kind,
         "samples_total": search.samples_total,
         "step": search.step,
         "arch_steps": search.arch_steps,

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from supernas import SupernasError
-from supernas.data import DataConfig, build_datasets, build_loader, detect_format, set_epoch
+from supernas.data import DataConfig, build_datasets, detect_format
 
 CIFAR_JPG = Path("/work/shared/data/cifar10-jpg.tar.gz")
 
@@ -319,49 +319,6 @@ def test_autoaugment_and_calibration_view():
     assert ds.train[0][0].shape == ds.calibration[0][0].shape == (3, 32, 32)
     plain = build_datasets(None)
     assert plain.calibration is plain.train  # without AutoAugment the train view serves as it is
-
-
-# ---- loaders ----------------------------------------------------------------------------------
-
-def test_loader_yields_fixed_size_batches():
-    ds = build_datasets({"image_size": 16, "train_subset": 100})
-    loader = build_loader(ds.train, batch_size=32, train=True, workers=0)
-    shapes = [tuple(x.shape) for x, _ in loader]
-    assert shapes == [(32, 3, 16, 16)] * 3
-    x, y = next(iter(build_loader(ds.val, batch_size=64, train=False, workers=0)))
-    assert x.dtype == torch.float32 and y.dtype == torch.int64 and y.tolist() == ds.val.targets[:64].tolist()
-    assert sum(len(y) for _, y in build_loader(ds.val, 64, train=False, workers=0)) == len(ds.val)
-    set_epoch(loader, 1)  # a no-op without a distributed sampler
-
-
-def test_loader_is_seeded_and_works_with_workers():
-    ds = build_datasets({"image_size": 16, "train_subset": 64})
-    first = [next(iter(build_loader(ds.train, 16, train=True, workers=1, seed=5)))[1] for _ in range(2)]
-    assert torch.equal(first[0], first[1])
-    with pytest.raises(SupernasError, match="no full batch of 128"):
-        build_loader(ds.train, 128, train=True)
-    with pytest.raises(SupernasError, match="batch size"):
-        build_loader(ds.train, 0, train=True)
-
-
-def test_loader_uses_a_distributed_sampler_when_initialised(tmp_path):
-    import torch.distributed as dist
-    from torch.utils.data import DistributedSampler
-
-    ds = build_datasets({"train_subset": 40})
-    single = build_loader(ds.train, 8, train=True, workers=0, distributed=True)  # not initialised: one process
-    assert not isinstance(single.sampler, DistributedSampler)
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
-    try:
-        loader = build_loader(ds.train, 8, train=True, workers=0, distributed=True, seed=1)
-        assert isinstance(loader.sampler, DistributedSampler)
-        set_epoch(loader, 0)
-        order0 = list(loader.sampler)
-        set_epoch(loader, 1)
-        assert sorted(order0) == sorted(loader.sampler) and order0 != list(loader.sampler)
-        assert len(list(loader)) == 5
-    finally:
-        dist.destroy_process_group()
 
 
 # ---- real data (slow) -------------------------------------------------------------------------

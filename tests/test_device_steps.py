@@ -3,6 +3,7 @@ the host, weights sliced without needless copies, the cuDNN and precision policy
 and the GPU suite itself on tiny settings."""
 import contextlib
 import json
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -13,7 +14,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from supernas.errors import SupernasError
 from supernas.nn import SuperNet
-from supernas.train.device_metrics import DeviceMeans
+from supernas.runtime.device_metrics import DeviceMeans
 
 HOST_READS = ("item", "tolist", "cpu", "numpy", "__float__", "__int__", "__bool__")
 
@@ -23,7 +24,7 @@ def count_host_reads(floating_only: bool = False):
     """Counts calls that read a tensor's values on the host (each one waits for a GPU), except
     inside data loading (host tensors, in worker processes in a real run); `floating_only`: reads of
     floating-point tensors only (losses, activations, weights: not integer indices kept on the host)."""
-    from supernas.train.resumable import SeededDataset
+    from supernas.runtime.data_order import SeededDataset
 
     counts: Counter = Counter()
     loading = []
@@ -79,12 +80,13 @@ def test_sandwich_step_reads_back_only_what_the_attentive_choice_needs(tmp_path,
     t = SupernetTrainer(supernet_config(tmp_path, sampler))
     x, y = torch.randn(8, 3, 12, 12), torch.randint(0, 10, (8,))
     steps = 3
-    middle = [[t._chooser(t.arch_sampler.propose()) if sampler == "attentive" else t.space.sample(rng=10 * s + i)
-               for i in range(2)] for s in range(steps)]
+    # attentive: drawn by the run's own sampler (candidates ahead on a thread, chosen on the batch)
+    middle = [None if sampler == "attentive" else t.space.sample(rng=10 * s, n=2) for s in range(steps)]
     with count_host_reads() as reads:
         for m in middle:
             r = t.train_step(x, y, m)
-    assert r.loss_largest.dim() == 0 and isinstance(r.loss_largest, torch.Tensor)
+    t.close()
+    assert set(r) == {"loss", "loss_distill"} and all(isinstance(v, torch.Tensor) and v.dim() == 0 for v in r.values())
     # the attentive choice: one read of all k candidates' losses per sampled Arch
     assert sum(reads.values()) == reads_per_step * 2 * steps, dict(reads)
 
@@ -116,7 +118,7 @@ def test_supernet_loop_reads_the_losses_once_per_log(tmp_path, monkeypatch):
 
 
 def test_standalone_and_fpnas_steps_read_nothing_back(tmp_path):
-    from supernas.fpnas.search import ProbabilisticSearch
+    from supernas.fpnas.probabilistic import ProbabilisticSearch
     from supernas.train.standalone import StandaloneTrainer
 
     st = StandaloneTrainer({"run": {"dir": str(tmp_path / "r"), "device": "cpu"}, "arch": "smallest",
@@ -125,7 +127,7 @@ def test_standalone_and_fpnas_steps_read_nothing_back(tmp_path):
                             "log": {"progress": False, "tensorboard": False}})
     search = ProbabilisticSearch({"run": {"dir": str(tmp_path / "f"), "device": "cpu"}, "space": "attentivenas-tiny",
                                   "data": {"path": "digits", "image_size": 12, "search_size": 0.3},
-                                  "search": {"batch_size": 16, "workers": 0},
+                                  "train": {"batch_size": 16, "workers": 0},
                                   "log": {"progress": False, "tensorboard": False}})
     x, y = torch.randn(16, 3, 12, 12), torch.randint(0, 10, (16,))
     with count_host_reads() as reads:
@@ -133,10 +135,10 @@ def test_standalone_and_fpnas_steps_read_nothing_back(tmp_path):
             st.train_step(x, y)
     assert sum(reads.values()) == 0, dict(reads)
     # FP-NAS reads its sampled indices (drawn on the host, where the distribution lives), no loss
-    idx = search.dist.sample(3, search.gen)
+    idx = search.distribution.sample(3, search.gen)
     with count_host_reads(floating_only=True) as reads:
         for _ in range(2):
-            search.train_step(x, y, idx)
+            search.weight_step(x, y, idx)
     assert sum(reads.values()) == 0, dict(reads)
 
 
@@ -193,39 +195,40 @@ def test_sliced_weights_are_copied_at_most_once_per_convolution(tiny_nets, chann
 
 
 # ---------------------------------------------------------------------------- policy
-def test_cudnn_benchmark_is_off_for_supernets_on_for_static_models(tmp_path):
-    from supernas.train.engine import precision
+def test_cudnn_benchmark_is_off_for_supernets_on_for_static_models():
+    from supernas.config.schema import Run
+    from supernas.runtime.precision import precision
 
-    run = {"amp": "auto", "channels_last": "auto", "cudnn_benchmark": "auto"}
-    assert precision(run, cuda=True, fixed_shapes=False) == (None, False, False)
+    auto = Run()
+    assert precision(auto, cuda=True, fixed_shapes=False) == (None, False, False)
     assert torch.backends.cudnn.benchmark is False
-    assert precision(run, cuda=True, fixed_shapes=True) == (torch.bfloat16, True, True)
+    assert precision(auto, cuda=True, fixed_shapes=True) == (torch.bfloat16, True, True)
     assert torch.backends.cudnn.benchmark is True
-    assert precision(run, cuda=False, fixed_shapes=True) == (None, False, True)
-    assert precision({**run, "cudnn_benchmark": True, "amp": "bf16", "channels_last": True}, cuda=True,
-                     fixed_shapes=False) == (torch.bfloat16, True, True)
+    assert precision(auto, cuda=False, fixed_shapes=True) == (None, False, True)
+    asked = Run(amp="bf16", channels_last=True, cudnn_benchmark=True)
+    assert precision(asked, cuda=True, fixed_shapes=False) == (torch.bfloat16, True, True)
     torch.backends.cudnn.benchmark = False
 
 
 @pytest.mark.parametrize("key, value, message", [
-    ("cudnn_benchmark", "sometimes", "run.cudnn_benchmark must be auto, true or false"),
-    ("channels_last", "yes", "run.channels_last must be auto, true or false"),
-    ("amp", "fp16", "run.amp=fp16 is not supported"),
-    ("amp", "int8", "run.amp must be auto, bf16 or fp32"),
+    ("cudnn_benchmark", "sometimes", "run.cudnn_benchmark='sometimes' is not allowed: true or false or one of auto"),
+    ("channels_last", "maybe", "run.channels_last='maybe' is not allowed: true or false or one of auto"),
+    ("amp", "fp16", "run.amp='fp16' is not allowed: one of auto, bf16, fp32"),
+    ("amp", 16, "run.amp=16 is not allowed: one of auto, bf16, fp32"),
 ])
 def test_bad_precision_settings_are_one_line_errors(tmp_path, key, value, message):
     from supernas.train.supernet import SupernetTrainer
 
     cfg = supernet_config(tmp_path)
     cfg["run"][key] = value
-    with pytest.raises(SupernasError, match=message):
+    with pytest.raises(SupernasError, match=re.escape(message)):
         SupernetTrainer(cfg)
 
 
 # ---------------------------------------------------------------------------- loaders
 def test_a_persistent_loader_gives_what_a_fresh_one_gives_from_any_position():
     from supernas.data import build_datasets
-    from supernas.train.resumable import ResumableLoader, ResumableSampler
+    from supernas.runtime.data_order import ResumableLoader, ResumableSampler
 
     data = build_datasets({"path": "digits", "image_size": 8, "train_subset": 160}).train
 

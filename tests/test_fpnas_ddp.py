@@ -15,7 +15,7 @@ WORKER = Path(__file__).with_name("fpnas_ddp_worker.py")
 
 # 128 train images, 16 per rank and step: 4 steps per epoch; one warm-up epoch, then the arch
 # steps on the joint distribution (switch at epoch 1), so both phases and the switch run
-QUICK = ["data.train_subset=128", "search.batch_size=16", "search.epochs=2", "search.warmup_epochs=1",
+QUICK = ["data.train_subset=128", "train.batch_size=16", "train.epochs=2", "search.arch_warmup_epochs=1",
          "search.switch_epoch=1", "search.k_min=2", "search.k_max=4", "search.k_fixed=4",
          "search.mc_samples=32", "search.top_n=3", "checkpoint.every_steps=3"]
 
@@ -73,11 +73,11 @@ def test_two_gloo_ranks_search_in_lockstep(tmp_path):
 @pytest.mark.slow
 def test_two_gloo_ranks_parsec_longer_search_in_lockstep(tmp_path):
     """Also with measured latency as the cost: rank 0 times the layers, every rank gets its figures."""
-    overrides = [o for o in QUICK if not o.startswith(("data.train_subset", "search.epochs"))]
+    overrides = [o for o in QUICK if not o.startswith(("data.train_subset", "train.epochs"))]
     latency = ["search.cost=latency", "search.beta=0.5", "search.cost_mode=hinge", "search.cost_target=0.01",
                "search.latency.warmup=0", "search.latency.repeats=1"]
     a, b, run = run_two_ranks(tmp_path, [*overrides, *latency, "search.mode=parsec", "data.train_subset=256",
-                                         "search.epochs=3"])
+                                         "train.epochs=3"])
     assert a["step"] == 24 and a["arch_steps"] == 16 and a["kind"] == "joint"
     assert (run / "latency_table.json").is_file()
     assert json.loads((run / "result.json").read_text())["most_likely"]["latency_ms"] > 0

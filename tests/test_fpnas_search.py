@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from supernas import SupernasError
-from supernas.config import load_config
+from supernas.config import FpnasConfig, load_config
 from supernas.fpnas import FactorizedDistribution, JointDistribution
+from supernas.fpnas.probabilistic import ProbabilisticSearch
 from supernas.fpnas.report import draw_arch, plot_search
-from supernas.fpnas.search import DEFAULTS, ProbabilisticSearch
 from supernas.spaces import get_space
 
 CONFIGS = Path(__file__).resolve().parents[1] / "src" / "supernas" / "configs"
@@ -26,15 +26,20 @@ TINY_SPACE = {
 }
 
 
-def tiny_config(run_dir, **search):
+TRAIN_KEYS = ("epochs", "batch_size", "workers", "lr", "max_steps")
+
+
+def tiny_config(run_dir, **settings):
     # 128 train images in batches of 32: 4 steps per epoch; one warm-up epoch, switch at epoch 1
+    train = {k: v for k, v in settings.items() if k in TRAIN_KEYS}
+    search = {k: v for k, v in settings.items() if k not in TRAIN_KEYS}
     return {
         "run": {"dir": str(run_dir), "device": "cpu", "seed": 3},
         "space": TINY_SPACE,
         "data": {"path": "digits", "image_size": 12, "train_subset": 128, "search_size": 32},
-        "search": {"epochs": 2, "warmup_epochs": 1, "switch_epoch": 1, "batch_size": 32, "workers": 0,
-                   "k_min": 1, "k_max": 3, "k_fixed": 3, "arch_lr": 0.05, "lr": 0.4, "top_n": 3,
-                   "beta": 0.5, "mc_samples": 32, **search},
+        "train": {"epochs": 2, "batch_size": 32, "workers": 0, "lr": 0.4, **train},
+        "search": {"arch_warmup_epochs": 1, "switch_epoch": 1, "k_min": 1, "k_max": 3, "k_fixed": 3,
+                   "arch_lr": 0.05, "top_n": 3, "beta": 0.5, "mc_samples": 32, **search},
         "log": {"progress": False, "tensorboard": False, "every_steps": 1},
         "checkpoint": {"every_steps": 3},
     }
@@ -82,15 +87,15 @@ def test_switch_keeps_the_distribution(tmp_path):
     s = ProbabilisticSearch(tiny_config(tmp_path / "r"))
     torch.manual_seed(0)
     with torch.no_grad():
-        for lg in s.dist.logits:
+        for lg in s.distribution.logits:
             lg.copy_(torch.randn_like(lg))
-    idx = s.dist.sample(64, torch.Generator().manual_seed(1))
-    before, h = s.dist.log_prob(idx).detach(), float(s.dist.entropy().detach())
+    idx = s.distribution.sample(64, torch.Generator().manual_seed(1))
+    before, h = s.distribution.log_prob(idx).detach(), float(s.distribution.entropy().detach())
     s.switch_to_joint()
-    assert isinstance(s.dist, JointDistribution)
-    assert torch.allclose(s.dist.log_prob(idx).detach(), before, atol=1e-5)
-    assert float(s.dist.entropy().detach()) == pytest.approx(h, abs=1e-4)
-    assert s.arch_opt.param_groups[0]["params"][0] is s.dist.logits[0]  # Adam follows the new parameters
+    assert isinstance(s.distribution, JointDistribution)
+    assert torch.allclose(s.distribution.log_prob(idx).detach(), before, atol=1e-5)
+    assert float(s.distribution.entropy().detach()) == pytest.approx(h, abs=1e-4)
+    assert s.arch_opt.param_groups[0]["params"][0] is s.distribution.logits[0]  # Adam follows the new parameters
 
 
 def test_adaptive_k_drops_with_the_entropy(tmp_path):
@@ -98,7 +103,7 @@ def test_adaptive_k_drops_with_the_entropy(tmp_path):
     ks = []
     for scale in (0.0, 1.0, 3.0, 30.0):
         with torch.no_grad():
-            for lg in s.dist.logits:
+            for lg in s.distribution.logits:
                 lg.copy_(torch.arange(lg.numel(), dtype=lg.dtype) * scale)
         ks.append(s.num_samples())
     assert ks[0] == 10 and ks[-1] == 2 and ks == sorted(ks, reverse=True)
@@ -133,7 +138,7 @@ def test_latency_cost_measures_sampled_layers_and_keeps_the_table(tmp_path):
     # the same run directory again (a resume) starts from the saved table: known layers are not re-timed
     again = ProbabilisticSearch(cfg, resume=True)
     assert again.latency.entries == s.latency.entries and again.latency.measured == 0
-    again.sample_costs(again.dist.sample(4, torch.Generator().manual_seed(0)))
+    again.sample_costs(again.distribution.sample(4, torch.Generator().manual_seed(0)))
     assert again.latency.measured == len(again.latency.entries) - len(table["entries"])  # only unseen layers
 
 
@@ -147,8 +152,8 @@ def test_interrupted_search_resumes_to_the_same_state(tmp_path, run_until_crash)
     assert resumed.step == full.step == 8 and resumed.samples_total == full.samples_total
     a, b = full.net.state_dict(), resumed.net.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert type(resumed.dist) is type(full.dist) is JointDistribution
-    assert all(torch.equal(x, y) for x, y in zip(full.dist.logits, resumed.dist.logits))
+    assert type(resumed.distribution) is type(full.distribution) is JointDistribution
+    assert all(torch.equal(x, y) for x, y in zip(full.distribution.logits, resumed.distribution.logits))
     assert json.loads((tmp_path / "full" / "result.json").read_text())["top"] == \
         json.loads((tmp_path / "crash" / "result.json").read_text())["top"]
 
@@ -160,13 +165,13 @@ def test_bad_settings_name_the_fix(tmp_path):
         ProbabilisticSearch(tiny_config(tmp_path / "b", cost_mode="hinge", cost_target=None))
     with pytest.raises(SupernasError, match="cost_mode=hinge_expected.*cost_target"):
         ProbabilisticSearch(tiny_config(tmp_path / "b", cost_mode="hinge_expected", cost_target=None))
-    with pytest.raises(SupernasError, match="search.weight_step must be one of uniform, importance"):
+    with pytest.raises(SupernasError, match="search.weight_step='weighted' is not allowed: one of uniform, importance"):
         ProbabilisticSearch(tiny_config(tmp_path / "b", weight_step="weighted"))
     with pytest.raises(SupernasError, match="k_max"):
         ProbabilisticSearch(tiny_config(tmp_path / "c", k_min=5, k_max=2))
-    with pytest.raises(SupernasError, match="search.k_rule.*unknown sampling rule"):
+    with pytest.raises(SupernasError, match="search.k_rule='cubic' is not allowed: one of proportional"):
         ProbabilisticSearch(tiny_config(tmp_path / "c", k_rule="cubic"))
-    with pytest.raises(SupernasError, match="search.cost must be"):
+    with pytest.raises(SupernasError, match="search.cost='joules' is not allowed: one of mflops, latency"):
         ProbabilisticSearch(tiny_config(tmp_path / "c", cost="joules"))
     with pytest.raises(SupernasError, match="positive budget in ms"):
         ProbabilisticSearch(tiny_config(tmp_path / "c", cost="latency", cost_mode="hinge", cost_target=None))
@@ -186,14 +191,15 @@ def test_draw_arch_and_shipped_configs(tmp_path):
     space = get_space(TINY_SPACE)
     out = draw_arch(space, space.largest(), tmp_path / "a.png", title="largest")
     assert out.is_file() and out.stat().st_size > 1000
-    fp, pc = (load_config(DEFAULTS, CONFIGS / n) for n in ("fpnas_cifar10.yaml", "parsec_cifar10.yaml"))
-    assert fp["search"]["mode"] == "fpnas" and pc["search"]["mode"] == "parsec"
-    assert {k: v for k, v in fp["search"].items() if k != "mode"} == \
-        {k: v for k, v in pc["search"].items() if k != "mode"}
-    s = get_space(fp["space"])
+    fp, pc = (load_config(FpnasConfig, CONFIGS / n) for n in ("fpnas_cifar10.yaml", "parsec_cifar10.yaml"))
+    assert fp.search.mode == "fpnas" and pc.search.mode == "parsec"
+    assert {k: v for k, v in fp.search.to_dict().items() if k != "mode"} == \
+        {k: v for k, v in pc.search.to_dict().items() if k != "mode"}
+    assert fp.train == pc.train
+    s = get_space(fp.space)
     assert s.spec.resolution.choices == (32,) and FactorizedDistribution(s).num_parameters() > 0
-    quick = load_config(DEFAULTS, CONFIGS / "fpnas_digits_quick.yaml")
-    assert quick["data"]["search_size"]
+    quick = load_config(FpnasConfig, CONFIGS / "fpnas_digits_quick.yaml")
+    assert quick.data.search_size
 
 
 def _per_arch_grads(s, x, y, archs):
@@ -216,8 +222,8 @@ def test_weight_step_combines_the_archs_gradients(tmp_path, weight_step):
     batch log-likelihoods (the gradient of the log marginal likelihood, PARSEC / Section F)."""
     s = ProbabilisticSearch(tiny_config(tmp_path, weight_step=weight_step, temperature=0.2))
     x, y = next(s.train_loader.epoch(0, 0))
-    idx = s.dist.sample(3, torch.Generator().manual_seed(1))
-    archs = s.dist.archs(idx)
+    idx = s.distribution.sample(3, torch.Generator().manual_seed(1))
+    archs = s.distribution.archs(idx)
     s.net.train()
     torch.manual_seed(0)
     grads, ll = _per_arch_grads(s, x, y, archs)
@@ -226,7 +232,7 @@ def test_weight_step_combines_the_archs_gradients(tmp_path, weight_step):
     seen = {}
     s.optimizer.step = lambda: seen.update({n: p.grad.clone() for n, p in s.net.named_parameters()
                                             if p.grad is not None})
-    s.train_step(x, y, idx)
+    s.weight_step(x, y, idx)
     for name, g in seen.items():
         want = sum(float(wk) * gk.get(name, torch.zeros_like(g)) for wk, gk in zip(w, grads))
         assert torch.allclose(g, want, atol=1e-6, rtol=1e-4), name

@@ -6,9 +6,9 @@ import torch
 
 from supernas.cli import main
 from supernas.errors import SupernasError
-from supernas.search import (EvolutionSearch, LatencyTable, ParetoEntry, compare_latency, format_table,
-                             measure_end_to_end, pareto_front, plot_pareto, write_pareto)
-from supernas.search.latency import _distinct_rows
+from supernas.evaluation import LatencyTable, compare_latency, measure_end_to_end
+from supernas.search import EvolutionSearch, ParetoEntry, format_table, pareto_front, plot_pareto, write_pareto
+from supernas.evaluation.latency import _distinct_rows
 from supernas.spaces import CostModel, get_space
 
 TINY = get_space("attentivenas-tiny")

@@ -274,7 +274,8 @@ def test_pareto_sampler_follows_the_flops_prior(space, cost, tables, tmp_path):
     from scipy.stats import chisquare
 
     from supernas.search import offline_pareto_sets, write_pareto
-    from supernas.train.supernet import build_arch_sampler
+    from supernas.config.schema import Sampler
+    from supernas.sampling import SamplerContext, build_sampler
 
     class SumPredictor:  # any accuracy model will do: the set keeps one Arch per bin
         def predict(self, x):
@@ -284,9 +285,8 @@ def test_pareto_sampler_follows_the_flops_prior(space, cost, tables, tmp_path):
     best, _ = offline_pareto_sets(space, SumPredictor(), cost, n=N_PRIOR, bin_width=prior.bin_width, seed=0,
                                   chunk=N_PRIOR)  # the prior's own pool: every bin of the prior is covered
     path, _ = write_pareto(tmp_path, best, space, name="pareto_best")
-    cfg = {"kind": "pareto", "pareto_set": str(path), "mode": "best", "n_prior": N_PRIOR,
-           "bin_width": prior.bin_width, "cache_dir": None}
-    sampler = build_arch_sampler(cfg, space, cost, seed=0)
+    cfg = Sampler(kind="pareto", pareto_set=str(path), mode="best", n_prior=N_PRIOR, bin_width=prior.bin_width)
+    sampler = build_sampler(cfg, SamplerContext(space, cost, seed=0))
     assert np.array_equal(sampler.prior.counts, prior.counts)
     bins = prior.bin_of(cost.mflops([sampler.sample() for _ in range(10_000)]))
     observed = np.bincount(bins - prior.lo, minlength=len(prior.counts))

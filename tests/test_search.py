@@ -9,10 +9,11 @@ from supernas.data import build_datasets
 from supernas.errors import SupernasError
 from supernas.nn.supernet import SuperNet
 from supernas.predictors import AccuracyPredictor
-from supernas.search import (Evaluator, EvolutionSearch, ParetoEntry, format_table, offline_pareto_sets,
-                             pareto_front, pareto_indices, parse_budgets, plot_pareto, write_pareto)
+from supernas.evaluation import Evaluator
+from supernas.search import (EvolutionSearch, ParetoEntry, format_table, offline_pareto_sets, pareto_front,
+                             pareto_indices, parse_budgets, plot_pareto, write_pareto)
 from supernas.spaces import CostModel, get_space
-from supernas.train.supernet import read_pareto_set
+from supernas.sampling import read_pareto_set
 
 
 # ---------------------------------------------------------------------- budgets

@@ -1,5 +1,6 @@
 """`supernas retrain` / `supernas finetune`: the standalone trainer, its EMA, ARCH sources and the CLI."""
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -13,7 +14,7 @@ from torch import nn
 from supernas import SupernasError, get_space
 from supernas.cli import main
 from supernas.data import build_datasets
-from supernas.deliver import evaluate_model, load_exported
+from supernas.evaluation import evaluate_model, load_exported
 from supernas.nn import SuperNet
 from supernas.train.ema import ModelEma
 from supernas.train.arch_source import resolve_arch
@@ -344,17 +345,16 @@ def test_two_gloo_processes_train_identical_weights(tmp_path):
 def test_retrain_configs_give_fpnas_l_archs_stochastic_depth(tmp_path, config):
     """Section C: the large FP-NAS models (the L spaces) train with stochastic depth, the small ones
     without; `auto` (the configs' and the default) is 0.2 for the first, 0 for the rest."""
-    from supernas.config import load_config
-    from supernas.train.standalone import DEFAULTS
+    from supernas.config import RetrainConfig, load_config
 
     configs = Path(__file__).resolve().parents[1] / "src" / "supernas" / "configs"
     l0_cifar = yaml.safe_load((configs / "fpnas_cifar10.yaml").read_text())["space"]  # derived from fpnas-l0
     quick = ["data.path=digits", "data.image_size=16", "data.train_subset=64", "data.val_subset=32",
              "data.autoaugment=false", "train.batch_size=32", "train.workers=0", "run.device=cpu"]
-    assert load_config(DEFAULTS, configs / config)["train"]["drop_path"] == "auto"
+    assert load_config(RetrainConfig, configs / config).train.drop_path == "auto"
 
     def rates(name, space, *extra):
-        cfg = load_config(DEFAULTS, configs / config, [*quick, f"run.dir={tmp_path / name}", *extra],
+        cfg = load_config(RetrainConfig, configs / config, [*quick, f"run.dir={tmp_path / name}", *extra],
                           data={"arch": "largest", "space": space})
         return [b.drop_path for b in StandaloneTrainer(cfg).net.blocks]
 
@@ -362,5 +362,5 @@ def test_retrain_configs_give_fpnas_l_archs_stochastic_depth(tmp_path, config):
     assert len(large) == 25 and large[0] == 0 and max(large) == pytest.approx(0.2 * 24 / 25)
     assert set(rates("tiny", "attentivenas-tiny")) == {0.0}
     assert max(rates("set", "attentivenas-tiny", "train.drop_path=0.1")) > 0.05  # a number holds for any Arch
-    with pytest.raises(SupernasError, match="train.drop_path must be 'auto'"):
+    with pytest.raises(SupernasError, match=re.escape("train.drop_path='sometimes' is not allowed: a number in [0, 1) or one of auto")):
         rates("bad", "attentivenas-tiny", "train.drop_path=sometimes")

@@ -8,9 +8,9 @@ import torch
 
 from supernas import SupernasError
 from supernas.cli import main
-from supernas.config import load_config
-from supernas.train.schedule import warmup_cosine
-from supernas.train.supernet import DEFAULTS, SupernetTrainer
+from supernas.config import SupernetConfig, load_config
+from supernas.runtime.optim import warmup_cosine
+from supernas.train.supernet import SupernetTrainer
 
 
 def tiny_config(run_dir, **train):
@@ -75,7 +75,7 @@ def test_existing_run_needs_resume(tmp_path):
 
 def test_config_errors_name_the_key(tmp_path):
     with pytest.raises(SupernasError, match="did you mean 'train.epochs'"):
-        load_config(DEFAULTS, overrides=["train.epoch=3"])
+        load_config(SupernetConfig, overrides=["train.epoch=3"])
     f = tmp_path / "c.yaml"
     f.write_text("train: {batch_size: 8}\nsampler: {kind: magic}\n")
     code = main(["train", str(f), f"run.dir={tmp_path / 'r'}", "data.path=digits", "run.device=cpu"])
@@ -104,7 +104,7 @@ def test_attentive_score_is_the_loss_against_labels_or_teacher(tmp_path, against
     """score: loss ranks the candidates by their minibatch loss against the labels (the reference's
     criterion, label smoothing included: the default) or against the largest Arch's predictions."""
     from supernas.nn.calibrate import frozen_bn_stats
-    from supernas.train.losses import label_smoothing_ce, soft_target_ce
+    from supernas.runtime.losses import label_smoothing_ce, soft_target_ce
 
     cfg = tiny_config(tmp_path / "r", label_smoothing=0.1)
     if against == "teacher":
@@ -132,7 +132,7 @@ def test_attentive_score_is_the_loss_against_labels_or_teacher(tmp_path, against
 def test_bad_attentive_loss_target_names_the_key(tmp_path):
     cfg = tiny_config(tmp_path / "r")
     cfg["sampler"]["loss_against"] = "soft"
-    with pytest.raises(SupernasError, match="sampler.loss_against must be one of labels, teacher"):
+    with pytest.raises(SupernasError, match="sampler.loss_against='soft' is not allowed: one of labels, teacher"):
         SupernetTrainer(cfg)
 
 
@@ -140,5 +140,5 @@ def test_drop_path_scope_follows_the_reference_by_default(tmp_path):
     assert SupernetTrainer(tiny_config(tmp_path / "a")).net.drop_path_scope == "last_two_stages"
     assert SupernetTrainer(tiny_config(tmp_path / "b", drop_path_scope="all_blocks")).net.drop_path_scope == \
         "all_blocks"
-    with pytest.raises(SupernasError, match="train.drop_path_scope must be one of last_two_stages, all_blocks"):
+    with pytest.raises(SupernasError, match="train.drop_path_scope='last_stage' is not allowed: one of last_two_stages, all_blocks"):
         SupernetTrainer(tiny_config(tmp_path / "c", drop_path_scope="last_stage"))

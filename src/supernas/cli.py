@@ -78,20 +78,20 @@ def cmd_sample(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------- training
 @command
 def cmd_train(args: argparse.Namespace) -> None:
-    from .config import load_config
-    from .train.supernet import DEFAULTS, SupernetTrainer
+    from .config import SupernetConfig, load_config
+    from .train.supernet import SupernetTrainer
 
-    cfg = load_config(DEFAULTS, args.config, args.overrides)
+    cfg = load_config(SupernetConfig, args.config, args.overrides)
     run_dir = SupernetTrainer(cfg, resume=args.resume).fit()
     print(f"supernet trained: {run_dir}/checkpoint.pt")
 
 
 @command
 def cmd_fpnas(args: argparse.Namespace) -> None:
-    from .config import load_config
-    from .fpnas.search import DEFAULTS, ProbabilisticSearch
+    from .config import FpnasConfig, load_config
+    from .fpnas.probabilistic import ProbabilisticSearch
 
-    cfg = load_config(DEFAULTS, args.config, args.overrides)
+    cfg = load_config(FpnasConfig, args.config, args.overrides)
     run_dir = ProbabilisticSearch(cfg, resume=args.resume).fit()
     print(f"search done: {run_dir}/result.json (most likely Arch and top-N), plots {run_dir}/search.png, "
           f"{run_dir}/arch.png")
@@ -180,7 +180,7 @@ def cmd_predictor(args: argparse.Namespace) -> None:
 @command
 def cmd_export(args: argparse.Namespace) -> None:
     from .deliver import export_arch
-    from .search.runner import load_run
+    from .evaluation import load_run
     from .spaces import load_arch
 
     if args.bn_batch_size < 1:
@@ -208,8 +208,8 @@ def cmd_export(args: argparse.Namespace) -> None:
 @command
 def cmd_eval(args: argparse.Namespace) -> None:
     from .data import DataConfig, build_datasets
-    from .deliver import evaluate_model, load_exported, measure_latency
-    from .train.distributed import resolve_device
+    from .evaluation import evaluate_model, load_exported, measure_latency
+    from .runtime.distributed import resolve_device
 
     model, meta = load_exported(args.model)
     device = str(resolve_device(args.device))
@@ -307,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = add("fpnas", "FP-NAS (or PARSEC with search.mode=parsec): learn a distribution over Archs with the "
             "shared weights")
-    run_args(s, "configs/fpnas_*.yaml", "search.epochs=10 data.path=~/cifar10")
+    run_args(s, "configs/fpnas_*.yaml", "train.epochs=10 data.path=~/cifar10")
 
     s = add("retrain", "train one Arch from scratch as a standalone model (label smoothing, AutoAugment, EMA, "
             "optional stochastic depth and distillation) and export it")

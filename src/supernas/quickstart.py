@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import load_config
+from .config import SupernetConfig, load_config
 from .errors import SupernasError
 
 
 def quickstart(run_dir: "str | Path" = "runs/quickstart", device: str = "auto") -> Path:
-    from .search import format_table
-    from .search.runner import load_run, search_run
     from .deliver import export_arch
-    from .train.supernet import DEFAULTS, SupernetTrainer
+    from .evaluation import load_run
+    from .search import format_table
+    from .search.runner import search_run
+    from .train.supernet import SupernetTrainer
 
     run_dir = Path(run_dir)
     config = Path(__file__).with_name("configs") / "attentivenas_digits_quick.yaml"
-    cfg = load_config(DEFAULTS, config, [f"run.dir={run_dir}", f"run.device={device}"])
+    cfg = load_config(SupernetConfig, config, [f"run.dir={run_dir}", f"run.device={device}"])
     if (run_dir / "checkpoint.pt").exists():
         raise SupernasError(f"'{run_dir}' already holds a quickstart run; remove it or pass --dir elsewhere")
     print("1/3 training the supernet (sandwich rule, in-place distillation, BestUp-3)")

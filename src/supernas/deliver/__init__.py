@@ -1,5 +1,5 @@
-"""Taking a found Arch home: calibrated static models exported as PyTorch, TorchScript or ONNX."""
-from .evaluate_model import evaluate_model, load_exported, measure_latency
+"""Taking a found Arch home: calibrated static models exported as PyTorch, TorchScript or ONNX, and
+supernets in the AttentiveNAS reference layout."""
 from .export import export_arch
 
-__all__ = ["evaluate_model", "export_arch", "load_exported", "measure_latency"]
+__all__ = ["export_arch"]

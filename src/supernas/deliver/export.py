@@ -11,17 +11,11 @@ from torch.utils.data import DataLoader
 
 from ..errors import SupernasError
 from ..nn.calibrate import recalibrate_bn
+from ..nn.static import resize_to
 from ..spaces import Arch, CostModel
 from ..utils.io import atomic_torch_save, atomic_write_bytes, atomic_write_text
 
 FORMATS = ("pt", "torchscript", "onnx")
-
-
-def resize_to(x: torch.Tensor, resolution: int) -> torch.Tensor:
-    """Images loaded at the dataset's size, resized (bicubic) to the Arch's resolution, as in training."""
-    if x.shape[-1] == resolution and x.shape[-2] == resolution:
-        return x
-    return torch.nn.functional.interpolate(x, size=(resolution, resolution), mode="bicubic", align_corners=False)
 
 
 def calibrate_extracted(model: torch.nn.Module, data, bn_batches: int = 64, device: "str | torch.device" = "cpu",

@@ -17,12 +17,10 @@ def import_reference(checkpoint: "str | Path | Mapping[str, Any]", out: "str | P
     """Write `out`/config.yaml and `out`/checkpoint.pt holding the reference checkpoint's supernet
     of `space` (a built-in name or a space file). `overrides` (data.KEY=VALUE) name the data that
     stage-2 commands re-calibrate BatchNorm and evaluate on; they can also be given to each of them."""
-    from ..config import dump_config, load_config
-    from ..data import DataConfig
+    from ..config import SupernetConfig, dump_config, load_config
     from ..nn import SuperNet
+    from ..runtime.checkpoint import CHECKPOINT, save_checkpoint
     from ..spaces import get_space, list_spaces
-    from ..train.checkpoint import CHECKPOINT, save_checkpoint
-    from ..train.supernet import DEFAULTS
 
     out = Path(out).expanduser()
     if (out / CHECKPOINT).exists():
@@ -32,8 +30,8 @@ def import_reference(checkpoint: "str | Path | Mapping[str, Any]", out: "str | P
             raise SupernasError(f"'{item}': import takes only data.KEY=VALUE settings (e.g. data.path=~/imagenet)")
     resolved = get_space(space)
     space_entry: Any = space if space in list_spaces() else resolved.definition
-    cfg = load_config(DEFAULTS, None, overrides, data={"run": {"dir": str(out)}, "space": space_entry})
-    DataConfig.from_dict(cfg["data"])  # a bad data setting fails now, not at the first stage-2 command
+    # a bad data setting fails now, not at the first stage-2 command
+    cfg = load_config(SupernetConfig, None, overrides, data={"run": {"dir": str(out)}, "space": space_entry})
     net = SuperNet.from_reference_checkpoint(checkpoint, resolved)
     source = str(checkpoint) if isinstance(checkpoint, (str, Path)) else "a state dict"
     out.mkdir(parents=True, exist_ok=True)
@@ -45,7 +43,7 @@ def import_reference(checkpoint: "str | Path | Mapping[str, Any]", out: "str | P
 
 def export_reference(run_dir: "str | Path", out_dir: "str | Path") -> Path:
     """`out_dir`/supernet.pth.tar: the run's supernet as `{'state_dict': {'module.' + key: tensor}}`."""
-    from ..search.runner import load_supernet
+    from ..evaluation.runs import load_supernet
 
     net, _ = load_supernet(run_dir, "cpu")
     return atomic_torch_save(net.reference_checkpoint(), Path(out_dir).expanduser() / REFERENCE_FILE)

@@ -10,6 +10,13 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def resize_to(x: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Images loaded at the dataset's size, resized (bicubic) to the Arch's resolution, as in training."""
+    if x.shape[-1] == resolution and x.shape[-2] == resolution:
+        return x
+    return F.interpolate(x, size=(resolution, resolution), mode="bicubic", align_corners=False)
+
+
 def make_activation(name: str) -> nn.Module:
     return nn.SiLU() if name == "swish" else nn.ReLU()
 

@@ -181,8 +181,7 @@ class SuperNet(nn.Module):
 
     def features(self, x: torch.Tensor, arch: Arch, drop_path: float = 0.0) -> torch.Tensor:
         p = self.plan(arch)
-        if x.shape[-1] != p.resolution or x.shape[-2] != p.resolution:
-            x = F.interpolate(x, size=(p.resolution, p.resolution), mode="bicubic", align_corners=False)
+        x = static.resize_to(x, p.resolution)
         s = self.space.spec
         x = activation(s.stem_act)(self.stem_bn(self.stem_conv(x, p.stem_out)))
         n = len(self.blocks)

@@ -9,9 +9,11 @@ from .attentive import AttentiveSampler, Candidates, LossScorer, PredictorScorer
 from .base import Sampler, UniformSampler
 from .constrained import FlopsConstrainedSampler, SamplerStats, sample_in_range
 from .flops_tables import FlopsPrior, ProposalTable, bin_of, estimate_flops_tables
-from .pareto import ParetoSetSampler
+from .pareto_set import ParetoSetSampler, read_pareto_set
 from .prefetch import Prefetcher
+from .registry import SAMPLERS, SCORERS, SamplerContext, build_sampler
 
 __all__ = ["AttentiveSampler", "Candidates", "FlopsConstrainedSampler", "FlopsPrior", "LossScorer",
-           "ParetoSetSampler", "PredictorScorer", "Prefetcher", "ProposalTable", "Sampler", "SamplerStats",
-           "Scorer", "UniformSampler", "as_scorer", "bin_of", "estimate_flops_tables", "sample_in_range"]
+           "ParetoSetSampler", "PredictorScorer", "Prefetcher", "ProposalTable", "SAMPLERS", "SCORERS", "Sampler",
+           "SamplerContext", "SamplerStats", "Scorer", "UniformSampler", "as_scorer", "bin_of", "build_sampler",
+           "estimate_flops_tables", "read_pareto_set", "sample_in_range"]

@@ -1,11 +1,9 @@
-"""Search: evaluating Archs from a supernet, evolutionary search under FLOPs or latency budgets, Pareto sets."""
+"""AttentiveNAS stage 2: evolutionary search under FLOPs or latency budgets, Pareto sets, and the
+`search` / `predictor` commands on a trained run (Archs are scored by `supernas.evaluation`)."""
 from .budgets import parse_budgets
-from .evaluate import Evaluator
 from .evolution import EvolutionSearch, SearchResult
-from .latency import LatencyTable, compare_latency, measure_end_to_end
 from .pareto import (ParetoEntry, format_table, offline_pareto_sets, pareto_front, pareto_indices, plot_pareto,
                      write_pareto)
 
-__all__ = ["Evaluator", "EvolutionSearch", "LatencyTable", "ParetoEntry", "SearchResult", "compare_latency",
-           "format_table", "measure_end_to_end", "offline_pareto_sets", "parse_budgets", "pareto_front",
-           "pareto_indices", "plot_pareto", "write_pareto"]
+__all__ = ["EvolutionSearch", "ParetoEntry", "SearchResult", "format_table", "offline_pareto_sets", "parse_budgets",
+           "pareto_front", "pareto_indices", "plot_pareto", "write_pareto"]

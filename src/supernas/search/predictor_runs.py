@@ -16,11 +16,10 @@ import numpy as np
 
 from ..errors import SupernasError
 from ..spaces import Arch, CostModel
-from ..train import distributed as dist
+from ..evaluation import Evaluator, load_run, load_supernet
+from ..runtime import distributed as ddp
 from ..utils.io import atomic_write_text
-from .evaluate import Evaluator
 from .pareto import offline_pareto_sets, write_pareto
-from .runner import load_run, load_supernet
 
 
 def _evaluate_random(net, data, n: int, seed: int, bn_batches: int, max_batches: int | None,
@@ -59,7 +58,7 @@ def fit_predictor_run(run_dir: "str | Path", n: int = 1000, holdout: float = 0.2
     archs, top1 = _evaluate_random(net, data, n, seed, bn_batches, max_batches)
     predictor, tau = fit_from_evaluations(net.space, list(zip(archs, top1)), holdout=holdout, seed=seed)
     path = _default_predictor(run_dir, out)
-    if dist.current().is_main:
+    if ddp.current().is_main:
         predictor.save(path)
         atomic_write_text(path.with_suffix(".evaluations.json"),
                           json.dumps([{"arch": a.to_dict(), "top1": t} for a, t in zip(archs, top1)]))
@@ -88,7 +87,7 @@ def eval_predictor_run(run_dir: "str | Path", predictor: "str | Path | None" = N
               "excluded_fitting_archs": len(seen), "seed": seed,
               "evaluations": [{"arch": a.to_dict(), "top1": float(t), "predicted": float(p)}
                               for a, t, p in zip(archs, true, pred)]}
-    if dist.current().is_main:
+    if ddp.current().is_main:
         atomic_write_text(path.with_suffix(".eval.json"), json.dumps(report, indent=1))
     return report
 

@@ -12,55 +12,12 @@ from typing import Any, Sequence
 import torch
 
 from ..errors import SupernasError
+from ..evaluation import Evaluator, LatencyTable, load_run
+from ..runtime import distributed as ddp
 from ..spaces import CostModel
-from ..train import distributed as dist
 from ..utils.io import atomic_write_text
-from .evaluate import Evaluator
 from .evolution import EvolutionSearch, SearchResult
-from .latency import LatencyTable
 from .pareto import plot_pareto, write_pareto
-
-
-def load_supernet(run_dir: "str | Path", device: str = "auto", overrides: Sequence[str] = ()):
-    """(supernet with the run's weights, resolved config) of a stage-1 run directory, without its
-    data. `overrides` are `data.KEY=VALUE` settings replacing the run's (its data elsewhere, or
-    named for the first time: an imported supernet's ImageNet tree)."""
-    from ..config import load_config
-    from ..nn import SuperNet
-    from ..spaces import get_space
-    from ..train.checkpoint import load_checkpoint
-    from ..train.supernet import DEFAULTS
-
-    run_dir = Path(run_dir).expanduser()
-    if not (run_dir / "config.yaml").is_file():
-        raise SupernasError(f"'{run_dir}' is not a supernet run directory (no config.yaml); give the run.dir of "
-                            "`supernas train` or the --out of `supernas import`")
-    for item in overrides:
-        if not item.startswith("data."):
-            raise SupernasError(f"'{item}': a stage-2 command takes only data.KEY=VALUE settings (e.g. "
-                                "data.path=~/imagenet); the rest of the run's config stays as trained")
-    cfg = load_config(DEFAULTS, run_dir / "config.yaml", overrides)
-    _, dev = dist.setup_distributed(device)
-    ck = load_checkpoint(run_dir, map_location=dev)
-    model = ck["model"]
-    net = SuperNet(get_space(ck.get("space", cfg["space"])), int(model["classifier.weight"].shape[0])).to(dev)
-    net.load_state_dict(model)
-    return net.eval(), cfg
-
-
-def load_run(run_dir: "str | Path", device: str = "auto", overrides: Sequence[str] = ()):
-    """(supernet with trained weights, resolved config, datasets) of a stage-1 run directory; see
-    `load_supernet` for `overrides`."""
-    from ..data import DataConfig, build_datasets
-
-    net, cfg = load_supernet(run_dir, device, overrides)
-    data = build_datasets(DataConfig.from_dict(cfg["data"]))
-    if data.num_classes != net.num_classes:
-        where = cfg["data"]["path"] or "the built-in digits"
-        raise SupernasError(f"the supernet in '{run_dir}' predicts {net.num_classes} classes but its data ({where}) "
-                            f"has {data.num_classes}: name the data it was trained on with data.path=PATH (on this "
-                            "command, or once on `supernas import`)")
-    return net, cfg, data
 
 
 def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | Path | None" = None,
@@ -108,7 +65,7 @@ def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | 
                              crossovers=crossovers, generations=generations, seed=seed,
                              state=state["search"] if state else None,
                              constraint=("latency_ms", table.latency_indices) if table else None)
-    info = dist.current()
+    info = ddp.current()
     bar = None
     if progress and info.is_main:
         from tqdm.auto import tqdm

@@ -8,8 +8,10 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from ..deliver.evaluate_model import load_exported
-from ..deliver.export import calibrate_extracted, resize_to
+from ..deliver.export import calibrate_extracted
+from ..evaluation import load_run
+from ..evaluation.static_models import load_exported
+from ..nn.static import resize_to
 from ..errors import SupernasError
 
 
@@ -47,8 +49,6 @@ def load_teacher(path: "str | Path", data, device: torch.device, bn_batches: int
         model, meta = load_exported(p)
         resolution, classes, mean, std = meta["resolution"], meta["num_classes"], meta["mean"], meta["std"]
     elif (p / "config.yaml").is_file() and (p / "checkpoint.pt").is_file() and not (p / "result.json").exists():
-        from ..search.runner import load_run
-
         net, _, run_data = load_run(p, str(device))
         model = net.extract(net.space.largest())
         del net

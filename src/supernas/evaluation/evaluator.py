@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 from ..errors import SupernasError
 from ..nn.calibrate import preserved_bn_stats, recalibrate_bn
 from ..spaces import Arch
-from ..train.engine import autocast
+from ..runtime.precision import autocast
 
 CACHE_VERSION = 1
 

@@ -27,14 +27,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..deliver.evaluate_model import measure_latency, time_forward
 from ..errors import SupernasError, require_int
 from ..nn import static
 from ..spaces import Arch, SearchSpace
 from ..spaces.layout import Layout, layout
 from ..spaces.spec import ACTIVATIONS
-from ..train.distributed import resolve_device
+from ..runtime.distributed import resolve_device
 from ..utils.io import atomic_write_text
+from .static_models import measure_latency, time_forward
 
 Timer = Callable[[nn.Module, torch.Tensor], float]
 FORMAT = 1

@@ -1,7 +1,10 @@
-"""Learning-rate schedule: linear warm-up, then cosine decay to `final_ratio` of the peak, per step."""
+"""Optimizer pieces every trainer shares: parameter groups (no weight decay on BatchNorm and
+biases), the linear scaling rule, and the learning-rate schedule (linear warm-up, then cosine
+decay to `final_ratio` of the peak, per step)."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -24,3 +27,11 @@ def warmup_cosine_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, 
 def scaled_lr(base_lr: float, global_batch: int, per: int = 256) -> float:
     """The papers' linear scaling rule: `base_lr` per `per` images."""
     return base_lr * global_batch / per
+
+
+def param_groups(net: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on conv and linear weights only (BatchNorm and biases excluded)."""
+    decay, no_decay = [], []
+    for p in net.parameters():
+        (decay if p.dim() > 1 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]

@@ -52,7 +52,7 @@ def evaluate_model(model: torch.nn.Module, dataset, batch_size: int = 256, devic
                    resolution: int | None = None) -> dict[str, float]:
     """Top-1 / top-5 (percent) of `model` on a dataset of (image, label); images are resized (bicubic)
     to `resolution` when given, as the supernet did in training."""
-    from .export import resize_to
+    from ..nn.static import resize_to
 
     model = model.to(device).eval()
     correct1 = correct5 = total = 0

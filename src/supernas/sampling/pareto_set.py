@@ -11,12 +11,14 @@ back to the members nearest the bin's centre.
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from ..errors import SupernasError
-from ..spaces import Arch, SearchSpace, as_generator
+from ..spaces import Arch, CostModel, SearchSpace, as_generator, load_arch
 from .base import check_state, rng_state, set_rng_state
 from .flops_tables import FlopsPrior
 
@@ -75,3 +77,28 @@ class ParetoSetSampler:
             raise SupernasError(f"the sampler state is for mode={state['mode']!r}, this sampler has "
                                 f"mode={self.mode!r}; build it with the resumed run's sampler.mode")
         set_rng_state(self.rng, state["rng"])
+
+
+def read_pareto_set(path: "str | Path", space: SearchSpace, cost: CostModel) -> list[tuple[Arch, float, float]]:
+    """(Arch, MFLOPs, accuracy) triples from a pareto.json: a list of entries, or {"entries": [...]},
+    each with an "arch" and its "accuracy" (MFLOPs are recomputed, so the file's own figures need
+    not match this dataset)."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise SupernasError(f"Pareto set '{path}' does not exist; make one with `supernas search` "
+                            "(pareto.json in its run directory)")
+    try:
+        data = json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise SupernasError(f"Pareto set '{path}' is not valid JSON ({e.msg} at line {e.lineno})") from None
+    entries = data.get("entries") if isinstance(data, dict) else data
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) and "arch" in e for e in entries):
+        raise SupernasError(f"Pareto set '{path}' must hold a non-empty list of entries with an 'arch' each")
+    bad = next((i for i, e in enumerate(entries) if isinstance(e.get("accuracy"), bool)
+                or not isinstance(e.get("accuracy"), (int, float))), None)
+    if bad is not None:
+        raise SupernasError(f"Pareto set '{path}': entry {bad} has no numeric 'accuracy', which picks the best "
+                            "(or worst) member of a FLOPs bin; write the set with `supernas search` or "
+                            "`supernas predictor offline-sets`")
+    archs = [load_arch(space, e["arch"]) for e in entries]
+    return list(zip(archs, (float(m) for m in cost.mflops(archs)), (float(e["accuracy"]) for e in entries)))

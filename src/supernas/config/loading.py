@@ -1,0 +1,111 @@
+"""Configs: a command's schema defaults, updated by a YAML file, then by a mapping given in Python,
+then by `key=value` overrides, validated once into the schema's dataclass.
+
+Every key a user writes must exist in the schema, so a typo is an error that names the key and
+the closest valid one, not a setting silently ignored; a renamed key is still read, with a
+warning naming its new name.
+"""
+from __future__ import annotations
+
+import copy
+import warnings
+from pathlib import Path
+from typing import Any, Iterable, Mapping, TypeVar
+
+import yaml
+
+from ..errors import SupernasError
+from .fields import build, unknown_key
+from .schema import RENAMED
+
+T = TypeVar("T")
+
+
+def _merge(base: dict, update: Mapping, where: str = "") -> dict:
+    for key, value in update.items():
+        path = f"{where}{key}"
+        if key not in base:
+            raise SupernasError(unknown_key(path, [str(k) for k in base], where))
+        if isinstance(base[key], dict) and base[key] and isinstance(value, Mapping):
+            _merge(base[key], value, f"{path}.")
+        else:
+            base[key] = copy.deepcopy(value) if isinstance(value, (dict, list)) else value
+    return base
+
+
+def _renamed(update: Mapping, renames: Mapping[str, str], where: str = "", root: dict | None = None) -> dict:
+    """`update` with its old keys moved to their new names (each named in a DeprecationWarning)."""
+    out: dict = {} if root is None else {}
+    root = out if root is None else root
+    for key, value in update.items():
+        path = f"{where}{key}"
+        if path in renames:
+            new = renames[path]
+            warnings.warn(f"config key '{path}' is now '{new}'; the old name will stop working in a later "
+                          "release", DeprecationWarning, stacklevel=4)
+            _set(root, new.split("."), value)
+            continue
+        if isinstance(value, Mapping) and any(old.startswith(f"{path}.") for old in renames):
+            value = _renamed(value, renames, f"{path}.", root)
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key].update(value)  # a renamed key landed here first
+        else:
+            out[key] = value
+    return out
+
+
+def _set(tree: dict, keys: list[str], value: Any) -> None:
+    for k in keys[:-1]:
+        tree = tree.setdefault(k, {})
+    tree[keys[-1]] = value
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """'train.lr=0.2' -> (['train', 'lr'], 0.2); the value is read as YAML (numbers, lists, null)."""
+    if "=" not in item:
+        raise SupernasError(f"override '{item}' must look like key=value (e.g. train.epochs=10)")
+    key, text = item.split("=", 1)
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        value = text
+    return key.strip().split("."), value
+
+
+def read_yaml(path: "str | Path") -> dict:
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise SupernasError(f"config file '{path}' does not exist")
+    try:
+        loaded = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise SupernasError(f"config file '{path}' is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(loaded, Mapping):
+        raise SupernasError(f"config file '{path}' must hold a mapping of settings at the top level")
+    return loaded
+
+
+def load_config(schema: "type[T]", path: "str | Path | None" = None, overrides: Iterable[str] = (),
+                data: "Mapping[str, Any] | None" = None) -> T:
+    """The settings of `schema` (a dataclass of `config.schema`): its defaults, updated by the YAML
+    file at `path`, then by `data`, then by `key=value` overrides, then validated."""
+    renames = RENAMED.get(schema, {})
+    cfg = schema().to_dict()  # type: ignore[attr-defined]
+    updates = [read_yaml(path)] if path is not None else []
+    if data:
+        updates.append(data.to_dict() if hasattr(data, "to_dict") else data)
+    for item in overrides:
+        keys, value = parse_override(item)
+        nested: dict = {}
+        _set(nested, keys, value)
+        updates.append(nested)
+    for update in updates:
+        _merge(cfg, _renamed(update, renames))
+    return build(schema, cfg)
+
+
+def dump_config(cfg: Any, path: "str | Path") -> None:
+    from ..utils.io import atomic_write_text
+
+    values = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
+    atomic_write_text(path, yaml.safe_dump(values, sort_keys=False))

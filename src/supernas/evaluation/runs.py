@@ -1,0 +1,48 @@
+"""A stage-1 run directory read back: its supernet with the trained weights, its config and data,
+for every command that comes after training (search, predictor, export, a teacher to distil from)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from ..config import SupernetConfig, load_config
+from ..data import build_datasets
+from ..errors import SupernasError
+from ..nn import SuperNet
+from ..runtime import distributed as ddp
+from ..runtime.checkpoint import load_checkpoint
+from ..spaces import get_space
+
+
+def load_supernet(run_dir: "str | Path", device: str = "auto", overrides: Sequence[str] = ()):
+    """(supernet with the run's weights, resolved config) of a stage-1 run directory, without its
+    data. `overrides` are `data.KEY=VALUE` settings replacing the run's (its data elsewhere, or
+    named for the first time: an imported supernet's ImageNet tree)."""
+    run_dir = Path(run_dir).expanduser()
+    if not (run_dir / "config.yaml").is_file():
+        raise SupernasError(f"'{run_dir}' is not a supernet run directory (no config.yaml); give the run.dir of "
+                            "`supernas train` or the --out of `supernas import`")
+    for item in overrides:
+        if not item.startswith("data."):
+            raise SupernasError(f"'{item}': a stage-2 command takes only data.KEY=VALUE settings (e.g. "
+                                "data.path=~/imagenet); the rest of the run's config stays as trained")
+    cfg = load_config(SupernetConfig, run_dir / "config.yaml", overrides)
+    _, dev = ddp.setup_distributed(device)
+    ck = load_checkpoint(run_dir, map_location=dev)
+    model = ck["model"]
+    net = SuperNet(get_space(ck.get("space", cfg.space)), int(model["classifier.weight"].shape[0])).to(dev)
+    net.load_state_dict(model)
+    return net.eval(), cfg
+
+
+def load_run(run_dir: "str | Path", device: str = "auto", overrides: Sequence[str] = ()):
+    """(supernet with trained weights, resolved config, datasets) of a stage-1 run directory; see
+    `load_supernet` for `overrides`."""
+    net, cfg = load_supernet(run_dir, device, overrides)
+    data = build_datasets(cfg.data)
+    if data.num_classes != net.num_classes:
+        where = cfg.data.path or "the built-in digits"
+        raise SupernasError(f"the supernet in '{run_dir}' predicts {net.num_classes} classes but its data ({where}) "
+                            f"has {data.num_classes}: name the data it was trained on with data.path=PATH (on this "
+                            "command, or once on `supernas import`)")
+    return net, cfg, data

@@ -1,0 +1,396 @@
+"""FP-NAS / PARSEC search: train the supernet on Archs drawn from a learnable distribution and
+move the distribution towards Archs that explain held-out data well (and cost little).
+
+One step: K Archs are drawn from the distribution (one torch.Generator, seeded and advanced
+alike on every rank, so all ranks draw the same Archs). (a) Weight step on a train batch: each
+Arch runs forward and backward in turn (only one Arch's activations live at a time), their
+gradients combined by `search.weight_step` (the mean, or weighted by the Archs' normalised
+likelihoods: see weight_step.py), averaged over ranks, one SGD step. (b) After the warm-up
+(alpha frozen, so the Archs are uniform: Section E of the supplement), an architecture step on a
+batch of the search split with the *same* K Archs (PARSEC's one-draw-per-iteration; it also
+makes the samples count K per step):
+their losses without gradient, averaged over ranks, become log-likelihoods, their MFLOPs the
+costs, and `arch_loss` (Eqn (2)) is minimised by Adam on alpha.
+
+FP-NAS: K follows the entropy (`adaptive_num_samples`) and the factorized distribution becomes
+the equal joint one at `switch_epoch`. PARSEC: the joint distribution from the start, fixed K.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..config import FpnasConfig, load_config
+from ..data import build_datasets
+from ..errors import SupernasError
+from ..evaluation.latency import LatencyTable
+from ..nn import SuperNet
+from ..nn.calibrate import frozen_bn_stats
+from ..runtime import distributed as ddp
+from ..runtime.data_order import ResumableLoader, ResumableSampler
+from ..runtime.logging import RunLogger
+from ..runtime.loop import Loop, Schedule
+from ..runtime.losses import label_smoothing_ce
+from ..runtime.optim import param_groups, scaled_lr, warmup_cosine_scheduler
+from ..runtime.precision import autocast, precision
+from ..spaces import CostModel, SearchSpace, get_space
+from ..utils.io import atomic_torch_save, atomic_write_text
+from .distribution import ArchDistribution, FactorizedDistribution, JointDistribution
+from .estimator import arch_loss, loglik_from_losses
+from .num_samples import adaptive_num_samples
+from .weight_step import ImportanceWeightedGrads
+
+COST_UNITS = {"mflops": "MFLOPs", "latency": "ms"}
+
+
+def _check_search_config(s: Any) -> None:
+    """What the schema cannot say alone: settings that depend on each other, checked before the
+    first architecture step would fail on them."""
+    if s.k_max < s.k_min:
+        raise SupernasError(f"search.k_max ({s.k_max}) must be >= search.k_min ({s.k_min})")
+    try:  # the sampling rule's own checks (k_per_nat), on a dry call
+        adaptive_num_samples(1.0, 1.0, s.k_min, s.k_max, s.k_rule, s.k_per_nat)
+    except SupernasError as e:
+        raise SupernasError(f"search.k_rule / search.k_per_nat: {e}") from None
+    needs_target = s.beta > 0 and (s.cost_mode != "linear" or s.cost_norm == "target")
+    if needs_target and s.cost_target is None:
+        raise SupernasError(f"search.cost_mode={s.cost_mode} / cost_norm={s.cost_norm} need search.cost_target, "
+                            f"a positive budget in {COST_UNITS[s.cost]}; got null")
+
+
+class ProbabilisticSearch:
+    """FP-NAS or PARSEC as an object: `ProbabilisticSearch(config).fit()` searches and returns the
+    run directory (metrics.jsonl, dist_epoch{N}.pt, checkpoint.pt, result.json, plots).
+
+    `config` is an `FpnasConfig` or a mapping over its defaults; `resume=True` continues the run in
+    `run.dir` exactly where its checkpoint left it.
+    """
+
+    def __init__(self, config: "FpnasConfig | Mapping[str, Any]", resume: bool = False):
+        self.cfg = config if isinstance(config, FpnasConfig) else load_config(FpnasConfig, data=config)
+        s, t, run = self.cfg.search, self.cfg.train, self.cfg.run
+        _check_search_config(s)
+        self.info, self.device = ddp.setup_distributed(run.device)
+        self.run_dir = Path(run.dir).expanduser()
+        self.resume = resume
+        cuda = self.device.type == "cuda"
+        # NCHW: the Split-Attention gathers and the changing shapes gain nothing from channels_last
+        self.amp_dtype, _, self.cudnn_benchmark = precision(run, cuda, fixed_shapes=False)
+        self.seed = run.seed
+        torch.manual_seed(self.seed)
+        np.random.seed(self.seed)
+
+        self.data = build_datasets(self.cfg.data)
+        if self.data.search is None:
+            raise SupernasError("the search needs a held-out split for its architecture steps; set "
+                                "data.search_size (e.g. 0.2 of train, or a count)")
+        self.space: SearchSpace = get_space(self.cfg.space)
+        self.cost = CostModel(self.space, self.data.num_classes)
+        self.net = SuperNet(self.space, self.data.num_classes).to(self.device)
+        self.latency = self._latency_table()
+
+        rank, world = self.info.rank, self.info.world_size
+        train_rows = ResumableSampler(self.data.train, t.batch_size, self.seed, rank, world)
+        # its own shuffle seed, so the search batches do not mirror the train order
+        self.search_rows = ResumableSampler(self.data.search, t.batch_size, self.seed + 1, rank, world)
+        self.train_loader = ResumableLoader(self.data.train, train_rows, self.seed, t.batch_size, t.workers, cuda)
+        self.search_loader = ResumableLoader(self.data.search, self.search_rows, self.seed, t.batch_size, t.workers,
+                                             cuda)
+        self.steps_per_epoch = train_rows.batches_per_epoch
+        self.total_steps = t.epochs * self.steps_per_epoch
+        self.stop_step = self.total_steps if t.max_steps is None else min(self.total_steps, t.max_steps)
+        self.lr = scaled_lr(t.lr, t.batch_size * world)
+        self.optimizer = torch.optim.SGD(param_groups(self.net, t.weight_decay), lr=self.lr, momentum=t.momentum,
+                                         nesterov=t.nesterov)
+        self.scheduler = warmup_cosine_scheduler(self.optimizer, self.total_steps,
+                                                 t.warmup_epochs * self.steps_per_epoch, t.final_lr_ratio)
+        # alpha lives on the CPU: it is tiny, and a CPU generator must draw from CPU probabilities
+        self.distribution: ArchDistribution = (JointDistribution(self.space) if s.mode == "parsec"
+                                               else FactorizedDistribution(self.space))
+        self.arch_opt = self._new_arch_optimizer()
+        self.gen = torch.Generator().manual_seed(self.seed)
+        self.step = 0
+        self.arch_steps = 0
+        self.samples_total = 0
+        self.samples_warmup = 0  # of samples_total, drawn while alpha was frozen
+        self.seconds = 0.0
+        self.last_weights: torch.Tensor | None = None  # weight_step importance: the last step's m_k
+        self._search_it: Iterator | None = None
+        self._last: dict[str, Any] = {}  # the last step's K, Archs and architecture-step figures
+
+    # ------------------------------------------------------------------ cost
+    @property
+    def latency_path(self) -> Path:
+        return self.run_dir / "latency_table.json"
+
+    def _latency_table(self) -> LatencyTable | None:
+        """With cost: latency, the main process's per-layer table (kept in the run directory, so a
+        resumed search reuses what it measured); the other ranks receive its figures."""
+        s = self.cfg.search
+        if s.cost != "latency" or not self.info.is_main:
+            return None
+        lat = s.latency
+        args = (self.space, self.data.num_classes, lat.batch_size, lat.warmup, lat.repeats, lat.device or self.device)
+        return LatencyTable.load(self.latency_path, *args) if self.latency_path.exists() else LatencyTable(*args)
+
+    def sample_costs(self, idx: torch.Tensor) -> np.ndarray:
+        """Cost of each sampled Arch in the unit of search.cost, equal on every rank."""
+        if self.cfg.search.cost == "mflops":
+            return self.cost.mflops_indices(idx.numpy())
+        ms = self.latency.latency_indices(idx.numpy()) if self.latency is not None else None
+        return np.asarray(ddp.broadcast_object(ms), dtype=np.float64)
+
+    # ------------------------------------------------------------------ distribution
+    @property
+    def distribution_kind(self) -> str:
+        return "joint" if isinstance(self.distribution, JointDistribution) else "factorized"
+
+    def _new_arch_optimizer(self) -> torch.optim.Adam:
+        s = self.cfg.search
+        return torch.optim.Adam(self.distribution.parameters(), lr=s.arch_lr, betas=tuple(s.arch_betas))
+
+    def switch_to_joint(self) -> None:
+        """Coarse-to-fine: the equal joint distribution, with a fresh Adam for its new parameters."""
+        if isinstance(self.distribution, FactorizedDistribution):
+            self.distribution = JointDistribution.from_factorized(self.distribution)
+            self.arch_opt = self._new_arch_optimizer()
+
+    def num_samples(self) -> int:
+        s = self.cfg.search
+        if s.mode == "parsec":
+            return s.k_fixed
+        with torch.no_grad():
+            h = float(self.distribution.entropy())
+        return adaptive_num_samples(h, self.distribution.max_entropy(), s.k_min, s.k_max, s.k_rule, s.k_per_nat)
+
+    def expected_mflops(self) -> float:
+        """Monte-Carlo mean MFLOPs under the distribution, from a generator of its own (seeded by
+        the step) so that logging never changes which Archs the search draws."""
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.step)
+        idx = self.distribution.sample(self.cfg.search.mc_samples, g)
+        return float(np.mean(self.cost.mflops_indices(idx.numpy())))
+
+    # ------------------------------------------------------------------ the two steps
+    def _autocast(self):
+        return autocast(self.device, self.amp_dtype)
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One step of the search: K Archs drawn, a weight step on the batch and, after the warm-up,
+        an architecture step on the next search batch with the same Archs."""
+        epoch = self.step // self.steps_per_epoch
+        k = self.num_samples()
+        idx = self.distribution.sample(k, self.gen)
+        self.samples_total += k
+        warmup = epoch < self.cfg.search.arch_warmup_epochs
+        if warmup:
+            self.samples_warmup += k
+        loss = self.weight_step(x, y, idx)
+        record = {} if warmup else self.arch_step(*self._search_batch(), idx)
+        self._last = {"K": k, "idx": idx, "record": record}
+        return {"loss": loss}
+
+    def weight_step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Weight step: each of the K Archs backpropagated on its own, their gradients averaged
+        (`weight_step: uniform`) or weighted by their normalised likelihoods (`importance`);
+        returns the mean loss of the K Archs either way (a device tensor: the loop reads it when
+        it logs)."""
+        s, t = self.cfg.search, self.cfg.train
+        self.net.train()
+        archs = self.distribution.archs(idx)
+        weighted = ImportanceWeightedGrads(list(self.net.parameters())) if s.weight_step == "importance" else None
+        # the likelihood of the batch over all ranks (as the architecture step's): a sum over its examples
+        n = int(x.shape[0]) * self.info.world_size
+        total = torch.zeros((), device=x.device)
+        for arch in archs:
+            with self._autocast():
+                logits = self.net(x, arch).float()
+            loss = label_smoothing_ce(logits, y, t.label_smoothing)
+            if weighted is None:
+                (loss / len(archs)).backward()
+            else:
+                nll = F.cross_entropy(logits.detach(), y) if t.label_smoothing else loss.detach()
+                weighted.add(loss, -ddp.all_reduce_mean_(nll.clone()) * n / s.temperature)
+            total += loss.detach() / len(archs)
+        if weighted is not None:
+            self.last_weights = weighted.finish()
+        params = [p for p in self.net.parameters() if p.grad is not None]
+        ddp.all_reduce_grads(params)
+        if t.grad_clip:
+            torch.nn.utils.clip_grad_value_(params, t.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        return total
+
+    def arch_step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> dict[str, float]:
+        """Architecture step (Eqn (2)) on a search batch; returns what is worth logging."""
+        s = self.cfg.search
+        losses = torch.zeros(idx.shape[0], device=self.device)
+        # batch statistics as in training, but the running ones must not drift towards search data
+        with torch.no_grad(), frozen_bn_stats(self.net), self._autocast():
+            for k, arch in enumerate(self.distribution.archs(idx)):
+                losses[k] = F.cross_entropy(self.net(x, arch).float(), y)
+        # equal on all ranks, so alpha moves alike; alpha lives on the CPU, so this is the step's one host read
+        losses = ddp.all_reduce_mean_(losses).cpu()
+        n = int(x.shape[0]) * self.info.world_size
+        loglik = loglik_from_losses(losses, n)
+        costs = self.sample_costs(idx)
+        loss = arch_loss(self.distribution, idx, loglik, costs, s.beta, s.cost_target, s.cost_mode, s.cost_norm,
+                         s.temperature)
+        self.arch_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.arch_opt.step()
+        self.arch_steps += 1
+        record = {"val_loss": float(losses.mean()), "val_loss_best": float(losses.min())}
+        if s.cost == "latency":
+            record["latency_ms_samples"] = float(costs.mean())
+        return record
+
+    def _weight_stats(self) -> dict[str, float]:
+        """weight_step importance: the effective number of Archs the last weight step trained,
+        1 / sum m_k^2 (K when the weights are equal, 1 when one Arch took the whole step)."""
+        if self.last_weights is None:
+            return {}
+        return {"weight_ess": float(1.0 / (self.last_weights.double() ** 2).sum())}
+
+    # ------------------------------------------------------------------ data
+    def _search_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next search batch; its position follows from `arch_steps`, so resume needs no more."""
+        epoch, b = divmod(self.arch_steps, self.search_rows.batches_per_epoch)
+        if self._search_it is None or b == 0:
+            self._search_it = self.search_loader.epoch(epoch, b)
+        x, y = next(self._search_it)
+        return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+    # ------------------------------------------------------------------ the task of the loop
+    def fit(self) -> Path:
+        c = self.cfg
+        schedule = Schedule(self.steps_per_epoch, self.stop_step, c.log.every_steps, c.checkpoint.every_steps,
+                            eval_every_epochs=0, validate_at_end=False, lr_key="train.lr")
+        return Loop(self, self.run_dir, c, self.train_loader, self.device, schedule).run(self.resume)
+
+    def header(self) -> str:
+        return (f"{self.cfg.search.mode} search on {self.space.name} ({self.data.describe()}); "
+                f"{self.info.world_size} process(es) on {self.device.type}, {self.steps_per_epoch} steps per epoch, "
+                f"{self.stop_step} steps, {self.distribution_kind} distribution with "
+                f"{self.distribution.num_parameters()} parameters")
+
+    def on_epoch_start(self, epoch: int, log: RunLogger) -> None:
+        s = self.cfg.search
+        if s.mode == "fpnas" and s.switch_epoch is not None and epoch >= s.switch_epoch \
+                and self.distribution_kind == "factorized":
+            self.switch_to_joint()
+            log.info(f"epoch {epoch}: switched to the joint distribution "
+                     f"({self.distribution.num_parameters()} parameters)")
+
+    def on_epoch_end(self, epoch: int) -> None:
+        self._snapshot(epoch + 1)
+
+    def log_extra(self, epoch: int) -> dict[str, Any]:
+        last = self._last
+        with torch.no_grad():
+            h = float(self.distribution.entropy())
+        return {"K": last["K"], "entropy": h, "max_entropy": self.distribution.max_entropy(),
+                "distribution": self.distribution_kind, **last["record"],
+                "mflops_samples": float(np.mean(self.cost.mflops_indices(last["idx"].numpy()))),
+                "expected_mflops": self.expected_mflops(), "samples_total": self.samples_total,
+                "lr": self.optimizer.param_groups[0]["lr"], "arch_step": bool(last["record"]), **self._weight_stats()}
+
+    def validate(self) -> None:
+        return None
+
+    def finish(self, log: RunLogger) -> Path:
+        ddp.barrier()
+        if self.info.is_main:
+            self._write_results()
+        ddp.barrier()  # every rank returns a run directory that already holds result.json
+        return self.run_dir
+
+    def close(self) -> None:
+        self._search_it = None
+        self.search_loader.close()
+
+    # ------------------------------------------------------------------ outputs
+    def _snapshot(self, epoch: int) -> None:
+        """The distribution after `epoch` epochs, with its marginals for plots without the space."""
+        if not self.info.is_main:
+            return
+        marginals = {d.name: self.distribution.probs_of_dim(d.name).tolist() for d in self.space.dims}
+        atomic_torch_save({"epoch": epoch, "step": self.step, "kind": self.distribution_kind,
+                           "state": self.distribution.state_dict(), "marginals": marginals,
+                           "entropy": float(self.distribution.entropy().detach())},
+                          self.run_dir / f"dist_epoch{epoch}.pt")
+
+    def results(self) -> dict[str, Any]:
+        """The most likely Arch and the top-N distinct ones, with their costs and log-probabilities."""
+        n = self.cfg.search.top_n
+        idx = self.distribution.most_likely(n)
+        with torch.no_grad():
+            lp = self.distribution.log_prob(idx).tolist()
+        archs = self.distribution.archs(idx)
+        rows = self.space.to_indices(archs)
+        mflops, params = self.cost.costs_indices(rows)
+        ms = self.latency.latency_indices(rows) if self.latency is not None else [None] * len(archs)
+        top, seen = [], set()
+        for arch, m, p, l, t in zip(archs, mflops, params, lp, ms):
+            if arch in seen:  # raw rows differing only in switched-off blocks are one network
+                continue
+            seen.add(arch)
+            top.append({"arch": arch.to_dict(), "mflops": float(m), "params": int(p), "log_prob": float(l),
+                        **({"latency_ms": float(t)} if t is not None else {})})
+        return {"mode": self.cfg.search.mode, "cost": self.cfg.search.cost, "space": self.space.name,
+                "space_definition": self.space.definition, "distribution": self.distribution_kind,
+                "most_likely": top[0], "top": top, "samples_total": self.samples_total,
+                "samples_warmup": self.samples_warmup, "samples_search": self.samples_total - self.samples_warmup,
+                "search_seconds": round(self.seconds, 3), "steps": self.step,
+                "entropy": float(self.distribution.entropy().detach()),
+                "max_entropy": self.distribution.max_entropy(),
+                "expected_mflops": self.expected_mflops()}
+
+    def _write_results(self) -> None:
+        res = self.results()
+        self._save_latency()
+        atomic_write_text(self.run_dir / "result.json", json.dumps(res, indent=2) + "\n")
+        atomic_torch_save({"kind": self.distribution_kind, "state": self.distribution.state_dict(),
+                           "space": self.cfg.space}, self.run_dir / "distribution.pt")
+        try:
+            from .report import draw_arch, plot_search
+
+            plot_search(self.run_dir)
+            draw_arch(self.space, self.space.arch(res["most_likely"]["arch"]), self.run_dir / "arch.png")
+        except ImportError:  # plots are a convenience; the search result stands without them
+            print("plots skipped: `pip install matplotlib` to get search.png and arch.png")
+
+    # ------------------------------------------------------------------ checkpoints
+    def _save_latency(self) -> None:
+        if self.latency is not None and self.latency.measured:
+            self.latency.save(self.latency_path)
+
+    def state_dict(self) -> dict[str, Any]:
+        self._save_latency()  # before the checkpoint: a resumed run then finds every layer it measured
+        return {"arch_steps": self.arch_steps, "samples_total": self.samples_total,
+                "samples_warmup": self.samples_warmup, "model": self.net.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "dist_kind": self.distribution_kind, "dist": self.distribution.state_dict(),
+                "arch_optimizer": self.arch_opt.state_dict(), "generator": self.gen.get_state(),
+                "space": self.cfg.space, "num_classes": self.data.num_classes}
+
+    def load_state_dict(self, ck: Mapping[str, Any]) -> None:
+        if "dist_kind" not in ck:
+            raise SupernasError(f"the checkpoint in '{self.run_dir}' is not from an FP-NAS/PARSEC search; "
+                                "point run.dir at a search run")
+        if ck["dist_kind"] == "joint" and self.distribution_kind == "factorized":
+            self.switch_to_joint()
+        self.net.load_state_dict(ck["model"])
+        self.optimizer.load_state_dict(ck["optimizer"])
+        self.scheduler.load_state_dict(ck["scheduler"])
+        self.distribution.load_state_dict(ck["dist"])
+        self.arch_opt.load_state_dict(ck["arch_optimizer"])
+        self.gen.set_state(ck["generator"])
+        self.arch_steps, self.samples_total = ck["arch_steps"], ck["samples_total"]
+        self.samples_warmup = ck.get("samples_warmup", 0)

@@ -1,0 +1,166 @@
+"""One training loop for every trainer: a *task* says what a step, a checkpoint and a validation
+are; the loop owns the rest.
+
+    Loop(task, run_dir, cfg, loader, device, schedule).run(resume)
+
+The loop walks epochs and steps from wherever the run stands (the data order is a function of
+seed, epoch and batch, so a resumed run starts at its batch), moves each batch to the device,
+keeps the step's losses on the device and reads them every `log.every_steps` (and before a
+checkpoint, so a non-finite loss never reaches one), writes the metrics, checkpoints atomically
+every `checkpoint.every_steps` and at every epoch's end, validates every `eval.every_epochs`
+epochs and at the end, and hands the end of the run to the task.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Protocol
+
+import torch
+
+from ..errors import SupernasError
+from . import distributed as ddp
+from .checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
+from .data_order import ResumableLoader
+from .device_metrics import DeviceMeans, require_finite
+from .logging import RunLogger
+from .run_dir import open_run
+
+
+class Task(Protocol):
+    """What the loop runs. The loop advances `step` (optimizer steps taken) and `seconds` (training
+    time, resumed runs included); both are in every checkpoint."""
+
+    step: int
+    seconds: float
+
+    def header(self) -> str:
+        """One line for the log before the first step."""
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> Mapping[str, torch.Tensor]:
+        """One optimizer step on a batch already on the device; the losses to log, as device scalars."""
+
+    def log_extra(self, epoch: int) -> dict[str, Any]:
+        """Host-side figures for the metrics record of a logged step (the learning rate, ...)."""
+
+    def on_epoch_start(self, epoch: int, log: RunLogger) -> None: ...
+
+    def on_epoch_end(self, epoch: int) -> None: ...
+
+    def validate(self) -> dict[str, float] | None:
+        """Figures on held-out data, or None when the task validates nothing."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint holds besides the loop's own step, RNG states, time and world size."""
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+
+    def finish(self, log: RunLogger) -> Any:
+        """The end of the run (results, exports), on every rank; its return is the loop's."""
+
+    def close(self) -> None:
+        """Release what the task holds open (loaders, threads), also after an error."""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When the loop stops, logs, checkpoints and validates (all in steps but `eval_every_epochs`)."""
+
+    steps_per_epoch: int
+    stop_step: int
+    log_every: int
+    checkpoint_every: int
+    eval_every_epochs: int = 0  # 0: only at the end
+    validate_at_end: bool = True
+    lr_key: str = "train.lr"  # the setting a diverging run is told to lower
+
+
+class Loop:
+    def __init__(self, task: Task, run_dir: Path, cfg: Any, loader: ResumableLoader,
+                 device: torch.device, schedule: Schedule, channels_last: bool = False):
+        self.task, self.run_dir, self.cfg, self.loader = task, Path(run_dir), cfg, loader
+        self.device, self.schedule, self.channels_last = device, schedule, channels_last
+        self.info = ddp.current()
+
+    # ------------------------------------------------------------------ checkpoints
+    def save(self) -> None:
+        if self.info.is_main:
+            save_checkpoint(self.run_dir, {**self.task.state_dict(), "step": self.task.step, "rng": rng_states(),
+                                           "seconds": self.task.seconds, "config": self.cfg.to_dict(),
+                                           "world_size": self.info.world_size})
+
+    def load(self) -> Mapping[str, Any]:
+        ck = load_checkpoint(self.run_dir)
+        if ck.get("world_size", 1) != self.info.world_size:
+            raise SupernasError(f"the checkpoint in '{self.run_dir}' was written by {ck['world_size']} process(es); "
+                                f"resume with the same number (now {self.info.world_size}) so the data order holds")
+        self.task.load_state_dict(ck)
+        set_rng_states(ck["rng"])
+        self.task.step = ck["step"]
+        self.task.seconds = float(ck.get("seconds", ck.get("search_seconds", 0.0)))
+        return ck
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, resume: bool = False) -> Any:
+        if resume:
+            self.load()
+        s, task = self.schedule, self.task
+        log = open_run(self.run_dir, self.cfg, resume, total=s.stop_step, initial=task.step)
+        try:
+            log.info(task.header())
+            self._train(log)
+            result = task.finish(log)
+        finally:
+            task.close()
+            self.loader.close()
+            log.close()
+        ddp.barrier()
+        return result
+
+    def _train(self, log: RunLogger) -> None:
+        s, task = self.schedule, self.task
+        means, seen = DeviceMeans(), 0
+        t0, seconds0 = time.perf_counter(), task.seconds
+        while task.step < s.stop_step:
+            epoch, start = divmod(task.step, s.steps_per_epoch)
+            task.on_epoch_start(epoch, log)
+            for x, y in self.loader.epoch(epoch, start):
+                x = x.to(self.device, non_blocking=True)
+                y = y.to(self.device, non_blocking=True)
+                if self.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                means.add(**task.train_step(x, y))
+                task.step += 1
+                seen += x.shape[0] * self.info.world_size
+                task.seconds = seconds0 + time.perf_counter() - t0
+                images_per_s = seen / max(task.seconds - seconds0, 1e-9)
+                step, last = task.step, task.step >= s.stop_step
+                end_of_epoch = step % s.steps_per_epoch == 0
+                log_now = step % s.log_every == 0 or last
+                save_now = end_of_epoch or step % s.checkpoint_every == 0 or last
+                if log_now or save_now:  # read before saving: a non-finite loss must not reach a checkpoint
+                    values = means.read(reset=log_now)
+                    require_finite(values, step, s.lr_key)
+                log.progress(1, **({"loss": f"{values['loss']:.3f}", "img_s": f"{images_per_s:.0f}"}
+                                   if log_now else {}))
+                if log_now:
+                    log.metrics(step, {**values, **task.log_extra(epoch), "epoch": epoch,
+                                       "images_per_s": images_per_s, "seconds": round(task.seconds, 3)})
+                if end_of_epoch:
+                    task.on_epoch_end(epoch)
+                if save_now:
+                    self.save()
+                epochs_done = step // s.steps_per_epoch
+                if (end_of_epoch and s.eval_every_epochs and epochs_done % s.eval_every_epochs == 0 and not last) \
+                        or (last and s.validate_at_end):
+                    self._validate(log)
+                if last:
+                    break
+
+    def _validate(self, log: RunLogger) -> None:
+        res = self.task.validate()
+        if res:
+            log.metrics(self.task.step, res, kind="val")
+            log.info(f"step {self.task.step} (epoch {self.task.step / self.schedule.steps_per_epoch:.2f}): "
+                     + ", ".join(f"{k} {v:.2f}" for k, v in res.items()))
