@@ -145,6 +145,16 @@ class Page:
             raise BrowserError(f"{expression}: {r['exceptionDetails'].get('exception', {}).get('description')}")
         return r["result"].get("value")
 
+    def wait_for(self, expression: str, done: Any, timeout: float = 5) -> Any:
+        """The value of `expression` once `done(value)` holds (plotly redraws a hover label a frame
+        later); the last value when `timeout` seconds pass first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = self.eval(expression)
+            if done(value) or time.monotonic() > deadline:
+                return value
+            time.sleep(0.05)
+
     def mouse(self, kind: str, x: float, y: float, **extra: Any) -> None:
         self.browser.send("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, **extra}, self.session)
 

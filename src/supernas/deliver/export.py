@@ -46,7 +46,8 @@ def save_export(model: torch.nn.Module, space, arch: Arch, data, out_dir: "str |
     meta = {"space": space.name, "space_definition": space.definition, "arch": arch.to_dict(),
             "mflops": float(cost.mflops(arch)), "params": int(cost.params(arch)), "resolution": model.resolution,
             "num_classes": data.num_classes, "image_size": data.image_size, "mean": list(data.mean),
-            "std": list(data.std), "classes": [str(c) for c in data.classes], **({"made_by": made_by} if made_by else {})}
+            "std": list(data.std), "classes": [str(c) for c in data.classes],
+            **({"made_by": made_by} if made_by else {})}
     atomic_write_text(out / "arch.json", json.dumps(meta, indent=1))
     atomic_torch_save(model.state_dict(), out / "state_dict.pt")
     return atomic_torch_save(model, out / "model.pt")

@@ -65,6 +65,18 @@ def _run_facts(run_dir: Path) -> dict[str, Any]:
 
 
 def plot_search(run_dir: "str | Path", path: "str | Path | None" = None) -> Path:
+    """`search_figure` saved to `path` (default RUN/search.png); returns the path."""
+    fig = search_figure(run_dir)
+    out = Path(path) if path is not None else Path(run_dir).expanduser() / "search.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fig.savefig(out, dpi=100)
+    finally:
+        _pyplot().close(fig)
+    return out
+
+
+def search_figure(run_dir: "str | Path"):
     """Train and validation (search split) loss, entropy (and its maximum), K, expected MFLOPs (with
     the cost target and the most likely Arch's MFLOPs) and Archs sampled so far over the steps,
     titled with the run, its data and split."""
@@ -72,7 +84,6 @@ def plot_search(run_dir: "str | Path", path: "str | Path | None" = None) -> Path
 
     rows = read_metrics(run_dir)
     run_dir = Path(run_dir).expanduser()
-    out = Path(path) if path is not None else run_dir / "search.png"
     facts = _run_facts(run_dir)
     plt = _pyplot()
     steps = [r["step"] for r in rows]
@@ -93,8 +104,11 @@ def plot_search(run_dir: "str | Path", path: "str | Path | None" = None) -> Path
     for ax in axes:
         ax.grid(alpha=0.3)
     axes[1].plot(steps, [r["max_entropy"] for r in rows], ls="--", c="grey", lw=1, label="max (uniform)")
-    axes[2].yaxis.set_major_locator(MaxNLocator(integer=True))  # K counts Archs
-    axes[4].yaxis.set_major_locator(MaxNLocator(integer=True))
+    ks = [r["K"] for r in rows if "K" in r]
+    if ks:  # K counts Archs: whole numbers, with room around a K that never changed
+        axes[2].set_ylim(min(ks) - 0.5, max(ks) + 0.5)
+    for ax in (axes[2], axes[4]):
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     if facts.get("cost") == "mflops" and facts.get("target") is not None:
         axes[3].axhline(facts["target"], c="tab:blue", ls=":", lw=1.2, label=f"budget {facts['target']:g} MFLOPs")
     if facts.get("most_likely_mflops") is not None:
@@ -117,10 +131,7 @@ def plot_search(run_dir: "str | Path", path: "str | Path | None" = None) -> Path
                  + (f" ({facts['space']})" if "space" in facts else "")
                  + f"\ndata {facts.get('data', '?')}; validation on the {split}", fontsize=9)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return fig
 
 
 def _stage_of_blocks(space: SearchSpace) -> list[int]:
@@ -222,7 +233,7 @@ def arch_figure(space: "SearchSpace | str | Mapping[str, Any]", arch: "Arch | Ma
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8,
               title="height: out channels\ntop: SE / S<splits>", title_fontsize=7)
     ax.set_title(f"{title or space.name}: {mflops:.{mflops_decimals([mflops])}f} MFLOPs, {params / 1e6:.3g} M params, "
-                 f"input {net.resolution}\u00d7{net.resolution}, {len(net.blocks)} blocks", fontsize=9)
+                 f"input {net.resolution}\u00d7{net.resolution}, {len(net.blocks)} blocks", fontsize=9, wrap=True)
     fig.tight_layout()
     return fig
 

@@ -28,7 +28,8 @@ def write_report(run_dir: "str | Path", out: "str | Path | None" = None) -> tupl
     contents = collect(run_dir)
     path = Path(out).expanduser() if out is not None else contents.path / "report.html"
     if path.is_dir():
-        raise SupernasError(f"--out '{out}' is a directory; give the HTML file to write, e.g. {Path(out) / 'report.html'}")
+        raise SupernasError(f"--out '{out}' is a directory; give the HTML file to write, e.g. "
+                            f"{Path(out) / 'report.html'}")
     if not path.parent.is_dir():
         raise SupernasError(f"no directory '{path.parent}' to write the report into; create it or choose another --out")
     return atomic_write_text(path, render(contents)), contents.notes

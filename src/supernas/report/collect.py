@@ -116,19 +116,19 @@ def _kind(config: dict[str, Any] | None, result: dict[str, Any] | None, searches
 def _searches(run: Path, notes: list[str]) -> list[Search]:
     out = []
     for d in search_dirs(run):
-        name = "." if d == run else d.name
+        name = "./" if d == run else f"{d.name}/"
         try:
             front = read_results(d)
         except SupernasError as e:
-            notes.append(f"search {name}: {e}; its front is not shown")
+            notes.append(f"{name}: {e}; its front is not shown")
             continue
         try:
             evaluated = read_results(d, "evaluated")["entries"]
         except SupernasError as e:
-            notes.append(f"search {name}: {e}; the table shows the front only")
+            notes.append(f"{name}: {e}; the table shows the front only")
             evaluated = front["entries"]
         if "score" not in front:
-            notes.append(f"search {name}: its pareto.json predates score records; where its accuracies were "
+            notes.append(f"{name}: its pareto.json predates score records; where its accuracies were "
                          "measured is not known")
         out.append(Search(d, front, evaluated))
     return out

@@ -41,15 +41,21 @@ def hover(e: dict[str, Any], accuracy_label: str) -> str:
             f"{accuracy_label}: <b>{e['accuracy']:.2f}</b><br>" + arch_summary(e["arch"]))
 
 
-def run_title(c: RunContents) -> str:
-    data = ""
+def run_data(c: RunContents) -> str:
+    """The run's data as its files describe it: the description a search or result recorded, or the
+    config's data.path."""
     if c.searches and c.searches[0].front.get("data"):
-        data = c.searches[0].front["data"]
-    elif c.result and c.result.get("data"):
-        data = c.result["data"]
-    elif c.config and isinstance(c.config.get("data"), dict):
-        data = c.config["data"].get("path") or "digits"
-    return f"run {c.path.name}" + (f" \u00b7 data {data}" if data else "")
+        return f"data {c.searches[0].front['data']}"
+    if c.result and c.result.get("data"):
+        return f"data {c.result['data']}"
+    if c.config and isinstance(c.config.get("data"), dict):
+        return f"data {c.config['data'].get('path') or 'digits'}"
+    return ""
+
+
+def run_title(c: RunContents) -> str:
+    data = run_data(c)
+    return f"run {c.path.name}" + (f" \u00b7 {data}" if data else "")
 
 
 def pareto_figure(c: RunContents, search: Search, exported: dict[str, Any] | None):
@@ -62,23 +68,29 @@ def pareto_figure(c: RunContents, search: Search, exported: dict[str, Any] | Non
     label = score_label(search.front)
     xlabel = "latency (ms)" if cost == "latency_ms" else "MFLOPs"
     fig = go.Figure()
-    ev = search.evaluated
-    fig.add_trace(go.Scatter(x=[e[cost] for e in ev], y=[e["accuracy"] for e in ev], mode="markers",
-                             name=f"evaluated ({len(ev)})", marker=dict(color=GREY, size=6, opacity=0.6),
-                             customdata=[arch_key(e["arch"]) for e in ev], hovertext=[hover(e, label) for e in ev],
-                             hoverinfo="text", uid="evaluated"))
     front = sorted(search.front["entries"], key=lambda e: e[cost])
+    # the front's Archs are left out of the grey cloud, and the front comes first with markers of at
+    # most plotly's minimum hover radius (3 px): within that radius every point is at distance 0 and
+    # the earliest trace takes the hover, so a grey neighbour never answers for the red point drawn
+    # over it (zorder draws the front above)
+    on_front = {arch_key(e["arch"]) for e in front}
+    ev = [e for e in search.evaluated if arch_key(e["arch"]) not in on_front]
     fig.add_trace(go.Scatter(x=[e[cost] for e in front], y=[e["accuracy"] for e in front], mode="lines+markers",
-                             name=f"Pareto front ({len(front)})", marker=dict(color=RED, size=9),
+                             name=f"Pareto front ({len(front)})", marker=dict(color=RED, size=6),
                              line=dict(color=RED), customdata=[arch_key(e["arch"]) for e in front],
-                             hovertext=[hover(e, label) for e in front], hoverinfo="text", uid="front"))
+                             hovertext=[hover(e, label) for e in front], hoverinfo="text", uid="front", zorder=2))
+    fig.add_trace(go.Scatter(x=[e[cost] for e in ev], y=[e["accuracy"] for e in ev], mode="markers",
+                             name=f"evaluated, not on the front ({len(ev)})",
+                             marker=dict(color=GREY, size=5, opacity=0.6), customdata=[arch_key(e["arch"]) for e in ev],
+                             hovertext=[hover(e, label) for e in ev], hoverinfo="text", uid="evaluated", zorder=0))
     if exported is not None:
-        scored = next((e for e in ev if e["arch"] == exported["arch"]), None)
+        scored = next((e for e in search.evaluated if e["arch"] == exported["arch"]), None)
         if scored is not None:
             fig.add_trace(go.Scatter(x=[scored[cost]], y=[scored["accuracy"]], mode="markers", name="exported model",
-                                     marker=dict(symbol="star", size=18, color=GREEN, line=dict(color="black", width=1)),
+                                     marker=dict(symbol="star", size=18, color=GREEN,
+                                                 line=dict(color="black", width=1)),
                                      customdata=[arch_key(scored["arch"])], hovertext=[hover(scored, label)],
-                                     hoverinfo="text", uid="exported"))
+                                     hoverinfo="text", uid="exported", zorder=3))
         elif cost == "mflops":
             fig.add_vline(x=exported["mflops"], line=dict(color=GREEN, width=2),
                           annotation_text="exported (not scored by this search)")
@@ -86,7 +98,7 @@ def pareto_figure(c: RunContents, search: Search, exported: dict[str, Any] | Non
         fig.add_vline(x=b, line=dict(color=BLUE, dash="dot", width=1), annotation_text=f"budget {b:g}",
                       annotation_font_size=10)
     where = search.path.name if search.path != c.path else "."
-    fig.update_layout(title=dict(text=f"{run_title(c)}<br><sup>search {where}/: {label}</sup>", font_size=15),
+    fig.update_layout(title=dict(text=f"{run_title(c)}<br><sup>{where}/: {label}</sup>", font_size=15),
                       xaxis_title=xlabel, yaxis_title=label, hovermode="closest", height=520,
                       legend=dict(orientation="h", y=-0.18), margin=dict(t=80))
     return fig
@@ -110,7 +122,8 @@ def curves_figure(c: RunContents):
     for r in c.metrics:
         kind = r.get("kind", "train")
         for k, v in r.items():
-            if k in SKIP or k == "kind" or isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            if k in SKIP or k == "kind" or isinstance(v, bool) or not isinstance(v, (int, float)) \
+                    or not math.isfinite(v):
                 continue
             name = k if kind == "train" or k.startswith(("top", "val")) else f"{kind} {k}"
             xs, ys = series.setdefault(_panel_of(k), {}).setdefault(name, ([], []))
@@ -123,7 +136,8 @@ def curves_figure(c: RunContents):
     for i, panel in enumerate(order, 1):
         for name, (xs, ys) in series[panel].items():
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers" if len(xs) < 30 else "lines", name=name,
-                                     legendgroup=panel, hovertemplate=f"{name}<br>step %{{x}}: %{{y:.4g}}<extra></extra>"),
+                                     legendgroup=panel,
+                                     hovertemplate=f"{name}<br>step %{{x}}: %{{y:.4g}}<extra></extra>"),
                           row=i, col=1)
         if panel == "K":  # K counts Archs
             fig.update_yaxes(tickformat="d", dtick=1 if max(max(v[1]) for v in series[panel].values()) <= 12 else None,
@@ -192,6 +206,8 @@ def predictor_figure(check: dict[str, Any]):
     rows = check.get("evaluations") or []
     if not rows:
         return None
+    scored = check.get("scored") or {}
+    where = f"{scored['split']} split ({scored['images']} images)" if "split" in scored else "data of the run"
     true = [r["top1"] for r in rows]
     pred = [r["predicted"] for r in rows]
     lo, hi = min(true + pred), max(true + pred)
@@ -201,7 +217,8 @@ def predictor_figure(check: dict[str, Any]):
                                 line=dict(color=GREY, dash="dash"))])
     fig.update_layout(title=f"predictor on {len(rows)} Archs it was not fitted on: Kendall tau "
                             f"{check['kendall_tau']:.3f}, Pearson r {check['pearson']:.3f}, MAE {check['mae']:.2f}",
-                      xaxis_title="measured top-1 (%) (supernet)", yaxis_title="predicted top-1 (%)", height=460)
+                      xaxis_title=f"measured top-1 (%): supernet on the {where}", yaxis_title="predicted top-1 (%)",
+                      height=460)
     return fig
 
 

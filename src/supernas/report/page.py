@@ -25,7 +25,8 @@ h1{margin:18px 0 4px}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-t
 .notes{background:#fff8e1;border:1px solid #f0c36d;padding:8px 14px;border-radius:4px}
 .arch-view{border:1px solid #ddd;border-radius:4px;padding:10px;margin:8px 0;min-height:40px;background:#fafafa}
 .arch-view img,.drawing{max-width:100%;height:auto}
-table.sortable{border-collapse:collapse;font-size:13px;width:100%}
+table.sortable,table.plain{border-collapse:collapse;font-size:13px;width:100%}
+table.plain th{text-align:left;background:#f0f0f0;padding:4px 6px}table.plain td{border-top:1px solid #eee;padding:3px 6px}
 table.sortable th{cursor:pointer;background:#f0f0f0;position:sticky;top:0;text-align:left;padding:4px 6px}
 table.sortable th:after{content:" \\2195";color:#999}
 table.sortable td{border-top:1px solid #eee;padding:3px 6px;vertical-align:top}
@@ -86,22 +87,24 @@ class Drawings:
         self.archs: dict[str, dict[str, Any]] = {}
         self.drawn = 0
 
-    def add(self, entry: dict[str, Any], title: str, draw: bool) -> str:
+    def add(self, entry: dict[str, Any], what: str, label: str, draw: bool) -> str:
+        """`entry` (an Arch with its costs, and its score under `label` when it has one) as `what`
+        ("Pareto front", "exported"); drawn when `draw` and there is room."""
         key = figures.arch_key(entry["arch"])
         have = self.archs.get(key)
         if have is None:
-            have = self.archs[key] = {"title": _esc(title), "choices": figures.arch_summary(
-                {k: _esc(v) for k, v in entry["arch"].items()}), "png": None}
+            have = self.archs[key] = {"title": _esc(f"{what}: {_entry_title(entry, label)}"), "png": None,
+                                      "choices": figures.arch_summary({k: _esc(v) for k, v in entry["arch"].items()})}
         if draw and have["png"] is None and self.drawn < MAX_DRAWINGS and self.space is not None:
-            have["png"] = self._png(entry, title)
+            have["png"] = self._png(entry)
             self.drawn += 1
         return key
 
-    def _png(self, entry: dict[str, Any], title: str) -> str | None:
+    def _png(self, entry: dict[str, Any]) -> str | None:
         from ..fpnas.report import _pyplot, arch_figure
 
         try:
-            fig = arch_figure(self.space, entry["arch"], title, costs=(entry["mflops"], entry["params"]))
+            fig = arch_figure(self.space, entry["arch"], costs=(entry["mflops"], entry["params"]))
         except Exception:  # noqa: BLE001 - an Arch of a space this version cannot draw: choices only
             return None
         buf = io.BytesIO()
@@ -116,7 +119,7 @@ class Drawings:
 
 def _entry_title(e: dict[str, Any], label: str) -> str:
     lat = f", {e['latency_ms']:.3f} ms" if "latency_ms" in e else ""
-    acc = f", {label} {e['accuracy']:.2f}" if "accuracy" in e else ""
+    acc = f", {label} {e['accuracy']:.2f}" if label and "accuracy" in e else ""
     return f"{e['mflops']:.4g} MFLOPs, {e['params'] / 1e6:.3g} M params{lat}{acc}"
 
 
@@ -131,7 +134,7 @@ def _table(search: Search, index: int, drawings: Drawings) -> str:
     out = [f'<div class="scroll"><table class="sortable" id="table-{index}" data-view="view-{index}"><thead><tr>'
            + "".join(f'<th data-num="{int(n)}">{_esc(h)}</th>' for h, n in zip(head, nums)) + "</tr></thead><tbody>"]
     for i, e in enumerate(sorted(rows, key=lambda e: e["mflops"])):
-        key = drawings.add(e, _entry_title(e, label), draw=False)
+        key = drawings.add(e, "scored", label, draw=False)
         cells = [(i, str(i)), (e["mflops"], f"{e['mflops']:.{d}f}"), (e["params"], f"{e['params'] / 1e6:.3f}")]
         if lat:
             cells.append((e.get("latency_ms", ""), f"{e['latency_ms']:.3f}" if "latency_ms" in e else "-"))
@@ -175,7 +178,7 @@ def render(c: RunContents) -> str:
     for i, s in enumerate(c.searches):
         label = score_label(s.front)
         for e in sorted(s.front["entries"], key=lambda e: e["mflops"]):
-            drawings.add(e, f"Pareto front: {_entry_title(e, label)}", draw=True)
+            drawings.add(e, "Pareto front", label, draw=True)
         fig = figures.pareto_figure(c, s, main_export)
         where = s.path.name if s.path != c.path else "."
         score = s.front.get("score", {})
@@ -183,14 +186,14 @@ def render(c: RunContents) -> str:
                   "supernet": f"scores measured with the supernet's weights on the {score.get('split')} split "
                               f"({score.get('images')} images, BN recalibrated on {score.get('bn_batches')} batches)"
                   }.get(score.get("source"), "where the scores come from was not recorded")
-        add(f"front-{i}", f"Pareto front: search {where}/", [
+        add(f"front-{i}", f"Pareto front: {where}/", [
             f'<p class="meta">{_esc(source)}. Hover a point for its choices; click it for its drawing.</p>',
             f'<div class="pareto" data-view="view-{i}" data-points="{len(s.evaluated)}" '
             f'data-front="{len(s.front["entries"])}">{figures.figure_html(fig, f"pareto-{i}")}</div>',
             f'<div class="arch-view" id="view-{i}">Click a point or a table row to see its Arch.</div>'])
     for e in c.exports:
         m = e.meta
-        key = drawings.add(m, f"exported {e.path.name}: {_entry_title(m, '')}", draw=True)
+        key = drawings.add(m, f"exported {e.path.name}/", "", draw=True)
         add(f"export-{e.path.name}", f"Exported model: {e.path.name}/", [
             _kv([("folder", e.path), ("files", ", ".join(e.files) or "none"), ("MFLOPs", f"{m['mflops']:.4g}"),
                  ("parameters", f"{m['params'] / 1e6:.3g} M"), ("input", f"{m.get('resolution')} px"),
@@ -208,7 +211,7 @@ def render(c: RunContents) -> str:
         add("predictor", "Accuracy predictor", [_predictor(c)])
     for i, s in enumerate(c.searches):
         where = s.path.name if s.path != c.path else "."
-        add(f"table-{i}-section", f"Scored Archs: search {where}/ ({len(s.evaluated)})",
+        add(f"table-{i}-section", f"Scored Archs: {where}/ ({len(s.evaluated)})",
             ['<p class="meta">Click a column to sort, a row to see the Arch above.</p>', _table(s, i, drawings)])
     cmds = commands(c)
     if cmds:
@@ -223,8 +226,9 @@ def render(c: RunContents) -> str:
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>supernas report: {_esc(c.path.name)}'
             f'</title><style>{STYLE}</style><script>{ERROR_HOOK}</script>'
             f'<script>{plotly.offline.get_plotlyjs()}</script></head>'
-            f'<body data-kind="{_esc(c.kind)}"><h1>{_esc(figures.run_title(c))}</h1>'
-            f'<p class="meta">{_esc(kind)} \u00b7 {_esc(c.path)} \u00b7 report of {time.strftime("%Y-%m-%d %H:%M")} by '
+            f'<body data-kind="{_esc(c.kind)}"><h1>{_esc(kind)}: run {_esc(c.path.name)}</h1>'
+            f'<p class="meta">{_esc(figures.run_data(c) or "data not recorded")}</p>'
+            f'<p class="meta">{_esc(c.path)} \u00b7 report of {time.strftime("%Y-%m-%d %H:%M")} by '
             f'supernas {__version__}</p><nav>{"".join(nav)}</nav>{"".join(sections)}'
             f'<script type="application/json" id="report-data">{data}</script><script>{SCRIPT}</script></body></html>')
 
@@ -237,13 +241,13 @@ def _result(c: RunContents, drawings: Drawings) -> str:
                        f"{t['params'] / 1e6:.3g}</td><td class='num'>{t.get('log_prob', float('nan')):.3f}</td>"
                        f"<td class='choices'>{_esc(figures.arch_summary(t['arch'], '; '))}</td></tr>"
                        for i, t in enumerate(top))
-        key = drawings.add(r["most_likely"], f"most likely Arch: {_entry_title(r['most_likely'], '')}", draw=True)
+        key = drawings.add(r["most_likely"], "most likely Arch", "", draw=True)
         return (_kv([("mode", r.get("mode")), ("distribution", r.get("distribution")), ("steps", r.get("steps")),
                      ("Archs sampled", r.get("samples_total")), ("search time", f"{r.get('search_seconds', 0):.0f} s"),
                      ("entropy", f"{r.get('entropy', float('nan')):.3f} of {r.get('max_entropy', float('nan')):.3f}"),
                      ("expected MFLOPs", f"{r.get('expected_mflops', float('nan')):.4g}")])
                 + "<h3>Most likely Arch</h3>" + drawings.img(key)
-                + "<h3>Most likely Archs (top-N)</h3><table class='sortable'><thead><tr><th>#</th><th>MFLOPs</th>"
+                + "<h3>Most likely Archs (top-N)</h3><table class='plain'><thead><tr><th>#</th><th>MFLOPs</th>"
                   "<th>params (M)</th><th>log p</th><th>choices</th></tr></thead><tbody>" + rows + "</tbody></table>")
     pairs = [(k, f"{v:.2f}" if isinstance(v, float) else v) for k, v in r.items()
              if not isinstance(v, (dict, list)) and v is not None]
@@ -260,7 +264,8 @@ def _predictor(c: RunContents) -> str:
                      f"<b>{tau:.3f}</b></p>" if tau is not None else
                      f"<p>Fitted on {fit['archs']} Archs, none held out: no Kendall tau.</p>")
     if check:
-        parts.append(f"<p>On {check['archs']} Archs it was not fitted on: Kendall tau <b>{check['kendall_tau']:.3f}</b>, "
+        parts.append(f"<p>On {check['archs']} Archs it was not fitted on: Kendall tau "
+                     f"<b>{check['kendall_tau']:.3f}</b>, "
                      f"Pearson r {check['pearson']:.3f}, mean absolute error {check['mae']:.2f} top-1 points.</p>")
         fig = figures.predictor_figure(check)
         if fig is not None:

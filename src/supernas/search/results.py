@@ -142,7 +142,8 @@ def plot_search_results(search_dir: "str | Path", export_dir: "str | Path | None
         elif cost == "mflops":
             marked = Marked(exported["mflops"], None, f"exported: {Path(export_dir).name} (not scored here)")
     run = Path(front.get("run", search_dir.parent)).name
-    title = f"run {run}: {front.get('space', '?')}, {front['score']['source'] + '-scored ' if 'score' in front else ''}search"
+    source = f"{front['score']['source']}-scored " if "score" in front else ""
+    title = f"run {run}: {front.get('space', '?')}, {source}search"
     if front.get("data"):
         title += f"\ndata {front['data']}"
     ylabel = score_label(front)
