@@ -129,7 +129,7 @@ def search_figure(run_dir: "str | Path"):
     axes[-1].set_xlabel("step")
     fig.suptitle(f"{facts.get('mode', 'FP-NAS')} search, run {run_dir.name}"
                  + (f" ({facts['space']})" if "space" in facts else "")
-                 + f"\ndata {facts.get('data', '?')}; validation on the {split}", fontsize=9)
+                 + f"\ndata {facts.get('data', '?')}\nvalidation: the {split}", fontsize=9)
     fig.tight_layout()
     return fig
 
