@@ -347,3 +347,32 @@ def test_arch_summary_groups_choices_by_stage():
     assert lines[0] == f"resolution: {arch['resolution']}"
     assert lines[2] == f"mb1: width {arch['mb1.width']}, depth {arch['mb1.depth']}, kernel {arch['mb1.kernel']}, " \
                        f"expand {arch['mb1.expand']}"
+
+
+def test_report_of_a_latency_search_folder(attentive_run, tmp_path):
+    """A search --out folder on its own, its budgets in ms: the front is accuracy against latency and
+    the rebuilt command searches the run it came from under latency budgets."""
+    from supernas.report.collect import collect
+    from supernas.report.commands import commands
+    from supernas.report.figures import pareto_figure
+
+    folder = tmp_path / "lat"
+    folder.mkdir()
+    for name in ("pareto", "evaluated"):
+        data = json.loads((attentive_run / "search" / f"{name}.json").read_text())
+        data["cost"], data["budgets"] = "latency_ms", [2.5, 3.0]
+        data["search"].update(latency_batch=1, latency_warmup=1, latency_repeats=2)
+        for i, e in enumerate(data["entries"]):
+            e["latency_ms"] = 2.0 + 0.1 * i
+        (folder / f"{name}.json").write_text(json.dumps(data))
+    c = collect(folder)
+    assert c.kind == "search" and len(c.searches) == 1
+    fig = pareto_figure(c, c.searches[0], None)
+    assert fig.layout.xaxis.title.text == "latency (ms)"
+    front = json.loads((folder / "pareto.json").read_text())["entries"]
+    assert list(fig.data[0].x) == sorted(e["latency_ms"] for e in front)
+    assert sorted(s.x0 for s in fig.layout.shapes) == [2.5, 3.0]  # the budgets, in ms
+    line = next(cmd for cmd, _ in commands(c) if cmd)
+    args = build_parser().parse_args(shlex.split(line)[1:])
+    assert (args.run, args.cost, args.budgets, args.latency_repeats) == (str(attentive_run), "latency", "2.5,3", 2)
+    assert args.out == str(folder)

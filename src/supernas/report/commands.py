@@ -18,11 +18,15 @@ def _search_command(run: Path, search) -> str | None:
     settings = meta.get("search")
     if settings is None or "budgets" not in meta:
         return None
+    run = Path(meta.get("run", run))  # the supernet run it searched (a search --out may lie elsewhere)
     cost = meta.get("cost", "mflops")
     words: list[object] = ["supernas", "search", run, *settings.get("overrides", []),
                            "--budgets", ",".join(f"{b:g}" for b in meta["budgets"])]
     if cost == "latency_ms":
-        words += ["--cost", "latency", "--latency-batch", settings.get("latency_batch", 1)]
+        words += ["--cost", "latency"]
+        for key in ("latency_batch", "latency_warmup", "latency_repeats"):
+            if key in settings:
+                words += [f"--{key.replace('_', '-')}", settings[key]]
     for key in ("population", "mutations", "crossovers", "generations", "seed"):
         words += [f"--{key}", settings[key]]
     score = meta.get("score", {})

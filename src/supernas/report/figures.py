@@ -198,7 +198,7 @@ def distribution_figure(c: RunContents):
     return fig
 
 
-def predictor_figure(check: dict[str, Any]):
+def predictor_figure(c: RunContents, check: dict[str, Any]):
     """The predictor's check (predictor.eval.json): predicted against measured top-1 of Archs it was
     not fitted on."""
     import plotly.graph_objects as go
@@ -215,8 +215,9 @@ def predictor_figure(check: dict[str, Any]):
                                 hovertext=[arch_summary(r["arch"]) for r in rows], hoverinfo="text+x+y"),
                      go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="predicted = measured",
                                 line=dict(color=GREY, dash="dash"))])
-    fig.update_layout(title=f"predictor on {len(rows)} Archs it was not fitted on: Kendall tau "
-                            f"{check['kendall_tau']:.3f}, Pearson r {check['pearson']:.3f}, MAE {check['mae']:.2f}",
+    fig.update_layout(title=f"{run_title(c)}<br><sup>predictor on {len(rows)} Archs it was not fitted on: Kendall "
+                            f"tau {check['kendall_tau']:.3f}, Pearson r {check['pearson']:.3f}, MAE {check['mae']:.2f}"
+                            "</sup>",
                       xaxis_title=f"measured top-1 (%): supernet on the {where}", yaxis_title="predicted top-1 (%)",
                       height=460)
     return fig

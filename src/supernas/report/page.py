@@ -267,7 +267,7 @@ def _predictor(c: RunContents) -> str:
         parts.append(f"<p>On {check['archs']} Archs it was not fitted on: Kendall tau "
                      f"<b>{check['kendall_tau']:.3f}</b>, "
                      f"Pearson r {check['pearson']:.3f}, mean absolute error {check['mae']:.2f} top-1 points.</p>")
-        fig = figures.predictor_figure(check)
+        fig = figures.predictor_figure(c, check)
         if fig is not None:
             parts.append(figures.figure_html(fig, "predictor-check"))
     if not fit and not check:

@@ -153,7 +153,8 @@ def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | 
                 "budgets": list(result.budgets), "score": score_source(evaluator, predictor),
                 "search": {"population": population, "mutations": mutations, "crossovers": crossovers,
                            "generations": generations, "seed": seed, "overrides": list(overrides),
-                           **({"latency_batch": latency_batch} if cost == "latency" else {})}}
+                           **({"latency_batch": latency_batch, "latency_warmup": latency_warmup,
+                               "latency_repeats": latency_repeats} if cost == "latency" else {})}}
         write_pareto(out, front, space, meta=meta)
         write_pareto(out, result.evaluated, space, name="evaluated", meta=meta)  # every scored Arch, not just the front
         export = Path(run_dir).expanduser() / "export"
