@@ -24,6 +24,7 @@ class Search:
     path: Path
     front: dict[str, Any]
     evaluated: list[dict[str, Any]]
+    where: str  # how the page names it: "search/", or "./" when the report is of the folder itself
 
 
 @dataclass
@@ -130,7 +131,7 @@ def _searches(run: Path, notes: list[str]) -> list[Search]:
         if "score" not in front:
             notes.append(f"{name}: its pareto.json predates score records; where its accuracies were "
                          "measured is not known")
-        out.append(Search(d, front, evaluated))
+        out.append(Search(d, front, evaluated, name))
     return out
 
 

@@ -80,9 +80,8 @@ def commands(c: RunContents) -> list[tuple[str, str]]:
             out.append((_cmd(*words), "the predictor's check on Archs it was not fitted on (predictor.eval.json)"))
     for s in c.searches:
         line = _search_command(run, s)
-        where = s.path.relative_to(run) if s.path != run else "."
-        out.append((line or "", f"the search in {where}/" if line else
-                    f"the search in {where}/: its settings were not recorded (pareto.json predates them)"))
+        out.append((line or "", f"the search in {s.where}" if line else
+                    f"the search in {s.where}: its settings were not recorded (pareto.json predates them)"))
     for e in c.exports:
         made = e.meta.get("made_by")
         if c.kind in ("retrain", "finetune") and e.path == run / "export":

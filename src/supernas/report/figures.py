@@ -97,8 +97,7 @@ def pareto_figure(c: RunContents, search: Search, exported: dict[str, Any] | Non
     for b in search.front.get("budgets", []):
         fig.add_vline(x=b, line=dict(color=BLUE, dash="dot", width=1), annotation_text=f"budget {b:g}",
                       annotation_font_size=10)
-    where = search.path.name if search.path != c.path else "."
-    fig.update_layout(title=dict(text=f"{run_title(c)}<br><sup>{where}/: {label}</sup>", font_size=15),
+    fig.update_layout(title=dict(text=f"{run_title(c)}<br><sup>{search.where}: {label}</sup>", font_size=15),
                       xaxis_title=xlabel, yaxis_title=label, hovermode="closest", height=520,
                       legend=dict(orientation="h", y=-0.18), margin=dict(t=80))
     return fig

@@ -180,16 +180,14 @@ def render(c: RunContents) -> str:
         for e in sorted(s.front["entries"], key=lambda e: e["mflops"]):
             drawings.add(e, "Pareto front", label, draw=True)
         fig = figures.pareto_figure(c, s, main_export)
-        where = s.path.name if s.path != c.path else "."
         score = s.front.get("score", {})
         source = {"predictor": f"scores predicted by {score.get('predictor')}",
                   "supernet": f"scores measured with the supernet's weights on the {score.get('split')} split "
                               f"({score.get('images')} images, BN recalibrated on {score.get('bn_batches')} batches)"
                   }.get(score.get("source"), "where the scores come from was not recorded")
-        add(f"front-{i}", f"Pareto front: {where}/", [
+        add(f"front-{i}", f"Pareto front: {s.where}", [
             f'<p class="meta">{_esc(source)}. Hover a point for its choices; click it for its drawing.</p>',
-            f'<div class="pareto" data-view="view-{i}" data-points="{len(s.evaluated)}" '
-            f'data-front="{len(s.front["entries"])}">{figures.figure_html(fig, f"pareto-{i}")}</div>',
+            f'<div class="pareto" data-view="view-{i}">{figures.figure_html(fig, f"pareto-{i}")}</div>',
             f'<div class="arch-view" id="view-{i}">Click a point or a table row to see its Arch.</div>'])
     for e in c.exports:
         m = e.meta
@@ -210,8 +208,7 @@ def render(c: RunContents) -> str:
     if c.predictor is not None:
         add("predictor", "Accuracy predictor", [_predictor(c)])
     for i, s in enumerate(c.searches):
-        where = s.path.name if s.path != c.path else "."
-        add(f"table-{i}-section", f"Scored Archs: {where}/ ({len(s.evaluated)})",
+        add(f"table-{i}-section", f"Scored Archs: {s.where} ({len(s.evaluated)})",
             ['<p class="meta">Click a column to sort, a row to see the Arch above.</p>', _table(s, i, drawings)])
     cmds = commands(c)
     if cmds:
