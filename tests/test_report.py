@@ -209,6 +209,7 @@ def test_report_commands_rebuild_what_made_the_run(attentive_run):
     assert (check.action, check.n, check.seed) == ("eval", 4, 0)
     assert (fit.action, fit.n, fit.holdout, fit.bn_batches, fit.max_batches) == ("fit", 8, 0.5, 1, 1)
     assert (search.budgets, search.population, search.generations, search.max_batches) == ("1,2", 4, 1, 1)
+    assert search.device == fit.device == "cpu"
     assert search.predictor is None and search.out is None
     assert pred_search.predictor == str(attentive_run / "predictor.pkl")
     assert pred_search.out == str(attentive_run / "search-pred")

@@ -36,6 +36,8 @@ def _search_command(run: Path, search) -> str | None:
         words += ["--bn-batches", score["bn_batches"]]
         if score.get("max_batches"):
             words += ["--max-batches", score["max_batches"]]
+    if "device" in settings:
+        words += ["--device", settings["device"]]
     if search.path.parent != run or search.path.name != "search":
         words += ["--out", search.path]
     return _cmd(*words)
@@ -65,6 +67,8 @@ def commands(c: RunContents) -> list[tuple[str, str]]:
                                    "--bn-batches", fit["scored"]["bn_batches"]]
             if fit.get("max_batches"):
                 words += ["--max-batches", fit["max_batches"]]
+            if fit.get("device"):
+                words += ["--device", fit["device"]]
             if c.predictor["path"] != run / "predictor.pkl":
                 words += ["--predictor", c.predictor["path"]]
             out.append((_cmd(*words), "the accuracy predictor (predictor.pkl)"))

@@ -67,7 +67,8 @@ def fit_predictor_run(run_dir: "str | Path", n: int = 1000, holdout: float = 0.2
         # what `supernas report` and pareto.json of a predictor-scored search say about the predictor
         atomic_write_text(path.with_suffix(".fit.json"), json.dumps({
             "archs": len(archs), "holdout": holdout, "kendall_tau": tau, "seed": seed, "scored": scored,
-            "max_batches": max_batches, "overrides": list(overrides)}, indent=1))
+            "max_batches": max_batches, "overrides": list(overrides),
+            "device": next(net.parameters()).device.type}, indent=1))
     return predictor, tau, path
 
 

@@ -153,6 +153,7 @@ def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | 
                 "budgets": list(result.budgets), "score": score_source(evaluator, predictor),
                 "search": {"population": population, "mutations": mutations, "crossovers": crossovers,
                            "generations": generations, "seed": seed, "overrides": list(overrides),
+                           "device": device_.type,
                            **({"latency_batch": latency_batch, "latency_warmup": latency_warmup,
                                "latency_repeats": latency_repeats} if cost == "latency" else {})}}
         write_pareto(out, front, space, meta=meta)
