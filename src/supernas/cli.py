@@ -181,6 +181,7 @@ def cmd_predictor(args: argparse.Namespace) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     from .deliver import export_arch
     from .evaluation import load_run
+    from .search.results import mark_exported
     from .spaces import load_arch
 
     if args.bn_batch_size < 1:
@@ -203,6 +204,8 @@ def cmd_export(args: argparse.Namespace) -> None:
     path = export_arch(net, arch, data, args.out or f"{args.run}/export", args.format, args.bn_batches,
                        batch_size=args.bn_batch_size)
     print(f"exported: {path}")
+    for plot in mark_exported(args.run, path.parent):
+        print(f"marked in {plot}")
 
 
 @command
@@ -255,6 +258,16 @@ def cmd_import(args: argparse.Namespace) -> None:
     run = import_reference(args.checkpoint, args.out, args.space, args.overrides)
     print(f"imported: {run} (space {args.space}); stage 2 on it: supernas search|predictor|export {run} ... "
           "data.path=PATH")
+
+
+@command
+def cmd_report(args: argparse.Namespace) -> None:
+    from .report import write_report
+
+    path, notes = write_report(args.run, args.out)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"report: {path} (open it in a browser; it needs no server or network)")
 
 
 @command
@@ -391,6 +404,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--space", default="attentivenas", help="its search space (built-in name or space YAML)")
     s.add_argument("overrides", nargs="*", metavar="data.KEY=VALUE",
                    help="the data stage 2 calibrates and evaluates on, e.g. data.path=~/imagenet")
+
+    s = add("report", "one self-contained HTML page of a run to open or share: Pareto fronts, training curves, "
+            "predictor, scored Archs, exported models and the commands that made them (needs supernas[report])")
+    s.add_argument("run", help="run directory of train, fpnas, retrain or finetune (or a search --out)")
+    s.add_argument("--out", help="HTML file to write (default RUN/report.html)")
 
     s = add("quickstart", "stage 1 and stage 2 on the built-in digits, on CPU in a few minutes")
     s.add_argument("--dir", default="runs/quickstart")

@@ -9,6 +9,8 @@ from .errors import SupernasError
 
 
 def quickstart(run_dir: "str | Path" = "runs/quickstart", device: str = "auto") -> Path:
+    from .search.pareto import mflops_decimals
+    from .search.results import mark_exported
     from .deliver import export_arch
     from .evaluation import load_run
     from .search import format_table
@@ -27,11 +29,15 @@ def quickstart(run_dir: "str | Path" = "runs/quickstart", device: str = "auto") 
     result = search_run(run_dir, budgets, population=16, mutations=8, crossovers=8, generations=3,
                         bn_batches=4, device=device)
     front = result.pareto()
+    front_mflops = [e.mflops for e in front]
     print(format_table(front))
     print("3/3 exporting the most accurate Arch of the largest budget")
     net, _, data = load_run(run_dir, device)
     best = max((e for e in result.best if e is not None), key=lambda e: e.accuracy)
     model = export_arch(net, best.arch, data, run_dir / "export", "pt", bn_batches=4)
+    mark_exported(run_dir, run_dir / "export")
     print(f"Pareto plot: {run_dir / 'search' / 'pareto.png'}")
-    print(f"best model:  {model} ({best.mflops:.2f} MFLOPs, {best.accuracy:.1f}% top-1 on the search split)")
+    print(f"best model:  {model} ({best.mflops:.{mflops_decimals(front_mflops)}f} MFLOPs, {best.accuracy:.1f}% "
+          "top-1 on the search split)")
+    print(f"run report:  supernas report {run_dir}")
     return run_dir

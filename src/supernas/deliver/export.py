@@ -30,16 +30,18 @@ def calibrate_extracted(model: torch.nn.Module, data, bn_batches: int = 64, devi
     return model.eval()
 
 
-def save_export(model: torch.nn.Module, space, arch: Arch, data, out_dir: "str | Path") -> Path:
+def save_export(model: torch.nn.Module, space, arch: Arch, data, out_dir: "str | Path",
+                made_by: "dict | None" = None) -> Path:
     """`out_dir`/arch.json (the Arch, its space definition, costs, resolution and the data's
-    normalisation and classes: all that `supernas eval` and `finetune` need), state_dict.pt and
-    model.pt; returns model.pt's path."""
+    normalisation and classes: all that `supernas eval` and `finetune` need; `made_by`: the settings
+    that made it, for `supernas report`), state_dict.pt and model.pt; returns model.pt's path."""
     out = Path(out_dir).expanduser()
     cost = CostModel(space, data.num_classes)
     meta = {"space": space.name, "space_definition": space.definition, "arch": arch.to_dict(),
             "mflops": float(cost.mflops(arch)), "params": int(cost.params(arch)), "resolution": model.resolution,
             "num_classes": data.num_classes, "image_size": data.image_size, "mean": list(data.mean),
-            "std": list(data.std), "classes": [str(c) for c in data.classes]}
+            "std": list(data.std), "classes": [str(c) for c in data.classes],
+            **({"made_by": made_by} if made_by else {})}
     atomic_write_text(out / "arch.json", json.dumps(meta, indent=1))
     atomic_torch_save(model.state_dict(), out / "state_dict.pt")
     return atomic_torch_save(model, out / "model.pt")
@@ -53,7 +55,8 @@ def export_arch(net, arch: Arch, data, out_dir: "str | Path", fmt: str = "pt", b
     out = Path(out_dir).expanduser()
     model = net.extract(arch).cpu()
     calibrate_extracted(model, data, bn_batches, batch_size=batch_size)
-    save_export(model, net.space, arch, data, out)
+    save_export(model, net.space, arch, data, out,
+                made_by={"command": "export", "format": fmt, "bn_batches": bn_batches, "bn_batch_size": batch_size})
     example = torch.randn(1, 3, model.resolution, model.resolution)
     if fmt == "pt":
         return out / "model.pt"

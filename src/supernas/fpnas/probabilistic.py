@@ -344,7 +344,8 @@ class ProbabilisticSearch:
             top.append({"arch": arch.to_dict(), "mflops": float(m), "params": int(p), "log_prob": float(l),
                         **({"latency_ms": float(t)} if t is not None else {})})
         return {"mode": self.cfg.search.mode, "cost": self.cfg.search.cost, "space": self.space.name,
-                "space_definition": self.space.definition, "distribution": self.distribution_kind,
+                "space_definition": self.space.definition, "data": self.data.describe(),
+                "distribution": self.distribution_kind,
                 "most_likely": top[0], "top": top, "samples_total": self.samples_total,
                 "samples_warmup": self.samples_warmup, "samples_search": self.samples_total - self.samples_warmup,
                 "search_seconds": round(self.seconds, 3), "steps": self.step,
@@ -362,7 +363,8 @@ class ProbabilisticSearch:
             from .report import draw_arch, plot_search
 
             plot_search(self.run_dir)
-            draw_arch(self.space, self.space.arch(res["most_likely"]["arch"]), self.run_dir / "arch.png")
+            draw_arch(self.space, self.space.arch(res["most_likely"]["arch"]), self.run_dir / "arch.png",
+                      title=f"most likely Arch of {self.run_dir.name}", num_classes=self.data.num_classes)
         except ImportError:  # plots are a convenience; the search result stands without them
             print("plots skipped: `pip install matplotlib` to get search.png and arch.png")
 

@@ -1,6 +1,7 @@
-"""Pictures of a search: its curves (entropy, K, expected MFLOPs) and an Arch drawn like FP-NAS
-Figure B.1 (a box per MBConv block: colour = kernel, height = output channels, hatching = Swish,
-attention written on top, stages separated by gaps)."""
+"""Pictures of a search: its curves (train and validation loss, entropy, K, expected MFLOPs) and an
+Arch drawn like FP-NAS Figure B.1 (a box per MBConv block: colour = kernel, height = output
+channels, hatching = Swish, attention written on top, kernel / expansion / width written under,
+stages named with their feature-map sizes)."""
 from __future__ import annotations
 
 import json
@@ -41,37 +42,96 @@ def read_metrics(run_dir: "str | Path") -> list[dict[str, Any]]:
     return sorted({r["step"]: r for r in rows}.values(), key=lambda r: r["step"])
 
 
+def _run_facts(run_dir: Path) -> dict[str, Any]:
+    """What a search's plot title and marks need: its mode, space, data, search split, cost target
+    and most likely Arch, from result.json (when finished) and config.yaml, whichever is readable."""
+    import yaml
+
+    facts: dict[str, Any] = {}
+    try:
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+        facts.update(mode=cfg["search"]["mode"], data=cfg["data"].get("path") or "digits",
+                     search_size=cfg["data"].get("search_size"), cost=cfg["search"].get("cost", "mflops"),
+                     target=cfg["search"].get("cost_target"))
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+        pass
+    try:
+        res = json.loads((run_dir / "result.json").read_text())
+        facts.update(mode=res["mode"], space=res["space"], most_likely_mflops=res["most_likely"]["mflops"])
+        facts["data"] = res.get("data", facts.get("data"))
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        pass
+    return facts
+
+
 def plot_search(run_dir: "str | Path", path: "str | Path | None" = None) -> Path:
-    """Entropy (and its maximum), K, expected MFLOPs and archs sampled so far over the steps."""
-    rows = read_metrics(run_dir)
+    """`search_figure` saved to `path` (default RUN/search.png); returns the path."""
+    fig = search_figure(run_dir)
     out = Path(path) if path is not None else Path(run_dir).expanduser() / "search.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fig.savefig(out, dpi=100)
+    finally:
+        _pyplot().close(fig)
+    return out
+
+
+def search_figure(run_dir: "str | Path"):
+    """Train and validation (search split) loss, entropy (and its maximum), K, expected MFLOPs (with
+    the cost target and the most likely Arch's MFLOPs) and Archs sampled so far over the steps,
+    titled with the run, its data and split."""
+    from matplotlib.ticker import MaxNLocator
+
+    rows = read_metrics(run_dir)
+    run_dir = Path(run_dir).expanduser()
+    facts = _run_facts(run_dir)
     plt = _pyplot()
     steps = [r["step"] for r in rows]
-    fig, axes = plt.subplots(4, 1, figsize=(7, 9), sharex=True)
+    fig, axes = plt.subplots(5, 1, figsize=(7, 11), sharex=True)
+    split = f"search split ({facts['search_size']} held-out train images)" if facts.get("search_size") \
+        else "search split"
+    axes[0].plot(steps, [r.get("loss", float("nan")) for r in rows], lw=1.5, label="train (weight steps)")
+    val = [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r]
+    if val:
+        axes[0].plot(*zip(*val), lw=1.5, label=f"validation: {split}")
+    axes[0].set_ylabel("loss")
+    axes[0].legend(loc="best", fontsize=8)
     panels = [("entropy", "entropy (nats)"), ("K", "K (Archs per step)"),
               ("expected_mflops", "expected MFLOPs"), ("samples_total", "Archs sampled so far")]
-    for ax, (key, label) in zip(axes, panels):
+    for ax, (key, label) in zip(axes[1:], panels):
         ax.plot(steps, [r.get(key, float("nan")) for r in rows], lw=1.5)
         ax.set_ylabel(label)
+    for ax in axes:
         ax.grid(alpha=0.3)
-    axes[0].plot(steps, [r["max_entropy"] for r in rows], ls="--", c="grey", lw=1, label="max (uniform)")
+    axes[1].plot(steps, [r["max_entropy"] for r in rows], ls="--", c="grey", lw=1, label="max (uniform)")
+    ks = [r["K"] for r in rows if "K" in r]
+    if ks:  # K counts Archs: whole numbers, with room around a K that never changed
+        axes[2].set_ylim(min(ks) - 0.5, max(ks) + 0.5)
+    for ax in (axes[2], axes[4]):
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    if facts.get("cost") == "mflops" and facts.get("target") is not None:
+        axes[3].axhline(facts["target"], c="tab:blue", ls=":", lw=1.2, label=f"budget {facts['target']:g} MFLOPs")
+    if facts.get("most_likely_mflops") is not None:
+        m = facts["most_likely_mflops"]
+        axes[3].axhline(m, c="tab:green", lw=1.2, label=f"most likely Arch (result.json): {m:.4g} MFLOPs")
+    if axes[3].get_legend_handles_labels()[0]:
+        axes[3].legend(loc="best", fontsize=8)
     # mark the end of the warm-up and the coarse-to-fine switch, where the curves change regime
     first_arch = next((r["step"] for r in rows if r.get("arch_step")), None)
     switch = next((r["step"] for a, r in zip(rows, rows[1:]) if a.get("distribution") != r.get("distribution")),
                   None)
     for ax in axes:
         if first_arch is not None:
-            ax.axvline(first_arch, c="tab:green", ls=":", lw=1, label="warm-up ends" if ax is axes[0] else None)
+            ax.axvline(first_arch, c="tab:green", ls=":", lw=1, label="warm-up ends" if ax is axes[1] else None)
         if switch is not None:
-            ax.axvline(switch, c="tab:red", ls=":", lw=1, label="joint" if ax is axes[0] else None)
-    axes[0].legend(loc="best", fontsize=8)
+            ax.axvline(switch, c="tab:red", ls=":", lw=1, label="joint" if ax is axes[1] else None)
+    axes[1].legend(loc="best", fontsize=8)
     axes[-1].set_xlabel("step")
-    fig.suptitle(f"search {Path(run_dir).name}")
+    fig.suptitle(f"{facts.get('mode', 'FP-NAS')} search, run {run_dir.name}"
+                 + (f" ({facts['space']})" if "space" in facts else "")
+                 + f"\ndata {facts.get('data', '?')}\nvalidation: the {split}", fontsize=9)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return fig
 
 
 def _stage_of_blocks(space: SearchSpace) -> list[int]:
@@ -82,58 +142,110 @@ def _stage_of_blocks(space: SearchSpace) -> list[int]:
     return stages
 
 
-def draw_arch(space: "SearchSpace | str | Mapping[str, Any]", arch: "Arch | Mapping[str, Any] | str",
-              path: "str | Path", title: str | None = None) -> Path:
-    """One box per active block, FP-NAS Figure B.1 style; returns `path` (PNG or any matplotlib format)."""
-    from ..spaces.layout import plan
+def _expand_of(space: SearchSpace, arch: Arch, stage: int, position: int) -> float:
+    """A block's expansion ratio: its own choice, its stage's, or the space's constant."""
+    st = space.spec.stages[stage]
+    values = arch.to_dict()
+    return values.get(f"{st.name}.{position}.expand", values.get(f"{st.name}.expand", st.fields["expand"].choices[0]))
+
+
+def arch_figure(space: "SearchSpace | str | Mapping[str, Any]", arch: "Arch | Mapping[str, Any] | str",
+                title: str | None = None, num_classes: int = 1000, costs: "tuple[float, float] | None" = None):
+    """A matplotlib figure of an Arch, FP-NAS Figure B.1 style: a box per active block (colour =
+    kernel, height = output channels, hatching = Swish, SE / split count on top), under each its
+    kernel, expansion and width, stages named with their feature-map sizes, stem and head widths,
+    and the Arch's MFLOPs, parameters (for `num_classes`, or `costs` = (MFLOPs, parameters) as a
+    search recorded them) and input resolution in the title."""
+    from ..search.pareto import mflops_decimals
+    from ..spaces import CostModel
+    from ..spaces.layout import layout, plan
 
     space = get_space(space)
     arch = load_arch(space, arch)
-    blocks = plan(space, arch).blocks
-    if not blocks:
+    net = plan(space, arch)
+    if not net.blocks:
         raise SupernasError(f"the Arch has no blocks to draw in space '{space.name}'")
+    hw = layout(space, space.to_indices(arch))
+    hw_in, hw_out = hw.hw_in.reshape(-1), hw.hw_out.reshape(-1)
+    if costs is None:
+        costs = tuple(float(v[0]) for v in CostModel(space, num_classes).costs_indices(space.to_indices(arch)))
+    mflops, params = costs
     plt = _pyplot()
     from matplotlib.patches import Patch, Rectangle
 
     stage_of = _stage_of_blocks(space)
+    first_of = {s: stage_of.index(s) for s in set(stage_of)}
     # every kernel of the space in the legend, so drawings of different Archs share colours
-    kernels = sorted({b.kernel for b in blocks} | {k for st in space.spec.stages if "kernel" in st.fields
-                                                   for k in st.fields["kernel"].choices})
+    kernels = sorted({b.kernel for b in net.blocks} | {k for st in space.spec.stages if "kernel" in st.fields
+                                                       for k in st.fields["kernel"].choices})
     cmap = plt.get_cmap("tab10")
     colour = {k: cmap(i % 10) for i, k in enumerate(kernels)}
-    top = max(b.cout for b in blocks)
-    width, gap = 1.0, 0.6
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(blocks) + 2), 3.6))
-    x, prev = 0.0, None
-    for b in blocks:
+    top = max(b.cout for b in net.blocks)  # a wide head (1792 channels) is clipped, not the scale
+    width, gap, rows = 1.0, 0.7, (-0.1, -0.24, -0.38)  # text rows under the boxes: kernel, expansion, width
+    stages = len({stage_of[b.index] for b in net.blocks if b.index < len(stage_of)})
+    extent = (len(net.blocks) + 2) * width + (stages + 1) * gap
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.5 * extent + 2.5), 4.4))
+
+    def box(x, h, face, hatch=None):
+        ax.add_patch(Rectangle((x, 0), width * 0.9, h, facecolor=face, edgecolor="black", lw=0.8, hatch=hatch))
+
+    def column(x, texts):
+        for y, t in zip(rows, texts):
+            ax.text(x + width * 0.45, y, t, ha="center", va="center", fontsize=8)
+
+    box(0.0, min(1.0, max(net.stem_out / top, 0.05)), "0.85")
+    column(0.0, ("stem", "", str(net.stem_out)))
+    ax.text(width * 0.45, 1.12, f"input\n{net.resolution}\u00d7{net.resolution}", ha="center", va="bottom", fontsize=8)
+    x, prev = width + gap, None
+    for b in net.blocks:
         stage = stage_of[b.index] if b.index < len(stage_of) else -1
-        if prev is not None and stage != prev:
-            ax.axvline(x + gap / 2 - 0.05, c="grey", ls="--", lw=0.8)  # stage boundary
-            x += gap
-        h = b.cout / top
-        ax.add_patch(Rectangle((x, 0), width * 0.9, h, facecolor=colour[b.kernel], edgecolor="black", lw=0.8,
-                               hatch="///" if b.act == "swish" else None))
-        label = {0: "", 1: "SE"}.get(b.attention, str(b.splits or b.attention))
+        if stage != prev:
+            if prev is not None:
+                x += gap
+            ax.axvline(x - gap / 2, c="grey", ls="--", lw=0.8)  # stage boundary
+            st = space.spec.stages[stage]
+            ax.text(x, 1.12, f"{st.name}\n{hw_in[b.index]}\u2192{hw_out[b.index]}", ha="left", va="bottom",
+                    fontsize=7.5)
+        h = max(b.cout / top, 0.05)
+        box(x, h, colour[b.kernel], "///" if b.act == "swish" else None)
+        label = {0: "", 1: "SE"}.get(b.attention, f"S{b.splits or b.attention}")
         if label:
-            ax.text(x + width * 0.45, h + 0.02, label, ha="center", va="bottom", fontsize=8)
-        ax.text(x + width * 0.45, -0.04, str(b.cout), ha="center", va="top", fontsize=6, rotation=90)
+            ax.text(x + width * 0.45, h + 0.02, label, ha="center", va="bottom", fontsize=7)
+        expand = _expand_of(space, arch, stage, b.index - first_of.get(stage, b.index))
+        column(x, (f"{b.kernel}", f"{expand:g}", f"{b.cout}"))
         x += width
         prev = stage
-    ax.set_xlim(-0.3, x + 0.2)
-    ax.set_ylim(-0.25, 1.2)
-    ax.set_yticks([])
+    x += gap
+    ax.axvline(x - gap / 2, c="grey", ls="--", lw=0.8)
+    box(x, min(1.0, max(net.head_out / top, 0.05)), "0.85")
+    column(x, ("head", "", str(net.head_out)))
+    x += width
+    ax.set_xlim(-1.6, x + 0.2)
+    ax.set_ylim(-0.48, 1.35)
     ax.set_xticks([])
-    for side in ("top", "right", "left"):
+    ax.set_yticks(rows, ["kernel", "expansion", "width"], fontsize=8)
+    ax.tick_params(axis="y", length=0)
+    for side in ("top", "right", "left", "bottom"):
         ax.spines[side].set_visible(False)
     handles = [Patch(facecolor=colour[k], edgecolor="black", label=f"kernel {k}x{k}") for k in kernels]
     handles += [Patch(facecolor="white", edgecolor="black", hatch="///", label="Swish"),
                 Patch(facecolor="white", edgecolor="black", label="ReLU")]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8,
-              title="height: out channels\ntop: SE / splits", title_fontsize=7)
-    ax.set_title(title or f"{space.name}: {len(blocks)} blocks")
+              title="height: out channels\ntop: SE / S<splits>", title_fontsize=7)
+    ax.set_title(f"{title or space.name}: {mflops:.{mflops_decimals([mflops])}f} MFLOPs, {params / 1e6:.3g} M params, "
+                 f"input {net.resolution}\u00d7{net.resolution}, {len(net.blocks)} blocks", fontsize=9, wrap=True)
     fig.tight_layout()
+    return fig
+
+
+def draw_arch(space: "SearchSpace | str | Mapping[str, Any]", arch: "Arch | Mapping[str, Any] | str",
+              path: "str | Path", title: str | None = None, num_classes: int = 1000) -> Path:
+    """`arch_figure` saved to `path` (PNG or any matplotlib format); returns `path`."""
+    fig = arch_figure(space, arch, title, num_classes)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    try:
+        fig.savefig(out, dpi=100)
+    finally:
+        _pyplot().close(fig)
     return out

@@ -2,8 +2,8 @@
 `search` / `predictor` commands on a trained run (Archs are scored by `supernas.evaluation`)."""
 from .budgets import parse_budgets
 from .evolution import EvolutionSearch, SearchResult
-from .pareto import (ParetoEntry, format_table, offline_pareto_sets, pareto_front, pareto_indices, plot_pareto,
-                     write_pareto)
+from .pareto import ParetoEntry, format_table, offline_pareto_sets, pareto_front, pareto_indices, write_pareto
+from .results import plot_pareto
 
 __all__ = ["EvolutionSearch", "ParetoEntry", "SearchResult", "format_table", "offline_pareto_sets", "parse_budgets",
            "pareto_front", "pareto_indices", "plot_pareto", "write_pareto"]

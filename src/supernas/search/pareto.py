@@ -9,19 +9,19 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence, TypeVar
+from typing import Any, Mapping, Sequence, TypeVar
 
 import numpy as np
 
 from ..errors import SupernasError
 from ..sampling.flops_tables import bin_of
 from ..spaces import Arch, CostModel, SearchSpace
-from ..utils.io import atomic_write_bytes, atomic_write_text
+from ..utils.io import atomic_write_text
 
 T = TypeVar("T")
 # The costs an entry can be ranked and budgeted by: ParetoEntry field -> unit.
 COSTS = {"mflops": "MFLOPs", "latency_ms": "ms"}
-_AXIS = {"mflops": "MFLOPs", "latency_ms": "Latency (ms)"}
+AXIS_LABELS = {"mflops": "MFLOPs", "latency_ms": "Latency (ms)"}
 
 
 @dataclass
@@ -42,14 +42,14 @@ class ParetoEntry:
                 **lat, "accuracy": float(self.accuracy), **self.extra}
 
 
-def _check_cost(cost: str) -> str:
+def check_cost(cost: str) -> str:
     if cost not in COSTS:
         raise SupernasError(f"unknown cost '{cost}'; choose one of {', '.join(COSTS)}")
     return cost
 
 
-def _cost_of(e: ParetoEntry, cost: str) -> float:
-    v = getattr(e, _check_cost(cost))
+def cost_of(e: ParetoEntry, cost: str) -> float:
+    v = getattr(e, check_cost(cost))
     if v is None:
         raise SupernasError(f"a Pareto entry has no {cost}; search with that cost to rank by it")
     return float(v)
@@ -57,7 +57,7 @@ def _cost_of(e: ParetoEntry, cost: str) -> float:
 
 def _point(p: Any, cost: str = "mflops") -> tuple[float, float]:
     if isinstance(p, ParetoEntry):
-        return _cost_of(p, cost), float(p.accuracy)
+        return cost_of(p, cost), float(p.accuracy)
     try:
         cost, acc = p
         return float(cost), float(acc)
@@ -96,74 +96,55 @@ def pareto_front(points: Sequence[T], cost: str = "mflops") -> list[T]:
 
 # ---------------------------------------------------------------------- files
 def write_pareto(run_dir: "str | Path", entries: Sequence[ParetoEntry], space: SearchSpace,
-                 name: str = "pareto") -> tuple[Path, Path]:
-    """`run_dir`/pareto.json (read back by `read_pareto_set`) and pareto.csv; returns both paths."""
+                 name: str = "pareto", meta: "Mapping[str, Any] | None" = None) -> tuple[Path, Path]:
+    """`run_dir`/pareto.json (read back by `read_pareto_set`) and pareto.csv; returns both paths.
+
+    `meta` adds top-level fields to the JSON (readers take "space" and "entries" only): the search
+    writes where the scores came from ("score"), the run, its data, budgets and settings."""
     if not entries:
         raise SupernasError("there are no Pareto entries to write; evaluate some Archs first")
     run_dir = Path(run_dir).expanduser()
     rows = [e.to_dict() for e in sorted(entries, key=lambda e: e.mflops)]
     js = atomic_write_text(run_dir / f"{name}.json",
-                           json.dumps({"space": space.name, "entries": rows}, indent=2) + "\n")
+                           json.dumps({"space": space.name, **(meta or {}), "entries": rows}, indent=2) + "\n")
     extra_keys = sorted({k for e in entries for k in e.extra})
     lat = ["latency_ms"] if any(e.latency_ms is not None for e in entries) else []
+    digits = mflops_decimals([r["mflops"] for r in rows])
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["mflops", "params", *lat, "accuracy", *extra_keys, "arch"])
     for r in rows:
         ms = [f"{r['latency_ms']:.4f}" if "latency_ms" in r else ""] if lat else []
-        w.writerow([f"{r['mflops']:.3f}", r["params"], *ms, f"{r['accuracy']:.4f}",
+        w.writerow([f"{r['mflops']:.{max(digits, 3)}f}", r["params"], *ms, f"{r['accuracy']:.4f}",
                     *(r.get(k, "") for k in extra_keys), json.dumps(r["arch"])])
     cs = atomic_write_text(run_dir / f"{name}.csv", buf.getvalue())
     return js, cs
 
 
+def mflops_decimals(values: "Sequence[float] | np.ndarray", significant: int = 3, most: int = 6) -> int:
+    """Decimals to print MFLOPs with: at least `significant` significant digits for the smallest and
+    one decimal, more (up to `most`) until values that differ print differently."""
+    v = np.unique(np.abs(np.asarray(values, dtype=np.float64)[np.isfinite(values)]))
+    if v.size == 0:
+        return 1
+    smallest = v[v > 0].min() if (v > 0).any() else 1.0
+    digits = int(min(most, max(1, significant - 1 - math.floor(math.log10(smallest)))))
+    while digits < most and np.unique(np.round(v, digits)).size < v.size:
+        digits += 1
+    return digits
+
+
 def format_table(entries: Sequence[ParetoEntry]) -> str:
-    """A plain-text table of the entries by MFLOPs (with their latency when known), for the terminal."""
+    """A plain-text table of the entries by MFLOPs (with their latency when known), for the terminal;
+    MFLOPs with as many decimals as it takes to tell the rows apart."""
     lat = any(e.latency_ms is not None for e in entries)
+    d = mflops_decimals([e.mflops for e in entries])
     lines = [f"{'#':>3}  {'MFLOPs':>9}  {'Params(M)':>9}  " + (f"{'Lat(ms)':>9}  " if lat else "") + f"{'Acc(%)':>7}"]
     for i, e in enumerate(sorted(entries, key=lambda e: e.mflops)):
         ms = f"{e.latency_ms:>9.3f}  " if e.latency_ms is not None else f"{'-':>9}  "
-        lines.append(f"{i:>3}  {e.mflops:>9.1f}  {e.params / 1e6:>9.2f}  " + (ms if lat else "")
+        lines.append(f"{i:>3}  {e.mflops:>9.{d}f}  {e.params / 1e6:>9.3f}  " + (ms if lat else "")
                      + f"{e.accuracy:>7.2f}")
     return "\n".join(lines)
-
-
-def plot_pareto(entries: Sequence[ParetoEntry], path: "str | Path", title: str = "",
-                extra_series: "Sequence[ParetoEntry] | tuple[Sequence[float], Sequence[float]] | None" = None,
-                x: str = "mflops") -> Path:
-    """PNG of accuracy against MFLOPs (as AttentiveNAS Figure 1) or, with x="latency_ms", against
-    latency: the front as a line, and optionally every evaluated point (`extra_series`: entries or
-    (cost, accuracy) arrays) in grey behind it."""
-    _check_cost(x)
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on training machines
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
-    try:
-        if extra_series is not None:
-            pairs = isinstance(extra_series, tuple) and len(extra_series) == 2
-            if pairs and not isinstance(extra_series[0], ParetoEntry):
-                xs, ys = np.asarray(extra_series[0], float), np.asarray(extra_series[1], float)
-            else:
-                xs = np.array([_cost_of(e, x) for e in extra_series], float)
-                ys = np.array([e.accuracy for e in extra_series], float)
-            ax.scatter(xs, ys, s=6, c="0.7", label="evaluated", zorder=1)
-        front = sorted(entries, key=lambda e: _cost_of(e, x))
-        ax.plot([_cost_of(e, x) for e in front], [e.accuracy for e in front], "o-", c="tab:red", ms=4,
-                label="Pareto front", zorder=2)
-        ax.set_xlabel(_AXIS[x])
-        ax.set_ylabel("Top-1 accuracy (%)")
-        if title:
-            ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend(loc="lower right")
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    return atomic_write_bytes(Path(path).expanduser(), buf.getvalue())
 
 
 # ---------------------------------------------------------------------- offline sets

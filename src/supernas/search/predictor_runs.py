@@ -20,12 +20,13 @@ from ..evaluation import Evaluator, load_run, load_supernet
 from ..runtime import distributed as ddp
 from ..utils.io import atomic_write_text
 from .pareto import offline_pareto_sets, write_pareto
+from .runner import score_source
 
 
 def _evaluate_random(net, data, n: int, seed: int, bn_batches: int, max_batches: int | None,
-                     exclude: Sequence[Arch] = ()) -> tuple[list[Arch], list[float]]:
-    """(Archs, top-1 list): `n` distinct random Archs outside `exclude`, scored by the calibrated
-    supernet `net` (spread over ranks under torchrun)."""
+                     exclude: Sequence[Arch] = ()) -> tuple[list[Arch], list[float], dict[str, Any]]:
+    """(Archs, top-1 list, where they were scored): `n` distinct random Archs outside `exclude`,
+    scored by the calibrated supernet `net` (spread over ranks under torchrun)."""
     if n < 2:
         raise SupernasError(f"evaluate at least 2 Archs (-n), got {n}")
     rng, skip, archs = np.random.default_rng(seed), set(exclude), []
@@ -39,7 +40,8 @@ def _evaluate_random(net, data, n: int, seed: int, bn_batches: int, max_batches:
     archs = archs[:n]
     evaluator = Evaluator(net, data, device=next(net.parameters()).device, bn_batches=bn_batches,
                           max_batches=max_batches)
-    return archs, [r["top1"] for r in evaluator.evaluate_many(archs, progress=True)]
+    top1 = [r["top1"] for r in evaluator.evaluate_many(archs, progress=True)]
+    return archs, top1, score_source(evaluator, None)
 
 
 def _default_predictor(run_dir: "str | Path", predictor: "str | Path | None") -> Path:
@@ -55,13 +57,18 @@ def fit_predictor_run(run_dir: "str | Path", n: int = 1000, holdout: float = 0.2
     from ..predictors import fit_from_evaluations
 
     net, _, data = load_run(run_dir, device, overrides)
-    archs, top1 = _evaluate_random(net, data, n, seed, bn_batches, max_batches)
+    archs, top1, scored = _evaluate_random(net, data, n, seed, bn_batches, max_batches)
     predictor, tau = fit_from_evaluations(net.space, list(zip(archs, top1)), holdout=holdout, seed=seed)
     path = _default_predictor(run_dir, out)
     if ddp.current().is_main:
         predictor.save(path)
         atomic_write_text(path.with_suffix(".evaluations.json"),
                           json.dumps([{"arch": a.to_dict(), "top1": t} for a, t in zip(archs, top1)]))
+        # what `supernas report` and pareto.json of a predictor-scored search say about the predictor
+        atomic_write_text(path.with_suffix(".fit.json"), json.dumps({
+            "archs": len(archs), "holdout": holdout, "kendall_tau": tau, "seed": seed, "scored": scored,
+            "max_batches": max_batches, "overrides": list(overrides),
+            "device": next(net.parameters()).device.type}, indent=1))
     return predictor, tau, path
 
 
@@ -80,11 +87,11 @@ def eval_predictor_run(run_dir: "str | Path", predictor: "str | Path | None" = N
     net, _, data = load_run(run_dir, device, overrides)
     model = load_predictor(path, net.space)
     seen = [net.space.arch(r["arch"]) for r in seen_records]
-    archs, top1 = _evaluate_random(net, data, n, seed, bn_batches, max_batches, exclude=seen)
+    archs, top1, scored = _evaluate_random(net, data, n, seed, bn_batches, max_batches, exclude=seen)
     pred, true = np.asarray(model.predict(archs), dtype=np.float64), np.asarray(top1, dtype=np.float64)
     report = {"predictor": str(path), "archs": len(archs), "kendall_tau": kendall_tau(pred, true),
               "pearson": pearson_r(pred, true), "mae": float(np.abs(pred - true).mean()),
-              "excluded_fitting_archs": len(seen), "seed": seed,
+              "excluded_fitting_archs": len(seen), "seed": seed, "scored": scored, "max_batches": max_batches,
               "evaluations": [{"arch": a.to_dict(), "top1": float(t), "predicted": float(p)}
                               for a, t, p in zip(archs, true, pred)]}
     if ddp.current().is_main:

@@ -17,7 +17,25 @@ from ..runtime import distributed as ddp
 from ..spaces import CostModel
 from ..utils.io import atomic_write_text
 from .evolution import EvolutionSearch, SearchResult
-from .pareto import plot_pareto, write_pareto
+from .pareto import write_pareto
+from .results import plot_search_results
+
+
+def score_source(evaluator: Evaluator, predictor: "str | Path | None") -> dict[str, Any]:
+    """Where a search's accuracies come from, for pareto.json: the predictor file (and what it was
+    fitted on, when its fit record is beside it), or the supernet on which split, how many images
+    and BN batches."""
+    if predictor:
+        path = Path(predictor).expanduser()
+        fit = path.with_suffix(".fit.json")
+        fitted = json.loads(fit.read_text()) if fit.is_file() else None
+        return {"source": "predictor", "predictor": str(path), **({"fit": fitted} if fitted else {})}
+    images = len(evaluator.view)
+    if evaluator.max_batches is not None:
+        images = min(images, evaluator.max_batches * evaluator.batch_size)
+    return {"source": "supernet", "split": evaluator.split, "images": images, "bn_batches": evaluator.bn_batches,
+            **({"max_batches": evaluator.max_batches} if evaluator.max_batches is not None else {}),
+            **({"note": evaluator.fallback} if evaluator.fallback else {})}
 
 
 def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | Path | None" = None,
@@ -88,10 +106,17 @@ def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | 
         bar.close()
     if info.is_main:
         front = result.pareto()
-        write_pareto(out, front, space)
-        write_pareto(out, result.evaluated, space, name="evaluated")  # every scored Arch, not just the front
-        plot_pareto(front, out / "pareto.png", title=f"{space.name}: supernet search", extra_series=result.evaluated,
-                    x=result.cost)
+        meta = {"run": str(Path(run_dir).expanduser()), "data": data.describe(), "cost": result.cost,
+                "budgets": list(result.budgets), "score": score_source(evaluator, predictor),
+                "search": {"population": population, "mutations": mutations, "crossovers": crossovers,
+                           "generations": generations, "seed": seed, "overrides": list(overrides),
+                           "device": device_.type,
+                           **({"latency_batch": latency_batch, "latency_warmup": latency_warmup,
+                               "latency_repeats": latency_repeats} if cost == "latency" else {})}}
+        write_pareto(out, front, space, meta=meta)
+        write_pareto(out, result.evaluated, space, name="evaluated", meta=meta)  # every scored Arch, not just the front
+        export = Path(run_dir).expanduser() / "export"
+        plot_search_results(out, export if export.is_dir() else None)
         best = [{"budget": b, **(e.to_dict() if e else {})} for b, e in zip(result.budgets, result.best)]
         atomic_write_text(out / "best_per_budget.json", json.dumps(best, indent=1))
     return result
