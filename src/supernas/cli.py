@@ -75,6 +75,18 @@ def cmd_sample(args: argparse.Namespace) -> None:
         print(json.dumps({"arch": arch.to_dict(), "mflops": round(float(m), 3), "params": int(p)}))
 
 
+# ---------------------------------------------------------------------------- configs
+@command
+def cmd_config(args: argparse.Namespace) -> None:
+    from .config import SCHEMAS, describe, load_config
+
+    schema = SCHEMAS[args.schema]
+    cfg = load_config(schema, args.file, args.overrides)
+    title = "defaults" if args.file is None and not args.overrides else "the resolved config"
+    print(f"# supernas {args.schema}: {title}; every key, what it allows and what it does")
+    print("\n".join(describe(cfg)))
+
+
 # ---------------------------------------------------------------------------- training
 @command
 def cmd_train(args: argparse.Namespace) -> None:
@@ -194,6 +206,9 @@ def cmd_export(args: argparse.Namespace) -> None:
         print(f"exported: {export_reference(args.run, args.out or f'{args.run}/export')} (the supernet in the "
               "AttentiveNAS reference layout)")
         return
+    from .deliver.export import EXPORT_FORMATS
+
+    EXPORT_FORMATS.get(args.format, "--format")  # a bad name fails before the run is loaded
     net, _, data = load_run(args.run, args.device, args.overrides)
     if (args.arch is None) == (args.pick is None):
         raise SupernasError("give either --arch ARCH or --pick BUDGET (the best Arch of a searched budget)")
@@ -296,6 +311,14 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("overrides", nargs="*", metavar="key=value", help=f"e.g. {example}")
         s.add_argument("--resume", action="store_true", help="continue the run in run.dir from its checkpoint")
 
+    s = add("config", "the settings of a command: every key with its default, what it allows and its doc "
+            "(with a file and overrides: the config they resolve to)")
+    s.add_argument("action", choices=["show"])
+    s.add_argument("schema", metavar="COMMAND", choices=["train", "fpnas", "retrain", "finetune"],
+                   help="train, fpnas, retrain or finetune")
+    s.add_argument("file", nargs="?", help="a YAML config to resolve")
+    s.add_argument("overrides", nargs="*", metavar="key=value")
+
     s = add("spaces", "list the built-in search spaces with their size and MFLOPs range")
     s.add_argument("--num-classes", type=int, default=1000)
     s.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -380,9 +403,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--arch", help="JSON string or file, or a published model name")
     s.add_argument("--pick", type=float, help="the best searched Arch within this budget of RUN/search: MFLOPs, "
                    "or ms after a --cost latency search")
-    s.add_argument("--format", default="pt", choices=["pt", "torchscript", "onnx", "reference"],
-                   help="reference: the whole supernet in the AttentiveNAS reference checkpoint layout "
-                   "(OUT/supernet.pth.tar; no --arch)")
+    s.add_argument("--format", default="pt",
+                   help="an export format: pt, torchscript, onnx (or one registered in "
+                   "supernas.deliver.export.EXPORT_FORMATS); reference: the whole supernet in the AttentiveNAS "
+                   "reference checkpoint layout (OUT/supernet.pth.tar; no --arch)")
     s.add_argument("--bn-batch-size", type=int, default=64, help="images per BN re-calibration batch (the "
                    "reference's Table 1 figures: 256)")
     s.add_argument("--out", help="output directory (default RUN/export)")

@@ -199,9 +199,11 @@ def _span(meta: Mapping[str, Any]) -> str:
 def describe(settings: Any, indent: str = "") -> list[str]:
     """A settings instance as commented YAML: every key with its value, what it allows and its doc."""
     hints = typing.get_type_hints(type(settings))
+    docs = getattr(type(settings), "DOCS", {})  # a section that keeps its docs beside its fields (DataConfig)
     lines = []
     for f in dataclasses.fields(settings):
-        tp, doc, value = hints[f.name], f.metadata.get("doc", ""), getattr(settings, f.name)
+        tp, value = hints[f.name], getattr(settings, f.name)
+        doc = f.metadata.get("doc") or docs.get(f.name, "")
         if dataclasses.is_dataclass(tp):
             lines.append(f"{indent}{f.name}:{'  # ' + doc if doc else ''}")
             lines += describe(value, indent + "  ")

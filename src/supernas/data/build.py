@@ -11,8 +11,8 @@ from ..errors import SupernasError
 from . import splits
 from .config import DataConfig
 from .datasets import ImageFiles, View
-from .formats import detect_format, is_builtin, locate
-from .readers import read_cifar, read_digits, read_imagefolder, read_mnist
+from . import readers  # noqa: F401  (registers the built-in formats)
+from .formats import FORMATS, detect_format, is_builtin, locate
 from .transforms import Recipe, eval_transform, recipe, train_transform
 
 DEFAULT_VAL_FRACTION = 0.2  # carved from train when the data has no official val/test split
@@ -63,7 +63,7 @@ def build_datasets(config: Union[DataConfig, Mapping[str, Any], None] = None) ->
     """Read the data `config` names (a DataConfig or its dict; None is the built-in digits) and split it."""
     cfg = config if isinstance(config, DataConfig) else DataConfig.from_dict(config)
     fmt, train_src, val_src = _read(cfg)
-    r = recipe(fmt, _native_size(train_src), cfg.image_size, cfg.train_crop, cfg.pad, cfg.flip, cfg.autoaugment,
+    r = recipe(FORMATS.get(fmt), _native_size(train_src), cfg.image_size, cfg.train_crop, cfg.pad, cfg.flip, cfg.autoaugment,
                cfg.mean, cfg.std)
     train_t, eval_t = train_transform(r), eval_transform(r)
     train_idx = np.arange(len(train_src), dtype=np.int64)
@@ -98,22 +98,15 @@ def build_datasets(config: Union[DataConfig, Mapping[str, Any], None] = None) ->
 
 
 def _read(cfg: DataConfig):
-    """(format, train source, val source or None)."""
+    """(format name, train source, val source or None)."""
     if is_builtin(cfg.path):
-        if cfg.format not in ("auto", "digits"):
+        if cfg.format != "auto" and FORMATS.get(cfg.format, "data.format").locate is not None:
             raise SupernasError(f"data format '{cfg.format}' needs a path; set data path to the dataset's folder "
                                 "(or leave it null for the built-in digits)")
-        return ("digits",) + read_digits()
-    if cfg.format == "digits":
-        raise SupernasError(f"the digits data is built in and takes no path, but path is '{cfg.path}'; "
-                            "set path: null, or format: auto to read the path")
+        fmt = "digits" if cfg.format == "auto" else cfg.format
+        return (fmt,) + FORMATS.get(fmt).read(None)
     fmt = detect_format(cfg.path) if cfg.format == "auto" else cfg.format
-    folder = locate(cfg.path, fmt)
-    if fmt == "imagefolder":
-        return (fmt,) + read_imagefolder(folder)
-    if fmt == "mnist":
-        return (fmt,) + read_mnist(folder)
-    return (fmt,) + read_cifar(folder, hundred=fmt == "cifar100")
+    return (fmt,) + FORMATS.get(fmt).read(locate(cfg.path, fmt))
 
 
 def _native_size(source) -> int:

@@ -6,7 +6,6 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 from ..errors import SupernasError, require_int
 
-FORMATS = ("auto", "imagefolder", "cifar10", "cifar100", "mnist", "digits")
 CROPS = ("auto", "resized", "pad")
 POLICIES = ("imagenet", "cifar10", "svhn")
 
@@ -43,8 +42,10 @@ class DataConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.format not in FORMATS:
-            raise SupernasError(f"data format '{self.format}' is unknown; use one of: {', '.join(FORMATS)}")
+        from .formats import FORMATS
+
+        if self.format != "auto" and self.format not in FORMATS:
+            raise SupernasError(f"data format '{self.format}' is unknown; use auto or one of: {', '.join(FORMATS)}")
         if self.train_crop not in CROPS:
             raise SupernasError(f"data train_crop '{self.train_crop}' is unknown; use one of: {', '.join(CROPS)}")
         if not isinstance(self.autoaugment, bool) and self.autoaugment not in POLICIES:
@@ -65,6 +66,24 @@ class DataConfig:
                 if name == "std" and min(value) <= 0:
                     raise SupernasError(f"data std must be positive, got {list(value)}")
                 setattr(self, name, tuple(float(v) for v in value))
+
+    # one line per field for `supernas config show` (the class docstring says the rest)
+    DOCS = {
+        "path": "the dataset's folder; null or digits: scikit-learn's built-in digits",
+        "format": "auto (detected), or a registered format: imagefolder, cifar10, cifar100, mnist, digits",
+        "image_size": "pixels a side of every image; null: native for small images, 224 for large ones",
+        "search_size": "held out of train for the search: a count, or a fraction in (0, 1)",
+        "val_size": "carved out of train as val when the data has no val/test split (default 0.2)",
+        "train_crop": "auto, resized (RandomResizedCrop) or pad (CIFAR-style padded crop)",
+        "pad": "padding of the padded crop; null: image_size // 8",
+        "flip": "horizontal flips; null: on except for digits and MNIST",
+        "autoaugment": "true (the data's policy), false, or a policy: imagenet, cifar10, svhn",
+        "mean": "per-channel mean in 0..1; null: the dataset's",
+        "std": "per-channel std in 0..1; null: the dataset's",
+        "train_subset": "train on a seeded subset of this many images (quick runs)",
+        "val_subset": "validate on a seeded subset of this many images",
+        "seed": "fixes the search split and the subsets",
+    }
 
     @classmethod
     def from_dict(cls, values: Optional[Mapping[str, Any]]) -> "DataConfig":

@@ -1,26 +1,41 @@
-"""Which standard on-disk layout a path holds, and where in it the files are."""
+"""Dataset formats: the registry of on-disk layouts (each: how to find it under a path, read it,
+and normalise it), which layout a path holds, and where in it the files are. The built-in formats
+register in `readers.py`; a new one is a module with a reader and one `FORMATS.register(name)`
+(docs/architecture.md, "Extending")."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from ..errors import SupernasError
+from ..registry import Registry
 
-# What each format expects, for error messages; `root` is the path the user gave.
-LAYOUTS = {
-    "imagefolder": "root/train/<class>/*.jpg|png|... with root/val/<class>/... or root/test/<class>/... "
-                   "(ImageNet, Tiny-ImageNet, image folders of CIFAR)",
-    "cifar10": "root/cifar-10-batches-py/{data_batch_1..5,test_batch} (root may be that folder itself)",
-    "cifar100": "root/cifar-100-python/{train,test} (root may be that folder itself)",
-    "mnist": "root/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] "
-             "(root may be MNIST/, raw/ or the folder holding the files)",
-    "digits": "no path: scikit-learn's built-in digits (path null or 'digits')",
-}
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
+@dataclass(frozen=True)
+class DataFormat:
+    """A dataset layout. `read(folder)` gives (train source, val source or None): sources are
+    `datasets.ImageFiles` (image paths) or `datasets.ImageTensors` (uint8 images in memory);
+    `locate(root)` is the folder holding the files under the user's path, or None when they are
+    not there (`locate` None: a built-in dataset, which takes no path and is read with folder None).
+    `mean`/`std` normalise it; `glyphs`: digits, which are not mirror-invariant (no flips, SVHN's
+    AutoAugment policy)."""
+
+    layout: str
+    read: Callable[[Optional[Path]], tuple[Any, Any]]
+    locate: Optional[Callable[[Path], Optional[Path]]]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    glyphs: bool = False
+
+
+FORMATS: Registry[DataFormat] = Registry("data format")
+
+
 def layouts_text(formats: Optional[list[str]] = None) -> str:
-    return "; ".join(f"{name}: {LAYOUTS[name]}" for name in (formats or LAYOUTS))
+    return "; ".join(f"{name}: {FORMATS.get(name).layout}" for name in (formats or FORMATS.names()))
 
 
 def _first_dir(candidates: list[Path], test: Callable[[Path], bool]) -> Optional[Path]:
@@ -49,9 +64,6 @@ def imagefolder_dir(root: Path) -> Optional[Path]:
     return root if (root / "train").is_dir() else None
 
 
-LOCATORS = {"cifar10": cifar10_dir, "cifar100": cifar100_dir, "mnist": mnist_dir, "imagefolder": imagefolder_dir}
-
-
 def is_builtin(path: Union[str, Path, None]) -> bool:
     return path is None or str(path) == "digits"
 
@@ -69,16 +81,15 @@ def resolve(path: Union[str, Path]) -> Path:
 
 
 def detect_format(path: Union[str, Path, None]) -> str:
-    """The layout at `path`: 'cifar10', 'cifar100', 'mnist', 'imagefolder', or 'digits' for no path.
-
-    Checked in that order, so a folder holding several datasets gives the first; pass the
-    dataset's own folder or force `format` to choose another.
-    """
+    """The layout at `path` ('digits' for no path): the first registered format that finds its
+    files there (cifar10, cifar100, mnist, imagefolder, then formats users registered), so a folder
+    holding several datasets gives the first; pass the dataset's own folder or force `format`."""
     if is_builtin(path):
         return "digits"
     root = resolve(path)
-    for name, locate in LOCATORS.items():
-        if locate(root) is not None:
+    for name in FORMATS:
+        locator = FORMATS.get(name).locate
+        if locator is not None and locator(root) is not None:
             return name
     seen = sorted(p.name + ("/" if p.is_dir() else "") for p in root.iterdir())
     found = f"it holds {', '.join(seen[:8])}{', ...' if len(seen) > 8 else ''}" if seen else "it is empty"
@@ -88,8 +99,12 @@ def detect_format(path: Union[str, Path, None]) -> str:
 def locate(path: Union[str, Path], fmt: str) -> Path:
     """The folder holding the files of `fmt` under `path`; an error naming both when it is not there."""
     root = resolve(path)
-    folder = LOCATORS[fmt](root)
+    entry = FORMATS.get(fmt, "data.format")
+    if entry.locate is None:
+        raise SupernasError(f"the {fmt} data is built in and takes no path, but path is '{path}'; set path: null, "
+                            "or format: auto to read the path")
+    folder = entry.locate(root)
     if folder is None:
-        raise SupernasError(f"data path '{root}' is not in the {fmt} layout; expected {LAYOUTS[fmt]} "
+        raise SupernasError(f"data path '{root}' is not in the {fmt} layout; expected {entry.layout} "
                             "(or set format: auto to detect the layout)")
     return folder

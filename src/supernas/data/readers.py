@@ -16,7 +16,17 @@ from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_datas
 
 from ..errors import SupernasError
 from .datasets import ImageFiles, ImageTensors
-from .formats import LAYOUTS, MNIST_FILES, mnist_file
+from .formats import (FORMATS, MNIST_FILES, DataFormat, cifar10_dir, cifar100_dir, imagefolder_dir, mnist_dir,
+                      mnist_file)
+
+# What each layout looks like, for error messages; `root` is the path the user gave.
+IMAGEFOLDER = ("root/train/<class>/*.jpg|png|... with root/val/<class>/... or root/test/<class>/... "
+               "(ImageNet, Tiny-ImageNet, image folders of CIFAR)")
+CIFAR10 = "root/cifar-10-batches-py/{data_batch_1..5,test_batch} (root may be that folder itself)"
+CIFAR100 = "root/cifar-100-python/{train,test} (root may be that folder itself)"
+MNIST = ("root/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] "
+         "(root may be MNIST/, raw/ or the folder holding the files)")
+DIGITS = "no path: scikit-learn's built-in digits (path null or 'digits')"
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
@@ -31,7 +41,7 @@ def read_imagefolder(root: Path) -> tuple[ImageFiles, Optional[ImageFiles]]:
         samples = make_dataset(train_dir, class_to_idx, IMG_EXTENSIONS)
     except FileNotFoundError as e:
         raise SupernasError(f"no images in class folders under '{train_dir}' ({e}); expected "
-                            f"{LAYOUTS['imagefolder']}") from None
+                            f"{IMAGEFOLDER}") from None
     train = ImageFiles(samples, classes)
     val_dir = next((root / name for name in ("val", "test") if (root / name).is_dir()), None)
     if val_dir is None:
@@ -86,7 +96,7 @@ def read_cifar(folder: Path, hundred: bool) -> tuple[ImageTensors, ImageTensors]
         for name in files:
             path = folder / name
             if not path.is_file():
-                raise SupernasError(f"'{path}' is missing; expected {LAYOUTS['cifar100' if hundred else 'cifar10']}")
+                raise SupernasError(f"'{path}' is missing; expected {CIFAR100 if hundred else CIFAR10}")
             batch = _unpickle(path)
             data, target = batch.get("data"), batch.get(label_key)
             if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != 3072 or target is None \
@@ -120,7 +130,7 @@ def read_mnist(folder: Path) -> tuple[ImageTensors, ImageTensors]:
     for name in MNIST_FILES:
         path = mnist_file(folder, name)
         if path is None:
-            raise SupernasError(f"'{folder / name}' (or .gz) is missing; expected {LAYOUTS['mnist']}")
+            raise SupernasError(f"'{folder / name}' (or .gz) is missing; expected {MNIST}")
         arrays.append(_read_idx(path, ndim=3 if "images" in name else 1))
     out = []
     for images, labels, path in ((arrays[0], arrays[1], folder / MNIST_FILES[0]),
@@ -168,3 +178,17 @@ def _tensors(images: np.ndarray, labels: np.ndarray, classes: list, where: Optio
                             f"{len(classes)} classes")
     return ImageTensors(torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels),
                         [c.decode("latin1") if isinstance(c, bytes) else str(c) for c in classes])
+
+
+# ---- the built-in formats, in the order `detect_format` tries them ------------------------------
+# Per-channel mean and std of the training images, in 0..1 (image folders: ImageNet's).
+FORMATS.register("cifar10")(DataFormat(CIFAR10, lambda d: read_cifar(d, hundred=False), cifar10_dir,
+                                       (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)))
+FORMATS.register("cifar100")(DataFormat(CIFAR100, lambda d: read_cifar(d, hundred=True), cifar100_dir,
+                                        (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)))
+FORMATS.register("mnist")(DataFormat(MNIST, read_mnist, mnist_dir, (0.1307,) * 3, (0.3081,) * 3, glyphs=True))
+FORMATS.register("imagefolder")(DataFormat(IMAGEFOLDER, read_imagefolder, imagefolder_dir,
+                                           (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)))
+# load_digits() scaled to 0..255
+FORMATS.register("digits")(DataFormat(DIGITS, lambda _: read_digits(), None, (0.3053,) * 3, (0.3759,) * 3,
+                                      glyphs=True))

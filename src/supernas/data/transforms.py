@@ -11,19 +11,12 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 from torchvision.transforms import v2
 
-# Per-channel mean and std of the training images, in 0..1.
-STATS = {
-    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
-    "mnist": ((0.1307,) * 3, (0.3081,) * 3),
-    "digits": ((0.3053,) * 3, (0.3759,) * 3),  # of load_digits() scaled to 0..255
-}
+from .formats import DataFormat
+
 SMALL = 64  # images of at most this many pixels a side get the CIFAR-style recipe
 EVAL_CROP = 0.875  # evaluation resizes to size / 0.875, then center-crops size (224 from 256)
 POLICIES = {"imagenet": v2.AutoAugmentPolicy.IMAGENET, "cifar10": v2.AutoAugmentPolicy.CIFAR10,
             "svhn": v2.AutoAugmentPolicy.SVHN}
-DIGIT_FORMATS = ("mnist", "digits")  # digits are not mirror-invariant: no flips, SVHN's policy
 
 
 @dataclass(frozen=True)
@@ -40,19 +33,18 @@ class Recipe:
     std: tuple
 
 
-def recipe(fmt: str, native: int, image_size: Optional[int] = None, train_crop: str = "auto",
+def recipe(fmt: DataFormat, native: int, image_size: Optional[int] = None, train_crop: str = "auto",
            pad: Optional[int] = None, flip: Optional[bool] = None, autoaugment: Union[bool, str] = False,
            mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None) -> Recipe:
-    """Fill the per-dataset defaults: `native` is the larger side of the dataset's images."""
+    """Fill the per-dataset defaults of the format `fmt`: `native` is the larger side of its images."""
     small = native <= SMALL
     size = image_size or (native if small else 224)
     crop = train_crop if train_crop != "auto" else ("pad" if small else "resized")
     if autoaugment is True:
-        autoaugment = "svhn" if fmt in DIGIT_FORMATS else ("cifar10" if small else "imagenet")
-    stats = STATS["imagenet" if fmt == "imagefolder" else fmt]
+        autoaugment = "svhn" if fmt.glyphs else ("cifar10" if small else "imagenet")
     return Recipe(image_size=size, small=small, train_crop=crop, pad=size // 8 if pad is None else pad,
-                  flip=fmt not in DIGIT_FORMATS if flip is None else flip, autoaugment=autoaugment or None,
-                  mean=tuple(mean or stats[0]), std=tuple(std or stats[1]))
+                  flip=not fmt.glyphs if flip is None else flip, autoaugment=autoaugment or None,
+                  mean=tuple(mean or fmt.mean), std=tuple(std or fmt.std))
 
 
 def train_transform(r: Recipe, autoaugment: bool = True) -> Callable:

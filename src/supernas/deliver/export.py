@@ -5,17 +5,18 @@ from __future__ import annotations
 import inspect
 import json
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch.utils.data import DataLoader
 
 from ..errors import SupernasError
+from ..registry import Registry
 from ..nn.calibrate import recalibrate_bn
 from ..nn.static import resize_to
 from ..spaces import Arch, CostModel
 from ..utils.io import atomic_torch_save, atomic_write_bytes, atomic_write_text
 
-FORMATS = ("pt", "torchscript", "onnx")
 
 
 def calibrate_extracted(model: torch.nn.Module, data, bn_batches: int = 64, device: "str | torch.device" = "cpu",
@@ -47,26 +48,28 @@ def save_export(model: torch.nn.Module, space, arch: Arch, data, out_dir: "str |
     return atomic_torch_save(model, out / "model.pt")
 
 
-def export_arch(net, arch: Arch, data, out_dir: "str | Path", fmt: str = "pt", bn_batches: int = 64,
-                batch_size: int = 64) -> Path:
-    """Write `out_dir`/model.{pt,torchscript.pt,onnx}, state_dict.pt and arch.json; returns the model path."""
-    if fmt not in FORMATS:
-        raise SupernasError(f"unknown export format '{fmt}'; choose one of {', '.join(FORMATS)}")
-    out = Path(out_dir).expanduser()
-    model = net.extract(arch).cpu()
-    calibrate_extracted(model, data, bn_batches, batch_size=batch_size)
-    save_export(model, net.space, arch, data, out,
-                made_by={"command": "export", "format": fmt, "bn_batches": bn_batches, "bn_batch_size": batch_size})
-    example = torch.randn(1, 3, model.resolution, model.resolution)
-    if fmt == "pt":
-        return out / "model.pt"
-    if fmt == "torchscript":
-        scripted = torch.jit.trace(model, example)
-        path = out / "model.torchscript.pt"
-        tmp = out / ".model.torchscript.tmp"
-        scripted.save(str(tmp))
-        tmp.replace(path)
-        return path
+# A format writes the calibrated static model of an Arch into the export folder (beside arch.json
+# and state_dict.pt) and returns the file it wrote: `EXPORT_FORMATS.register(name)` adds one.
+Writer = Callable[[torch.nn.Module, Path], Path]
+EXPORT_FORMATS: Registry[Writer] = Registry("export format")
+
+
+@EXPORT_FORMATS.register("pt")
+def _pickled(model: torch.nn.Module, out: Path) -> Path:
+    return out / "model.pt"  # save_export wrote it
+
+
+@EXPORT_FORMATS.register("torchscript")
+def _torchscript(model: torch.nn.Module, out: Path) -> Path:
+    scripted = torch.jit.trace(model, _example(model))
+    path, tmp = out / "model.torchscript.pt", out / ".model.torchscript.tmp"
+    scripted.save(str(tmp))
+    tmp.replace(path)
+    return path
+
+
+@EXPORT_FORMATS.register("onnx")
+def _onnx(model: torch.nn.Module, out: Path) -> Path:
     try:
         import onnx  # noqa: F401
     except ImportError:
@@ -74,8 +77,25 @@ def export_arch(net, arch: Arch, data, out_dir: "str | Path", fmt: str = "pt", b
     tmp = out / ".model.onnx.tmp"
     # the TorchScript-based exporter: newer torch must be asked for it by name, older has no other
     legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
-    torch.onnx.export(model, (example,), str(tmp), input_names=["images"], output_names=["logits"],
+    torch.onnx.export(model, (_example(model),), str(tmp), input_names=["images"], output_names=["logits"],
                       dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, **legacy)
     atomic_write_bytes(out / "model.onnx", tmp.read_bytes())
     tmp.unlink()
     return out / "model.onnx"
+
+
+def _example(model: torch.nn.Module) -> torch.Tensor:
+    return torch.randn(1, 3, model.resolution, model.resolution)
+
+
+def export_arch(net, arch: Arch, data, out_dir: "str | Path", fmt: str = "pt", bn_batches: int = 64,
+                batch_size: int = 64) -> Path:
+    """Write `out_dir`/arch.json, state_dict.pt, model.pt and the file of the format `fmt` (a name
+    of EXPORT_FORMATS: pt, torchscript, onnx); returns the model's path."""
+    writer = EXPORT_FORMATS.get(fmt, "--format")
+    out = Path(out_dir).expanduser()
+    model = net.extract(arch).cpu()
+    calibrate_extracted(model, data, bn_batches, batch_size=batch_size)
+    save_export(model, net.space, arch, data, out,
+                made_by={"command": "export", "format": fmt, "bn_batches": bn_batches, "bn_batch_size": batch_size})
+    return writer(model, out)
