@@ -3,14 +3,16 @@ for every command that comes after training (search, predictor, export, a teache
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
+
+import torch
 
 from ..config import SupernetConfig, load_config
 from ..data import build_datasets
 from ..errors import SupernasError
 from ..nn import SuperNet
 from ..runtime import distributed as ddp
-from ..runtime.checkpoint import load_checkpoint
+from ..runtime.checkpoint import CHECKPOINT, load_checkpoint
 from ..spaces import get_space
 
 
@@ -29,9 +31,17 @@ def load_supernet(run_dir: "str | Path", device: str = "auto", overrides: Sequen
     cfg = load_config(SupernetConfig, run_dir / "config.yaml", overrides)
     _, dev = ddp.setup_distributed(device)
     ck = load_checkpoint(run_dir, map_location=dev)
-    model = ck["model"]
+    model = ck.get("model") if isinstance(ck, Mapping) else None
+    if not isinstance(model, Mapping) or not isinstance(model.get("classifier.weight"), torch.Tensor):
+        raise SupernasError(f"'{run_dir / CHECKPOINT}' holds no supernet weights (a checkpoint of `supernas train` "
+                            "or `supernas import` has them under 'model'); give such a run directory")
     net = SuperNet(get_space(ck.get("space", cfg.space)), int(model["classifier.weight"].shape[0])).to(dev)
-    net.load_state_dict(model)
+    try:
+        net.load_state_dict(model)
+    except RuntimeError as e:
+        raise SupernasError(f"the weights in '{run_dir / CHECKPOINT}' do not fit the supernet of its space "
+                            f"({str(e).strip().splitlines()[-1].strip()}); was the checkpoint or config.yaml "
+                            "replaced?") from None
     return net.eval(), cfg
 
 

@@ -42,3 +42,16 @@ def load_checkpoint(run_dir: "str | Path", name: str = CHECKPOINT, map_location:
         return torch.load(path, map_location=map_location, weights_only=False)
     except Exception as e:  # a file from another program or a different layout
         raise SupernasError(f"cannot read checkpoint '{path}': {e}") from None
+
+
+def weights_fingerprint(state: "dict[str, torch.Tensor]") -> str:
+    """sha256 of a state dict's names, dtypes, shapes and values: equal exactly when the weights
+    are, however the checkpoint around them was written (what a saved search is keyed to)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()

@@ -49,13 +49,25 @@ def setup_distributed(device: str = "auto") -> tuple[DistInfo, torch.device]:
 
 
 def resolve_device(device: "str | torch.device" = "auto") -> torch.device:
-    """'auto' is the GPU when there is one, else the CPU; anything else as torch reads it."""
+    """'auto' is the GPU when there is one, else the CPU; anything else as torch reads it, refused
+    when this machine does not have it (no CUDA GPU, or fewer GPUs than cuda:N needs)."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        return torch.device(device)
-    except RuntimeError:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
         raise SupernasError(f"unknown device '{device}'; give cpu, cuda, cuda:N or auto") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise SupernasError(f"device '{device}' asks for a CUDA GPU, but this machine has none that torch can use; "
+                                "give cpu or auto")
+        if dev.index is not None and dev.index >= count:
+            raise SupernasError(f"device '{device}' does not exist: this machine has {count} CUDA GPU(s), cuda:0 to "
+                                f"cuda:{count - 1}")
+    elif dev.type not in ("cpu", "mps", "xpu", "meta"):
+        raise SupernasError(f"device '{device}' is not supported; give cpu, cuda, cuda:N or auto")
+    return dev
 
 
 def current() -> DistInfo:

@@ -21,11 +21,26 @@ import torch
 
 from ..errors import SupernasError
 from . import distributed as ddp
-from .checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
+from .checkpoint import CHECKPOINT, load_checkpoint, rng_states, save_checkpoint, set_rng_states
 from .data_order import ResumableLoader
 from .device_metrics import DeviceMeans, require_finite
 from .logging import RunLogger
-from .run_dir import open_run
+from .resume import compare_resumed_config
+from .run_dir import locked_dir, open_run
+
+
+def command_of(cfg: Any) -> str:
+    """The command whose schema `cfg` is (train, fpnas, retrain, finetune): checkpoints record it."""
+    from ..config import SCHEMAS
+
+    return next((name for name, schema in SCHEMAS.items() if type(cfg) is schema), type(cfg).__name__)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, Mapping):
+        keys = ", ".join(map(str, list(value)[:5]))
+        return f"a mapping of {keys}{', ...' if len(value) > 5 else ''}" if value else "an empty mapping"
+    return f"a {type(value).__name__}"
 
 
 class Task(Protocol):
@@ -88,35 +103,80 @@ class Loop:
         if self.info.is_main:
             save_checkpoint(self.run_dir, {**self.task.state_dict(), "step": self.task.step, "rng": rng_states(),
                                            "seconds": self.task.seconds, "config": self.cfg.to_dict(),
+                                           "command": command_of(self.cfg), "train_images": self.loader.rows.n,
                                            "world_size": self.info.world_size})
 
-    def load(self) -> Mapping[str, Any]:
+    def load(self) -> list[str]:
+        """Restore the task from the run's checkpoint; returns the setting changes the resume is
+        allowed to make (see `runtime.resume`), for the log. Anything but a checkpoint this run
+        can continue is a one-line error."""
         ck = load_checkpoint(self.run_dir)
+        where = self.run_dir / CHECKPOINT
+        if not isinstance(ck, Mapping) or "step" not in ck or "rng" not in ck:
+            if isinstance(ck, Mapping) and "model" in ck:
+                raise SupernasError(f"'{self.run_dir}' holds imported weights (no training state), not an "
+                                    "interrupted run, so there is nothing to resume; run stage 2 on it (search, "
+                                    "predictor, export)")
+            raise SupernasError(f"'{where}' is not the checkpoint of a supernas run (it holds "
+                                f"{_describe(ck)}); point run.dir at the run to resume, or start without --resume")
+        mine = command_of(self.cfg)
+        if ck.get("command", mine) != mine:
+            raise SupernasError(f"the run in '{self.run_dir}' was written by `supernas {ck['command']}`, not "
+                                f"`supernas {mine}`; resume it with that command, or choose another run.dir")
         if ck.get("world_size", 1) != self.info.world_size:
             raise SupernasError(f"the checkpoint in '{self.run_dir}' was written by {ck['world_size']} process(es); "
                                 f"resume with the same number (now {self.info.world_size}) so the data order holds")
-        self.task.load_state_dict(ck)
+        changes = compare_resumed_config(ck["config"], self.cfg, str(self.run_dir)) if "config" in ck else []
+        if ck.get("train_images", self.loader.rows.n) != self.loader.rows.n:
+            raise SupernasError(f"the run in '{self.run_dir}' trained on {ck['train_images']} images, the data now "
+                                f"gives {self.loader.rows.n}; resume on the data it was started with")
+        if ck["step"] > self.schedule.stop_step:
+            raise SupernasError(f"the checkpoint in '{self.run_dir}' is at step {ck['step']}, past the "
+                                f"{self.schedule.stop_step} steps this config ends at (train.epochs, train.max_steps)")
+        try:
+            self.task.load_state_dict(ck)
+        except SupernasError:
+            raise
+        except (KeyError, RuntimeError, TypeError, ValueError) as e:  # the right keys, the wrong content
+            detail = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            raise SupernasError(f"the checkpoint in '{self.run_dir}' does not fit this run ({detail}); resume with "
+                                "the config it was written under, or start a new run") from None
         set_rng_states(ck["rng"])
         self.task.step = ck["step"]
         self.task.seconds = float(ck.get("seconds", ck.get("search_seconds", 0.0)))
-        return ck
+        return changes
 
     # ------------------------------------------------------------------ the loop
     def run(self, resume: bool = False) -> Any:
-        if resume:
-            self.load()
         s, task = self.schedule, self.task
-        log = open_run(self.run_dir, self.cfg, resume, total=s.stop_step, initial=task.step)
         try:
-            log.info(task.header())
-            self._train(log)
-            result = task.finish(log)
+            with locked_dir(self.run_dir, "run.dir"):
+                changes = self.load() if resume else []
+                log = open_run(self.run_dir, self.cfg, resume, total=s.stop_step, initial=task.step)
+                try:
+                    log.info(task.header())
+                    if resume:
+                        log.info(f"resumed at step {task.step}" + "".join(f"; {c}" for c in changes))
+                        if task.step and self._validation_due(task.step):  # what came after the checkpoint
+                            self._validate(log)
+                    self._train(log)
+                    result = task.finish(log)
+                finally:
+                    log.close()
         finally:
             task.close()
             self.loader.close()
-            log.close()
         ddp.barrier()
         return result
+
+    def _validation_due(self, step: int) -> bool:
+        """Whether the schedule validates after the checkpoint of `step`: every `eval_every_epochs`
+        epochs (not at the last step) and at the last step when `validate_at_end`."""
+        s = self.schedule
+        last = step >= s.stop_step
+        epochs_done, into_epoch = divmod(step, s.steps_per_epoch)
+        periodic = into_epoch == 0 and s.eval_every_epochs and epochs_done % s.eval_every_epochs == 0
+        return bool((periodic and not last) or (last and s.validate_at_end))
 
     def _train(self, log: RunLogger) -> None:
         s, task = self.schedule, self.task
@@ -151,9 +211,7 @@ class Loop:
                     task.on_epoch_end(epoch)
                 if save_now:
                     self.save()
-                epochs_done = step // s.steps_per_epoch
-                if (end_of_epoch and s.eval_every_epochs and epochs_done % s.eval_every_epochs == 0 and not last) \
-                        or (last and s.validate_at_end):
+                if self._validation_due(step):
                     self._validate(log)
                 if last:
                     break

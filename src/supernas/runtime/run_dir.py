@@ -1,21 +1,52 @@
-"""The run directory: refused when it already holds a run (unless resuming), the resolved config
-written into it, and the run's logger."""
+"""The run directory: held by one run at a time (a lock for the life of the run), cleared of what
+interrupted writes left, refused when it already holds a run (unless resuming), the resolved
+config written into it, and the run's logger."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..config import dump_config
 from ..errors import SupernasError
+from ..utils.io import remove_temporaries
+from ..utils.lock import LOCK_FILE, DirectoryLock
 from . import distributed as ddp
 from .checkpoint import CHECKPOINT
 from .logging import RunLogger
 
 
+@contextmanager
+def locked_dir(folder: Path, what: str, name: str = LOCK_FILE, files: str = "") -> Iterator[None]:
+    """`folder`'s lock (the lock file `name` in it) while the block writes there: a run directory
+    for the life of a run, a search's or a predictor's output. The main rank takes it (one process
+    writes the files) and removes the temporary files of writes a kill interrupted; every rank
+    learns whether it got the lock, so that all stop alike when another process holds it. `what`
+    names the setting that chose the folder (run.dir, --out), for the error's fix. A lock on some
+    files of a folder (a predictor in a run directory) takes its own lock file `name` and clears
+    only the temporary files of names starting with `files`."""
+    lock, error = None, None
+    if ddp.current().is_main:
+        try:
+            lock = DirectoryLock(folder, what, name).acquire()
+            remove_temporaries(folder, files)
+        except SupernasError as e:
+            error = str(e)
+    error = ddp.broadcast_object(error)
+    if error is not None:
+        raise SupernasError(error)
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
+
+
 def open_run(run_dir: Path, cfg: Any, resume: bool, total: int, initial: int) -> RunLogger:
     """Refuse to overwrite an existing run unless resuming, write the resolved config (a schema of
     `supernas.config`), and return the run's logger (progress bar over `total` steps from
-    `initial`, as `cfg.log` asks).
+    `initial`, as `cfg.log` asks; a resumed run's metrics are cut back to its checkpoint's step
+    `initial`, so the steps it repeats are logged once).
 
     Every rank checks, so that none is left waiting at the barrier when the others stop."""
     if not resume and (run_dir / CHECKPOINT).exists():
@@ -25,4 +56,4 @@ def open_run(run_dir: Path, cfg: Any, resume: bool, total: int, initial: int) ->
         dump_config(cfg, run_dir / "config.yaml")
     ddp.barrier()
     return RunLogger(run_dir, ddp.current().is_main, cfg.log.tensorboard, cfg.log.progress, total=total,
-                     initial=initial)
+                     initial=initial, resumed_at=initial if resume else None)

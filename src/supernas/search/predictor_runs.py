@@ -18,6 +18,7 @@ from ..errors import SupernasError
 from ..spaces import Arch, CostModel
 from ..evaluation import Evaluator, load_run, load_supernet
 from ..runtime import distributed as ddp
+from ..runtime.run_dir import locked_dir
 from ..utils.io import atomic_write_text
 from .pareto import offline_pareto_sets, write_pareto
 from .runner import score_source
@@ -48,6 +49,12 @@ def _default_predictor(run_dir: "str | Path", predictor: "str | Path | None") ->
     return Path(predictor or Path(run_dir).expanduser() / "predictor.pkl")
 
 
+def _locked(predictor: Path):
+    """The predictor's own lock (its folder is often a run directory, which has its own): one
+    process writes a predictor and the files beside it at a time."""
+    return locked_dir(predictor.parent, "--predictor", name=f".{predictor.name}.lock", files=f"{predictor.stem}.")
+
+
 def fit_predictor_run(run_dir: "str | Path", n: int = 1000, holdout: float = 0.2, seed: int = 0,
                       bn_batches: int = 64, max_batches: int | None = None, device: str = "auto",
                       out: "str | Path | None" = None, overrides: Sequence[str] = ()):
@@ -56,19 +63,20 @@ def fit_predictor_run(run_dir: "str | Path", n: int = 1000, holdout: float = 0.2
     tau, path). `overrides`: data.KEY=VALUE settings replacing the run's."""
     from ..predictors import fit_from_evaluations
 
-    net, _, data = load_run(run_dir, device, overrides)
-    archs, top1, scored = _evaluate_random(net, data, n, seed, bn_batches, max_batches)
-    predictor, tau = fit_from_evaluations(net.space, list(zip(archs, top1)), holdout=holdout, seed=seed)
     path = _default_predictor(run_dir, out)
-    if ddp.current().is_main:
-        predictor.save(path)
-        atomic_write_text(path.with_suffix(".evaluations.json"),
-                          json.dumps([{"arch": a.to_dict(), "top1": t} for a, t in zip(archs, top1)]))
-        # what `supernas report` and pareto.json of a predictor-scored search say about the predictor
-        atomic_write_text(path.with_suffix(".fit.json"), json.dumps({
-            "archs": len(archs), "holdout": holdout, "kendall_tau": tau, "seed": seed, "scored": scored,
-            "max_batches": max_batches, "overrides": list(overrides),
-            "device": next(net.parameters()).device.type}, indent=1))
+    with _locked(path):
+        net, _, data = load_run(run_dir, device, overrides)
+        archs, top1, scored = _evaluate_random(net, data, n, seed, bn_batches, max_batches)
+        predictor, tau = fit_from_evaluations(net.space, list(zip(archs, top1)), holdout=holdout, seed=seed)
+        if ddp.current().is_main:
+            predictor.save(path)
+            atomic_write_text(path.with_suffix(".evaluations.json"),
+                              json.dumps([{"arch": a.to_dict(), "top1": t} for a, t in zip(archs, top1)]))
+            # what `supernas report` and pareto.json of a predictor-scored search say about the predictor
+            atomic_write_text(path.with_suffix(".fit.json"), json.dumps({
+                "archs": len(archs), "holdout": holdout, "kendall_tau": tau, "seed": seed, "scored": scored,
+                "max_batches": max_batches, "overrides": list(overrides),
+                "device": next(net.parameters()).device.type}, indent=1))
     return predictor, tau, path
 
 
@@ -82,20 +90,21 @@ def eval_predictor_run(run_dir: "str | Path", predictor: "str | Path | None" = N
     path = _default_predictor(run_dir, predictor)
     if not path.is_file():
         raise SupernasError(f"no predictor at '{path}'; fit one with `supernas predictor fit {run_dir}`")
-    seen_file = path.with_suffix(".evaluations.json")
-    seen_records = json.loads(seen_file.read_text()) if seen_file.is_file() else []
-    net, _, data = load_run(run_dir, device, overrides)
-    model = load_predictor(path, net.space)
-    seen = [net.space.arch(r["arch"]) for r in seen_records]
-    archs, top1, scored = _evaluate_random(net, data, n, seed, bn_batches, max_batches, exclude=seen)
-    pred, true = np.asarray(model.predict(archs), dtype=np.float64), np.asarray(top1, dtype=np.float64)
-    report = {"predictor": str(path), "archs": len(archs), "kendall_tau": kendall_tau(pred, true),
-              "pearson": pearson_r(pred, true), "mae": float(np.abs(pred - true).mean()),
-              "excluded_fitting_archs": len(seen), "seed": seed, "scored": scored, "max_batches": max_batches,
-              "evaluations": [{"arch": a.to_dict(), "top1": float(t), "predicted": float(p)}
-                              for a, t, p in zip(archs, true, pred)]}
-    if ddp.current().is_main:
-        atomic_write_text(path.with_suffix(".eval.json"), json.dumps(report, indent=1))
+    with _locked(path):
+        seen_file = path.with_suffix(".evaluations.json")
+        seen_records = json.loads(seen_file.read_text()) if seen_file.is_file() else []
+        net, _, data = load_run(run_dir, device, overrides)
+        model = load_predictor(path, net.space)
+        seen = [net.space.arch(r["arch"]) for r in seen_records]
+        archs, top1, scored = _evaluate_random(net, data, n, seed, bn_batches, max_batches, exclude=seen)
+        pred, true = np.asarray(model.predict(archs), dtype=np.float64), np.asarray(top1, dtype=np.float64)
+        report = {"predictor": str(path), "archs": len(archs), "kendall_tau": kendall_tau(pred, true),
+                  "pearson": pearson_r(pred, true), "mae": float(np.abs(pred - true).mean()),
+                  "excluded_fitting_archs": len(seen), "seed": seed, "scored": scored, "max_batches": max_batches,
+                  "evaluations": [{"arch": a.to_dict(), "top1": float(t), "predicted": float(p)}
+                                  for a, t, p in zip(archs, true, pred)]}
+        if ddp.current().is_main:
+            atomic_write_text(path.with_suffix(".eval.json"), json.dumps(report, indent=1))
     return report
 
 
@@ -114,6 +123,7 @@ def offline_sets_run(run_dir: "str | Path", predictor: "str | Path | None" = Non
     best, worst = offline_pareto_sets(net.space, load_predictor(path, net.space), CostModel(net.space, net.num_classes),
                                       n=n, bin_width=bin_width, seed=seed)
     out = Path(out_dir).expanduser() if out_dir else Path(run_dir).expanduser() / "offline"
-    best_json, _ = write_pareto(out, best, net.space, name="pareto_best")
-    worst_json, _ = write_pareto(out, worst, net.space, name="pareto_worst")
+    with locked_dir(out, "--out"):
+        best_json, _ = write_pareto(out, best, net.space, name="pareto_best")
+        worst_json, _ = write_pareto(out, worst, net.space, name="pareto_worst")
     return best_json, worst_json

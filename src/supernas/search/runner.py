@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 
 from ..errors import SupernasError
 from ..evaluation import Evaluator, LatencyTable, load_run
 from ..runtime import distributed as ddp
+from ..runtime.checkpoint import weights_fingerprint
+from ..runtime.run_dir import locked_dir
 from ..spaces import CostModel
-from ..utils.io import atomic_write_text
+from ..utils.io import atomic_write_text, file_sha256
 from .evolution import EvolutionSearch, SearchResult
 from .pareto import write_pareto
 from .results import plot_search_results
@@ -38,6 +40,34 @@ def score_source(evaluator: Evaluator, predictor: "str | Path | None") -> dict[s
             **({"note": evaluator.fallback} if evaluator.fallback else {})}
 
 
+def scored_by(net: torch.nn.Module, data: Any, predictor: "str | Path | None") -> dict[str, Any]:
+    """What a search's scores depend on beyond its own settings: the supernet's weights (their
+    fingerprint), the data and the predictor file (its sha256); a saved search resumes only on the same."""
+    return {"weights": weights_fingerprint(net.state_dict()), "data": data.describe(),
+            "predictor": file_sha256(Path(predictor).expanduser()) if predictor else None}
+
+
+def read_search_state(path: Path, scored: Mapping[str, Any]) -> dict[str, Any]:
+    """search_state.json, refused with one line when it cannot be read, is not a saved search, or
+    scored something else than `scored` (other weights, data or predictor)."""
+    fix = "delete it to start the search afresh, or choose another --out"
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SupernasError(f"'{path}' cannot be read as a saved search ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0]}); {fix}") from None
+    if not isinstance(state, dict) or not isinstance(state.get("search"), dict):
+        raise SupernasError(f"'{path}' is not a saved search (it holds no 'search' state); {fix}")
+    saved = state.get("scored_by")
+    saved = saved if isinstance(saved, dict) else {}
+    differ = [what for key, what in (("weights", "other supernet weights"), ("data", "other data"),
+                                     ("predictor", "another predictor")) if saved.get(key) != scored[key]]
+    if differ:
+        raise SupernasError(f"the search saved in '{path}' scored {', '.join(differ)} than this one, so its scores "
+                            f"do not hold here; resume on what it scored, or {fix}")
+    return state
+
+
 def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | Path | None" = None,
                predictor: "str | Path | None" = None, population: int = 512, mutations: int = 128,
                crossovers: int = 128, generations: int = 20, seed: int = 0, bn_batches: int = 64,
@@ -54,70 +84,72 @@ def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | 
     settings replacing the run's (see `load_supernet`)."""
     if cost not in ("mflops", "latency"):
         raise SupernasError(f"unknown cost '{cost}'; choose mflops or latency")
-    net, cfg, data = load_run(run_dir, device, overrides)
     out = Path(out_dir or Path(run_dir).expanduser() / "search")
-    out.mkdir(parents=True, exist_ok=True)
-    state_path = out / "search_state.json"
-    if state_path.exists() and not resume:
-        raise SupernasError(f"'{out}' already holds a search; continue it with --resume or choose another --out")
-    space = net.space
-    cost_model = CostModel(space, data.num_classes)
-    device_ = next(net.parameters()).device
-    evaluator = Evaluator(net, data, device=device_, bn_batches=bn_batches, max_batches=max_batches,
-                          amp_dtype=torch.bfloat16 if device_.type == "cuda" else None)
-    if predictor:
-        from ..predictors import load_predictor
+    with locked_dir(out, "--out"):  # one search writes a folder at a time
+        state_path = out / "search_state.json"
+        if state_path.exists() and not resume:
+            raise SupernasError(f"'{out}' already holds a search; continue it with --resume or choose another --out")
+        net, cfg, data = load_run(run_dir, device, overrides)
+        scored = scored_by(net, data, predictor)
+        space = net.space
+        cost_model = CostModel(space, data.num_classes)
+        device_ = next(net.parameters()).device
+        evaluator = Evaluator(net, data, device=device_, bn_batches=bn_batches, max_batches=max_batches,
+                              amp_dtype=torch.bfloat16 if device_.type == "cuda" else None)
+        if predictor:
+            from ..predictors import load_predictor
 
-        model = load_predictor(predictor, space)
-        score_fn: Any = lambda archs: model.predict(archs)  # noqa: E731
-    else:
-        score_fn = evaluator.score_fn
-    state = json.loads(state_path.read_text()) if resume and state_path.exists() else None
-    if state is not None and "evaluator" in state:
-        evaluator.load_cache(state["evaluator"])
-    table, table_path = None, out / "latency_table.json"
-    if cost == "latency":
-        table_args = (space, data.num_classes, latency_batch, latency_warmup, latency_repeats, device_)
-        table = LatencyTable.load(table_path, *table_args) if table_path.exists() else LatencyTable(*table_args)
-    search = EvolutionSearch(space, cost_model, score_fn, budgets, population=population, mutations=mutations,
-                             crossovers=crossovers, generations=generations, seed=seed,
-                             state=state["search"] if state else None,
-                             constraint=("latency_ms", table.latency_indices) if table else None)
-    info = ddp.current()
-    bar = None
-    if progress and info.is_main:
-        from tqdm.auto import tqdm
+            model = load_predictor(predictor, space)
+            score_fn: Any = lambda archs: model.predict(archs)  # noqa: E731
+        else:
+            score_fn = evaluator.score_fn
+        state = read_search_state(state_path, scored) if resume and state_path.exists() else None
+        if state is not None and "evaluator" in state:
+            evaluator.load_cache(state["evaluator"])
+        table, table_path = None, out / "latency_table.json"
+        if cost == "latency":
+            table_args = (space, data.num_classes, latency_batch, latency_warmup, latency_repeats, device_)
+            table = LatencyTable.load(table_path, *table_args) if table_path.exists() else LatencyTable(*table_args)
+        search = EvolutionSearch(space, cost_model, score_fn, budgets, population=population, mutations=mutations,
+                                 crossovers=crossovers, generations=generations, seed=seed,
+                                 state=state["search"] if state else None,
+                                 constraint=("latency_ms", table.latency_indices) if table else None)
+        info = ddp.current()
+        bar = None
+        if progress and info.is_main:
+            from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(search.budgets) * (generations + 1), unit="gen", desc="evolution")
+            bar = tqdm(total=len(search.budgets) * (generations + 1), unit="gen", desc="evolution")
 
-    def on_generation(generation, budget, best):
+        def on_generation(generation, budget, best):
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(budget=f"{budget:g}", best=f"{best.accuracy:.2f}" if best else "-", refresh=False)
+
+        def checkpoint(search_state):
+            if info.is_main:
+                if table is not None:  # first: the state must not rely on latencies that were not kept
+                    table.save(table_path)
+                atomic_write_text(state_path, json.dumps({"search": search_state, "evaluator": evaluator.cache_state(),
+                                                          "scored_by": scored}))
+
+        result = search.run(callback=on_generation, checkpoint=checkpoint)
         if bar is not None:
-            bar.update(1)
-            bar.set_postfix(budget=f"{budget:g}", best=f"{best.accuracy:.2f}" if best else "-", refresh=False)
-
-    def checkpoint(search_state):
+            bar.close()
         if info.is_main:
-            if table is not None:  # first: the state must not rely on latencies that were not kept
-                table.save(table_path)
-            atomic_write_text(state_path, json.dumps({"search": search_state, "evaluator": evaluator.cache_state()}))
-
-    result = search.run(callback=on_generation, checkpoint=checkpoint)
-    if bar is not None:
-        bar.close()
-    if info.is_main:
-        front = result.pareto()
-        meta = {"run": str(Path(run_dir).expanduser()), "data": data.describe(), "cost": result.cost,
-                "budgets": list(result.budgets), "score": score_source(evaluator, predictor),
-                "search": {"population": population, "mutations": mutations, "crossovers": crossovers,
-                           "generations": generations, "seed": seed, "overrides": list(overrides),
-                           "device": device_.type,
-                           **({"latency_batch": latency_batch, "latency_warmup": latency_warmup,
-                               "latency_repeats": latency_repeats} if cost == "latency" else {})}}
-        write_pareto(out, front, space, meta=meta)
-        write_pareto(out, result.evaluated, space, name="evaluated", meta=meta)  # every scored Arch, not just the front
-        export = Path(run_dir).expanduser() / "export"
-        plot_search_results(out, export if export.is_dir() else None)
-        best = [{"budget": b, **(e.to_dict() if e else {})} for b, e in zip(result.budgets, result.best)]
-        atomic_write_text(out / "best_per_budget.json", json.dumps(best, indent=1))
-    return result
+            front = result.pareto()
+            meta = {"run": str(Path(run_dir).expanduser()), "data": data.describe(), "cost": result.cost,
+                    "budgets": list(result.budgets), "score": score_source(evaluator, predictor),
+                    "search": {"population": population, "mutations": mutations, "crossovers": crossovers,
+                               "generations": generations, "seed": seed, "overrides": list(overrides),
+                               "device": device_.type,
+                               **({"latency_batch": latency_batch, "latency_warmup": latency_warmup,
+                                   "latency_repeats": latency_repeats} if cost == "latency" else {})}}
+            write_pareto(out, front, space, meta=meta)
+            write_pareto(out, result.evaluated, space, name="evaluated", meta=meta)  # every scored Arch, not just the front
+            export = Path(run_dir).expanduser() / "export"
+            plot_search_results(out, export if export.is_dir() else None)
+            best = [{"budget": b, **(e.to_dict() if e else {})} for b, e in zip(result.budgets, result.best)]
+            atomic_write_text(out / "best_per_budget.json", json.dumps(best, indent=1))
+        return result
 
