@@ -158,7 +158,7 @@ def cmd_search(args: argparse.Namespace) -> None:
                         seed=args.seed, bn_batches=args.bn_batches, max_batches=args.max_batches,
                         device=args.device, resume=args.resume, cost=args.cost, latency_batch=args.latency_batch,
                         latency_warmup=args.latency_warmup, latency_repeats=args.latency_repeats,
-                        overrides=args.overrides)
+                        overrides=args.overrides, strategy=args.strategy)
     out = args.out or f"{args.run}/search"
     print(format_table(result.pareto()))
     print(f"Pareto set: {out}/pareto.json, {out}/pareto.csv; plot: {out}/pareto.png"
@@ -381,6 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     latency_args(s, "each layer")
     s.add_argument("--max-mflops", type=float, help="a single budget")
     s.add_argument("--predictor", help="score with a saved predictor instead of the calibrated supernet")
+    s.add_argument("--strategy", default="evolution", help="evolution (the paper's), random (the baseline: as "
+                   "many random Archs per budget as the evolution scores), or one registered in "
+                   "supernas.search.STRATEGIES")
     s.add_argument("--population", type=int, default=512)
     s.add_argument("--mutations", type=int, default=128)
     s.add_argument("--crossovers", type=int, default=128)
