@@ -93,7 +93,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from .config import SupernetConfig, load_config
     from .train.supernet import SupernetTrainer
 
-    cfg = load_config(SupernetConfig, args.config, args.overrides)
+    cfg = load_config(SupernetConfig, *_config_and_overrides(args))
     run_dir = SupernetTrainer(cfg, resume=args.resume).fit()
     print(f"supernet trained: {run_dir}/checkpoint.pt")
 
@@ -103,7 +103,7 @@ def cmd_fpnas(args: argparse.Namespace) -> None:
     from .config import FpnasConfig, load_config
     from .fpnas.probabilistic import ProbabilisticSearch
 
-    cfg = load_config(FpnasConfig, args.config, args.overrides)
+    cfg = load_config(FpnasConfig, *_config_and_overrides(args))
     run_dir = ProbabilisticSearch(cfg, resume=args.resume).fit()
     print(f"search done: {run_dir}/result.json (most likely Arch and top-N), plots {run_dir}/search.png, "
           f"{run_dir}/arch.png")
@@ -339,11 +339,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--num-classes", type=int, default=1000)
     s = add("train", "AttentiveNAS stage 1: train a supernet (sandwich rule, in-place distillation, "
             "attentive sampling); under torchrun on many GPUs or nodes")
-    run_args(s, "configs/attentivenas_*.yaml; defaults fill what it leaves out", "train.epochs=10 data.path=~/cifar10")
+    run_args(s, "configs/attentivenas_*.yaml; defaults fill what it leaves out", "train.epochs=10 data.path=~/cifar10",
+             optional=True)
 
     s = add("fpnas", "FP-NAS (or PARSEC with search.mode=parsec): learn a distribution over Archs with the "
             "shared weights")
-    run_args(s, "configs/fpnas_*.yaml", "train.epochs=10 data.path=~/cifar10")
+    run_args(s, "configs/fpnas_*.yaml", "train.epochs=10 data.path=~/cifar10", optional=True)
 
     s = add("retrain", "train one Arch from scratch as a standalone model (label smoothing, AutoAugment, EMA, "
             "optional stochastic depth and distillation) and export it")
