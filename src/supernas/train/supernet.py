@@ -2,10 +2,10 @@
 distillation and (attentive) Arch sampling.
 
 One step on a batch: the largest Arch learns from the labels (label smoothing, dropout and
-stochastic depth only here; by default, as the reference, stochastic depth only in the last two
-stages), then `num_arch_training - 2` sampled Archs and the smallest learn
-from the largest's predictions; gradients of all of them accumulate, are averaged over ranks
-once, clipped, and one SGD step follows. Only one subnet's activations live at a time.
+stochastic depth only here, the latter by default in the last two stages as in the reference),
+then `num_arch_training - 2` sampled Archs and the smallest learn from the largest's
+predictions; gradients of all of them accumulate, are averaged over ranks once, clipped, and one
+SGD step follows. Only one subnet's activations live at a time.
 """
 from __future__ import annotations
 
