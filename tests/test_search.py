@@ -12,7 +12,7 @@ from supernas.predictors import AccuracyPredictor
 from supernas.search import (Evaluator, EvolutionSearch, ParetoEntry, format_table, offline_pareto_sets,
                              pareto_front, pareto_indices, parse_budgets, plot_pareto, write_pareto)
 from supernas.spaces import CostModel, get_space
-from supernas.train.supernet import read_pareto_set
+from supernas.train.supernet import build_arch_sampler, read_pareto_set
 
 
 # ---------------------------------------------------------------------- budgets
@@ -59,6 +59,8 @@ def test_write_pareto_is_read_by_training(tmp_path):
     (tmp_path / "no_acc.json").write_text(json.dumps(data))
     with pytest.raises(SupernasError, match="entry 0 has no numeric 'accuracy'"):
         read_pareto_set(tmp_path / "no_acc.json", space, cost)
+    with pytest.raises(SupernasError, match="sampler.mode must be best"):
+        build_arch_sampler({"kind": "pareto", "pareto_set": str(js), "mode": "top"}, space, cost, seed=0)
     assert cs.read_text().splitlines()[0] == "mflops,params,accuracy,top5,arch"
     table = format_table(entries)
     assert len(table.splitlines()) == len(entries) + 1
