@@ -18,8 +18,9 @@ from ..runtime.checkpoint import weights_fingerprint
 from ..runtime.run_dir import locked_dir
 from ..spaces import CostModel
 from ..utils.io import atomic_write_text, file_sha256
-from .evolution import EvolutionSearch, SearchResult
+from .evolution import SearchResult
 from .pareto import write_pareto
+from .strategies import STRATEGIES, SearchSettings
 from .results import plot_search_results
 
 
@@ -73,8 +74,9 @@ def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | 
                crossovers: int = 128, generations: int = 20, seed: int = 0, bn_batches: int = 64,
                max_batches: int | None = None, device: str = "auto", resume: bool = False,
                progress: bool = True, cost: str = "mflops", latency_batch: int = 1, latency_warmup: int = 10,
-               latency_repeats: int = 30, overrides: Sequence[str] = ()) -> SearchResult:
-    """Search each budget; write pareto.json/.csv/.png, evaluated.json/.csv (every scored Arch),
+               latency_repeats: int = 30, overrides: Sequence[str] = (), strategy: str = "evolution") -> SearchResult:
+    """Search each budget with `strategy` (a name of STRATEGIES: evolution, random); write
+    pareto.json/.csv/.png, evaluated.json/.csv (every scored Arch),
     best_per_budget.json and search_state.json into `out_dir`
     (default RUN/search). With `resume`, continue from search_state.json.
 
@@ -84,72 +86,83 @@ def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | 
     settings replacing the run's (see `load_supernet`)."""
     if cost not in ("mflops", "latency"):
         raise SupernasError(f"unknown cost '{cost}'; choose mflops or latency")
+    STRATEGIES.get(strategy, "--strategy")  # an unknown name fails before any work
     out = Path(out_dir or Path(run_dir).expanduser() / "search")
     with locked_dir(out, "--out"):  # one search writes a folder at a time
-        state_path = out / "search_state.json"
-        if state_path.exists() and not resume:
-            raise SupernasError(f"'{out}' already holds a search; continue it with --resume or choose another --out")
-        net, cfg, data = load_run(run_dir, device, overrides)
-        scored = scored_by(net, data, predictor)
-        space = net.space
-        cost_model = CostModel(space, data.num_classes)
-        device_ = next(net.parameters()).device
-        evaluator = Evaluator(net, data, device=device_, bn_batches=bn_batches, max_batches=max_batches,
-                              amp_dtype=torch.bfloat16 if device_.type == "cuda" else None)
-        if predictor:
-            from ..predictors import load_predictor
+        return _search(run_dir, budgets, out, predictor, population, mutations, crossovers, generations, seed,
+                       bn_batches, max_batches, device, resume, progress, cost, latency_batch, latency_warmup,
+                       latency_repeats, overrides, strategy)
 
-            model = load_predictor(predictor, space)
-            score_fn: Any = lambda archs: model.predict(archs)  # noqa: E731
-        else:
-            score_fn = evaluator.score_fn
-        state = read_search_state(state_path, scored) if resume and state_path.exists() else None
-        if state is not None and "evaluator" in state:
-            evaluator.load_cache(state["evaluator"])
-        table, table_path = None, out / "latency_table.json"
-        if cost == "latency":
-            table_args = (space, data.num_classes, latency_batch, latency_warmup, latency_repeats, device_)
-            table = LatencyTable.load(table_path, *table_args) if table_path.exists() else LatencyTable(*table_args)
-        search = EvolutionSearch(space, cost_model, score_fn, budgets, population=population, mutations=mutations,
-                                 crossovers=crossovers, generations=generations, seed=seed,
-                                 state=state["search"] if state else None,
-                                 constraint=("latency_ms", table.latency_indices) if table else None)
-        info = ddp.current()
-        bar = None
-        if progress and info.is_main:
-            from tqdm.auto import tqdm
 
-            bar = tqdm(total=len(search.budgets) * (generations + 1), unit="gen", desc="evolution")
+def _search(run_dir, budgets, out, predictor, population, mutations, crossovers, generations, seed, bn_batches,
+            max_batches, device, resume, progress, cost, latency_batch, latency_warmup, latency_repeats, overrides,
+            strategy) -> SearchResult:
+    """The body of `search_run`, while it holds the lock on `out`."""
+    state_path = out / "search_state.json"
+    if state_path.exists() and not resume:
+        raise SupernasError(f"'{out}' already holds a search; continue it with --resume or choose another --out")
+    build = STRATEGIES.get(strategy, "--strategy")
+    net, cfg, data = load_run(run_dir, device, overrides)
+    scored = scored_by(net, data, predictor)
+    space = net.space
+    cost_model = CostModel(space, data.num_classes)
+    device_ = next(net.parameters()).device
+    evaluator = Evaluator(net, data, device=device_, bn_batches=bn_batches, max_batches=max_batches,
+                          amp_dtype=torch.bfloat16 if device_.type == "cuda" else None)
+    if predictor:
+        from ..predictors import load_predictor
 
-        def on_generation(generation, budget, best):
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(budget=f"{budget:g}", best=f"{best.accuracy:.2f}" if best else "-", refresh=False)
+        model = load_predictor(predictor, space)
+        score_fn: Any = lambda archs: model.predict(archs)  # noqa: E731
+    else:
+        score_fn = evaluator.score_fn
+    state = read_search_state(state_path, scored) if resume and state_path.exists() else None
+    if state is not None and "evaluator" in state:
+        evaluator.load_cache(state["evaluator"])
+    table, table_path = None, out / "latency_table.json"
+    if cost == "latency":
+        table_args = (space, data.num_classes, latency_batch, latency_warmup, latency_repeats, device_)
+        table = LatencyTable.load(table_path, *table_args) if table_path.exists() else LatencyTable(*table_args)
+    settings = SearchSettings(population, mutations, crossovers, generations, seed)
+    search = build(space, cost_model, score_fn, budgets, settings, state=state["search"] if state else None,
+                   constraint=("latency_ms", table.latency_indices) if table else None)
+    info = ddp.current()
+    bar = None
+    if progress and info.is_main:
+        from tqdm.auto import tqdm
 
-        def checkpoint(search_state):
-            if info.is_main:
-                if table is not None:  # first: the state must not rely on latencies that were not kept
-                    table.save(table_path)
-                atomic_write_text(state_path, json.dumps({"search": search_state, "evaluator": evaluator.cache_state(),
-                                                          "scored_by": scored}))
+        bar = tqdm(total=len(search.budgets), unit="budget", desc=strategy)
 
-        result = search.run(callback=on_generation, checkpoint=checkpoint)
+    def on_generation(generation, budget, best):
         if bar is not None:
-            bar.close()
+            bar.update(1 if generation == (generations if strategy == "evolution" else 0) else 0)
+            bar.set_postfix(budget=f"{budget:g}", best=f"{best.accuracy:.2f}" if best else "-", refresh=False)
+
+    def checkpoint(search_state):
         if info.is_main:
-            front = result.pareto()
-            meta = {"run": str(Path(run_dir).expanduser()), "data": data.describe(), "cost": result.cost,
-                    "budgets": list(result.budgets), "score": score_source(evaluator, predictor),
-                    "search": {"population": population, "mutations": mutations, "crossovers": crossovers,
-                               "generations": generations, "seed": seed, "overrides": list(overrides),
-                               "device": device_.type,
-                               **({"latency_batch": latency_batch, "latency_warmup": latency_warmup,
-                                   "latency_repeats": latency_repeats} if cost == "latency" else {})}}
-            write_pareto(out, front, space, meta=meta)
-            write_pareto(out, result.evaluated, space, name="evaluated", meta=meta)  # every scored Arch, not just the front
-            export = Path(run_dir).expanduser() / "export"
-            plot_search_results(out, export if export.is_dir() else None)
-            best = [{"budget": b, **(e.to_dict() if e else {})} for b, e in zip(result.budgets, result.best)]
-            atomic_write_text(out / "best_per_budget.json", json.dumps(best, indent=1))
-        return result
+            if table is not None:  # first: the state must not rely on latencies that were not kept
+                table.save(table_path)
+            atomic_write_text(state_path, json.dumps({"search": search_state, "evaluator": evaluator.cache_state(),
+                                                      "scored_by": scored}))
+
+    result = search.run(callback=on_generation, checkpoint=checkpoint)
+    if bar is not None:
+        bar.close()
+    if info.is_main:
+        front = result.pareto()
+        meta = {"run": str(Path(run_dir).expanduser()), "data": data.describe(), "cost": result.cost,
+                "budgets": list(result.budgets), "score": score_source(evaluator, predictor),
+                "search": {"strategy": strategy, "population": population, "mutations": mutations,
+                           "crossovers": crossovers,
+                           "generations": generations, "seed": seed, "overrides": list(overrides),
+                           "device": device_.type,
+                           **({"latency_batch": latency_batch, "latency_warmup": latency_warmup,
+                               "latency_repeats": latency_repeats} if cost == "latency" else {})}}
+        write_pareto(out, front, space, meta=meta)
+        write_pareto(out, result.evaluated, space, name="evaluated", meta=meta)  # every scored Arch, not just the front
+        export = Path(run_dir).expanduser() / "export"
+        plot_search_results(out, export if export.is_dir() else None)
+        best = [{"budget": b, **(e.to_dict() if e else {})} for b, e in zip(result.budgets, result.best)]
+        atomic_write_text(out / "best_per_budget.json", json.dumps(best, indent=1))
+    return result
 
