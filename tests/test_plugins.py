@@ -64,7 +64,7 @@ def test_unknown_plugin_names_are_one_line_errors(tmp_path, trained_run, capsys)
     assert "--strategy='anneal' is not a known search strategy; choose one of evolution, random" \
         in capsys.readouterr().err
     assert main(["export", str(trained_run), "--arch", "smallest", "--format", "tflite", "--device", "cpu"]) == 2
-    assert "--format='tflite' is not a known export format; choose one of pt, torchscript, onnx" \
+    assert "--format='tflite' is not a known export format; choose one of pt, pickle, torchscript, onnx" \
         in capsys.readouterr().err
 
 

@@ -9,6 +9,7 @@ import torch
 from reference_fixture import FIXTURE, case_input, load_fixture, reference_checkpoint
 
 from supernas.cli import main
+from supernas.evaluation import load_exported
 from supernas.nn import SuperNet
 from supernas.nn.reference import read_reference_checkpoint
 from supernas.spaces import load_arch
@@ -232,8 +233,7 @@ def test_round_trip_gives_identical_tensors_and_the_same_stage2(trained_run, tmp
                      "--out", str(tmp_path / out)]) == 0
     x = torch.randn(4, 3, 12, 12)
     with torch.no_grad():
-        a, b = (torch.load(tmp_path / out / "model.pt", weights_only=False)(x) for out in ("from-trained",
-                                                                                          "from-imported"))
+        a, b = (load_exported(tmp_path / out)[0](x) for out in ("from-trained", "from-imported"))
     assert torch.equal(a, b)
     # the search (data named again after the options) and the predictor take it as a trained run
     assert main(["search", str(run), "--budgets", "2", "--population", "4", "--mutations", "2", "--crossovers", "2",

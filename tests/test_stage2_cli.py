@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from supernas.cli import main
+from supernas.evaluation import load_exported
 
 
 def test_search_writes_pareto_set_and_resumes(run_copy, capsys):
@@ -40,8 +41,8 @@ def test_export_picks_and_writes_a_standalone_model(run_copy, fmt, tmp_path):
     meta = json.loads((tmp_path / "arch.json").read_text())
     assert meta["mflops"] <= 2 and meta["num_classes"] == 10
     x = torch.randn(2, 3, meta["resolution"], meta["resolution"])
-    model = torch.load(tmp_path / "model.pt", weights_only=False) if fmt == "pt" else \
-        torch.jit.load(str(tmp_path / "model.torchscript.pt"))
+    model = load_exported(tmp_path)[0] if fmt == "pt" else torch.jit.load(str(tmp_path / "model.torchscript.pt"))
+    assert not (tmp_path / "model.pt").exists()  # no pickled module unless asked for
     assert model(x).shape == (2, 10)
 
 
@@ -62,7 +63,7 @@ def test_onnx_export_matches_pytorch(run_copy, tmp_path):
     x = torch.randn(3, 3, meta["resolution"], meta["resolution"])
     got = ort.InferenceSession(str(tmp_path / "model.onnx")).run(None, {"images": x.numpy()})[0]
     with torch.no_grad():
-        want = torch.load(tmp_path / "model.pt", weights_only=False)(x)
+        want = load_exported(tmp_path)[0](x)
     assert (torch.from_numpy(got) - want).abs().max() < 1e-4
 
 

@@ -338,7 +338,7 @@ def test_two_gloo_processes_train_identical_weights(tmp_path):
     assert a["top1"] == b["top1"]
     for k in ("model", "ema"):  # BN running statistics are each rank's own, as in stage 1
         assert all(torch.equal(a[k][n], b[k][n]) for n in a[k] if "running" not in n)
-    assert (tmp_path / "run" / "export" / "model.pt").is_file()
+    assert (tmp_path / "run" / "export" / "state_dict.pt").is_file() and (tmp_path / "run" / "export" / "manifest.json").is_file()
 
 
 @pytest.mark.parametrize("config", ["retrain_cifar10.yaml", "retrain_digits_quick.yaml"])

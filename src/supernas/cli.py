@@ -87,6 +87,25 @@ def cmd_config(args: argparse.Namespace) -> None:
     print("\n".join(describe(cfg)))
 
 
+# ---------------------------------------------------------------------------- data
+@command
+def cmd_data(args: argparse.Namespace) -> int:
+    from .data import DataConfig
+    from .data.check import check_data
+
+    if args.workers is not None and args.workers < 1:
+        raise SupernasError(f"--workers must be at least 1, got {args.workers}")
+    report = check_data(DataConfig.from_dict({"path": args.path, "format": args.format}), args.workers)
+    for path, reason in report.unreadable:
+        print(f"{path}: {reason}")
+    if report.in_memory:
+        print(f"{args.path}: {report.images} images ({report.format}, read into memory: every one readable)")
+        return 0
+    print(f"{args.path}: {report.images} image files ({report.format}), {len(report.unreadable)} unreadable"
+          + ("; remove or replace them, or train with data.on_bad_image=skip" if report.unreadable else ""))
+    return 1 if report.unreadable else 0
+
+
 # ---------------------------------------------------------------------------- training
 @command
 def cmd_train(args: argparse.Namespace) -> None:
@@ -319,6 +338,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("file", nargs="?", help="a YAML config to resolve")
     s.add_argument("overrides", nargs="*", metavar="key=value")
 
+    s = add("data", "check a dataset before a long run: decode every image (in parallel) and list the files "
+            "that do not decode (exit status 1 when there are any)")
+    s.add_argument("action", choices=["check"])
+    s.add_argument("path", help="the dataset's folder, in a layout training reads (see data.path)")
+    s.add_argument("--format", default="auto", help="the layout: auto (detected), imagefolder, cifar10, cifar100, "
+                   "mnist")
+    s.add_argument("--workers", type=int, help="processes decoding images (default: every core)")
+
     s = add("spaces", "list the built-in search spaces with their size and MFLOPs range")
     s.add_argument("--num-classes", type=int, default=1000)
     s.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -408,15 +435,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pick", type=float, help="the best searched Arch within this budget of RUN/search: MFLOPs, "
                    "or ms after a --cost latency search")
     s.add_argument("--format", default="pt",
-                   help="an export format: pt, torchscript, onnx (or one registered in "
-                   "supernas.deliver.export.EXPORT_FORMATS); reference: the whole supernet in the AttentiveNAS "
+                   help="an export format: pt (state_dict.pt, rebuilt with arch.json: runs no code on load), "
+                   "pickle (also model.pt, a pickled module: loading it runs code), torchscript, onnx (or one "
+                   "registered in supernas.deliver.export.EXPORT_FORMATS); every export has arch.json, "
+                   "state_dict.pt and manifest.json; reference: the whole supernet in the AttentiveNAS "
                    "reference checkpoint layout (OUT/supernet.pth.tar; no --arch)")
     s.add_argument("--bn-batch-size", type=int, default=64, help="images per BN re-calibration batch (the "
                    "reference's Table 1 figures: 256)")
     s.add_argument("--out", help="output directory (default RUN/export)")
 
     s = add("eval", "accuracy of an exported model on a dataset's validation split, and its latency")
-    s.add_argument("model", help="directory written by `supernas export`, or its model file")
+    s.add_argument("model", help="directory written by `supernas export` (its state_dict.pt), or one of its model "
+                   "files: model.torchscript.pt, model.onnx (run by onnxruntime), model.pt (a pickled module: "
+                   "loading it runs code)")
     s.add_argument("--data", help="dataset path (same layouts as training; 'digits' for the built-in)")
     s.add_argument("--batch-size", type=int, default=256)
     s.add_argument("--latency", action="store_true", help="also measure latency (always, without --data)")

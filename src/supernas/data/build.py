@@ -1,6 +1,7 @@
 """From a DataConfig to the train, val, search and calibration splits."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Union
 
@@ -10,7 +11,7 @@ from PIL import Image
 from ..errors import SupernasError
 from . import splits
 from .config import DataConfig
-from .datasets import ImageFiles, View
+from .datasets import BadImages, ImageFiles, View
 from . import readers  # noqa: F401  (registers the built-in formats)
 from .formats import FORMATS, detect_format, is_builtin, locate
 from .transforms import Recipe, eval_transform, recipe, train_transform
@@ -62,7 +63,15 @@ class Datasets:
 def build_datasets(config: Union[DataConfig, Mapping[str, Any], None] = None) -> Datasets:
     """Read the data `config` names (a DataConfig or its dict; None is the built-in digits) and split it."""
     cfg = config if isinstance(config, DataConfig) else DataConfig.from_dict(config)
-    fmt, train_src, val_src = _read(cfg)
+    fmt, train_src, val_src = read_sources(cfg)
+    bad = BadImages() if cfg.on_bad_image == "skip" else None  # one record for every split
+    for source in (train_src, val_src):
+        if isinstance(source, ImageFiles):
+            source.on_bad_image, source.bad = cfg.on_bad_image, bad
+    if len(train_src.classes) == 1:
+        warnings.warn(f"the data at '{cfg.path}' has one class ({train_src.classes[0]!r}): every prediction is "
+                      "right, so accuracy and the search say nothing; give data with two classes or more",
+                      UserWarning, stacklevel=2)
     r = recipe(FORMATS.get(fmt), _native_size(train_src), cfg.image_size, cfg.train_crop, cfg.pad, cfg.flip, cfg.autoaugment,
                cfg.mean, cfg.std)
     train_t, eval_t = train_transform(r), eval_transform(r)
@@ -97,8 +106,8 @@ def build_datasets(config: Union[DataConfig, Mapping[str, Any], None] = None) ->
                     format=fmt, recipe=r)
 
 
-def _read(cfg: DataConfig):
-    """(format name, train source, val source or None)."""
+def read_sources(cfg: DataConfig):
+    """(format name, train source, val source or None): the data as read, before any split."""
     if is_builtin(cfg.path):
         if cfg.format != "auto" and FORMATS.get(cfg.format, "data.format").locate is not None:
             raise SupernasError(f"data format '{cfg.format}' needs a path; set data path to the dataset's folder "
@@ -110,12 +119,17 @@ def _read(cfg: DataConfig):
 
 
 def _native_size(source) -> int:
-    # Files: the larger side of the first image decides small vs large (reading only its header).
+    # Files: the larger side of the first readable image decides small vs large (reading only its
+    # header); with on_bad_image skip, unreadable ones before it are passed over.
     if isinstance(source, ImageFiles):
-        path = source.samples[0][0]
-        try:
-            with Image.open(path) as image:
-                return max(image.size)
-        except OSError as e:
-            raise SupernasError(f"'{path}' is not a readable image ({e}); remove it or replace it") from None
+        for path, _ in source.samples:
+            try:
+                with Image.open(path) as image:
+                    return max(image.size)
+            except (OSError, ValueError, SyntaxError) as e:
+                if source.on_bad_image != "skip":
+                    raise SupernasError(f"'{path}' is not a readable image ({e}); remove or replace it, or set "
+                                        "data.on_bad_image: skip") from None
+        raise SupernasError("no image of the training split is readable; check the data with "
+                            "`supernas data check PATH`")
     return int(max(source.images.shape[-2:]))

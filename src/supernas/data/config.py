@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Literal, Mapping, Optional, Sequence, Union
 
 from ..errors import SupernasError, require_int
 
@@ -24,6 +24,9 @@ class DataConfig:
     images, CIFAR10 for small ones, SVHN for digits and MNIST) or names one. `mean`/`std` None are
     the dataset's statistics (ImageNet's for image folders). `train_subset`/`val_subset` keep a
     fixed seeded subset for quick runs. `seed` fixes the search split and the subsets.
+    `on_bad_image` "error" stops at an image file that does not decode, naming it; "skip" replaces
+    it by the next readable image of its split (the same one every time, so a resumed run stays
+    exact) and reports it once in the run's log and metrics.
     """
 
     path: Optional[str] = None
@@ -40,12 +43,15 @@ class DataConfig:
     train_subset: Optional[int] = None
     val_subset: Optional[int] = None
     seed: int = 0
+    on_bad_image: Literal["error", "skip"] = "error"
 
     def __post_init__(self) -> None:
         from .formats import FORMATS
 
         if self.format != "auto" and self.format not in FORMATS:
             raise SupernasError(f"data format '{self.format}' is unknown; use auto or one of: {', '.join(FORMATS)}")
+        if self.on_bad_image not in ("error", "skip"):
+            raise SupernasError(f"data.on_bad_image={self.on_bad_image!r} is not allowed: one of error, skip")
         if self.train_crop not in CROPS:
             raise SupernasError(f"data train_crop '{self.train_crop}' is unknown; use one of: {', '.join(CROPS)}")
         if not isinstance(self.autoaugment, bool) and self.autoaugment not in POLICIES:
@@ -83,6 +89,8 @@ class DataConfig:
         "train_subset": "train on a seeded subset of this many images (quick runs)",
         "val_subset": "validate on a seeded subset of this many images",
         "seed": "fixes the search split and the subsets",
+        "on_bad_image": "an image file that does not decode: error (stop, naming it) or skip (replace it by the "
+                        "next readable image of its split, logged once)",
     }
 
     @classmethod

@@ -5,6 +5,9 @@ source, so the train, search and calibration splits cost one copy of the data be
 """
 from __future__ import annotations
 
+import multiprocessing
+import os
+import queue
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
@@ -12,20 +15,104 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.datasets.folder import default_loader
 
+from ..errors import SupernasError
+
+BAD_IMAGE_POLICIES = ("error", "skip")
+
+
+class UnreadableImage(SupernasError):
+    """An image file that does not decode, named in the message. Raised in a DataLoader worker, it
+    reaches the main process rebuilt from the worker's traceback text: the message is taken back
+    out of it, so the user still reads one line."""
+
+    def __init__(self, message: str):
+        if "\nOriginal Traceback" in message:  # torch's ExceptionWrapper: our line is the traceback's last
+            last = [line for line in message.splitlines() if line.strip()][-1]
+            message = last.split(f"{type(self).__name__}: ", 1)[-1]
+        super().__init__(message)
+
+
+def decode_image(path: str) -> tuple[Any, Optional[str]]:
+    """(the image at `path` as an RGB PIL image, decoded whole so that a truncated file fails here
+    and not later, None), or (None, why it does not decode)."""
+    try:
+        return default_loader(path), None
+    except (OSError, ValueError, SyntaxError) as e:  # PIL's errors of a damaged or foreign file
+        if "cannot identify image file" in str(e):  # PIL names its file object, not the file
+            size = os.path.getsize(path) if os.path.isfile(path) else None
+            return None, "an empty file" if size == 0 else f"not an image format PIL knows ({size} bytes)"
+        return None, str(e).strip() or type(e).__name__
+
+
+def read_image(path: str) -> Any:
+    """The image at `path` as an RGB PIL image, or UnreadableImage naming the file."""
+    image, reason = decode_image(path)
+    if reason is not None:
+        raise UnreadableImage(f"'{path}' is not a readable image ({reason}); remove or replace it, check the data "
+                              "with `supernas data check PATH`, or set data.on_bad_image: skip")
+    return image
+
+
+class BadImages:
+    """The unreadable files a dataset skipped, gathered in the process that trains from every
+    DataLoader worker (a queue made before the workers start), each counted once."""
+
+    def __init__(self) -> None:
+        self._owner = os.getpid()
+        self._queue = multiprocessing.get_context().Queue()
+        self._sent: set[str] = set()  # per process: a worker reports a file once
+        self.seen: list[str] = []  # in the owner: every file reported, in order
+        self._told = 0  # how many of `seen` `new` has returned
+
+    def report(self, path: str) -> None:
+        if path in self._sent:
+            return
+        self._sent.add(path)
+        if os.getpid() == self._owner:
+            self._add(path)
+        else:
+            self._queue.put(path)
+
+    def _add(self, path: str) -> bool:
+        if path in self.seen:
+            return False
+        self.seen.append(path)
+        return True
+
+    def new(self) -> list[str]:
+        """The files reported since the last call (in the owner process)."""
+        while True:
+            try:
+                self._add(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        fresh, self._told = self.seen[self._told:], len(self.seen)
+        return fresh
+
+    def restore(self, seen: Sequence[str]) -> None:
+        """The files a resumed run had skipped already: counted, not reported again."""
+        self.seen, self._told = list(seen), len(seen)
+        self._sent.update(seen)
+
 
 class ImageFiles:
-    """Image files with their labels; an image loads as an RGB PIL image (grey is converted)."""
+    """Image files with their labels; an image loads as an RGB PIL image (grey is converted).
 
-    def __init__(self, samples: Sequence[tuple[str, int]], classes: Sequence[str]):
+    `on_bad_image`: 'error' (an unreadable file stops the run, named) or 'skip' (the views of this
+    source replace it, see `View`, and report it to `bad`)."""
+
+    def __init__(self, samples: Sequence[tuple[str, int]], classes: Sequence[str], on_bad_image: str = "error"):
         self.samples = list(samples)
         self.classes = list(classes)
         self.targets = np.fromiter((t for _, t in self.samples), dtype=np.int64, count=len(self.samples))
+        self.on_bad_image = on_bad_image
+        self.bad: Optional[BadImages] = None
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def load(self, index: int) -> Any:
-        return default_loader(self.samples[index][0])
+        return read_image(self.samples[index][0])
 
 
 class ImageTensors:
@@ -59,9 +146,32 @@ class View(Dataset):
         if not -len(self) <= i < len(self):
             raise IndexError(f"index {i} out of range for a split of {len(self)} images")
         index = i if self.indices is None else int(self.indices[i])
-        image = self.transform(self.source.load(index))
+        try:
+            raw = self.source.load(index)
+        except UnreadableImage:
+            if getattr(self.source, "on_bad_image", "error") != "skip":
+                raise
+            index, raw = self._replacement(i)
+        image = self.transform(raw)
         # v2 transforms return a tv_tensors.Image; a plain tensor collates and moves with less overhead.
         return image.as_subclass(torch.Tensor), int(self.source.targets[index])
+
+    def _replacement(self, i: int) -> tuple[int, Any]:
+        """For an unreadable image at position `i` (data.on_bad_image: skip): the next readable
+        image of this view, wrapping around. The files do not change during a run, so the same
+        position always gets the same image and a resumed run sees what an unbroken one saw."""
+        for k in range(len(self)):
+            position = (i + k) % len(self)
+            index = position if self.indices is None else int(self.indices[position])
+            try:
+                raw = self.source.load(index)
+            except UnreadableImage:
+                if self.source.bad is not None:
+                    self.source.bad.report(self.source.samples[index][0])
+                continue
+            return index, raw
+        raise SupernasError(f"no image of this split is readable ({len(self)} images); check the data with "
+                            "`supernas data check PATH`")
 
     @property
     def targets(self) -> np.ndarray:

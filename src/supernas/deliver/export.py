@@ -1,8 +1,17 @@
 """Export an Arch of a trained supernet: the extracted plain model with BatchNorm re-calibrated on
-training images, saved with its Arch JSON and state dict beside it."""
+training images.
+
+An export folder is one thing: arch.json (the Arch, its space and what a user of the model needs)
+and state_dict.pt (the weights) always, the file of the chosen format beside them (TorchScript,
+ONNX, or a pickled module on request), and manifest.json listing each file's size and sha256,
+which every load checks (`evaluation.load_exported`). The default format runs no code on load:
+the model is rebuilt from arch.json and the weights are read with `weights_only=True`; a pickled
+module (`--format pickle`, model.pt) runs code when loaded and is written only when asked for.
+"""
 from __future__ import annotations
 
 import inspect
+import io
 import json
 from pathlib import Path
 from typing import Callable
@@ -15,8 +24,11 @@ from ..registry import Registry
 from ..nn.calibrate import recalibrate_bn
 from ..nn.static import resize_to
 from ..spaces import Arch, CostModel
-from ..utils.io import atomic_torch_save, atomic_write_bytes, atomic_write_text
+from ..utils.io import atomic_torch_save, atomic_write, atomic_write_bytes, atomic_write_text
+from ..utils.lock import DirectoryLock
+from ..utils.manifest import describe_file, read_manifest, write_manifest
 
+ARCH_JSON, WEIGHTS = "arch.json", "state_dict.pt"
 
 
 def calibrate_extracted(model: torch.nn.Module, data, bn_batches: int = 64, device: "str | torch.device" = "cpu",
@@ -32,10 +44,13 @@ def calibrate_extracted(model: torch.nn.Module, data, bn_batches: int = 64, devi
 
 
 def save_export(model: torch.nn.Module, space, arch: Arch, data, out_dir: "str | Path",
-                made_by: "dict | None" = None) -> Path:
+                made_by: "dict | None" = None, fmt: str = "pt") -> Path:
     """`out_dir`/arch.json (the Arch, its space definition, costs, resolution and the data's
     normalisation and classes: all that `supernas eval` and `finetune` need; `made_by`: the settings
-    that made it, for `supernas report`), state_dict.pt and model.pt; returns model.pt's path."""
+    that made it, for `supernas report`), state_dict.pt, the file of the format `fmt` (a name of
+    EXPORT_FORMATS) and manifest.json, while holding the folder's lock (in this process alone: a
+    distributed run calls it on its main rank); returns the model's file."""
+    writer = EXPORT_FORMATS.get(fmt, "--format")
     out = Path(out_dir).expanduser()
     cost = CostModel(space, data.num_classes)
     meta = {"space": space.name, "space_definition": space.definition, "arch": arch.to_dict(),
@@ -43,29 +58,41 @@ def save_export(model: torch.nn.Module, space, arch: Arch, data, out_dir: "str |
             "num_classes": data.num_classes, "image_size": data.image_size, "mean": list(data.mean),
             "std": list(data.std), "classes": [str(c) for c in data.classes],
             **({"made_by": made_by} if made_by else {})}
-    atomic_write_text(out / "arch.json", json.dumps(meta, indent=1))
-    atomic_torch_save(model.state_dict(), out / "state_dict.pt")
-    return atomic_torch_save(model, out / "model.pt")
+    with DirectoryLock(out, "--out", clean=""):  # one writer; what an interrupted export left goes
+        before = read_manifest(out) if (out / WEIGHTS).is_file() else None
+        atomic_write_text(out / ARCH_JSON, json.dumps(meta, indent=1))
+        atomic_torch_save(model.state_dict(), out / WEIGHTS)
+        path = writer(model, out)
+        written = [ARCH_JSON, WEIGHTS, path.name]
+        # The files of earlier exports of the same weights (another format) stay part of this one.
+        same = before is not None and before.get(WEIGHTS) == describe_file(out / WEIGHTS)
+        kept = {name: entry for name, entry in (before or {}).items() if same and name not in written}
+        write_manifest(out, written, kept)
+    return path
 
 
 # A format writes the calibrated static model of an Arch into the export folder (beside arch.json
-# and state_dict.pt) and returns the file it wrote: `EXPORT_FORMATS.register(name)` adds one.
+# and state_dict.pt, which every export has) and returns the file it wrote:
+# `EXPORT_FORMATS.register(name)` adds one.
 Writer = Callable[[torch.nn.Module, Path], Path]
 EXPORT_FORMATS: Registry[Writer] = Registry("export format")
 
 
 @EXPORT_FORMATS.register("pt")
+def _weights(model: torch.nn.Module, out: Path) -> Path:
+    return out / WEIGHTS  # save_export wrote it: the state dict, rebuilt with arch.json
+
+
+@EXPORT_FORMATS.register("pickle")
 def _pickled(model: torch.nn.Module, out: Path) -> Path:
-    return out / "model.pt"  # save_export wrote it
+    # The whole module pickled: loading it runs code (weights_only=False), so only on request.
+    return atomic_torch_save(model, out / "model.pt")
 
 
 @EXPORT_FORMATS.register("torchscript")
 def _torchscript(model: torch.nn.Module, out: Path) -> Path:
     scripted = torch.jit.trace(model, _example(model))
-    path, tmp = out / "model.torchscript.pt", out / ".model.torchscript.tmp"
-    scripted.save(str(tmp))
-    tmp.replace(path)
-    return path
+    return atomic_write(out / "model.torchscript.pt", lambda f: torch.jit.save(scripted, f))
 
 
 @EXPORT_FORMATS.register("onnx")
@@ -74,14 +101,12 @@ def _onnx(model: torch.nn.Module, out: Path) -> Path:
         import onnx  # noqa: F401
     except ImportError:
         raise SupernasError("ONNX export needs the onnx package: pip install onnx onnxruntime") from None
-    tmp = out / ".model.onnx.tmp"
+    buffer = io.BytesIO()
     # the TorchScript-based exporter: newer torch must be asked for it by name, older has no other
     legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
-    torch.onnx.export(model, (_example(model),), str(tmp), input_names=["images"], output_names=["logits"],
+    torch.onnx.export(model, (_example(model),), buffer, input_names=["images"], output_names=["logits"],
                       dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, **legacy)
-    atomic_write_bytes(out / "model.onnx", tmp.read_bytes())
-    tmp.unlink()
-    return out / "model.onnx"
+    return atomic_write_bytes(out / "model.onnx", buffer.getvalue())
 
 
 def _example(model: torch.nn.Module) -> torch.Tensor:
@@ -90,12 +115,10 @@ def _example(model: torch.nn.Module) -> torch.Tensor:
 
 def export_arch(net, arch: Arch, data, out_dir: "str | Path", fmt: str = "pt", bn_batches: int = 64,
                 batch_size: int = 64) -> Path:
-    """Write `out_dir`/arch.json, state_dict.pt, model.pt and the file of the format `fmt` (a name
-    of EXPORT_FORMATS: pt, torchscript, onnx); returns the model's path."""
-    writer = EXPORT_FORMATS.get(fmt, "--format")
-    out = Path(out_dir).expanduser()
+    """Write `out_dir`/arch.json, state_dict.pt, the file of the format `fmt` (a name of
+    EXPORT_FORMATS: pt, pickle, torchscript, onnx) and manifest.json; returns the model's file."""
+    EXPORT_FORMATS.get(fmt, "--format")  # a bad name fails before the calibration
     model = net.extract(arch).cpu()
     calibrate_extracted(model, data, bn_batches, batch_size=batch_size)
-    save_export(model, net.space, arch, data, out,
-                made_by={"command": "export", "format": fmt, "bn_batches": bn_batches, "bn_batch_size": batch_size})
-    return writer(model, out)
+    return save_export(model, net.space, arch, data, out_dir, fmt=fmt,
+                       made_by={"command": "export", "format": fmt, "bn_batches": bn_batches, "bn_batch_size": batch_size})

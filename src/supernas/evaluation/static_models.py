@@ -1,50 +1,139 @@
-"""Use an exported model: load it with its arch.json, measure its accuracy on a dataset and its
-latency on the current device."""
+"""Use an exported model: load it (the one way every command loads an export), measure its
+accuracy on a dataset and its latency on the current device."""
 from __future__ import annotations
 
 import json
 import statistics
 import time
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch.utils.data import DataLoader
 
 from ..errors import SupernasError
+from ..nn import SuperNet
+from ..spaces import get_space
+from ..utils.manifest import MANIFEST, check_manifest
+
+# What arch.json must hold for a model to be rebuilt, evaluated and fine-tuned from it.
+META_KEYS = ("arch", "resolution", "num_classes", "mean", "std", "mflops", "params")
 
 
 def load_exported(path: "str | Path") -> tuple[torch.nn.Module, dict[str, Any]]:
-    """(model, metadata) from an export directory or its model.pt / model.torchscript.pt."""
+    """(model in eval mode, arch.json) of an export (`deliver.export`): a directory is its
+    state_dict.pt rebuilt with arch.json (no code runs on load); a file of it is loaded as its
+    format is (state_dict.pt, model.torchscript.pt, model.onnx through onnxruntime, or model.pt, a
+    pickled module, which runs code and is read only when named). Every file manifest.json lists
+    is checked first; anything damaged, altered or foreign is a one-line error naming the file."""
     p = Path(path).expanduser()
     if not p.exists():
         raise SupernasError(f"'{path}' does not exist; give a directory written by `supernas export`")
     folder = p if p.is_dir() else p.parent
-    meta_path = folder / "arch.json"
-    if not meta_path.is_file():
-        raise SupernasError(f"no arch.json beside '{path}'; give a directory written by `supernas export`")
-    meta = json.loads(meta_path.read_text())
-    if p.is_dir():
-        p = next((folder / n for n in ("model.pt", "model.torchscript.pt") if (folder / n).is_file()), None)
-        if p is None:
-            raise SupernasError(f"'{folder}' holds no model.pt or model.torchscript.pt (ONNX models run in onnxruntime)")
-    model = torch.jit.load(str(p)) if p.name.endswith("torchscript.pt") else torch.load(p, weights_only=False)
-    return model.eval(), meta
+    name = WEIGHTS if p.is_dir() else p.name
+    if name not in LOADERS:
+        raise SupernasError(f"'{p}' is not a model file of an export; give the export directory or one of its "
+                            f"files: {', '.join(LOADERS)}")
+    if not (folder / name).is_file():
+        raise SupernasError(f"'{folder}' holds no {name}; export it again (`supernas export`)")
+    if not check_manifest(folder, ["arch.json", name]):
+        warnings.warn(f"'{folder}' has no {MANIFEST} (an export of an older supernas): its files are not checked "
+                      "against each other; export it again to get one", UserWarning, stacklevel=2)
+    meta = read_export_meta(folder)
+    return LOADERS[name](folder / name, meta).eval(), meta
 
 
-def load_export_weights(model_dir: "str | Path") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """(state dict, arch.json) of an export directory: state_dict.pt, else model.pt's weights."""
-    folder = Path(model_dir).expanduser()
-    if not (folder / "arch.json").is_file():
-        raise SupernasError(f"'{model_dir}' is not an export directory (no arch.json); give a directory written by "
-                            "`supernas export`, or RUN/export of `supernas retrain`")
-    meta = json.loads((folder / "arch.json").read_text())
-    if (folder / "state_dict.pt").is_file():
-        return torch.load(folder / "state_dict.pt", map_location="cpu", weights_only=True), meta
-    if (folder / "model.pt").is_file():
-        return torch.load(folder / "model.pt", map_location="cpu", weights_only=False).state_dict(), meta
-    raise SupernasError(f"'{folder}' holds neither state_dict.pt nor model.pt to start from; export it again with "
-                        "--format pt")
+def read_export_meta(folder: Path) -> dict[str, Any]:
+    """arch.json of an export, checked for what loading and evaluating need."""
+    path = folder / "arch.json"
+    if not path.is_file():
+        raise SupernasError(f"no arch.json in '{folder}'; give a directory written by `supernas export`")
+    try:
+        meta = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SupernasError(f"'{path}' is not valid JSON ({getattr(e, 'msg', e)}); export the model again") from None
+    if not isinstance(meta, dict):
+        raise SupernasError(f"'{path}' must hold a JSON object, not a {type(meta).__name__}; export the model again")
+    missing = [k for k in META_KEYS if k not in meta]
+    if missing or not (meta.get("space_definition") or meta.get("space")):
+        raise SupernasError(f"'{path}' lacks {', '.join(missing) or 'space'}; export the model again")
+    return meta
+
+
+def _rebuilt(path: Path, meta: dict[str, Any]) -> torch.nn.Module:
+    """The StaticNet of arch.json's Arch (built on the meta device: no memory, no random init)
+    holding the weights of state_dict.pt, read without running code."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # not a state dict of tensors (weights_only refuses any code)
+        raise SupernasError(f"'{path}' is not a readable state dict ({type(e).__name__}: "
+                            f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}); export the model again") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise SupernasError(f"'{path}' is not a state dict of tensors; export the model again")
+    where = path.parent / "arch.json"
+    try:
+        space = get_space(meta.get("space_definition") or meta["space"])
+        arch = space.arch(meta["arch"])
+    except SupernasError as e:
+        raise SupernasError(f"'{where}': {e}") from None
+    with torch.device("meta"):
+        model = SuperNet(space, int(meta["num_classes"])).extract(arch)
+    model = model.to_empty(device="cpu")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise SupernasError(f"the weights in '{path}' do not fit the Arch of '{where}' "
+                            f"({str(e).strip().splitlines()[-1].strip()}); export the model again") from None
+    return model
+
+
+def _torchscript(path: Path, meta: dict[str, Any]) -> torch.nn.Module:
+    try:
+        return torch.jit.load(str(path), map_location="cpu")
+    except Exception as e:
+        raise SupernasError(f"'{path}' is not a TorchScript model ({type(e).__name__}); export it again with "
+                            "--format torchscript") from None
+
+
+def _pickled(path: Path, meta: dict[str, Any]) -> torch.nn.Module:
+    # A pickled module runs code as it loads: read only when the user names the file.
+    try:
+        model = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise SupernasError(f"'{path}' is not a readable pickled model ({type(e).__name__}); give the export "
+                            "directory to load its state_dict.pt instead") from None
+    if not isinstance(model, torch.nn.Module):
+        raise SupernasError(f"'{path}' holds a {type(model).__name__}, not a model; give the export directory")
+    return model
+
+
+class OnnxModel(torch.nn.Module):
+    """An ONNX export run by onnxruntime (on the CPU) behind the interface of a torch model."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        try:
+            import onnxruntime
+        except ImportError:
+            raise SupernasError(f"'{path}' is an ONNX model: evaluating it needs onnxruntime (pip install "
+                                "onnxruntime), or give the export directory") from None
+        try:
+            self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as e:
+            raise SupernasError(f"'{path}' is not a readable ONNX model ({type(e).__name__}); export it again with "
+                                "--format onnx") from None
+        self.input = self.session.get_inputs()[0].name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.session.run(None, {self.input: x.detach().float().cpu().numpy()})[0]
+        return torch.from_numpy(out).to(x.device)
+
+
+WEIGHTS = "state_dict.pt"
+LOADERS: dict[str, Callable[[Path, dict[str, Any]], torch.nn.Module]] = {
+    WEIGHTS: _rebuilt, "model.torchscript.pt": _torchscript, "model.onnx": lambda p, _: OnnxModel(p),
+    "model.pt": _pickled}
 
 
 @torch.no_grad()

@@ -81,6 +81,8 @@ class ResumableLoader:
     def __init__(self, data: Dataset, rows: ResumableSampler, seed: int, batch_size: int, workers: int,
                  pin_memory: bool = False):
         self.rows = rows
+        # the record of unreadable images a source of files skips (data.on_bad_image: skip), if any
+        self.bad_images = getattr(getattr(data, "source", None), "bad", None)
         self.loader: DataLoader | None = DataLoader(
             SeededDataset(data, seed), batch_size=batch_size, sampler=rows, num_workers=workers, drop_last=True,
             pin_memory=pin_memory, persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,

@@ -104,7 +104,7 @@ class Loop:
             save_checkpoint(self.run_dir, {**self.task.state_dict(), "step": self.task.step, "rng": rng_states(),
                                            "seconds": self.task.seconds, "config": self.cfg.to_dict(),
                                            "command": command_of(self.cfg), "train_images": self.loader.rows.n,
-                                           "world_size": self.info.world_size})
+                                           "world_size": self.info.world_size, "bad_images": self._bad_seen()})
 
     def load(self) -> list[str]:
         """Restore the task from the run's checkpoint; returns the setting changes the resume is
@@ -142,6 +142,8 @@ class Loop:
             raise SupernasError(f"the checkpoint in '{self.run_dir}' does not fit this run ({detail}); resume with "
                                 "the config it was written under, or start a new run") from None
         set_rng_states(ck["rng"])
+        if self.loader.bad_images is not None:  # skipped before: not logged again, still counted
+            self.loader.bad_images.restore(ck.get("bad_images", []))
         self.task.step = ck["step"]
         self.task.seconds = float(ck.get("seconds", ck.get("search_seconds", 0.0)))
         return changes
@@ -204,9 +206,12 @@ class Loop:
                     require_finite(values, step, s.lr_key)
                 log.progress(1, **({"loss": f"{values['loss']:.3f}", "img_s": f"{images_per_s:.0f}"}
                                    if log_now else {}))
+                self._log_bad_images(log)
                 if log_now:
+                    skipped = self._bad_seen()
                     log.metrics(step, {**values, **task.log_extra(epoch), "epoch": epoch,
-                                       "images_per_s": images_per_s, "seconds": round(task.seconds, 3)})
+                                       "images_per_s": images_per_s, "seconds": round(task.seconds, 3),
+                                       **({"bad_images": len(skipped)} if skipped else {})})
                 if end_of_epoch:
                     task.on_epoch_end(epoch)
                 if save_now:
@@ -216,8 +221,19 @@ class Loop:
                 if last:
                     break
 
+    def _bad_seen(self) -> list[str]:
+        return list(self.loader.bad_images.seen) if self.loader.bad_images is not None else []
+
+    def _log_bad_images(self, log: RunLogger) -> None:
+        """Each unreadable image skipped (data.on_bad_image: skip), once, as the run meets it."""
+        if self.loader.bad_images is not None:
+            for path in self.loader.bad_images.new():
+                log.info(f"skipped unreadable image '{path}' (data.on_bad_image: skip): the next readable image "
+                         "of its split takes its place")
+
     def _validate(self, log: RunLogger) -> None:
         res = self.task.validate()
+        self._log_bad_images(log)
         if res:
             log.metrics(self.task.step, res, kind="val")
             log.info(f"step {self.task.step} (epoch {self.task.step / self.schedule.steps_per_epoch:.2f}): "

@@ -25,6 +25,7 @@ MAY_CHANGE = (
     "sampler.prefetch", "sampler.cache_dir",  # how far ahead Archs are drawn, where tables are cached
     "search.top_n", "search.mc_samples",  # what result.json lists and how a logged figure is estimated
     "data.path",  # the same data moved elsewhere: the number of training images is compared instead
+    "data.on_bad_image",  # skip: the fix for a run stopped by an unreadable image (the images it read are the same)
     "arch", "init",  # retrain / finetune compare the Arch they resolve to (and init's weights are replaced)
 )
 

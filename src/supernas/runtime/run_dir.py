@@ -9,7 +9,6 @@ from typing import Any, Iterator
 
 from ..config import dump_config
 from ..errors import SupernasError
-from ..utils.io import remove_temporaries
 from ..utils.lock import LOCK_FILE, DirectoryLock
 from . import distributed as ddp
 from .checkpoint import CHECKPOINT
@@ -18,18 +17,17 @@ from .logging import RunLogger
 
 @contextmanager
 def locked_dir(folder: Path, what: str, name: str = LOCK_FILE, files: str = "") -> Iterator[None]:
-    """`folder`'s lock (the lock file `name` in it) while the block writes there: a run directory
-    for the life of a run, a search's or a predictor's output. The main rank takes it (one process
-    writes the files) and removes the temporary files of writes a kill interrupted; every rank
-    learns whether it got the lock, so that all stop alike when another process holds it. `what`
-    names the setting that chose the folder (run.dir, --out), for the error's fix. A lock on some
-    files of a folder (a predictor in a run directory) takes its own lock file `name` and clears
-    only the temporary files of names starting with `files`."""
+    """`folder`'s lock (the lock file `name` in it) while the block writes there, on every rank of
+    a run: a run directory for the life of a run, a search's or a predictor's output. The main rank
+    takes it (one process writes the files) and removes the temporary files of writes a kill
+    interrupted (of names starting with `files`); every rank learns whether it got the lock, so
+    that all stop alike when another process holds it. `what` names the setting that chose the
+    folder (run.dir, --out), for the error's fix. A lock on some files of a folder (a predictor in
+    a run directory) takes its own lock file `name`."""
     lock, error = None, None
     if ddp.current().is_main:
         try:
-            lock = DirectoryLock(folder, what, name).acquire()
-            remove_temporaries(folder, files)
+            lock = DirectoryLock(folder, what, name, clean=files).acquire()
         except SupernasError as e:
             error = str(e)
     error = ddp.broadcast_object(error)

@@ -34,22 +34,42 @@ def get_space(space: "str | Mapping[str, Any] | SearchSpace") -> SearchSpace:
         return SearchSpace(_with_base(space))
     if space in BUILTIN_SPACES:
         return _builtin(space)
-    path = Path(space)
+    if not isinstance(space, str):
+        raise SupernasError(f"space={space!r} is not allowed: a built-in name ({', '.join(BUILTIN_SPACES)}), the "
+                            "path of a space definition in YAML, or a definition mapping")
+    path = Path(space).expanduser()
     if path.suffix in (".yaml", ".yml", ".json") and path.is_file():
-        import yaml
-
-        return SearchSpace(_with_base(yaml.safe_load(path.read_text())))
+        try:
+            return SearchSpace(_with_base(_read_space_file(path)))
+        except SupernasError as e:
+            raise SupernasError(f"space file '{path}': {e}") from None
     raise SupernasError(f"unknown space '{space}'; built-in spaces: {', '.join(BUILTIN_SPACES)} "
                         "(or give the path of a space definition in YAML)")
 
 
-def _with_base(d: Mapping[str, Any]) -> Mapping[str, Any]:
+def _read_space_file(path: Path) -> Any:
+    import yaml
+
+    try:
+        d = yaml.safe_load(path.read_text())
+    except UnicodeDecodeError:
+        raise SupernasError("it is not a text file; give a space definition in YAML") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise SupernasError(f"it is not valid YAML ({getattr(e, 'problem', None) or type(e).__name__}{at})") from None
+    if d is None:
+        raise SupernasError("it is empty; give a space definition (name, resolution, stem, stages, head)")
+    return d
+
+
+def _with_base(d: Any) -> Any:
     """`{base: attentivenas, resolution: [32, 48], ...}`: a built-in space with some top-level
     fields replaced (e.g. smaller resolutions for CIFAR-size images)."""
-    if "base" not in d:
-        return d
+    if not isinstance(d, Mapping) or "base" not in d:
+        return d  # parse_space says what is wrong with a value that is no mapping
     base = d["base"]
-    if base not in BUILTIN_SPACES:
+    if not isinstance(base, str) or base not in BUILTIN_SPACES:
         raise SupernasError(f"unknown base space '{base}'; built-in spaces: {', '.join(BUILTIN_SPACES)}")
     merged = {**BUILTIN_SPACES[base], **{k: v for k, v in d.items() if k != "base"}}
     if "name" not in d:

@@ -144,7 +144,8 @@ class SearchSpace:
         row = np.empty(len(self.dims), dtype=np.int64)
         for j, d in enumerate(self.dims):
             v = values[d.name]
-            idx = self._lookup[j].get(v) if not isinstance(v, bool) else None
+            # a choice is a number or a name: a list or a mapping (unhashable) is no choice
+            idx = self._lookup[j].get(v) if isinstance(v, (int, float, str)) and not isinstance(v, bool) else None
             if idx is None:
                 allowed = ", ".join(map(str, d.choices))
                 raise SupernasError(f"field '{d.name}' has value {v!r}, which is not allowed; allowed: {allowed}")

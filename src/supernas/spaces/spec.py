@@ -20,6 +20,7 @@ choice per field (AttentiveNAS); with `per_block: true` every block chooses its 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -81,24 +82,49 @@ class SpaceSpec:
     description: str = ""
 
 
-def _field(where: str, value: Any, *, numeric: bool = True, allowed: Sequence | None = None) -> Field:
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+# The rule of each kind of numeric field: (test, what it allows in words).
+INTEGER = (lambda v: _is_number(v) and float(v).is_integer() and v >= 1, "an integer >= 1")
+ODD = (lambda v: INTEGER[0](v) and int(v) % 2 == 1, "an odd integer >= 1 (3, 5, 7)")
+RATIO = (lambda v: _is_number(v) and v >= 1, "a number >= 1")
+STRIDE = (lambda v: _is_number(v) and v in (1, 2), "1 or 2")
+
+
+def _field(where: str, value: Any, rule: tuple = INTEGER, *, allowed: Sequence | None = None) -> Field:
+    """The choices of a field: a list (searched) or one value, each checked against `rule` (a
+    numeric rule) or `allowed` (the values a non-numeric or enumerated field takes)."""
     searched = isinstance(value, (list, tuple))
     raw = list(value) if searched else [value]
     if not raw:
         raise SupernasError(f"{where}: the list of choices is empty; give at least one value")
     for v in raw:
-        if allowed is not None and v not in allowed:
-            raise SupernasError(f"{where}: {v!r} is not allowed; choose from {', '.join(map(str, allowed))}")
-        if numeric and (isinstance(v, bool) or not isinstance(v, (int, float))):
-            raise SupernasError(f"{where}: {v!r} is not a number")
-        if numeric and v <= 0 and allowed is None:
-            raise SupernasError(f"{where}: {v!r} must be positive")
+        if allowed is not None:
+            if isinstance(v, (bool, list, dict)) or v not in allowed:
+                raise SupernasError(f"{where}={v!r} is not allowed: one of {', '.join(map(str, allowed))}")
+        elif not rule[0](v):
+            raise SupernasError(f"{where}={v!r} is not allowed: {rule[1]}")
+    # Whole-number floats become ints so that JSON and YAML spell them the same way.
+    raw = [int(c) if isinstance(c, float) and c.is_integer() else c for c in raw]
     if len(set(raw)) != len(raw):
         raise SupernasError(f"{where}: choices {raw} repeat a value")
-    choices = tuple(sorted(raw)) if numeric else tuple(raw)
-    # Whole-number floats become ints so that JSON and YAML spell them the same way.
-    choices = tuple(int(c) if isinstance(c, float) and c.is_integer() else c for c in choices)
-    return Field(choices, searched)
+    numeric = all(_is_number(c) for c in raw)  # numbers smallest first; names as given
+    return Field(tuple(sorted(raw)) if numeric else tuple(raw), searched)
+
+
+def _scalar(where: str, value: Any, rule: tuple) -> int:
+    """A constant of the space (a stride, the head's expansion): one value, not a list of choices."""
+    if not rule[0](value):
+        raise SupernasError(f"{where}={value!r} is not allowed: {rule[1]}")
+    return int(value)
+
+
+def _mapping(where: str, value: Any, holds: str) -> Mapping:
+    if not isinstance(value, Mapping):
+        raise SupernasError(f"{where} must be a mapping of {holds}, got {value!r}")
+    return value
 
 
 def _require(d: Mapping, key: str, where: str):
@@ -108,70 +134,78 @@ def _require(d: Mapping, key: str, where: str):
 
 
 def _check_keys(d: Mapping, allowed: Sequence[str], where: str) -> None:
-    unknown = sorted(set(d) - set(allowed))
+    unknown = sorted(map(str, set(d) - set(allowed)))
     if unknown:
         raise SupernasError(f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
 
 
 def parse_space(d: Mapping[str, Any]) -> SpaceSpec:
-    """Read a space definition (see the module docstring) and check it."""
+    """Read a space definition (see the module docstring) and check every field's type and range:
+    an error names the field, its value and what is allowed."""
     if not isinstance(d, Mapping):
-        raise SupernasError("a search space must be a mapping with name, resolution, stem, stages, head")
+        raise SupernasError(f"a search space must be a mapping with name, resolution, stem, stages, head; got {d!r}")
     _check_keys(d, ("name", "description", "resolution", "stem", "stages", "head", "shortcut", "gate"), "space")
-    name = str(_require(d, "name", "space"))
-    stem = _require(d, "stem", name)
+    name = _require(d, "name", "space")
+    if not isinstance(name, str) or not name:
+        raise SupernasError(f"space.name={name!r} is not allowed: a non-empty string")
+    stem = _mapping(f"{name}.stem", _require(d, "stem", name), "width, stride, act")
     _check_keys(stem, ("width", "stride", "act"), f"{name}.stem")
+    stem_stride = _scalar(f"{name}.stem.stride", stem.get("stride", 2), STRIDE)
+    stage_list = _require(d, "stages", name)
+    if not isinstance(stage_list, list):
+        raise SupernasError(f"{name}.stages must be a list of stages, got {stage_list!r}")
     stages = []
-    for i, s in enumerate(_require(d, "stages", name)):
+    for i, s in enumerate(stage_list):
+        s = _mapping(f"{name}.stages[{i}]", s, "a stage's fields")
         sname = str(s.get("name", f"s{i + 1}"))
         where = f"{name}.{sname}"
         _check_keys(s, ("name", "stride", "per_block") + STAGE_FIELDS, where)
-        stride = int(_require(s, "stride", where))
-        if stride not in (1, 2):
-            raise SupernasError(f"{where}.stride: {stride} is not supported; use 1 or 2")
+        stride = _scalar(f"{where}.stride", _require(s, "stride", where), STRIDE)
+        per_block = s.get("per_block", False)
+        if not isinstance(per_block, bool):
+            raise SupernasError(f"{where}.per_block={per_block!r} is not allowed: true or false")
         fields = {
             "width": _field(f"{where}.width", _require(s, "width", where)),
             "depth": _field(f"{where}.depth", s.get("depth", 1)),
-            "kernel": _field(f"{where}.kernel", _require(s, "kernel", where)),
-            "expand": _field(f"{where}.expand", _require(s, "expand", where)),
-            "act": _field(f"{where}.act", s.get("act", "swish"), numeric=False, allowed=ACTIVATIONS),
+            "kernel": _field(f"{where}.kernel", _require(s, "kernel", where), ODD),
+            "expand": _field(f"{where}.expand", _require(s, "expand", where), RATIO),
+            "act": _field(f"{where}.act", s.get("act", "swish"), allowed=ACTIVATIONS),
             "attention": _field(f"{where}.attention", s.get("attention", 0), allowed=(0, 1, 2, 3, 4, 8)),
         }
-        for k in fields["kernel"].choices:
-            if k % 2 == 0:
-                raise SupernasError(f"{where}.kernel: {k} is even; kernels must be odd (3, 5, 7)")
-        for e in fields["expand"].choices:
-            if e < 1:
-                raise SupernasError(f"{where}.expand: {e} is below 1; expansion ratios are >= 1")
-        stages.append(StageSpec(sname, stride, bool(s.get("per_block", False)), fields))
+        stages.append(StageSpec(sname, stride, per_block, fields))
     if not stages:
         raise SupernasError(f"{name}: 'stages' is empty; a space needs at least one stage")
     names = [s.name for s in stages]
     if len(set(names)) != len(names):
         raise SupernasError(f"{name}: stage names repeat: {names}")
-    head = _require(d, "head", name)
+    resolution = _field(f"{name}.resolution", _require(d, "resolution", name))
+    total_stride = stem_stride * math.prod(st.stride for st in stages)
+    if resolution.min < total_stride:
+        raise SupernasError(f"{name}.resolution={resolution.min} is not allowed: at least {total_stride} px, the "
+                            "network's total stride (stem and stages), so that the last stage sees whole pixels")
+    head = _mapping(f"{name}.head", _require(d, "head", name), "kind, width, expand, act")
     _check_keys(head, ("kind", "width", "expand", "act"), f"{name}.head")
     kind = head.get("kind", "conv")
     if kind not in HEAD_KINDS:
-        raise SupernasError(f"{name}.head.kind: {kind!r} is unknown; choose from {', '.join(HEAD_KINDS)}")
+        raise SupernasError(f"{name}.head.kind={kind!r} is not allowed: one of {', '.join(HEAD_KINDS)}")
     shortcut = d.get("shortcut", "identity")
     if shortcut not in SHORTCUTS:
-        raise SupernasError(f"{name}.shortcut: {shortcut!r} is unknown; choose from {', '.join(SHORTCUTS)}")
+        raise SupernasError(f"{name}.shortcut={shortcut!r} is not allowed: one of {', '.join(SHORTCUTS)}")
     gate = d.get("gate", "sigmoid")
     if gate not in GATES:
-        raise SupernasError(f"{name}.gate: {gate!r} is unknown; choose from {', '.join(GATES)}")
-    stem_act = _field(f"{name}.stem.act", stem.get("act", "swish"), numeric=False, allowed=ACTIVATIONS)
-    head_act = _field(f"{name}.head.act", head.get("act", "swish"), numeric=False, allowed=ACTIVATIONS)
+        raise SupernasError(f"{name}.gate={gate!r} is not allowed: one of {', '.join(GATES)}")
+    stem_act = _field(f"{name}.stem.act", stem.get("act", "swish"), allowed=ACTIVATIONS)
+    head_act = _field(f"{name}.head.act", head.get("act", "swish"), allowed=ACTIVATIONS)
     return SpaceSpec(
         name=name,
-        resolution=_field(f"{name}.resolution", _require(d, "resolution", name)),
+        resolution=resolution,
         stem_width=_field(f"{name}.stem.width", _require(stem, "width", f"{name}.stem")),
-        stem_stride=int(stem.get("stride", 2)),
+        stem_stride=stem_stride,
         stem_act=stem_act.choices[0],
         stages=tuple(stages),
         head_kind=kind,
         head_width=_field(f"{name}.head.width", _require(head, "width", f"{name}.head")),
-        head_expand=int(head.get("expand", 6)),
+        head_expand=_scalar(f"{name}.head.expand", head.get("expand", 6), INTEGER),
         head_act=head_act.choices[0],
         shortcut=shortcut,
         gate=gate,

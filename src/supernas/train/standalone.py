@@ -20,7 +20,7 @@ supernet's several subnets per step), an optimizer step, the scheduler, then the
 exact: weights, EMA, optimizer, scheduler, RNG and the data position are in every checkpoint.
 
 The run directory ends with result.json and export/ in the format of `supernas export`
-(arch.json, state_dict.pt, model.pt), so `supernas eval RUN/export --data ...` evaluates it.
+(arch.json, state_dict.pt, manifest.json), so `supernas eval RUN/export --data ...` evaluates it.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ from ..config import FinetuneConfig, RetrainConfig, load_config
 from ..data import build_datasets
 from ..deliver.export import save_export
 from ..errors import SupernasError
-from ..evaluation.static_models import evaluate_model, load_export_weights
+from ..evaluation.static_models import evaluate_model, load_exported
 from ..nn import StaticNet, SuperNet
 from ..nn.static import resize_to
 from ..runtime import distributed as ddp
@@ -61,7 +61,8 @@ FPNAS_LARGE_DROP_PATH = 0.2
 
 # ---------------------------------------------------------------------------- export
 def write_export(model: StaticNet, space: SearchSpace, arch: Arch, data, out_dir: "str | Path") -> Path:
-    """`out_dir`/arch.json, state_dict.pt and model.pt in the format of `supernas export`; returns model.pt."""
+    """`out_dir`/arch.json, state_dict.pt and manifest.json in the format of `supernas export`; returns
+    state_dict.pt."""
     model = copy.deepcopy(model).cpu().float().to(memory_format=torch.contiguous_format)
     model.set_drop_path(0.0)  # a deployed model carries no training-only regularisation
     model.dropout.p = 0.0
@@ -92,6 +93,15 @@ def _check_config(cfg: RetrainConfig) -> None:
     if cfg.arch is None and cfg.init is None:
         raise SupernasError("nothing to train: give ARCH (`supernas retrain ARCH`) or an export to start from "
                             "(`supernas finetune MODEL`)")
+
+
+def _export_weights(folder: Any) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(state dict, arch.json) of the export directory a finetune starts from."""
+    if not Path(str(folder)).expanduser().is_dir():
+        raise SupernasError(f"'{folder}' is not an export directory; give a directory written by `supernas export`, "
+                            "or RUN/export of `supernas retrain`")
+    model, meta = load_exported(folder)
+    return model.state_dict(), meta
 
 
 class StandaloneTrainer:
@@ -146,7 +156,7 @@ class StandaloneTrainer:
         """The StaticNet of the Arch: fresh (initialised as the supernet is, sliced), or with the
         weights of `init`; then the regularisers of the config."""
         t, init = self.cfg.train, self.cfg.init
-        weights = load_export_weights(init) if init is not None else None
+        weights = _export_weights(init) if init is not None else None
         space, arch = resolve_arch(init if init is not None else self.cfg.arch, self.cfg.space)
         net = SuperNet(space, self.data.num_classes).extract(arch)
         origin = "fresh weights" if weights is None else self._load_init(net, init, *weights)

@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Optional
 
 from ..errors import SupernasError
+from .io import remove_temporaries
 
 try:
     import fcntl
@@ -39,12 +40,15 @@ if hasattr(os, "register_at_fork"):
 class DirectoryLock:
     """`with DirectoryLock(folder, "run.dir"):` holds `folder`/`name` exclusively, or raises a
     SupernasError naming the folder and the pid of the process that holds it; `what` names the
-    setting that chose the folder, for the fix the message suggests."""
+    setting that chose the folder, for the fix the message suggests. With `clean` (a file name
+    prefix, "" for all), the temporary files that interrupted atomic writes of such files left in
+    the folder are removed once the lock is held: no other writer can be making them then."""
 
-    def __init__(self, folder: "str | Path", what: str = "directory", name: str = LOCK_FILE):
+    def __init__(self, folder: "str | Path", what: str = "directory", name: str = LOCK_FILE,
+                 clean: Optional[str] = None):
         self.folder = Path(folder).expanduser()
         self.path = self.folder / name
-        self.what = what
+        self.what, self.clean = what, clean
         self._fd: Optional[int] = None
 
     def acquire(self) -> "DirectoryLock":
@@ -63,6 +67,8 @@ class DirectoryLock:
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
         _HELD.add(fd)
+        if self.clean is not None:
+            remove_temporaries(self.folder, self.clean)
         return self
 
     def release(self) -> None:
