@@ -489,6 +489,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SupernasError as e:
         print(f"supernas {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a full disk met by a write that is not atomic (logs, metrics, plots)
+        from pathlib import Path
+
+        from .utils.io import DISK_FULL, disk_full_message
+
+        if e.errno not in DISK_FULL:
+            raise
+        where = Path(e.filename) if isinstance(e.filename, str) else None
+        print(f"supernas {args.command}: error: {disk_full_message(where)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"supernas {args.command}: interrupted", file=sys.stderr)
         return 130

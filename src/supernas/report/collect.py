@@ -140,7 +140,8 @@ def _exports(run: Path) -> list[Export]:
     for d in [run / "export", *sorted(p for p in run.iterdir() if p.is_dir() and p.name != "export")]:
         meta = exported_model(d)
         if meta is not None:
-            files = sorted(f.name for f in d.iterdir() if f.is_file() and f.name.startswith("model"))
+            files = sorted(f.name for f in d.iterdir() if f.is_file() and (f.name.startswith("model")
+                                                                             or f.name == "state_dict.pt"))
             found.append(Export(d, meta, files))
     return found
 

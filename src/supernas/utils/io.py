@@ -42,8 +42,10 @@ def atomic_write(path: "str | Path", write: Callable[[IO[bytes]], None],
     return path
 
 
-def disk_full_message(path: Path, size: Optional[Callable[[], int]] = None) -> str:
+def disk_full_message(path: Optional[Path], size: Optional[Callable[[], int]] = None) -> str:
     """One line: which file could not be written, how much it needed and how much is free."""
+    if path is None:
+        return "no space left on the device (a write failed); free some space or write elsewhere"
     try:
         free = f"{_human(shutil.disk_usage(path.parent).free)} free"
     except OSError:
