@@ -8,6 +8,7 @@ from typing import Any, Mapping, Sequence
 
 from ..errors import SupernasError
 from ..utils.io import atomic_torch_save
+from ..utils.lock import DirectoryLock
 
 REFERENCE_FILE = "supernet.pth.tar"
 
@@ -23,8 +24,6 @@ def import_reference(checkpoint: "str | Path | Mapping[str, Any]", out: "str | P
     from ..spaces import get_space, list_spaces
 
     out = Path(out).expanduser()
-    if (out / CHECKPOINT).exists():
-        raise SupernasError(f"'{out}' already holds a run; choose another --out")
     for item in overrides:
         if not item.startswith("data."):
             raise SupernasError(f"'{item}': import takes only data.KEY=VALUE settings (e.g. data.path=~/imagenet)")
@@ -34,10 +33,12 @@ def import_reference(checkpoint: "str | Path | Mapping[str, Any]", out: "str | P
     cfg = load_config(SupernetConfig, None, overrides, data={"run": {"dir": str(out)}, "space": space_entry})
     net = SuperNet.from_reference_checkpoint(checkpoint, resolved)
     source = str(checkpoint) if isinstance(checkpoint, (str, Path)) else "a state dict"
-    out.mkdir(parents=True, exist_ok=True)
-    dump_config(cfg, out / "config.yaml")
-    save_checkpoint(out, {"model": net.state_dict(), "space": space_entry, "num_classes": net.num_classes,
-                          "imported_from": source})
+    with DirectoryLock(out, "--out", clean=""):  # a run directory: one writer, as for a training run
+        if (out / CHECKPOINT).exists():
+            raise SupernasError(f"'{out}' already holds a run; choose another --out")
+        dump_config(cfg, out / "config.yaml")
+        save_checkpoint(out, {"model": net.state_dict(), "space": space_entry, "num_classes": net.num_classes,
+                              "imported_from": source})
     return out
 
 
@@ -46,4 +47,6 @@ def export_reference(run_dir: "str | Path", out_dir: "str | Path") -> Path:
     from ..evaluation.runs import load_supernet
 
     net, _ = load_supernet(run_dir, "cpu")
-    return atomic_torch_save(net.reference_checkpoint(), Path(out_dir).expanduser() / REFERENCE_FILE)
+    out = Path(out_dir).expanduser()
+    with DirectoryLock(out, "--out", clean=REFERENCE_FILE):
+        return atomic_torch_save(net.reference_checkpoint(), out / REFERENCE_FILE)

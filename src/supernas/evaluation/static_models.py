@@ -31,6 +31,9 @@ def load_exported(path: "str | Path") -> tuple[torch.nn.Module, dict[str, Any]]:
     if not p.exists():
         raise SupernasError(f"'{path}' does not exist; give a directory written by `supernas export`")
     folder = p if p.is_dir() else p.parent
+    if not (folder / "arch.json").is_file():
+        raise SupernasError(f"'{folder}' is not an export directory (no arch.json); give a directory written by "
+                            "`supernas export`, or RUN/export of `supernas retrain`")
     name = WEIGHTS if p.is_dir() else p.name
     if name not in LOADERS:
         raise SupernasError(f"'{p}' is not a model file of an export; give the export directory or one of its "
@@ -47,8 +50,6 @@ def load_exported(path: "str | Path") -> tuple[torch.nn.Module, dict[str, Any]]:
 def read_export_meta(folder: Path) -> dict[str, Any]:
     """arch.json of an export, checked for what loading and evaluating need."""
     path = folder / "arch.json"
-    if not path.is_file():
-        raise SupernasError(f"no arch.json in '{folder}'; give a directory written by `supernas export`")
     try:
         meta = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as e:

@@ -98,8 +98,8 @@ def _check_config(cfg: RetrainConfig) -> None:
 def _export_weights(folder: Any) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(state dict, arch.json) of the export directory a finetune starts from."""
     if not Path(str(folder)).expanduser().is_dir():
-        raise SupernasError(f"'{folder}' is not an export directory; give a directory written by `supernas export`, "
-                            "or RUN/export of `supernas retrain`")
+        raise SupernasError(f"'{folder}' is not an export directory (a file, or nothing); give a directory written "
+                            "by `supernas export`, or RUN/export of `supernas retrain`")
     model, meta = load_exported(folder)
     return model.state_dict(), meta
 
