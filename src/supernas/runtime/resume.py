@@ -23,7 +23,8 @@ MAY_CHANGE = (
     "log.", "checkpoint.",  # what it writes and how often
     "eval.", "ema.export",  # how it is validated and which weights an export takes; not the training
     "sampler.prefetch", "sampler.cache_dir",  # how far ahead Archs are drawn, where tables are cached
-    "search.top_n", "search.mc_samples",  # what result.json lists and how a logged figure is estimated
+    # what result.json lists, how a logged figure is estimated, how the final Archs are scored
+    "search.top_n", "search.mc_samples", "search.score_images", "search.score_bn_batches",
     "data.path",  # the same data moved elsewhere: the number of training images is compared instead
     "data.on_bad_image",  # skip: the fix for a run stopped by an unreadable image (the images it read are the same)
     "arch", "init",  # retrain / finetune compare the Arch they resolve to (and init's weights are replaced)
