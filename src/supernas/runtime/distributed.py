@@ -65,7 +65,7 @@ def resolve_device(device: "str | torch.device" = "auto") -> torch.device:
         if dev.index is not None and dev.index >= count:
             raise SupernasError(f"device '{device}' does not exist: this machine has {count} CUDA GPU(s), cuda:0 to "
                                 f"cuda:{count - 1}")
-    elif dev.type not in ("cpu", "mps", "xpu", "meta"):
+    elif dev.type not in ("cpu", "mps", "xpu"):
         raise SupernasError(f"device '{device}' is not supported; give cpu, cuda, cuda:N or auto")
     return dev
 
