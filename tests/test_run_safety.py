@@ -118,7 +118,7 @@ def test_a_lock_is_not_inherited_by_forked_children(tmp_path):
     pid = os.fork()
     if pid == 0:  # the child outlives the lock's release below
         os.write(go, b"1")
-        time.sleep(2)
+        time.sleep(0.5)
         os._exit(0)
     try:
         assert os.read(ready, 1) == b"1"  # the child is running
