@@ -285,13 +285,15 @@ def test_a_run_killed_in_its_final_validation_validates_on_resume(tmp_path):
 def test_temporaries_of_interrupted_writes_are_removed_at_the_next_start(tmp_path, run_until_crash):
     run = tmp_path / "run"
     run_until_crash(SupernetTrainer, tiny(run, max_steps=3), step=2)
-    left = [run / ".checkpoint.pt.a1b2c3d4e5f6.tmp", run / ".metrics.jsonl.0123456789ab.tmp"]
+    left = [run / ".checkpoint.pt.a1b2c3d4e5f6.tmp", run / ".metrics.jsonl.0123456789ab.tmp",
+            run / ".config.yaml.k3j_x9ab.tmp"]  # the last as tempfile.mkstemp named them before
     for f in left:
         f.write_bytes(b"half a checkpoint")
-    keep = run / "notes.tmp"  # not a temporary of ours
-    keep.write_text("mine")
+    keep = [run / "notes.tmp", run / ".notes.tmp"]  # not temporaries of ours
+    for f in keep:
+        f.write_text("mine")
     SupernetTrainer(tiny(run, max_steps=3), resume=True).fit()
-    assert not any(f.exists() for f in left) and keep.exists()
+    assert not any(f.exists() for f in left) and all(f.exists() for f in keep)
 
 
 def test_an_interrupt_right_after_the_temporary_file_is_created_leaves_nothing(tmp_path, monkeypatch):

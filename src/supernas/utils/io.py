@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import secrets
 import shutil
 from pathlib import Path
@@ -95,13 +96,17 @@ def atomic_torch_save(obj: Any, path: "str | Path") -> Path:
     return atomic_write(path, lambda f: torch.save(obj, f), size=size)
 
 
+# .NAME.RANDOM.tmp: 12 hex digits (ours), or the 8 characters of tempfile.mkstemp (earlier releases)
+TEMPORARY = re.compile(r"\..+\.([0-9a-f]{12}|[a-z0-9_]{8})\.tmp")
+
+
 def remove_temporaries(folder: "str | Path", prefix: str = "") -> list[Path]:
     """Remove the temporary files that interrupted atomic writes left directly in `folder`, those
     of files named `prefix`... only when given (call it only while holding the lock on what they
     belong to: the temporary files of another writer look the same)."""
     removed = []
     for p in Path(folder).glob(f".{prefix}*.tmp"):
-        if p.is_file():
+        if TEMPORARY.fullmatch(p.name) and p.is_file():
             p.unlink(missing_ok=True)
             removed.append(p)
     return removed
