@@ -269,10 +269,20 @@ class ProbabilisticSearch:
 
     # ------------------------------------------------------------------ the task of the loop
     def fit(self) -> Path:
+        return self.loop().run(self.resume)
+
+    def loop(self) -> Loop:
+        """The loop that runs this search (`fit`, or `runtime.dry_run` for an estimate)."""
         c = self.cfg
         schedule = Schedule(self.steps_per_epoch, self.stop_step, c.log.every_steps, c.checkpoint.every_steps,
                             eval_every_epochs=0, validate_at_end=False, lr_key="train.lr")
-        return Loop(self, self.run_dir, c, self.train_loader, self.device, schedule).run(self.resume)
+        return Loop(self, self.run_dir, c, self.train_loader, self.device, schedule)
+
+    def step_phases(self) -> list[tuple[str, int, int]]:
+        """Steps of different cost, for a dry run's estimate: (what, first step, stop step)."""
+        warm = min(self.stop_step, self.cfg.search.arch_warmup_epochs * self.steps_per_epoch)
+        return [("weight steps (alpha frozen)", 0, warm),
+                (f"weight and architecture steps (K up to {self.num_samples()})", warm, self.stop_step)]
 
     def header(self) -> str:
         return (f"{self.cfg.search.mode} search on {self.space.name} ({self.data.describe()}); "
@@ -304,8 +314,13 @@ class ProbabilisticSearch:
     def validate(self) -> None:
         return None
 
+    def validation_plan(self) -> None:
+        return None
+
     def finish(self, log: RunLogger) -> Path:
         ddp.barrier()
+        log.info(f"writing {self.run_dir}/result.json (the top {self.cfg.search.top_n} Archs), distribution.pt "
+                 "and the plots")
         if self.info.is_main:
             self._write_results()
         ddp.barrier()  # every rank returns a run directory that already holds result.json

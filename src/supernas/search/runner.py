@@ -14,6 +14,7 @@ import torch
 from ..errors import SupernasError
 from ..evaluation import Evaluator, LatencyTable, load_run
 from ..runtime import distributed as ddp
+from ..runtime.logging import progress_bar
 from ..spaces import CostModel
 from ..utils.io import atomic_write_text
 from .evolution import EvolutionSearch, SearchResult
@@ -84,11 +85,8 @@ def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | 
                              state=state["search"] if state else None,
                              constraint=("latency_ms", table.latency_indices) if table else None)
     info = ddp.current()
-    bar = None
-    if progress and info.is_main:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(search.budgets) * (generations + 1), unit="gen", desc="evolution")
+    bar = progress_bar(len(search.budgets) * (generations + 1), "evolution", "generations",
+                       enabled=progress and info.is_main)
 
     def on_generation(generation, budget, best):
         if bar is not None:

@@ -154,10 +154,14 @@ class SupernetTrainer:
 
     # ------------------------------------------------------------------ the task of the loop
     def fit(self) -> Path:
+        return self.loop().run(self.resume)
+
+    def loop(self) -> Loop:
+        """The loop that runs this training (`fit`, or `runtime.dry_run` for an estimate)."""
         c = self.cfg
         schedule = Schedule(self.steps_per_epoch, self.stop_step, c.log.every_steps, c.checkpoint.every_steps,
                             c.eval.every_epochs, validate_at_end=True, lr_key="train.lr")
-        return Loop(self, self.run_dir, c, self.loader, self.device, schedule, self.channels_last).run(self.resume)
+        return Loop(self, self.run_dir, c, self.loader, self.device, schedule, self.channels_last)
 
     def header(self) -> str:
         return (f"supernet on {self.space.name} ({self.data.describe()}); {self.info.world_size} process(es) on "
@@ -173,6 +177,14 @@ class SupernetTrainer:
 
     def on_epoch_end(self, epoch: int) -> None:
         pass
+
+    def validation_plan(self) -> tuple[str, int]:
+        e = self.cfg.eval
+        val = len(self.data.val) if e.max_batches is None else min(len(self.data.val), e.max_batches * e.batch_size)
+        calibration = len(self.data.calibration)
+        bn = min(e.bn_batches, max(1, calibration // min(e.batch_size, calibration)))
+        return (f"the smallest and largest Archs, each after BatchNorm re-calibration on {bn} batches: top-1 on "
+                f"{val} val images", 2 * (bn + -(-val // e.batch_size)))
 
     def validate(self) -> dict[str, float]:
         """Top-1 on val of the smallest and largest Archs after BN re-calibration (by the stage-2
