@@ -234,7 +234,7 @@ def cmd_export(args: argparse.Namespace) -> None:
         if args.arch is not None or args.pick is not None:
             raise SupernasError("--format reference writes the whole supernet; drop --arch / --pick")
         out = args.out or f"{args.run}/export"
-        _refuse_overwrite(out, None, "supernet.pth.tar", args.force)
+        _make_room(out, None, args.force)
         print(f"exported: {export_reference(args.run, out)} (the supernet in the AttentiveNAS reference layout)")
         return
     from .deliver.export import EXPORT_FORMATS
@@ -250,7 +250,7 @@ def cmd_export(args: argparse.Namespace) -> None:
         arch = load_arch(net.space, entry["arch"])
         print(f"--pick {args.pick:g}: {_describe_pick(entry, unit, score)}, at {net.plan(arch).resolution} px")
     out = args.out or f"{args.run}/export"
-    _refuse_overwrite(out, arch.to_dict(), f"{args.format} export", args.force)
+    _make_room(out, arch.to_dict(), args.force)
     path = export_arch(net, arch, data, out, args.format, args.bn_batches, batch_size=args.bn_batch_size)
     print(f"exported: {path}")
     for plot in mark_exported(args.run, path.parent):
@@ -317,30 +317,36 @@ def _describe_pick(entry: dict, unit: str, score: dict) -> str:
     else:
         accuracy = f"accuracy {entry['accuracy']:.2f}"
     latency = f" ({entry['latency_ms']:.3g} ms)" if unit == "ms" else ""
-    return (f"the best searched Arch within it: {entry['mflops']:.1f} MFLOPs{latency}, "
-            f"{entry['params'] / 1e6:.2f} M params, {accuracy}")
+    return (f"the best searched Arch within it: {entry['mflops']:.4g} MFLOPs{latency}, "
+            f"{entry['params'] / 1e6:.3g} M params, {accuracy}")
 
 
-def _refuse_overwrite(out: str, arch: dict | None, what: str, force: bool) -> None:
-    """An export directory is not overwritten without --force, unless the export there is of the
-    same Arch (another format of it may join it)."""
+def _make_room(out: str, arch: dict | None, force: bool) -> None:
+    """An export directory is not overwritten without --force, unless its export is of the same Arch
+    (another format of it may join it). With --force, the files of the other Arch's export go, so
+    that none is left beside the new arch.json that does not match it."""
     from pathlib import Path
 
     folder = Path(out).expanduser()
-    held = folder / ("supernet.pth.tar" if arch is None else "arch.json")
-    if force or not held.is_file():
+    if arch is None:  # the supernet in the reference layout
+        if (folder / "supernet.pth.tar").is_file() and not force:
+            raise SupernasError(f"'{folder}' already holds an export of the supernet; overwrite it with --force, or "
+                                "choose another --out DIR")
         return
-    if arch is not None:
-        try:
-            same = json.loads(held.read_text()).get("arch") == arch
-        except (ValueError, OSError):
-            same = False
-        if same:
-            return
-        raise SupernasError(f"'{folder}' already holds the export of another Arch; overwrite it with --force, or "
-                            f"write the {what} elsewhere with --out DIR")
-    raise SupernasError(f"'{folder}' already holds an export of the supernet; overwrite it with --force, or choose "
-                        "another --out DIR")
+    if not (folder / "arch.json").is_file():
+        return
+    try:
+        held = json.loads((folder / "arch.json").read_text())
+    except (ValueError, OSError):
+        held = {}
+    if held.get("arch") == arch:
+        return
+    if not force:
+        what = f"an Arch of {held['mflops']:.4g} MFLOPs" if "mflops" in held else "another Arch"
+        raise SupernasError(f"'{folder}' already holds the export of {what}; replace it with --force, or write "
+                            "this one elsewhere with --out DIR")
+    for f in [folder / "arch.json", folder / "state_dict.pt", *folder.glob("model.*")]:
+        f.unlink(missing_ok=True)
 
 
 @command
@@ -435,6 +441,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", help="directory written by `supernas export` (or RUN/export of `supernas retrain`)")
     run_args(s, "configs/finetune_*.yaml", "train.teacher=runs/supernet", optional=True)
 
+    def threads_arg(s: argparse.ArgumentParser) -> None:
+        s.add_argument("--threads", default="auto", help="CPU threads of torch's operators (as run.threads of the "
+                       "training commands; auto: the cores this process may use)")
+
     def latency_args(s: argparse.ArgumentParser, what: str) -> None:
         s.add_argument("--latency-batch", type=int, default=1, help="batch size of the latency measurements")
         s.add_argument("--latency-warmup", type=int, default=10, help=f"untimed runs of {what} before timing")
@@ -448,6 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--max-batches", type=int, help="evaluate on at most this many batches of the split")
         s.add_argument("--device", default="auto")
         s.add_argument("--seed", type=int, default=0)
+        threads_arg(s)
 
     s = add("search", "AttentiveNAS stage 2: evolutionary search per FLOPs (or latency) budget; writes the "
             "Pareto set")
@@ -495,7 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--bn-batch-size", type=int, default=64, help="images per BN re-calibration batch (the "
                    "reference's Table 1 figures: 256)")
     s.add_argument("--out", help="output directory (default RUN/export)")
-    s.add_argument("--force", action="store_true", help="overwrite an export of another Arch in the output directory")
+    s.add_argument("--force", action="store_true", help="replace the export of another Arch in the output directory "
+                   "(its model files are removed)")
 
     s = add("eval", "accuracy of an exported model on a dataset's validation split, and its latency")
     s.add_argument("model", help="directory written by `supernas export`, or its model file")
@@ -505,6 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     latency_args(s, "the model")
     s.add_argument("--device", default="auto")
     s.add_argument("--json", action="store_true")
+    threads_arg(s)
 
     s = add("import", "a published supernet (the AttentiveNAS reference checkpoint layout, such as "
             "attentive_nas_pretrained.pth.tar) as a run directory for stage 2")
@@ -526,19 +539,36 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """SupernasWarnings as one line naming the command; others as Python prints them."""
-    if issubclass(category, SupernasWarning):
-        print(f"supernas: warning: {message}", file=sys.stderr)
-    else:
-        _python_show_warning(message, category, filename, lineno, file, line)
+def _apply_threads(value: str) -> None:
+    """--threads of the commands after training: 'auto' or a positive count."""
+    from .runtime.threads import apply_threads
+
+    if value != "auto" and not (value.isdigit() and int(value) > 0):
+        raise SupernasError(f"--threads must be auto or a positive integer, got '{value}'")
+    apply_threads(value if value == "auto" else int(value), workers=0)
 
 
-_python_show_warning = warnings.showwarning
+def _one_line_warnings(show: Callable) -> Callable:
+    """A warnings.showwarning that prints SupernasWarnings as one line naming supernas, and hands
+    the others to `show` (Python's)."""
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, SupernasWarning):
+            print(f"supernas: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+    return showwarning
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    warnings.showwarning = _show_warning
+    python_show = warnings.showwarning
+    warnings.showwarning = _one_line_warnings(python_show)
+    try:
+        return _run(argv)
+    finally:
+        warnings.showwarning = python_show
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # key=value settings may follow options (`search RUN --budgets 300 data.path=...`): argparse
@@ -548,6 +578,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
+        if hasattr(args, "threads"):
+            _apply_threads(args.threads)
         code = COMMANDS[args.command](args) or 0
         sys.stdout.flush()  # here, not at exit: a reader that left fails it, and that is handled below
         return code

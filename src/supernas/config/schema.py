@@ -29,8 +29,8 @@ class Run(Section):
     cudnn_benchmark: Union[bool, Auto] = setting("auto", "cuDNN's per-shape tuning; auto: static models only "
                                                          "(a supernet's shapes change every step)")
     threads: Union[int, Auto] = setting("auto", "CPU threads of torch's operators; auto: the cores this process "
-                                                "may use, shared among torchrun's local processes "
-                                                "(docs/training.md: how to choose)", low=1)
+                                                "may use, shared among torchrun's local processes, at most torch's "
+                                                "default (docs/training.md: how to choose)", low=1)
 
 
 @dataclass

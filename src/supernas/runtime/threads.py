@@ -22,12 +22,18 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+# torch's own choice when this module is imported: the physical cores, or OMP_NUM_THREADS when set
+TORCH_DEFAULT_THREADS = torch.get_num_threads()
+
+
 def resolve_threads(setting: Union[int, str]) -> int:
     """`run.threads`: a number as given; 'auto' shares the usable cores among the processes
-    torchrun started on this machine (LOCAL_WORLD_SIZE), at least one each."""
+    torchrun started on this machine (LOCAL_WORLD_SIZE), at least one each, and takes no more than
+    torch would (so OMP_NUM_THREADS still counts, and hyper-threads are not doubled up)."""
     if setting != "auto":
         return int(setting)
-    return max(1, usable_cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    share = usable_cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, min(share, TORCH_DEFAULT_THREADS))
 
 
 def apply_threads(setting: Union[int, str], workers: int) -> str:

@@ -100,7 +100,8 @@ def estimate_search(run_dir: "str | Path", budgets: Sequence[float], predictor: 
         bn, scoring = _batches_per_arch(evaluator)
         per_arch = _seconds_per_arch(evaluator, archs)
         lines.append(f"each Arch: BatchNorm re-calibration on {bn} batches of {evaluator.batch_size} images, then "
-                     f"top-1 on {scoring} batches of the {evaluator.split} split; timed on {dev.type} "
+                     f"top-1 on {scoring} batch{'es' if scoring != 1 else ''} of the {evaluator.split} split; timed on {dev.type} "
+                     f"with {torch.get_num_threads()} thread(s) (--threads) "
                      f"({TIMED_ARCHS} random Archs, shortened to one batch of each): about {per_arch:.3g} s an Arch")
     extra = " plus measuring each distinct layer's latency once" if cost == "latency" else ""
     lines.append(f"estimate: up to {total} Archs x {per_arch:.3g} s = about {format_duration(total * per_arch)}{extra}")

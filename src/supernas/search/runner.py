@@ -89,9 +89,9 @@ def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | 
                        enabled=progress and info.is_main)
 
     def on_generation(generation, budget, best):
-        if bar is not None:
-            bar.update(1)
+        if bar is not None:  # the postfix first: a LineProgress prints it with the update
             bar.set_postfix(budget=f"{budget:g}", best=f"{best.accuracy:.2f}" if best else "-", refresh=False)
+            bar.update(1)
 
     def checkpoint(search_state):
         if info.is_main:

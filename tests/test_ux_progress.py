@@ -1,0 +1,67 @@
+"""Issue 15, item 1: progress that a file or a pipe can hold (plain lines, no carriage returns),
+and a word on what runs after the last step."""
+import re
+
+from supernas.cli import main
+from supernas.evaluation import Evaluator, load_run
+from supernas.runtime import logging as run_logging
+from supernas.runtime.logging import LineProgress, RunLogger, format_duration, progress_bar
+
+TINY = ["run.device=cpu", "space=attentivenas-tiny", "data.path=digits", "data.image_size=12",
+        "data.train_subset=256", "train.epochs=1", "train.batch_size=32", "train.workers=0", "train.max_steps=4",
+        "sampler.kind=uniform", "eval.bn_batches=1", "eval.max_batches=1", "log.tensorboard=false",
+        "log.every_steps=2", "run.threads=1"]
+
+
+def test_training_writes_progress_lines_to_stdout_and_log_when_not_on_a_terminal(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", f"run.dir={run}", *TINY]) == 0  # pytest's captured output is no terminal
+    out, err = capsys.readouterr()
+    lines = [l for l in out.splitlines() if l.startswith("step ")]
+    assert [l.split()[1] for l in lines] == ["2/4", "4/4"]
+    assert re.search(r"step 2/4 \(epoch 0\.25/0\.5\): loss \d.*\| \d+ images/s \| \S+ elapsed, \S+ left", lines[0])
+    log = (run / "log.txt").read_text()
+    assert "step 2/4 (epoch" in log and "step 4/4 (epoch" in log
+    assert "\r" not in out + err + log  # no bar fragments anywhere
+    # what runs after the last step is said before it runs
+    assert re.search(r"final validation at step 4: the smallest and largest Archs.*\n.*top1_smallest", log)
+
+
+def test_progress_false_keeps_stdout_quiet_but_the_log_complete(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", f"run.dir={run}", *TINY, "log.progress=false"]) == 0
+    assert "step 2/4" not in capsys.readouterr().out
+    assert "step 2/4 (epoch" in (run / "log.txt").read_text()
+
+
+def test_a_terminal_gets_a_bar_and_no_lines(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(run_logging, "on_terminal", lambda: True)
+    log = RunLogger(tmp_path, tensorboard=False, total=4)
+    assert log.bar is not None
+    log.step_line("step 1/4")
+    log.close()
+    assert "step 1/4" not in capsys.readouterr().out
+    assert "step 1/4" in (tmp_path / "log.txt").read_text()
+    monkeypatch.setattr(run_logging, "on_terminal", lambda: False)
+    assert isinstance(progress_bar(10, "evolution", "generations"), LineProgress)
+    assert progress_bar(10, "evolution", "generations", enabled=False) is None
+
+
+def test_line_progress_prints_whole_lines_at_intervals(capsys):
+    bar = LineProgress(40, "evaluating", "Archs")
+    for _ in range(40):
+        bar.set_postfix(best="71.20")
+        bar.update(1)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 20 and lines[-1].startswith("evaluating: 40/40 Archs (100%), best 71.20;")
+    assert "left" in lines[0] and "left" not in lines[-1]
+    assert [format_duration(s) for s in (5, 192, 7500, 3 * 86400 + 4 * 3600)] == ["5s", "3m12s", "2h05m", "3d04h"]
+
+
+def test_stage2_evaluation_progress_is_file_safe(trained_run, capsys):
+    net, _, data = load_run(trained_run, "cpu")
+    archs = net.space.sample(__import__("numpy").random.default_rng(0), 3)
+    Evaluator(net, data, bn_batches=1, max_batches=1).evaluate_many(archs, progress=True)
+    out, err = capsys.readouterr()
+    assert "evaluating: 3/3 Archs (100%)" in out
+    assert "\r" not in out + err
