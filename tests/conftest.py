@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -33,10 +35,27 @@ def train_tiny_run(run_dir, **sampler):
     return run_dir
 
 
+def _listing(folder):
+    return sorted((str(p.relative_to(folder)), p.stat().st_size) for p in folder.rglob("*") if p.is_file())
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
-    """One tiny trained run shared by the stage-2 tests; each writes into its own sub-directory."""
-    return train_tiny_run(tmp_path_factory.mktemp("stage2") / "run")
+    """One tiny trained run shared by the stage-2 tests, read only: a test that writes into a run
+    takes `run_copy`. Checked at the end of the session: what a test left there would make the
+    results of later tests depend on the order they run in."""
+    run = train_tiny_run(tmp_path_factory.mktemp("stage2") / "run")
+    before = _listing(run)
+    yield run
+    assert _listing(run) == before, "a test wrote into the shared trained_run; give it run_copy instead"
+
+
+@pytest.fixture
+def run_copy(trained_run, tmp_path):
+    """A copy of the shared trained run that a test may write into (search, predictor, export)."""
+    import shutil
+
+    return Path(shutil.copytree(trained_run, tmp_path / "run"))
 
 
 @pytest.fixture(scope="session")

@@ -200,23 +200,23 @@ def _search(run, out, budgets, *extra):
                  "--out", str(out), *extra])
 
 
-def test_cli_search_with_latency_budgets(trained_run, capsys, one_thread):
+def test_cli_search_with_latency_budgets(trained_run, tmp_path, capsys, one_thread):
     # Far below any Arch: a one-line error in ms, before anything is searched.
-    assert _search(trained_run, trained_run / "lat0", [0.0001]) == 2
+    assert _search(trained_run, tmp_path / "lat0", [0.0001]) == 2
     err = capsys.readouterr().err
     assert "ms is below the smallest Arch" in err and "\n" not in err.strip()
-    assert _search(trained_run, trained_run / "lat0", [1], "--max-mflops", "2") == 2
+    assert _search(trained_run, tmp_path / "lat0", [1], "--max-mflops", "2") == 2
     assert "--budgets in ms" in capsys.readouterr().err
 
     # A budget every Arch meets measures some layers; their table then sets budgets that bind.
-    assert _search(trained_run, trained_run / "lat1", [1000]) == 0
-    table = LatencyTable.load(trained_run / "lat1" / "latency_table.json", TINY, num_classes=10, warmup=1,
+    assert _search(trained_run, tmp_path / "lat1", [1000]) == 0
+    table = LatencyTable.load(tmp_path / "lat1" / "latency_table.json", TINY, num_classes=10, warmup=1,
                               repeats=3, device="cpu")
     lo, hi = table.latency([TINY.smallest(), TINY.largest()])
     budgets = [round(lo + 0.3 * (hi - lo), 4), round(lo + 0.7 * (hi - lo), 4)]
-    out = trained_run / "lat2"
+    out = tmp_path / "lat2"
     out.mkdir()
-    (out / "latency_table.json").write_text((trained_run / "lat1" / "latency_table.json").read_text())  # reused
+    (out / "latency_table.json").write_text((tmp_path / "lat1" / "latency_table.json").read_text())  # reused
     capsys.readouterr()
     assert _search(trained_run, out, budgets) == 0
     text = capsys.readouterr().out

@@ -89,7 +89,9 @@ def test_pareto_json_says_where_each_score_came_from(attentive_run):
     assert predicted["score"]["source"] == "predictor"
     assert predicted["score"]["predictor"] == str(attentive_run / "predictor.pkl")
     fit = predicted["score"]["fit"]  # what the predictor was fitted on, and how well it ranks
-    assert fit["archs"] == 8 and fit["scored"]["split"] == "search" and -1 <= fit["kendall_tau"] <= 1
+    assert fit["archs"] == 8 and fit["scored"]["split"] == "search"
+    # the fit record beside the predictor is the one the search copied
+    assert fit == json.loads((attentive_run / "predictor.fit.json").read_text())
     assert score_label(predicted) == "predicted top-1 (%)"
     # readers of the old layout still read it: training's pareto_set reader, the evaluated twin
     space = get_space("attentivenas-tiny")

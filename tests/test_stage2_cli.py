@@ -6,13 +6,13 @@ import torch
 from supernas.cli import main
 
 
-def test_search_writes_pareto_set_and_resumes(trained_run, capsys):
-    argv = ["search", str(trained_run), "--budgets", "1,2", "--population", "8", "--mutations", "4",
+def test_search_writes_pareto_set_and_resumes(run_copy, capsys):
+    argv = ["search", str(run_copy), "--budgets", "1,2", "--population", "8", "--mutations", "4",
             "--crossovers", "4", "--generations", "2", "--bn-batches", "1", "--device", "cpu"]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "MFLOPs" in out and "pareto.png" in out
-    d = trained_run / "search"
+    d = run_copy / "search"
     entries = json.loads((d / "pareto.json").read_text())["entries"]
     assert entries and all(0 <= e["accuracy"] <= 100 for e in entries)
     assert (d / "pareto.csv").is_file() and (d / "pareto.png").stat().st_size > 1000
@@ -35,8 +35,8 @@ def _export(run, fmt, out):
 
 
 @pytest.mark.parametrize("fmt", ["pt", "torchscript"])
-def test_export_picks_and_writes_a_standalone_model(trained_run, fmt, tmp_path):
-    assert _export(trained_run, fmt, tmp_path) == 0
+def test_export_picks_and_writes_a_standalone_model(run_copy, fmt, tmp_path):
+    assert _export(run_copy, fmt, tmp_path) == 0
     meta = json.loads((tmp_path / "arch.json").read_text())
     assert meta["mflops"] <= 2 and meta["num_classes"] == 10
     x = torch.randn(2, 3, meta["resolution"], meta["resolution"])
@@ -45,8 +45,8 @@ def test_export_picks_and_writes_a_standalone_model(trained_run, fmt, tmp_path):
     assert model(x).shape == (2, 10)
 
 
-def test_eval_reports_accuracy_and_latency_of_an_export(trained_run, tmp_path, capsys):
-    assert _export(trained_run, "pt", tmp_path) == 0
+def test_eval_reports_accuracy_and_latency_of_an_export(run_copy, tmp_path, capsys):
+    assert _export(run_copy, "pt", tmp_path) == 0
     capsys.readouterr()
     assert main(["eval", str(tmp_path), "--data", "digits", "--latency", "--json", "--device", "cpu"]) == 0
     r = json.loads(capsys.readouterr().out)
@@ -54,10 +54,10 @@ def test_eval_reports_accuracy_and_latency_of_an_export(trained_run, tmp_path, c
     assert main(["eval", str(tmp_path / "nowhere")]) == 2
 
 
-def test_onnx_export_matches_pytorch(trained_run, tmp_path):
+def test_onnx_export_matches_pytorch(run_copy, tmp_path):
     ort = pytest.importorskip("onnxruntime")
-    assert _export(trained_run, "onnx", tmp_path) == 0
-    assert _export(trained_run, "pt", tmp_path) == 0  # same Arch, same seeded calibration
+    assert _export(run_copy, "onnx", tmp_path) == 0
+    assert _export(run_copy, "pt", tmp_path) == 0  # same Arch, same seeded calibration
     meta = json.loads((tmp_path / "arch.json").read_text())
     x = torch.randn(3, 3, meta["resolution"], meta["resolution"])
     got = ort.InferenceSession(str(tmp_path / "model.onnx")).run(None, {"images": x.numpy()})[0]

@@ -95,7 +95,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from .config import SupernetConfig, load_config
     from .train.supernet import SupernetTrainer
 
-    cfg = load_config(SupernetConfig, args.config, args.overrides)
+    cfg = load_config(SupernetConfig, *_config_and_overrides(args))
     trainer = SupernetTrainer(cfg, resume=args.resume)
     if args.dry_run:
         return _print_dry_run(trainer, args.resume)
@@ -108,7 +108,7 @@ def cmd_fpnas(args: argparse.Namespace) -> None:
     from .config import FpnasConfig, load_config
     from .fpnas.probabilistic import ProbabilisticSearch
 
-    cfg = load_config(FpnasConfig, args.config, args.overrides)
+    cfg = load_config(FpnasConfig, *_config_and_overrides(args))
     search = ProbabilisticSearch(cfg, resume=args.resume)
     if args.dry_run:
         return _print_dry_run(search, args.resume)
@@ -188,7 +188,7 @@ def cmd_search(args: argparse.Namespace) -> None:
                         seed=args.seed, bn_batches=args.bn_batches, max_batches=args.max_batches,
                         device=args.device, resume=args.resume, cost=args.cost, latency_batch=args.latency_batch,
                         latency_warmup=args.latency_warmup, latency_repeats=args.latency_repeats,
-                        overrides=args.overrides)
+                        overrides=args.overrides, strategy=args.strategy)
     out = args.out or f"{args.run}/search"
     print(format_table(result.pareto()))
     print(f"Pareto set: {out}/pareto.json, {out}/pareto.csv; plot: {out}/pareto.png"
@@ -424,11 +424,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--num-classes", type=int, default=1000)
     s = add("train", "AttentiveNAS stage 1: train a supernet (sandwich rule, in-place distillation, "
             "attentive sampling); under torchrun on many GPUs or nodes")
-    run_args(s, "configs/attentivenas_*.yaml; defaults fill what it leaves out", "train.epochs=10 data.path=~/cifar10")
+    run_args(s, "configs/attentivenas_*.yaml; defaults fill what it leaves out", "train.epochs=10 data.path=~/cifar10",
+             optional=True)
 
     s = add("fpnas", "FP-NAS (or PARSEC with search.mode=parsec): learn a distribution over Archs with the "
             "shared weights")
-    run_args(s, "configs/fpnas_*.yaml", "train.epochs=10 data.path=~/cifar10")
+    run_args(s, "configs/fpnas_*.yaml", "train.epochs=10 data.path=~/cifar10", optional=True)
 
     s = add("retrain", "train one Arch from scratch as a standalone model (label smoothing, AutoAugment, EMA, "
             "optional stochastic depth and distillation) and export it")
@@ -475,6 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
     latency_args(s, "each layer")
     s.add_argument("--max-mflops", type=float, help="a single budget")
     s.add_argument("--predictor", help="score with a saved predictor instead of the calibrated supernet")
+    s.add_argument("--strategy", default="evolution", help="evolution (the paper's), random (the baseline: as "
+                   "many random Archs per budget as the evolution scores), or one registered in "
+                   "supernas.search.STRATEGIES")
     s.add_argument("--population", type=int, default=512)
     s.add_argument("--mutations", type=int, default=128)
     s.add_argument("--crossovers", type=int, default=128)

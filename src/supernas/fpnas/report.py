@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 from ..errors import SupernasError
 from ..spaces import Arch, SearchSpace, get_space, load_arch
+from ..spaces.layout import stage_of_block
 
 
 def _pyplot():
@@ -134,14 +135,6 @@ def search_figure(run_dir: "str | Path"):
     return fig
 
 
-def _stage_of_blocks(space: SearchSpace) -> list[int]:
-    """Stage number of each supernet block position (every stage at its largest depth)."""
-    stages = []
-    for i, st in enumerate(space.spec.stages):
-        stages += [i] * max(st.fields["depth"].choices)
-    return stages
-
-
 def _expand_of(space: SearchSpace, arch: Arch, stage: int, position: int) -> float:
     """A block's expansion ratio: its own choice, its stage's, or the space's constant."""
     st = space.spec.stages[stage]
@@ -173,7 +166,7 @@ def arch_figure(space: "SearchSpace | str | Mapping[str, Any]", arch: "Arch | Ma
     plt = _pyplot()
     from matplotlib.patches import Patch, Rectangle
 
-    stage_of = _stage_of_blocks(space)
+    stage_of = stage_of_block(space)
     first_of = {s: stage_of.index(s) for s in set(stage_of)}
     # every kernel of the space in the legend, so drawings of different Archs share colours
     kernels = sorted({b.kernel for b in net.blocks} | {k for st in space.spec.stages if "kernel" in st.fields

@@ -10,7 +10,7 @@ from torch import nn
 
 from ..errors import SupernasError
 from ..spaces import Arch, SearchSpace, get_space
-from ..spaces.layout import BlockPlan, NetPlan, make_divisible, plan
+from ..spaces.layout import BlockPlan, NetPlan, make_divisible, plan, stage_of_block
 from . import static
 from .elastic import ElasticAttention, ElasticBatchNorm2d, ElasticConv2d, ElasticLinear, activation
 
@@ -95,9 +95,9 @@ class SuperNet(nn.Module):
         s = self.space.spec
         self.stem_conv = ElasticConv2d(3, s.stem_width.max, 3, s.stem_stride)
         self.stem_bn = ElasticBatchNorm2d(s.stem_width.max)
-        blocks, stage_of_block = [], []
+        blocks = []
         prev_widths = list(s.stem_width.choices)
-        for si, st in enumerate(s.stages):
+        for st in s.stages:
             widths = list(st["width"].choices)
             for i in range(st.max_depth):
                 # A stage's first block takes any width of the stage before; later blocks, its own.
@@ -105,10 +105,9 @@ class SuperNet(nn.Module):
                 blocks.append(ElasticMBConv(cins, widths, list(st["kernel"].choices), list(st["expand"].choices),
                                             list(st["attention"].choices), st.stride if i == 0 else 1,
                                             s.shortcut, s.gate))
-                stage_of_block.append(si)
             prev_widths = widths
         self.blocks = nn.ModuleList(blocks)
-        self.stage_of_block = stage_of_block
+        self.stage_of_block = stage_of_block(self.space)
         self.set_drop_path_scope("last_two_stages")
         head_in = max(prev_widths)
         self.head_kind = s.head_kind
@@ -177,7 +176,7 @@ class SuperNet(nn.Module):
         with block index, in the blocks of `set_drop_path_scope`) on identity residuals; both only
         in training mode.
         """
-        return self.classify(self.features(x, arch, drop_path), arch, dropout)
+        return self.classify(self.features(x, arch, drop_path), dropout)
 
     def features(self, x: torch.Tensor, arch: Arch, drop_path: float = 0.0) -> torch.Tensor:
         p = self.plan(arch)
@@ -194,7 +193,7 @@ class SuperNet(nn.Module):
             x = act(self.head_mix(x, p.head_out))
         return x
 
-    def classify(self, features: torch.Tensor, arch: Arch, dropout: float = 0.0) -> torch.Tensor:
+    def classify(self, features: torch.Tensor, dropout: float = 0.0) -> torch.Tensor:
         if dropout > 0 and self.training:
             features = F.dropout(features, dropout, training=True)
         return self.classifier(features)

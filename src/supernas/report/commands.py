@@ -27,6 +27,8 @@ def _search_command(run: Path, search) -> str | None:
         for key in ("latency_batch", "latency_warmup", "latency_repeats"):
             if key in settings:
                 words += [f"--{key.replace('_', '-')}", settings[key]]
+    if settings.get("strategy", "evolution") != "evolution":
+        words += ["--strategy", settings["strategy"]]
     for key in ("population", "mutations", "crossovers", "generations", "seed"):
         words += [f"--{key}", settings[key]]
     score = meta.get("score", {})

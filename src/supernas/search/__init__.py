@@ -4,6 +4,8 @@ from .budgets import parse_budgets
 from .evolution import EvolutionSearch, SearchResult
 from .pareto import ParetoEntry, format_table, offline_pareto_sets, pareto_front, pareto_indices, write_pareto
 from .results import plot_pareto
+from .strategies import STRATEGIES, RandomSearch, SearchSettings
 
-__all__ = ["EvolutionSearch", "ParetoEntry", "SearchResult", "format_table", "offline_pareto_sets", "parse_budgets",
-           "pareto_front", "pareto_indices", "plot_pareto", "write_pareto"]
+__all__ = ["EvolutionSearch", "ParetoEntry", "RandomSearch", "STRATEGIES", "SearchResult", "SearchSettings",
+           "format_table", "offline_pareto_sets", "parse_budgets", "pareto_front", "pareto_indices", "plot_pareto",
+           "write_pareto"]

@@ -17,8 +17,9 @@ from ..runtime import distributed as ddp
 from ..runtime.logging import progress_bar
 from ..spaces import CostModel
 from ..utils.io import atomic_write_text
-from .evolution import EvolutionSearch, SearchResult
+from .evolution import SearchResult
 from .pareto import write_pareto
+from .strategies import STRATEGIES, SearchSettings
 from .results import plot_search_results
 
 
@@ -44,8 +45,9 @@ def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | 
                crossovers: int = 128, generations: int = 20, seed: int = 0, bn_batches: int = 64,
                max_batches: int | None = None, device: str = "auto", resume: bool = False,
                progress: bool = True, cost: str = "mflops", latency_batch: int = 1, latency_warmup: int = 10,
-               latency_repeats: int = 30, overrides: Sequence[str] = ()) -> SearchResult:
-    """Search each budget; write pareto.json/.csv/.png, evaluated.json/.csv (every scored Arch),
+               latency_repeats: int = 30, overrides: Sequence[str] = (), strategy: str = "evolution") -> SearchResult:
+    """Search each budget with `strategy` (a name of STRATEGIES: evolution, random); write
+    pareto.json/.csv/.png, evaluated.json/.csv (every scored Arch),
     best_per_budget.json and search_state.json into `out_dir`
     (default RUN/search). With `resume`, continue from search_state.json.
 
@@ -55,6 +57,7 @@ def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | 
     settings replacing the run's (see `load_supernet`)."""
     if cost not in ("mflops", "latency"):
         raise SupernasError(f"unknown cost '{cost}'; choose mflops or latency")
+    build = STRATEGIES.get(strategy, "--strategy")
     net, cfg, data = load_run(run_dir, device, overrides)
     out = Path(out_dir or Path(run_dir).expanduser() / "search")
     out.mkdir(parents=True, exist_ok=True)
@@ -80,13 +83,14 @@ def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | 
     if cost == "latency":
         table_args = (space, data.num_classes, latency_batch, latency_warmup, latency_repeats, device_)
         table = LatencyTable.load(table_path, *table_args) if table_path.exists() else LatencyTable(*table_args)
-    search = EvolutionSearch(space, cost_model, score_fn, budgets, population=population, mutations=mutations,
-                             crossovers=crossovers, generations=generations, seed=seed,
-                             state=state["search"] if state else None,
-                             constraint=("latency_ms", table.latency_indices) if table else None)
+    settings = SearchSettings(population, mutations, crossovers, generations, seed)
+    search = build(space, cost_model, score_fn, budgets, settings, state=state["search"] if state else None,
+                   constraint=("latency_ms", table.latency_indices) if table else None)
     info = ddp.current()
-    bar = progress_bar(len(search.budgets) * (generations + 1), "evolution", "generations",
-                       enabled=progress and info.is_main)
+    # evolution reports every generation (the initial population is generation 0); random search each budget
+    per_budget = generations + 1 if strategy == "evolution" else 1
+    bar = progress_bar(len(search.budgets) * per_budget, strategy,
+                       "generations" if strategy == "evolution" else "budgets", enabled=progress and info.is_main)
 
     def on_generation(generation, budget, best):
         if bar is not None:  # the postfix first: a LineProgress prints it with the update
@@ -106,7 +110,8 @@ def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | 
         front = result.pareto()
         meta = {"run": str(Path(run_dir).expanduser()), "data": data.describe(), "cost": result.cost,
                 "budgets": list(result.budgets), "score": score_source(evaluator, predictor),
-                "search": {"population": population, "mutations": mutations, "crossovers": crossovers,
+                "search": {"strategy": strategy, "population": population, "mutations": mutations,
+                           "crossovers": crossovers,
                            "generations": generations, "seed": seed, "overrides": list(overrides),
                            "device": device_.type,
                            **({"latency_batch": latency_batch, "latency_warmup": latency_warmup,

@@ -147,6 +147,11 @@ def _schema(space: SearchSpace) -> _Schema:
     )
 
 
+def stage_of_block(space: SearchSpace) -> list[int]:
+    """The stage of each block position of the space (every stage at its largest depth)."""
+    return _schema(space).stage_of.tolist()
+
+
 def layout(space: SearchSpace, idx: np.ndarray) -> Layout:
     """Sizes of every block of every Arch of an (N, D) index matrix, without a loop over Archs
     or blocks."""
