@@ -1,16 +1,17 @@
 """Issue 15, item 1: progress that a file or a pipe can hold (plain lines, no carriage returns),
 and a word on what runs after the last step."""
 import re
+from pathlib import Path
 
 from supernas.cli import main
 from supernas.evaluation import Evaluator, load_run
 from supernas.runtime import logging as run_logging
 from supernas.runtime.logging import LineProgress, RunLogger, format_duration, progress_bar
 
-TINY = ["run.device=cpu", "space=attentivenas-tiny", "data.path=digits", "data.image_size=12",
-        "data.train_subset=256", "train.epochs=1", "train.batch_size=32", "train.workers=0", "train.max_steps=4",
-        "sampler.kind=uniform", "eval.bn_batches=1", "eval.max_batches=1", "log.tensorboard=false",
-        "log.every_steps=2", "run.threads=1"]
+from tiny_runs import FAST_SCORING
+from tiny_runs import TINY_TRAIN as TINY
+
+CONFIGS = Path(__file__).resolve().parents[1] / "src" / "supernas" / "configs"
 
 
 def test_training_writes_progress_lines_to_stdout_and_log_when_not_on_a_terminal(tmp_path, capsys):
@@ -65,3 +66,31 @@ def test_stage2_evaluation_progress_is_file_safe(trained_run, capsys):
     out, err = capsys.readouterr()
     assert "evaluating: 3/3 Archs (100%)" in out
     assert "\r" not in out + err
+
+
+def test_search_and_predictor_progress_are_lines(run_copy, capsys):
+    assert main(["search", str(run_copy), "--budgets", "2,3", *FAST_SCORING, "--population", "4", "--mutations", "1",
+                 "--crossovers", "1", "--generations", "1"]) == 0
+    out, err = capsys.readouterr()
+    generations = [line for line in out.splitlines() if line.startswith("evolution: ")]
+    assert generations[-1].startswith("evolution: 4/4 generations (100%), budget 3, best ")  # 2 budgets x (1 + 1)
+    assert len(generations) == 4 and "left" in generations[0]
+    assert main(["predictor", "fit", str(run_copy), "-n", "6", "--holdout", "0", *FAST_SCORING]) == 0
+    out2, err2 = capsys.readouterr()
+    assert "evaluating: 6/6 Archs (100%)" in out2
+    assert "\r" not in out + err + out2 + err2
+
+
+def test_standalone_and_fpnas_say_what_runs_after_the_last_step(tmp_path, capsys):
+    run = tmp_path / "re"
+    assert main(["retrain", "smallest", str(CONFIGS / "retrain_digits_quick.yaml"), f"run.dir={run}",
+                 "train.max_steps=2", "log.every_steps=1", "run.threads=1", "log.tensorboard=false"]) == 0
+    log = (run / "log.txt").read_text()
+    assert re.search(r"step 2/2 .*\n.*final validation at step 2: top-1 of the raw and EMA weights on 359 val "
+                     rf"images; then the export to {re.escape(str(run / 'export'))}", log)
+    run = tmp_path / "fp"
+    assert main(["fpnas", str(CONFIGS / "fpnas_digits_quick.yaml"), f"run.dir={run}", "train.max_steps=1",
+                 "data.train_subset=128", "run.threads=1", "log.tensorboard=false"]) == 0
+    assert re.search(r"step 1/1 .*\n.*writing .*result\.json \(the top \d+ Archs\), distribution\.pt and the plots",
+                     (run / "log.txt").read_text())
+    assert "\r" not in "".join(capsys.readouterr())

@@ -181,7 +181,8 @@ def cmd_search(args: argparse.Namespace) -> None:
             args.run, budgets, predictor=args.predictor, population=args.population, mutations=args.mutations,
             crossovers=args.crossovers, generations=args.generations, seed=args.seed, bn_batches=args.bn_batches,
             max_batches=args.max_batches, device=args.device, cost=args.cost, latency_batch=args.latency_batch,
-            latency_warmup=args.latency_warmup, latency_repeats=args.latency_repeats, overrides=args.overrides)))
+            latency_warmup=args.latency_warmup, latency_repeats=args.latency_repeats, overrides=args.overrides,
+            strategy=args.strategy)))
         return
     result = search_run(args.run, budgets, out_dir=args.out, predictor=args.predictor, population=args.population,
                         mutations=args.mutations, crossovers=args.crossovers, generations=args.generations,
@@ -584,7 +585,10 @@ def _run(argv: Sequence[str] | None) -> int:
     try:
         if hasattr(args, "threads"):
             _apply_threads(args.threads)
-        code = COMMANDS[args.command](args) or 0
+        from .runtime.interrupts import terminate_as_interrupt
+
+        with terminate_as_interrupt():
+            code = COMMANDS[args.command](args) or 0
         sys.stdout.flush()  # here, not at exit: a reader that left fails it, and that is handled below
         return code
     except SupernasError as e:
@@ -594,10 +598,14 @@ def _run(argv: Sequence[str] | None) -> int:
         return 130
     except KeyboardInterrupt:
         hint = ""
-        if args.command == "search" and not args.dry_run:  # its state is saved after every generation
+        # a search saves its state after every generation; a training stopped at once (a second
+        # Ctrl-C) continues from its last checkpoint
+        saved = {"search": "its state saved after the last finished generation",
+                 **dict.fromkeys(("train", "fpnas", "retrain", "finetune"), "its last checkpoint")}
+        if args.command in saved and not args.dry_run:
             from .runtime.interrupts import resume_command
 
-            hint = f"; continue from the last finished generation with: {resume_command()}"
+            hint = f"; continue from {saved[args.command]} with: {resume_command()}"
         print(f"supernas {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader left (`supernas sample ... | head -1`): not an error

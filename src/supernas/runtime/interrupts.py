@@ -9,9 +9,10 @@ import shutil
 import signal
 import sys
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Sequence
+from typing import Iterator, Sequence
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -47,6 +48,25 @@ class StopRequest:
     @property
     def requested(self) -> bool:
         return self.signal is not None
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """While entered (in the main thread), SIGTERM raises KeyboardInterrupt as Ctrl-C does: the
+    commands without a training loop (search, predictor) then end with the same message and exit
+    status on a scheduler's stop as on Ctrl-C. A training loop's StopRequest takes over inside."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _program(argv0: str) -> list[str] | None:

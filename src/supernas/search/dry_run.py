@@ -17,18 +17,13 @@ import torch
 from ..evaluation import Evaluator, LatencyTable, load_run
 from ..runtime.logging import format_duration
 from ..spaces import CostModel
-from .evolution import check_budgets
 from .pareto import COSTS
+from .strategies import STRATEGIES, SearchSettings
 
 TIMED_ARCHS = 2
 SHORTEN = ("to shorten it: fewer Archs per budget (--population, --generations, --mutations, --crossovers), "
            "fewer batches per Arch (--bn-batches, --max-batches), fewer --budgets, or --predictor PATH (a fitted "
            "predictor scores thousands of Archs a second; `supernas predictor fit` scores about 1000)")
-
-
-def archs_per_budget(population: int, mutations: int, crossovers: int, generations: int) -> int:
-    """At most this many Archs are scored per budget (fewer when children repeat scored Archs)."""
-    return population + generations * (mutations + crossovers)
 
 
 def _batches_per_arch(evaluator: Evaluator) -> tuple[int, int]:
@@ -61,8 +56,9 @@ def estimate_search(run_dir: "str | Path", budgets: Sequence[float], predictor: 
                     population: int = 512, mutations: int = 128, crossovers: int = 128, generations: int = 20,
                     seed: int = 0, bn_batches: int = 64, max_batches: int | None = None, device: str = "auto",
                     cost: str = "mflops", latency_batch: int = 1, latency_warmup: int = 10, latency_repeats: int = 30,
-                    overrides: Sequence[str] = ()) -> list[str]:
+                    overrides: Sequence[str] = (), strategy: str = "evolution") -> list[str]:
     """Lines saying what `search_run` with these settings would score and an estimate of its time."""
+    build = STRATEGIES.get(strategy, "--strategy")
     net, _, data = load_run(run_dir, device, overrides)
     space, dev = net.space, next(net.parameters()).device
     cost_model = CostModel(space, data.num_classes)
@@ -73,18 +69,22 @@ def estimate_search(run_dir: "str | Path", budgets: Sequence[float], predictor: 
         cost_of = table.latency_indices
     else:
         cost_of = cost_model.mflops_indices
-    check_budgets(space, cost_of, budgets, unit)
+    settings = SearchSettings(population, mutations, crossovers, generations, seed)
+    # built as the search would be (nothing is scored yet): its settings and budgets are checked alike
+    build(space, cost_model, lambda archs: [], budgets, settings, constraint=(constraint, cost_of))
     lo, hi = (float(c) for c in cost_of(space.to_indices([space.smallest(), space.largest()])))
-    per_budget = archs_per_budget(population, mutations, crossovers, generations)
+    per_budget = settings.archs_per_budget
     total = per_budget * len(budgets)
     rng = np.random.default_rng(seed)
     archs = space.sample(rng, TIMED_ARCHS + 1)
     lines = [f"# dry run of the search on {run_dir}: nothing is written",
              f"space {space.name} ({lo:.4g} to {hi:.4g} {unit}); data {data.describe()}",
              f"{len(budgets)} budget(s): {', '.join(f'{b:g}' for b in budgets)} {unit}",
-             f"per budget: a population of {population}, then {generations} generations of {mutations} mutations and "
-             f"{crossovers} crossovers: up to {per_budget} Archs scored ({total} for all budgets; an Arch scored "
-             "once is not scored again)"]
+             f"per budget ({strategy}): " + (
+                 f"a population of {population}, then {generations} generations of {mutations} mutations and "
+                 f"{crossovers} crossovers" if strategy == "evolution" else
+                 "as many Archs as the evolution would score") +
+             f": up to {per_budget} Archs scored ({total} for all budgets; an Arch scored once is not scored again)"]
     if predictor:
         from ..predictors import load_predictor
 
