@@ -113,7 +113,7 @@ class Settings:
         self.archs_stage2 = 2 if small else 4
         self.latency_archs = 4 if small else 16
         self.fpnas_k = 2 if small else 8
-        self.loader_images = 16 if small else 1024
+        self.loader_images = 16 if small else 3072
         self.loader_workers = [0, 1] if small else [1, 2, 4, 8, 16]
         self.max_batch = not small
 
@@ -197,7 +197,7 @@ def max_batch(s: Settings, device: torch.device, precision: str, tmp: str, at_64
     total = torch.cuda.get_device_properties(device).total_memory
     cap = min(MEMORY_CAP, total)
     if total > MEMORY_CAP:
-        torch.cuda.set_per_process_memory_fraction(MEMORY_CAP / total, device)
+        torch.cuda.set_per_process_memory_fraction(MEMORY_CAP / total, torch.cuda.current_device())
     try:
         b2 = 2 * at_64["batch"]
         at_2 = sandwich(s, device, precision, "uniform", b2, tmp, steps=1, warmup=1)
@@ -217,7 +217,7 @@ def max_batch(s: Settings, device: torch.device, precision: str, tmp: str, at_64
                 torch.cuda.empty_cache()
         return {"error": f"out of memory at batches {tries}"}
     finally:
-        torch.cuda.set_per_process_memory_fraction(1.0, device)
+        torch.cuda.set_per_process_memory_fraction(1.0, torch.cuda.current_device())
         torch.cuda.empty_cache()
 
 
@@ -310,6 +310,7 @@ def stage2(s: Settings, device: torch.device, precision: str) -> dict[str, Any]:
     ev = Evaluator(net, Data(), device, bn_batches=s.bn_batches, batch_size=s.eval_batch, split="search",
                    amp_dtype=amp, channels_last=cl)
     space = net.space
+    reset_peak(device)  # not the sections' before
     ev.evaluate(space.sample(rng=99))  # warm-up
     archs = [space.sample(rng=i) for i in range(s.archs_stage2)]
     sync(device)
@@ -537,6 +538,9 @@ def sections(s: Settings, device: torch.device, data: str | None, tmp: str):
         finally:
             torch.backends.cudnn.benchmark = False
     out.append(("train", "sandwich fp32 uniform, cudnn.benchmark on, per step", tuned))
+    # does a long run get faster as layer shapes recur (a bounded set: ~900 distinct layers)?
+    out.append(("train", "sandwich fp32 uniform, per step over a longer run",
+                lambda: per_step_times(s, device, "fp32", run("l"), 4 * s.steps * s.warmup, benchmark=False)))
     return out
 
 

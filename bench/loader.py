@@ -12,7 +12,8 @@ Two kinds of files, both read through the product's path (ImageFolder, the stage
 - `imagenet-sized`: the first images of each CIFAR-10 class upscaled to 500x375 and saved as
   JPEG quality 90 (the size of an average ImageNet photo, so decoding costs what it costs there).
 
-Each setting loads `--images` images after the first batch (worker start-up is not counted). The
+Each setting is timed in steady state: from the moment the workers' prefetch queue has drained,
+over `--images` images (worker start-up is not counted). The
 last lines say how many workers (CPU cores) one GPU needs at `--gpu-images-per-s`: by default the
 reference implementation's 134 images/s on an H100, or the suite's own figure when given.
 """
@@ -51,16 +52,21 @@ def resolve_data(path: str) -> Iterator[Path]:
         yield roots[0].parent
 
 
-def imagenet_sized(folder: Path, out: Path, per_class: int) -> Path:
-    """`per_class` images of each class of `folder`/train upscaled to 500x375, JPEG quality 90."""
+def imagenet_sized(folder: Path, out: Path, per_class: int, links: int = 1) -> Path:
+    """`per_class` images of each class of `folder`/train upscaled to 500x375, JPEG quality 90,
+    each file present `links` times (hard links: the same bytes to decode, fewer to make)."""
     from PIL import Image
 
     for cls in sorted(d for d in (folder / "train").iterdir() if d.is_dir()):
         dst = out / "train" / cls.name
         dst.mkdir(parents=True, exist_ok=True)
         for f in sorted(cls.iterdir())[:per_class]:
+            first = dst / (f.stem + ".jpg")
             with Image.open(f) as im:
-                im.convert("RGB").resize((500, 375), Image.BICUBIC).save(dst / (f.stem + ".jpg"), quality=90)
+                im.convert("RGB").resize((500, 375), Image.BICUBIC).save(first, quality=90)
+            for i in range(1, links):
+                with contextlib.suppress(OSError):
+                    os.link(first, dst / f"{f.stem}-{i}.jpg")
     return out
 
 
@@ -73,22 +79,28 @@ def training_split(folder: Path, image_size: int):
 
 
 def throughput(train, workers: int, images: int, batch: int) -> float:
-    """Images/s of the stage-1 training loader over the split `train`, after its first batch."""
+    """Images/s of the stage-1 training loader over the split `train`, in steady state.
+
+    The workers fill a queue of `workers * 4` batches before the first is read; reading faster than
+    they produce drains it, so batches arrive at the rate they are made only once it is empty.
+    The rate is taken from then on, over at least `images` images (epochs repeat as needed)."""
     from supernas.runtime.data_order import ResumableLoader, ResumableSampler
 
     rows = ResumableSampler(train, batch)
     loader = ResumableLoader(train, rows, seed=0, batch_size=batch, workers=workers,
                              pin_memory=torch.cuda.is_available())
-    it = loader.epoch(0, 0)
-    next(it)  # workers started and their queues filled: not counted
-    t0, n = time.perf_counter(), 0
-    for x, _ in it:
-        n += x.shape[0]
-        if n >= images:
-            break
-    seconds = time.perf_counter() - t0
+    queued = workers * 4  # ResumableLoader's prefetch_factor
+    arrivals: list[tuple[float, int]] = []
+    epoch = 0
+    while len(arrivals) <= queued or sum(n for _, n in arrivals[queued + 1:]) < images:
+        for x, _ in loader.epoch(epoch, 0):
+            arrivals.append((time.perf_counter(), x.shape[0]))
+            if len(arrivals) > queued and sum(n for _, n in arrivals[queued + 1:]) >= images:
+                break
+        epoch += 1
     loader.close()
-    return n / seconds
+    t0 = arrivals[queued][0]
+    return sum(n for _, n in arrivals[queued + 1:]) / (arrivals[-1][0] - t0)
 
 
 def loader_throughput(folder: Path, workers: Sequence[int], images: int, image_size: int = 224,
@@ -96,13 +108,15 @@ def loader_throughput(folder: Path, workers: Sequence[int], images: int, image_s
     """images/s per worker count for the CIFAR-10 tree and its ImageNet-sized copy."""
     out: dict[str, Any] = {"what": f"stage-1 training loader, {image_size} px, RandomResizedCrop + flip + "
                                    f"AutoAugment, batch {batch}", "per_workers": {}}
+    # an epoch restarts the workers' queues: make one last several times longer than those queues
+    needed = max(images, 3 * max(workers) * 4 * batch)
     with tempfile.TemporaryDirectory() as tmp:
-        big = imagenet_sized(folder, Path(tmp), per_class)
+        classes = sum(1 for d in (folder / "train").iterdir() if d.is_dir())
+        big = imagenet_sized(folder, Path(tmp), per_class, links=math.ceil(needed / (classes * per_class)))
         for name, root in (("cifar10", folder), ("imagenet-sized", big)):
             train = training_split(root, image_size)
-            n = min(images, len(train) - 2 * batch)
             for w in workers:
-                out["per_workers"][f"{name}, {w} workers"] = throughput(train, w, n, batch)
+                out["per_workers"][f"{name}, {w} workers"] = throughput(train, w, images, batch)
     return out
 
 

@@ -31,9 +31,9 @@ class RecordingSearch(ProbabilisticSearch):
         self.seen.append({"idx": idx.clone(), "batch": int(x.shape[0]), "labels": y.clone()})
         return super().weight_step(x, y, idx)
 
-    def _write_results(self) -> None:
+    def _write_results(self, scored) -> None:
         self.finish_calls += 1
-        super()._write_results()
+        super()._write_results(scored)
 
 
 def main(out: str, run_dir: str, overrides: list[str]) -> None:
@@ -54,6 +54,7 @@ def main(out: str, run_dir: str, overrides: list[str]) -> None:
         "finish_calls": search.finish_calls,
         # fit() has returned on this rank: the run's outputs must be there for every rank to read
         "result_exists": (Path(run_dir) / "result.json").is_file(),
+        "evaluated_exists": (Path(run_dir) / "evaluated.json").is_file(),
     }, os.path.join(out, f"rank{os.environ['RANK']}.pt"))
 
 

@@ -256,7 +256,8 @@ def test_gpu_suite_runs_on_the_cpu_with_tiny_settings(tmp_path, monkeypatch):
     import gpu_suite
 
     res = gpu_suite.main(["--small", "--device", "cpu", "--out", str(tmp_path), "--only", "train,stage2",
-                          "--skip", "sandwich fp32 uniform, cudnn.benchmark on, per step"])
+                          "--skip", "sandwich fp32 uniform, cudnn.benchmark on, per step;"
+                          "sandwich fp32 uniform, per step over a longer run"])
     saved = json.loads((tmp_path / "gpu_suite.json").read_text())
     assert saved["environment"]["device"] == "cpu"
     rows = {**res["train"], **res["stage2"]}
@@ -267,3 +268,23 @@ def test_gpu_suite_runs_on_the_cpu_with_tiny_settings(tmp_path, monkeypatch):
     assert rows["BN re-calibration + evaluation fp32"]["archs_per_min"] > 0
     assert rows["latency table (batch 1)"]["layers"] > 0
     assert "| sandwich fp32 uniform | 4 |" in (tmp_path / "gpu_suite.md").read_text()
+
+
+def test_loader_bench_times_the_steady_state_over_epochs(tmp_path, monkeypatch):
+    """The workers' prefetch queue is not counted as throughput, and a dataset shorter than the
+    images asked for is read over several epochs (the 16-worker figure once counted a full queue)."""
+    from PIL import Image
+
+    bench = Path(__file__).resolve().parents[1] / "bench"
+    monkeypatch.syspath_prepend(str(bench))
+    sys.modules.pop("loader", None)
+    import loader
+
+    for c in range(2):
+        (tmp_path / "train" / f"c{c}").mkdir(parents=True)
+        for i in range(6):
+            Image.new("RGB", (8, 8), (40 * i, 20 * c, 0)).save(tmp_path / "train" / f"c{c}" / f"{i}.png")
+    train = loader.training_split(tmp_path, 16)
+    assert loader.throughput(train, 1, images=40, batch=4) > 0  # 12 images: 4 epochs at least
+    res = loader.loader_throughput(tmp_path, [0], images=8, image_size=16, batch=4, per_class=2)
+    assert set(res["per_workers"]) == {"cifar10, 0 workers", "imagenet-sized, 0 workers"}

@@ -54,6 +54,7 @@ def assert_outputs_written_once(a: dict[str, Any], b: dict[str, Any], run: Path)
     """Only rank 0 writes result.json and the metrics, and fit() returns on every rank after it."""
     assert (a["finish_calls"], b["finish_calls"]) == (1, 0)
     assert a["result_exists"] and b["result_exists"]
+    assert a["evaluated_exists"] and b["evaluated_exists"]  # the top Archs, scored over both ranks
     res = json.loads((run / "result.json").read_text())
     assert res["samples_total"] == a["samples_total"] and res["steps"] == a["step"]
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

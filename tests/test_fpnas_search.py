@@ -10,7 +10,8 @@ from supernas.config import FpnasConfig, load_config
 from supernas.fpnas import FactorizedDistribution, JointDistribution
 from supernas.fpnas.probabilistic import ProbabilisticSearch
 from supernas.fpnas.report import draw_arch, plot_search
-from supernas.spaces import get_space
+from supernas.sampling import read_pareto_set
+from supernas.spaces import CostModel, get_space
 
 CONFIGS = Path(__file__).resolve().parents[1] / "src" / "supernas" / "configs"
 
@@ -72,6 +73,15 @@ def test_search_runs_end_to_end_and_writes_results(tmp_path, mode):
     assert res["top"][0]["log_prob"] >= res["top"][-1]["log_prob"]
     for name in ("search.png", "arch.png", "dist_epoch1.pt", "dist_epoch2.pt", "checkpoint.pt", "distribution.pt"):
         assert (run / name).is_file(), name
+    # the top Archs scored as stage 2 scores them, in the files its search writes
+    scored = json.loads((run / "evaluated.json").read_text())
+    assert [e["arch"] for e in sorted(scored["entries"], key=lambda e: -e["log_prob"])] == [t["arch"] for t in res["top"]]
+    assert all(0 <= e["accuracy"] <= 100 and e["top5"] >= e["accuracy"] for e in scored["entries"])
+    assert scored["score"] == {"source": "supernet", "split": "search", "images": 32, "bn_batches": 16,
+                               "max_batches": 313}  # 10,000 images (the default) in batches of 32
+    assert scored["search"]["strategy"] == mode
+    front = read_pareto_set(run / "pareto.json", get_space(TINY_SPACE), CostModel(get_space(TINY_SPACE), 10))
+    assert 1 <= len(front) <= len(scored["entries"])
     snap = torch.load(run / "dist_epoch1.pt", weights_only=False)
     assert snap["epoch"] == 1 and "s1.0.kernel" in snap["marginals"]
     kinds = [r["distribution"] for r in rows]
@@ -81,6 +91,18 @@ def test_search_runs_end_to_end_and_writes_results(tmp_path, mode):
     else:  # factorized through epoch 0, joint after the switch
         assert kinds == ["factorized"] * 4 + ["joint"] * 4 and snap["kind"] == "factorized"
         assert rows[0]["K"] == 3
+
+
+def test_scoring_the_top_archs_can_be_off_and_bounded(tmp_path):
+    ProbabilisticSearch(tiny_config(tmp_path / "off", epochs=1, score_images=0, max_steps=1)).fit()
+    assert (tmp_path / "off" / "result.json").is_file() and not (tmp_path / "off" / "evaluated.json").exists()
+    s = ProbabilisticSearch(tiny_config(tmp_path / "few", epochs=1, score_images=20, score_bn_batches=1, max_steps=1))
+    result, evaluator = s.search_result()
+    assert evaluator.max_batches == 1 and evaluator.bn_batches == 1  # 20 images: one batch of 32
+    assert result.budgets == [] and result.evaluated[0].arch.to_dict() == s.results()["most_likely"]["arch"]
+    for bad in ({"score_images": -1}, {"score_images": "many"}, {"score_bn_batches": 0}):
+        with pytest.raises(SupernasError, match="search.score_"):
+            ProbabilisticSearch(tiny_config(tmp_path / "bad", **bad))
 
 
 def test_switch_keeps_the_distribution(tmp_path):

@@ -168,6 +168,11 @@ class Search(Section):
                                  low_open=True)
     mc_samples: int = setting(256, "Archs drawn to estimate the expected MFLOPs", low=1)
     top_n: int = setting(5, "distinct most likely Archs in result.json", low=1)
+    score_images: Union[int, None] = setting(
+        10000, "at the end the top_n Archs are scored on this many search-split images with the supernet's "
+               "weights (evaluated.json, pareto.json, as stage 2's search writes); 0: not scored; null: all",
+        low=0)
+    score_bn_batches: int = setting(16, "train batches that re-calibrate each scored Arch's BatchNorm", low=1)
 
 
 @dataclass

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from ..config import FpnasConfig, load_config
 from ..data import build_datasets
 from ..errors import SupernasError
+from ..evaluation import Evaluator
 from ..evaluation.latency import LatencyTable
 from ..nn import SuperNet
 from ..nn.calibrate import frozen_bn_stats
@@ -38,6 +39,8 @@ from ..runtime.loop import Loop, Schedule
 from ..runtime.losses import label_smoothing_ce
 from ..runtime.optim import param_groups, scaled_lr, warmup_cosine_scheduler
 from ..runtime.precision import autocast, precision
+from ..search import ParetoEntry, SearchResult, write_pareto
+from ..search.runner import score_source
 from ..spaces import CostModel, SearchSpace, get_space
 from ..utils.io import atomic_torch_save, atomic_write_text
 from .distribution import ArchDistribution, FactorizedDistribution, JointDistribution
@@ -319,10 +322,13 @@ class ProbabilisticSearch:
 
     def finish(self, log: RunLogger) -> Path:
         ddp.barrier()
-        log.info(f"writing {self.run_dir}/result.json (the top {self.cfg.search.top_n} Archs), distribution.pt "
-                 "and the plots")
+        s = self.cfg.search
+        images = len(self.data.search) if s.score_images is None else min(s.score_images, len(self.data.search))
+        scoring = "" if s.score_images == 0 else f"scoring the top {s.top_n} Archs on {images} search images, then "
+        log.info(f"{scoring}writing {self.run_dir}/result.json (the top {s.top_n} Archs), distribution.pt and the plots")
+        scored = self.search_result() if s.score_images != 0 else None  # every rank: Archs split
         if self.info.is_main:
-            self._write_results()
+            self._write_results(scored)
         ddp.barrier()  # every rank returns a run directory that already holds result.json
         return self.run_dir
 
@@ -341,10 +347,9 @@ class ProbabilisticSearch:
                            "entropy": float(self.distribution.entropy().detach())},
                           self.run_dir / f"dist_epoch{epoch}.pt")
 
-    def results(self) -> dict[str, Any]:
-        """The most likely Arch and the top-N distinct ones, with their costs and log-probabilities."""
-        n = self.cfg.search.top_n
-        idx = self.distribution.most_likely(n)
+    def _top(self) -> list[dict[str, Any]]:
+        """The top-N distinct most likely Archs, most likely first, with their costs and log-probabilities."""
+        idx = self.distribution.most_likely(self.cfg.search.top_n)
         with torch.no_grad():
             lp = self.distribution.log_prob(idx).tolist()
         archs = self.distribution.archs(idx)
@@ -356,8 +361,32 @@ class ProbabilisticSearch:
             if arch in seen:  # raw rows differing only in switched-off blocks are one network
                 continue
             seen.add(arch)
-            top.append({"arch": arch.to_dict(), "mflops": float(m), "params": int(p), "log_prob": float(l),
+            top.append({"arch": arch, "mflops": float(m), "params": int(p), "log_prob": float(l),
                         **({"latency_ms": float(t)} if t is not None else {})})
+        return top
+
+    def search_result(self) -> tuple[SearchResult, Evaluator]:
+        """The top-N Archs scored as stage 2 scores them (top-1 on the search split with the
+        supernet's weights, BatchNorm re-calibrated per Arch), as the `SearchResult` evolution and
+        random search return: its best entry is the most likely Arch, whatever its score. Every
+        rank must call it (the Archs are split over ranks)."""
+        s = self.cfg.search
+        batch = self.cfg.train.batch_size
+        max_batches = None if s.score_images is None else -(-s.score_images // batch)
+        evaluator = Evaluator(self.net, self.data, self.device, bn_batches=s.score_bn_batches, batch_size=batch,
+                              split="search", max_batches=max_batches, amp_dtype=self.amp_dtype)
+        top = self._top()
+        scores = evaluator.evaluate_many([t["arch"] for t in top])
+        entries = [ParetoEntry(t["arch"], t["mflops"], t["params"], r["top1"],
+                               {"top5": r["top5"], "log_prob": t["log_prob"]}, t.get("latency_ms"))
+                   for t, r in zip(top, scores)]
+        cost = "latency_ms" if s.cost == "latency" else "mflops"
+        budgets = [s.cost_target] if s.cost_target is not None else []
+        return SearchResult(budgets, [entries[0]] * len(budgets), entries, cost), evaluator
+
+    def results(self) -> dict[str, Any]:
+        """The most likely Arch and the top-N distinct ones, with their costs and log-probabilities."""
+        top = [{**t, "arch": t["arch"].to_dict()} for t in self._top()]
         return {"mode": self.cfg.search.mode, "cost": self.cfg.search.cost, "space": self.space.name,
                 "space_definition": self.space.definition, "data": self.data.describe(),
                 "distribution": self.distribution_kind,
@@ -368,10 +397,17 @@ class ProbabilisticSearch:
                 "max_entropy": self.distribution.max_entropy(),
                 "expected_mflops": self.expected_mflops()}
 
-    def _write_results(self) -> None:
+    def _write_results(self, scored: "tuple[SearchResult, Evaluator] | None") -> None:
         res = self.results()
         self._save_latency()
         atomic_write_text(self.run_dir / "result.json", json.dumps(res, indent=2) + "\n")
+        if scored is not None:  # the files stage 2's search writes, for the tools that read them
+            result, evaluator = scored
+            meta = {"run": str(self.run_dir), "data": self.data.describe(), "cost": result.cost,
+                    "budgets": result.budgets, "score": score_source(evaluator, None),
+                    "search": {"strategy": self.cfg.search.mode, "top_n": self.cfg.search.top_n}}
+            write_pareto(self.run_dir, result.pareto(), self.space, meta=meta)
+            write_pareto(self.run_dir, result.evaluated, self.space, name="evaluated", meta=meta)
         atomic_torch_save({"kind": self.distribution_kind, "state": self.distribution.state_dict(),
                            "space": self.cfg.space}, self.run_dir / "distribution.pt")
         try:
