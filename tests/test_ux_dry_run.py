@@ -36,7 +36,8 @@ def test_train(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", f"run.dir={run}", *TINY_TRAIN, "--dry-run"]) == 0
     out = capsys.readouterr().out
-    check_training_dry_run(out, "digits: 256 train, 359 val, 10 classes, 12 px", "steps: 0 to 4 (0.5 epochs of 8 steps)")
+    check_training_dry_run(out, "digits: 256 train, 359 val, 10 classes, 12 px",
+                           "steps: 0 to 4 (0.5 epochs of 8 steps)")
     assert re.search(r"1 validation\(s\) of \S+ \(the smallest and largest Archs", out)
     assert not run.exists()
 
@@ -61,6 +62,9 @@ def test_fpnas_times_each_phase(tmp_path, capsys):
                            "steps: 0 to 30 (2 epochs of 15 steps)",
                            ("weight steps (alpha frozen)", "weight and architecture steps (K up to 8)"))
     assert "15 weight steps (alpha frozen)" in out and "15 weight and architecture steps" in out
+    # and the end's scoring of the top Archs (search.score_images)
+    assert re.search(r"1 validation\(s\) of \S+ \(the top 5 Archs, each after BatchNorm re-calibration on \d+ "
+                     r"batches: top-1 on 431 search images\)", out)
     assert not run.exists()
 
 

@@ -48,6 +48,19 @@ class Evaluator:
             raise SupernasError(f"the {split} split is empty; nothing to evaluate on")
         self.cache: dict[Arch, dict[str, float]] = {}
 
+    def batches_per_arch(self) -> tuple[int, int]:
+        """(BatchNorm re-calibration batches, scoring batches) that one Arch's evaluation runs."""
+        calibration = len(self.data.calibration)
+        bn = min(self.bn_batches, max(1, calibration // min(self.batch_size, calibration)))
+        images = len(self.view)
+        if self.max_batches is not None:
+            images = min(images, self.max_batches * self.batch_size)
+        return bn, -(-images // self.batch_size)
+
+    def images_per_arch(self) -> int:
+        """The images of the split that one Arch's evaluation scores."""
+        return min(len(self.view), self.batches_per_arch()[1] * self.batch_size)
+
     # ------------------------------------------------------------------ one Arch
     def _autocast(self):
         return autocast(self.device, self.amp_dtype)

@@ -73,12 +73,18 @@ def _time_steps(loop: Loop, first: int, stop: int, timed: int) -> tuple[float, i
     return (elapsed / done, done) if done else (warmup, 1)
 
 
-def _shortened(cfg_eval: Any) -> Callable[[], None]:
-    """Set the eval section's batch counts to 1 (evaluation and BN re-calibration); returns the undo."""
-    saved = {k: getattr(cfg_eval, k) for k in ("max_batches", "bn_batches") if hasattr(cfg_eval, k)}
-    for k in saved:
-        setattr(cfg_eval, k, 1)
-    return lambda: [setattr(cfg_eval, k, v) for k, v in saved.items()]  # type: ignore[func-returns-value]
+# the settings that bound a validation's batches: eval (train, retrain, finetune), the end's scoring (fpnas)
+_VALIDATION_SIZE = {"eval": ("max_batches", "bn_batches"), "search": ("score_images", "score_bn_batches")}
+
+
+def _shortened(cfg: Any) -> Callable[[], None]:
+    """Set the settings that bound a validation to 1 (one batch of each kind); returns the undo."""
+    saved = [(getattr(cfg, part), key, getattr(getattr(cfg, part), key))
+             for part, keys in _VALIDATION_SIZE.items() if hasattr(cfg, part)
+             for key in keys if hasattr(getattr(cfg, part), key)]
+    for section, key, _ in saved:
+        setattr(section, key, 1)
+    return lambda: [setattr(section, key, v) for section, key, v in saved]  # type: ignore[func-returns-value]
 
 
 def _time_validation(loop: Loop) -> tuple[str, float] | None:
@@ -87,7 +93,7 @@ def _time_validation(loop: Loop) -> tuple[str, float] | None:
     if plan is None:
         return None
     what, batches = plan
-    undo = _shortened(loop.cfg.eval)
+    undo = _shortened(loop.cfg)
     try:
         _, short = loop.task.validation_plan()  # type: ignore[misc]
         t = time.perf_counter()
@@ -108,7 +114,8 @@ def dry_run(loop: Loop, resume: bool = False, timed_steps: int = 3) -> list[str]
         loop.load()
     first = task.step
     lines = ["# the resolved config", yaml.safe_dump(cfg.to_dict(), sort_keys=False).rstrip(), "",
-             f"# dry run: nothing is written (run.dir {loop.run_dir} {'exists' if loop.run_dir.exists() else 'is not created'})",
+             f"# dry run: nothing is written (run.dir {loop.run_dir} "
+             f"{'exists' if loop.run_dir.exists() else 'is not created'})",
              task.header(), threads,
              f"steps: {first} to {s.stop_step} ({s.stop_step / s.steps_per_epoch:g} epochs of {s.steps_per_epoch} "
              f"steps{', resumed from its checkpoint' if resume else ''}); a checkpoint every "

@@ -190,7 +190,8 @@ class Loop:
         s, step = self.schedule, self.task.step
         losses = ", ".join(f"{k} {v:.4g}" for k, v in values.items())
         left = format_duration(seconds_per_step * (s.stop_step - step))
-        return (f"step {step}/{s.stop_step} (epoch {step / s.steps_per_epoch:.2f}/{round(s.stop_step / s.steps_per_epoch, 2):g}): "
+        epochs = round(s.stop_step / s.steps_per_epoch, 2)
+        return (f"step {step}/{s.stop_step} (epoch {step / s.steps_per_epoch:.2f}/{epochs:g}): "
                 f"{losses} | {images_per_s:.0f} images/s | {format_duration(self.task.seconds)} elapsed, {left} left")
 
     def _stop_agreed(self, stop: StopRequest, sync_point: bool) -> bool:

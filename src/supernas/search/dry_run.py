@@ -26,16 +26,6 @@ SHORTEN = ("to shorten it: fewer Archs per budget (--population, --generations, 
            "predictor scores thousands of Archs a second; `supernas predictor fit` scores about 1000)")
 
 
-def _batches_per_arch(evaluator: Evaluator) -> tuple[int, int]:
-    """(BN re-calibration batches, scoring batches) one evaluation by `evaluator` runs."""
-    calibration = len(evaluator.data.calibration)
-    bn = min(evaluator.bn_batches, max(1, calibration // min(evaluator.batch_size, calibration)))
-    images = len(evaluator.view)
-    if evaluator.max_batches is not None:
-        images = min(images, evaluator.max_batches * evaluator.batch_size)
-    return bn, -(-images // evaluator.batch_size)
-
-
 def _seconds_per_arch(evaluator: Evaluator, archs: Sequence) -> float:
     """The mean seconds of a full evaluation by `evaluator`, from evaluations of `archs` shortened
     to one batch of each kind, after one more, untimed, that warms up."""
@@ -49,7 +39,7 @@ def _seconds_per_arch(evaluator: Evaluator, archs: Sequence) -> float:
     if e.device.type == "cuda":
         torch.cuda.synchronize(e.device)
     per_batch = (time.perf_counter() - t) / (2 * (len(archs) - 1))
-    return per_batch * sum(_batches_per_arch(e))
+    return per_batch * sum(e.batches_per_arch())
 
 
 def estimate_search(run_dir: "str | Path", budgets: Sequence[float], predictor: "str | Path | None" = None,
@@ -97,10 +87,11 @@ def estimate_search(run_dir: "str | Path", budgets: Sequence[float], predictor: 
     else:
         evaluator = Evaluator(net, data, device=dev, bn_batches=bn_batches, max_batches=max_batches,
                               amp_dtype=torch.bfloat16 if dev.type == "cuda" else None)
-        bn, scoring = _batches_per_arch(evaluator)
+        bn, scoring = evaluator.batches_per_arch()
         per_arch = _seconds_per_arch(evaluator, archs)
         lines.append(f"each Arch: BatchNorm re-calibration on {bn} batches of {evaluator.batch_size} images, then "
-                     f"top-1 on {scoring} batch{'es' if scoring != 1 else ''} of the {evaluator.split} split; timed on {dev.type} "
+                     f"top-1 on {scoring} batch{'es' if scoring != 1 else ''} of the {evaluator.split} split; "
+                     f"timed on {dev.type} "
                      f"with {torch.get_num_threads()} thread(s) (--threads) "
                      f"({TIMED_ARCHS} random Archs, shortened to one batch of each): about {per_arch:.3g} s an Arch")
     extra = " plus measuring each distinct layer's latency once" if cost == "latency" else ""

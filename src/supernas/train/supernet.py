@@ -178,22 +178,22 @@ class SupernetTrainer:
     def on_epoch_end(self, epoch: int) -> None:
         pass
 
-    def validation_plan(self) -> tuple[str, int]:
+    def _validator(self) -> Evaluator:
         e = self.cfg.eval
-        val = len(self.data.val) if e.max_batches is None else min(len(self.data.val), e.max_batches * e.batch_size)
-        calibration = len(self.data.calibration)
-        bn = min(e.bn_batches, max(1, calibration // min(e.batch_size, calibration)))
+        return Evaluator(self.net, self.data, self.device, bn_batches=e.bn_batches, batch_size=e.batch_size,
+                         split="val", max_batches=e.max_batches, amp_dtype=self.amp_dtype,
+                         channels_last=self.channels_last)
+
+    def validation_plan(self) -> tuple[str, int]:
+        evaluator = self._validator()
+        bn, scoring = evaluator.batches_per_arch()
         return (f"the smallest and largest Archs, each after BatchNorm re-calibration on {bn} batches: top-1 on "
-                f"{val} val images", 2 * (bn + -(-val // e.batch_size)))
+                f"{evaluator.images_per_arch()} val images", 2 * (bn + scoring))
 
     def validate(self) -> dict[str, float]:
         """Top-1 on val of the smallest and largest Archs after BN re-calibration (by the stage-2
         Evaluator, which leaves the supernet's statistics and the random streams as they were)."""
-        e = self.cfg.eval
-        evaluator = Evaluator(self.net, self.data, self.device, bn_batches=e.bn_batches, batch_size=e.batch_size,
-                              split="val", max_batches=e.max_batches, amp_dtype=self.amp_dtype,
-                              channels_last=self.channels_last)
-        smallest, largest = evaluator.evaluate_many([self.space.smallest(), self.space.largest()])
+        smallest, largest = self._validator().evaluate_many([self.space.smallest(), self.space.largest()])
         self.net.train()
         return {"top1_smallest": smallest["top1"], "top1_largest": largest["top1"]}
 
