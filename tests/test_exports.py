@@ -97,20 +97,21 @@ def test_a_pickled_module_is_written_on_request_and_loads_only_when_named(export
         assert torch.equal(pickled(x), rebuilt(x))
 
 
-def test_a_file_left_by_an_earlier_export_of_another_arch_is_refused(run_copy, tmp_path, capsys):
+def test_a_file_from_another_export_is_refused_and_formats_of_the_same_weights_join(run_copy, tmp_path, capsys):
     from supernas.spaces import get_space
 
     space = get_space("attentivenas-tiny")
     smallest, largest = space.smallest().to_json(), space.largest().to_json()
+    argv = ["export", str(run_copy), "--bn-batches", "1", "--device", "cpu"]
+    assert main([*argv, "--arch", largest, "--format", "torchscript", "--out", str(tmp_path / "large")]) == 0
     out = tmp_path / "export"
-    argv = ["export", str(run_copy), "--bn-batches", "1", "--device", "cpu", "--out", str(out)]
-    assert main([*argv, "--arch", largest, "--format", "torchscript"]) == 0
-    assert main([*argv, "--arch", smallest]) == 0  # another Arch, into the same folder
+    assert main([*argv, "--arch", smallest, "--out", str(out)]) == 0
+    shutil.copy(tmp_path / "large" / "model.torchscript.pt", out)  # another Arch's model, put beside it
     capsys.readouterr()
     assert main(["eval", str(out / "model.torchscript.pt"), "--device", "cpu"]) == 2
     assert "is not part of the export" in one_line(capsys.readouterr().err)
-    assert main([*argv, "--arch", smallest, "--format", "torchscript"]) == 0
-    assert main([*argv, "--arch", smallest]) == 0  # the same weights again: the TorchScript file stays valid
+    assert main([*argv, "--arch", smallest, "--format", "torchscript", "--out", str(out)]) == 0
+    assert main([*argv, "--arch", smallest, "--out", str(out)]) == 0  # the same weights again: it stays listed
     assert main(["eval", str(out / "model.torchscript.pt"), "--device", "cpu", "--latency-repeats", "2"]) == 0
 
 

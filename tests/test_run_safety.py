@@ -192,7 +192,7 @@ def test_fewer_epochs_are_refused_more_are_allowed_and_logged(tmp_path, run_unti
     config["log"]["every_steps"] = 2
     SupernetTrainer(config, resume=True).fit()
     log = (run / "log.txt").read_text()
-    assert "resumed at step 2; train.epochs 2 -> 3 (the learning-rate schedule now spans 3 epochs" in log
+    assert "from step 2 of 3; train.epochs 2 -> 3 (the learning-rate schedule now spans 3 epochs" in log
     assert "log.every_steps 1 -> 2" in log and "train.max_steps 5 -> 3" in log
 
 

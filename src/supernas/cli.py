@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import warnings
 from typing import Callable, Sequence
 
 import numpy as np
 
-from .errors import SupernasError
+from .errors import RunInterrupted, SupernasError, SupernasWarning
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {}
 
@@ -81,7 +83,7 @@ def cmd_config(args: argparse.Namespace) -> None:
     from .config import SCHEMAS, describe, load_config
 
     schema = SCHEMAS[args.schema]
-    cfg = load_config(schema, args.file, args.overrides)
+    cfg = load_config(schema, args.file, args.overrides, require=False)  # shows what is still to give
     title = "defaults" if args.file is None and not args.overrides else "the resolved config"
     print(f"# supernas {args.schema}: {title}; every key, what it allows and what it does")
     print("\n".join(describe(cfg)))
@@ -113,7 +115,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     from .train.supernet import SupernetTrainer
 
     cfg = load_config(SupernetConfig, *_config_and_overrides(args))
-    run_dir = SupernetTrainer(cfg, resume=args.resume).fit()
+    trainer = SupernetTrainer(cfg, resume=args.resume)
+    if args.dry_run:
+        return _print_dry_run(trainer, args.resume)
+    run_dir = trainer.fit()
     print(f"supernet trained: {run_dir}/checkpoint.pt")
 
 
@@ -123,9 +128,19 @@ def cmd_fpnas(args: argparse.Namespace) -> None:
     from .fpnas.probabilistic import ProbabilisticSearch
 
     cfg = load_config(FpnasConfig, *_config_and_overrides(args))
-    run_dir = ProbabilisticSearch(cfg, resume=args.resume).fit()
+    search = ProbabilisticSearch(cfg, resume=args.resume)
+    if args.dry_run:
+        return _print_dry_run(search, args.resume)
+    run_dir = search.fit()
     print(f"search done: {run_dir}/result.json (most likely Arch and top-N), plots {run_dir}/search.png, "
           f"{run_dir}/arch.png")
+
+
+def _print_dry_run(trainer, resume: bool) -> None:
+    """`--dry-run`: the resolved config, the data, the steps and an estimate of the wall time."""
+    from .runtime.dry_run import dry_run
+
+    print("\n".join(dry_run(trainer.loop(), resume)))
 
 
 def _config_and_overrides(args: argparse.Namespace) -> tuple[str | None, list[str]]:
@@ -145,18 +160,24 @@ def _print_standalone(r: dict) -> None:
 
 @command
 def cmd_retrain(args: argparse.Namespace) -> None:
-    from .train.standalone import retrain
+    from .train.standalone import retrain_trainer
 
     config, overrides = _config_and_overrides(args)
-    _print_standalone(retrain(args.arch, config, overrides, resume=args.resume))
+    trainer = retrain_trainer(args.arch, config, overrides, resume=args.resume)
+    if args.dry_run:
+        return _print_dry_run(trainer, args.resume)
+    _print_standalone(trainer.fit())
 
 
 @command
 def cmd_finetune(args: argparse.Namespace) -> None:
-    from .train.standalone import finetune
+    from .train.standalone import finetune_trainer
 
     config, overrides = _config_and_overrides(args)
-    _print_standalone(finetune(args.model, config, overrides, resume=args.resume))
+    trainer = finetune_trainer(args.model, config, overrides, resume=args.resume)
+    if args.dry_run:
+        return _print_dry_run(trainer, args.resume)
+    _print_standalone(trainer.fit())
 
 
 # ---------------------------------------------------------------------------- stage 2 and delivery
@@ -172,6 +193,16 @@ def cmd_search(args: argparse.Namespace) -> None:
         raise SupernasError("give either --budgets (e.g. 200:800:100) or --max-mflops B")
     budgets = parse_budgets(args.budgets if args.budgets is not None else args.max_mflops,
                             "ms" if latency else "MFLOPs")
+    if args.dry_run:
+        from .search.dry_run import estimate_search
+
+        print("\n".join(estimate_search(
+            args.run, budgets, predictor=args.predictor, population=args.population, mutations=args.mutations,
+            crossovers=args.crossovers, generations=args.generations, seed=args.seed, bn_batches=args.bn_batches,
+            max_batches=args.max_batches, device=args.device, cost=args.cost, latency_batch=args.latency_batch,
+            latency_warmup=args.latency_warmup, latency_repeats=args.latency_repeats, overrides=args.overrides,
+            strategy=args.strategy)))
+        return
     result = search_run(args.run, budgets, out_dir=args.out, predictor=args.predictor, population=args.population,
                         mutations=args.mutations, crossovers=args.crossovers, generations=args.generations,
                         seed=args.seed, bn_batches=args.bn_batches, max_batches=args.max_batches,
@@ -222,21 +253,25 @@ def cmd_export(args: argparse.Namespace) -> None:
 
         if args.arch is not None or args.pick is not None:
             raise SupernasError("--format reference writes the whole supernet; drop --arch / --pick")
-        print(f"exported: {export_reference(args.run, args.out or f'{args.run}/export')} (the supernet in the "
-              "AttentiveNAS reference layout)")
+        out = args.out or f"{args.run}/export"
+        _make_room(out, None, args.force)
+        print(f"exported: {export_reference(args.run, out)} (the supernet in the AttentiveNAS reference layout)")
         return
     from .deliver.export import EXPORT_FORMATS
 
     EXPORT_FORMATS.get(args.format, "--format")  # a bad name fails before the run is loaded
-    net, _, data = load_run(args.run, args.device, args.overrides)
     if (args.arch is None) == (args.pick is None):
         raise SupernasError("give either --arch ARCH or --pick BUDGET (the best Arch of a searched budget)")
+    net, _, data = load_run(args.run, args.device, args.overrides)
     if args.arch is not None:
         arch = load_arch(net.space, args.arch)
     else:
-        arch = pick_from_search(net.space, f"{args.run}/search", args.pick)
-    path = export_arch(net, arch, data, args.out or f"{args.run}/export", args.format, args.bn_batches,
-                       batch_size=args.bn_batch_size)
+        entry, unit, score = picked_entry(f"{args.run}/search", args.pick)
+        arch = load_arch(net.space, entry["arch"])
+        print(f"--pick {args.pick:g}: {_describe_pick(entry, unit, score)}, at {net.plan(arch).resolution} px")
+    out = args.out or f"{args.run}/export"
+    _make_room(out, arch.to_dict(), args.force)
+    path = export_arch(net, arch, data, out, args.format, args.bn_batches, batch_size=args.bn_batch_size)
     print(f"exported: {path}")
     for plot in mark_exported(args.run, path.parent):
         print(f"marked in {plot}")
@@ -267,22 +302,71 @@ def cmd_eval(args: argparse.Namespace) -> None:
            if "latency" in result else ""))
 
 
-def pick_from_search(space, search_dir: str, budget: float):
-    """The best searched Arch within `budget` (pareto.json): MFLOPs, or ms when the search bounded
-    latency (`--cost latency`, whose entries carry latency_ms)."""
+def picked_entry(search_dir: str, budget: float) -> tuple[dict, str, dict]:
+    """(the pareto.json entry of the best searched Arch within `budget`, the budget's unit, where
+    the accuracies came from): MFLOPs, or ms when the search bounded latency (`--cost latency`,
+    whose entries carry latency_ms)."""
     from pathlib import Path
 
-    from .spaces import load_arch
-
-    f = Path(search_dir) / "pareto.json"
+    f = Path(search_dir).expanduser() / "pareto.json"
     if not f.is_file():
         raise SupernasError(f"no search results at '{f}'; run `supernas search RUN --budgets ...` first")
-    entries = json.loads(f.read_text())["entries"]
+    results = json.loads(f.read_text())
+    entries = results["entries"]
     key, unit = ("latency_ms", "ms") if entries and all("latency_ms" in e for e in entries) else ("mflops", "MFLOPs")
     within = [e for e in entries if e[key] <= budget]
     if not within:
         raise SupernasError(f"no searched Arch costs at most {budget:g} {unit}; raise --pick")
-    return load_arch(space, max(within, key=lambda e: e["accuracy"])["arch"])
+    return max(within, key=lambda e: e["accuracy"]), unit, results.get("score", {})
+
+
+def pick_from_search(space, search_dir: str, budget: float):
+    """The best searched Arch within `budget` (see `picked_entry`)."""
+    from .spaces import load_arch
+
+    return load_arch(space, picked_entry(search_dir, budget)[0]["arch"])
+
+
+def _describe_pick(entry: dict, unit: str, score: dict) -> str:
+    """'the Arch of 287.3 MFLOPs (1.21 ms), 3.10 M params, top-1 71.23 (supernet, 5000 search images)'."""
+    source = score.get("source")
+    if source == "predictor":
+        accuracy = f"predicted top-1 {entry['accuracy']:.2f} (predictor {score.get('predictor')})"
+    elif source == "supernet":
+        accuracy = f"top-1 {entry['accuracy']:.2f} (the supernet on {score.get('images')} {score.get('split')} images)"
+    else:
+        accuracy = f"accuracy {entry['accuracy']:.2f}"
+    latency = f" ({entry['latency_ms']:.3g} ms)" if unit == "ms" else ""
+    return (f"the best searched Arch within it: {entry['mflops']:.4g} MFLOPs{latency}, "
+            f"{entry['params'] / 1e6:.3g} M params, {accuracy}")
+
+
+def _make_room(out: str, arch: dict | None, force: bool) -> None:
+    """An export directory is not overwritten without --force, unless its export is of the same Arch
+    (another format of it may join it). With --force, the files of the other Arch's export go, so
+    that none is left beside the new arch.json that does not match it."""
+    from pathlib import Path
+
+    folder = Path(out).expanduser()
+    if arch is None:  # the supernet in the reference layout
+        if (folder / "supernet.pth.tar").is_file() and not force:
+            raise SupernasError(f"'{folder}' already holds an export of the supernet; overwrite it with --force, or "
+                                "choose another --out DIR")
+        return
+    if not (folder / "arch.json").is_file():
+        return
+    try:
+        held = json.loads((folder / "arch.json").read_text())
+    except (ValueError, OSError):
+        held = {}
+    if held.get("arch") == arch:
+        return
+    if not force:
+        what = f"an Arch of {held['mflops']:.4g} MFLOPs" if "mflops" in held else "another Arch"
+        raise SupernasError(f"'{folder}' already holds the export of {what}; replace it with --force, or write "
+                            "this one elsewhere with --out DIR")
+    for f in [folder / "arch.json", folder / "state_dict.pt", *folder.glob("model.*")]:
+        f.unlink(missing_ok=True)
 
 
 @command
@@ -329,6 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("config", nargs="?" if optional else None, help=f"YAML config (see {configs})")
         s.add_argument("overrides", nargs="*", metavar="key=value", help=f"e.g. {example}")
         s.add_argument("--resume", action="store_true", help="continue the run in run.dir from its checkpoint")
+        s.add_argument("--dry-run", action="store_true", help="print the resolved config, the data, the steps and "
+                       "an estimate of the wall time from a few timed steps, then exit without writing the run")
 
     s = add("config", "the settings of a command: every key with its default, what it allows and its doc "
             "(with a file and overrides: the config they resolve to)")
@@ -384,6 +470,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", help="directory written by `supernas export` (or RUN/export of `supernas retrain`)")
     run_args(s, "configs/finetune_*.yaml", "train.teacher=runs/supernet", optional=True)
 
+    def threads_arg(s: argparse.ArgumentParser) -> None:
+        s.add_argument("--threads", default="auto", help="CPU threads of torch's operators (as run.threads of the "
+                       "training commands; auto: the cores this process may use)")
+
     def latency_args(s: argparse.ArgumentParser, what: str) -> None:
         s.add_argument("--latency-batch", type=int, default=1, help="batch size of the latency measurements")
         s.add_argument("--latency-warmup", type=int, default=10, help=f"untimed runs of {what} before timing")
@@ -397,9 +487,14 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--max-batches", type=int, help="evaluate on at most this many batches of the split")
         s.add_argument("--device", default="auto")
         s.add_argument("--seed", type=int, default=0)
+        threads_arg(s)
 
     s = add("search", "AttentiveNAS stage 2: evolutionary search per FLOPs (or latency) budget; writes the "
             "Pareto set")
+    s.epilog = ("The defaults are the paper's: per budget a population of 512 and 20 generations of 128 mutations "
+                "and 128 crossovers (up to 5632 Archs), each Arch re-calibrated on 64 batches of 256 images: hours "
+                "on a GPU, days on a CPU. See the cost first with --dry-run; lower --population, --generations, "
+                "--mutations/--crossovers, --bn-batches or --max-batches, or score with --predictor.")
     stage2(s)
     s.add_argument("--budgets", help="budgets in MFLOPs (in ms with --cost latency): START:STOP:STEP, a comma "
                    "list, or one number")
@@ -418,6 +513,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--generations", type=int, default=20)
     s.add_argument("--out", help="output directory (default RUN/search)")
     s.add_argument("--resume", action="store_true", help="continue an interrupted search")
+    s.add_argument("--dry-run", action="store_true", help="print how many Archs the search would score and an "
+                   "estimate of its time from a few Archs scored on --device, then exit without searching")
 
     s = add("predictor", "the random-forest accuracy predictor: fit it on Archs scored by the supernet, "
             "check it on unseen Archs (eval), or build the offline best/worst Pareto sets from it")
@@ -443,6 +540,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--bn-batch-size", type=int, default=64, help="images per BN re-calibration batch (the "
                    "reference's Table 1 figures: 256)")
     s.add_argument("--out", help="output directory (default RUN/export)")
+    s.add_argument("--force", action="store_true", help="replace the export of another Arch in the output directory "
+                   "(its model files are removed)")
 
     s = add("eval", "accuracy of an exported model on a dataset's validation split, and its latency")
     s.add_argument("model", help="directory written by `supernas export` (its state_dict.pt), or one of its model "
@@ -454,6 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     latency_args(s, "the model")
     s.add_argument("--device", default="auto")
     s.add_argument("--json", action="store_true")
+    threads_arg(s)
 
     s = add("import", "a published supernet (the AttentiveNAS reference checkpoint layout, such as "
             "attentive_nas_pretrained.pth.tar) as a run directory for stage 2")
@@ -475,7 +575,36 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _apply_threads(value: str) -> None:
+    """--threads of the commands after training: 'auto' or a positive count."""
+    from .runtime.threads import apply_threads
+
+    if value != "auto" and not (value.isdigit() and int(value) > 0):
+        raise SupernasError(f"--threads must be auto or a positive integer, got '{value}'")
+    apply_threads(value if value == "auto" else int(value), workers=0)
+
+
+def _one_line_warnings(show: Callable) -> Callable:
+    """A warnings.showwarning that prints SupernasWarnings as one line naming supernas, and hands
+    the others to `show` (Python's)."""
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, SupernasWarning):
+            print(f"supernas: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+    return showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    python_show = warnings.showwarning
+    warnings.showwarning = _one_line_warnings(python_show)
+    try:
+        return _run(argv)
+    finally:
+        warnings.showwarning = python_show
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # key=value settings may follow options (`search RUN --budgets 300 data.path=...`): argparse
@@ -485,10 +614,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        return COMMANDS[args.command](args) or 0
+        if hasattr(args, "threads"):
+            _apply_threads(args.threads)
+        from .runtime.interrupts import terminate_as_interrupt
+
+        with terminate_as_interrupt():
+            code = COMMANDS[args.command](args) or 0
+        sys.stdout.flush()  # here, not at exit: a reader that left fails it, and that is handled below
+        return code
     except SupernasError as e:
         print(f"supernas {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except RunInterrupted:  # the run said where it stopped and how to continue
+        return 130
+    except KeyboardInterrupt:
+        hint = ""
+        # a search saves its state after every generation; a training stopped at once (a second
+        # Ctrl-C) continues from its last checkpoint
+        saved = {"search": "its state saved after the last finished generation",
+                 **dict.fromkeys(("train", "fpnas", "retrain", "finetune"), "its last checkpoint")}
+        if args.command in saved and not args.dry_run:
+            from .runtime.interrupts import resume_command
+
+            hint = f"; continue from {saved[args.command]} with: {resume_command()}"
+        print(f"supernas {args.command}: interrupted{hint}", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the reader left (`supernas sample ... | head -1`): not an error
+        # stdout's buffer cannot be flushed into the closed pipe at exit: point it at nothing
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as e:  # a full disk met by a write that is not atomic (logs, metrics, plots)
         from pathlib import Path
 
@@ -499,9 +653,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = Path(e.filename) if isinstance(e.filename, str) else None
         print(f"supernas {args.command}: error: {disk_full_message(where)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"supernas {args.command}: interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":

@@ -17,3 +17,13 @@ def require_int(where: str, value: object, minimum: int, optional: bool = False)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise SupernasError(f"{where} must be an integer >= {minimum}{' (or null)' if optional else ''}, "
                             f"got {value!r}")
+
+
+class SupernasWarning(UserWarning):
+    """A setting that works but probably not as meant (a budget above every Arch's cost); the CLI
+    prints it as one line."""
+
+
+class RunInterrupted(Exception):
+    """A run stopped on a signal (Ctrl-C, a scheduler's SIGTERM) after writing its checkpoint; the
+    message says at which step and the command that continues it. The CLI exits with 130."""

@@ -6,7 +6,7 @@
 """
 from .fields import describe
 from .loading import dump_config, load_config, parse_override, read_yaml
-from .schema import SCHEMAS, FinetuneConfig, FpnasConfig, RetrainConfig, SupernetConfig
+from .schema import SCHEMAS, FinetuneConfig, FpnasConfig, RetrainConfig, SupernetConfig, run_kind
 
 __all__ = ["FinetuneConfig", "FpnasConfig", "RetrainConfig", "SCHEMAS", "SupernetConfig", "describe", "dump_config",
-           "load_config", "parse_override", "read_yaml"]
+           "load_config", "parse_override", "read_yaml", "run_kind"]

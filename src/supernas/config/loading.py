@@ -85,10 +85,28 @@ def read_yaml(path: "str | Path") -> dict:
     return loaded
 
 
+# A config file marks a setting the user must give (a dataset's path) with a value starting with this;
+# the rest of the value says what to give.
+REQUIRED = "???"
+
+
+def _unset_required(tree: Mapping, where: str = "") -> tuple[str, str] | None:
+    """(key, what to give) of the first setting still marked REQUIRED, or None."""
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            found = _unset_required(value, f"{where}{key}.")
+            if found:
+                return found
+        elif isinstance(value, str) and value.startswith(REQUIRED):
+            return f"{where}{key}", value[len(REQUIRED):].strip()
+    return None
+
+
 def load_config(schema: "type[T]", path: "str | Path | None" = None, overrides: Iterable[str] = (),
-                data: "Mapping[str, Any] | None" = None) -> T:
+                data: "Mapping[str, Any] | None" = None, require: bool = True) -> T:
     """The settings of `schema` (a dataclass of `config.schema`): its defaults, updated by the YAML
-    file at `path`, then by `data`, then by `key=value` overrides, then validated."""
+    file at `path`, then by `data`, then by `key=value` overrides, then validated. With `require`,
+    a setting the file marks as required (a value '??? what to give') that nothing set is an error."""
     renames = RENAMED.get(schema, {})
     cfg = schema().to_dict()  # type: ignore[attr-defined]
     updates = [read_yaml(path)] if path is not None else []
@@ -101,6 +119,11 @@ def load_config(schema: "type[T]", path: "str | Path | None" = None, overrides: 
         updates.append(nested)
     for update in updates:
         _merge(cfg, _renamed(update, renames))
+    unset = _unset_required(cfg) if require else None
+    if unset:
+        key, what = unset
+        raise SupernasError(f"{key} is required by {path or 'the config'}: give {key}=... "
+                            f"({what or 'see the config file'})")
     return build(schema, cfg)
 
 

@@ -9,7 +9,7 @@ schema with its defaults.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Union
+from typing import Any, Literal, Mapping, Union
 
 from ..data.config import DataConfig
 from .fields import Section, section, setting
@@ -28,18 +28,24 @@ class Run(Section):
     channels_last: Union[bool, Auto] = setting("auto", "NHWC activations; auto: static models on a GPU only")
     cudnn_benchmark: Union[bool, Auto] = setting("auto", "cuDNN's per-shape tuning; auto: static models only "
                                                          "(a supernet's shapes change every step)")
+    threads: Union[int, Auto] = setting("auto", "CPU threads of torch's operators; auto: the cores this process "
+                                                "may use, shared among torchrun's local processes, at most torch's "
+                                                "default (docs/training.md: how to choose)", low=1)
 
 
 @dataclass
 class Log(Section):
     every_steps: int = setting(20, "a metrics record (and a read of the losses) every this many steps", low=1)
     tensorboard: bool = setting(True, "TensorBoard events in RUN/tensorboard")
-    progress: bool = setting(True, "a progress bar on the terminal")
+    progress: bool = setting(True, "a progress bar on a terminal; elsewhere (a file, a pipe) a line every "
+                                   "every_steps steps")
 
 
 @dataclass
 class Checkpoint(Section):
     every_steps: int = setting(500, "an atomic checkpoint every this many steps (and at every epoch's end)", low=1)
+    every_minutes: float = setting(10.0, "also one when this many minutes passed since the last, so no more than "
+                                         "that is lost to a crash", low=0, low_open=True)
 
 
 @dataclass
@@ -247,6 +253,19 @@ class FinetuneConfig(RetrainConfig):
 
     run: Run = section(lambda: Run(dir="runs/finetune"), "where and how the run runs")
     train: FinetuneTrain = section(FinetuneTrain, "the training")
+
+
+def run_kind(config: Mapping[str, Any]) -> str | None:
+    """What made a run, from its config.yaml: 'supernet' (`supernas train`), 'fpnas' or 'parsec'
+    (`supernas fpnas`), 'retrain' or 'finetune'; None for a config of none of them."""
+    search = config.get("search")
+    if isinstance(search, Mapping) and "mode" in search:
+        return str(search["mode"])
+    if "arch" in config and "init" in config:
+        return "finetune" if config["init"] is not None else "retrain"
+    if "sampler" in config:
+        return "supernet"
+    return None
 
 
 SCHEMAS: dict[str, type] = {"train": SupernetConfig, "fpnas": FpnasConfig, "retrain": RetrainConfig,

@@ -48,6 +48,19 @@ class Evaluator:
             raise SupernasError(f"the {split} split is empty; nothing to evaluate on")
         self.cache: dict[Arch, dict[str, float]] = {}
 
+    def batches_per_arch(self) -> tuple[int, int]:
+        """(BatchNorm re-calibration batches, scoring batches) that one Arch's evaluation runs."""
+        calibration = len(self.data.calibration)
+        bn = min(self.bn_batches, max(1, calibration // min(self.batch_size, calibration)))
+        images = len(self.view)
+        if self.max_batches is not None:
+            images = min(images, self.max_batches * self.batch_size)
+        return bn, -(-images // self.batch_size)
+
+    def images_per_arch(self) -> int:
+        """The images of the split that one Arch's evaluation scores."""
+        return min(len(self.view), self.batches_per_arch()[1] * self.batch_size)
+
     # ------------------------------------------------------------------ one Arch
     def _autocast(self):
         return autocast(self.device, self.amp_dtype)
@@ -112,18 +125,22 @@ class Evaluator:
         torch.distributed every rank must call this with the same list: the uncached Archs are split
         over ranks and the results gathered, so all ranks get all."""
         import torch.distributed as dist
-        from tqdm.auto import tqdm
+
+        from ..runtime.logging import progress_bar
 
         archs = [a if isinstance(a, Arch) else self.net.space.arch(a) for a in archs]
         todo = list(dict.fromkeys(a for a in archs if a not in self.cache))
         distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
         rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
         mine = todo[rank::world]
-        with tqdm(total=len(mine), unit="arch", desc="evaluating", disable=not progress or rank != 0) as bar:
-            measured = {}
-            for a in mine:
-                measured[a.to_json()] = self._measure(a)
+        bar = progress_bar(len(mine), "evaluating", "Archs", enabled=progress and rank == 0 and bool(mine))
+        measured = {}
+        for a in mine:
+            measured[a.to_json()] = self._measure(a)
+            if bar is not None:
                 bar.update(1)
+        if bar is not None:
+            bar.close()
         gathered: list[Any] = [measured]
         if distributed:
             gathered = [None] * world

@@ -141,7 +141,7 @@ class LatencyTable:
         if kind == "block":
             hw, cin, cout, mid, expand, kernel, stride, act, attention, inter = v
             return static.MBConv(cin, cout, mid, kernel, stride, ACTIVATIONS[act], bool(expand), attention, inter,
-                                 s.gate, s.shortcut), (cin, hw, hw)
+                                 s.gate, s.shortcut, hw), (cin, hw, hw)
         hw, cin, mid, cout = v
         head = static.Head(s.head_kind, cin, mid, cout, s.head_act)
         return nn.Sequential(head, nn.Linear(cout, self.num_classes)), (cin, hw, hw)

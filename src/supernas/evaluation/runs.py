@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 
 import torch
 
-from ..config import SupernetConfig, load_config
+from ..config import SupernetConfig, load_config, read_yaml, run_kind
 from ..data import build_datasets
 from ..errors import SupernasError
 from ..nn import SuperNet
@@ -28,6 +28,7 @@ def load_supernet(run_dir: "str | Path", device: str = "auto", overrides: Sequen
         if not item.startswith("data."):
             raise SupernasError(f"'{item}': a stage-2 command takes only data.KEY=VALUE settings (e.g. "
                                 "data.path=~/imagenet); the rest of the run's config stays as trained")
+    _require_supernet_run(run_dir)
     cfg = load_config(SupernetConfig, run_dir / "config.yaml", overrides)
     _, dev = ddp.setup_distributed(device)
     ck = load_checkpoint(run_dir, map_location=dev)
@@ -43,6 +44,31 @@ def load_supernet(run_dir: "str | Path", device: str = "auto", overrides: Sequen
                             f"({str(e).strip().splitlines()[-1].strip()}); was the checkpoint or config.yaml "
                             "replaced?") from None
     return net.eval(), cfg
+
+
+# what to do with a run of another command than `supernas train`
+_OTHER_RUNS = {
+    "fpnas": "an FP-NAS search (`supernas fpnas`): its Archs are in RUN/result.json; train the best one with "
+             "`supernas retrain RUN`",
+    "parsec": "a PARSEC search (`supernas fpnas` with search.mode parsec): its Archs are in RUN/result.json; train "
+              "the best one with `supernas retrain RUN`",
+    "retrain": "a standalone training (`supernas retrain`): its model is in RUN/export; evaluate it with "
+               "`supernas eval RUN/export --data PATH`",
+    "finetune": "a standalone training (`supernas finetune`): its model is in RUN/export; evaluate it with "
+                "`supernas eval RUN/export --data PATH`",
+}
+
+
+def _require_supernet_run(run_dir: Path) -> None:
+    """Name what `run_dir` holds when it is no supernet run with weights, and what reads it instead."""
+    kind = run_kind(read_yaml(run_dir / "config.yaml"))
+    if kind in _OTHER_RUNS:
+        raise SupernasError(f"'{run_dir}' is {_OTHER_RUNS[kind].replace('RUN', str(run_dir))}; search, predictor "
+                            "and export read the supernet runs of `supernas train` (or `supernas import`)")
+    if not (run_dir / CHECKPOINT).is_file():
+        raise SupernasError(f"'{run_dir}' holds no trained weights yet (no {CHECKPOINT}): its training has not "
+                            "written a checkpoint; wait for one (every checkpoint.every_steps steps or "
+                            "checkpoint.every_minutes minutes) or train the supernet first")
 
 
 def load_run(run_dir: "str | Path", device: str = "auto", overrides: Sequence[str] = ()):

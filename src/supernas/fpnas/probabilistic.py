@@ -272,10 +272,20 @@ class ProbabilisticSearch:
 
     # ------------------------------------------------------------------ the task of the loop
     def fit(self) -> Path:
+        return self.loop().run(self.resume)
+
+    def loop(self) -> Loop:
+        """The loop that runs this search (`fit`, or `runtime.dry_run` for an estimate)."""
         c = self.cfg
         schedule = Schedule(self.steps_per_epoch, self.stop_step, c.log.every_steps, c.checkpoint.every_steps,
                             eval_every_epochs=0, validate_at_end=False, lr_key="train.lr")
-        return Loop(self, self.run_dir, c, self.train_loader, self.device, schedule).run(self.resume)
+        return Loop(self, self.run_dir, c, self.train_loader, self.device, schedule)
+
+    def step_phases(self) -> list[tuple[str, int, int]]:
+        """Steps of different cost, for a dry run's estimate: (what, first step, stop step)."""
+        warm = min(self.stop_step, self.cfg.search.arch_warmup_epochs * self.steps_per_epoch)
+        return [("weight steps (alpha frozen)", 0, warm),
+                (f"weight and architecture steps (K up to {self.num_samples()})", warm, self.stop_step)]
 
     def header(self) -> str:
         return (f"{self.cfg.search.mode} search on {self.space.name} ({self.data.describe()}); "
@@ -304,12 +314,29 @@ class ProbabilisticSearch:
                 "expected_mflops": self.expected_mflops(), "samples_total": self.samples_total,
                 "lr": self.optimizer.param_groups[0]["lr"], "arch_step": bool(last["record"]), **self._weight_stats()}
 
-    def validate(self) -> None:
-        return None
+    def validate(self) -> dict[str, float] | None:
+        """The top-N Archs scored as `finish` scores them (the loop validates nothing on the way;
+        a dry run times this), or None with search.score_images 0."""
+        if self.cfg.search.score_images == 0:
+            return None
+        result, _ = self.search_result()
+        return {"top1_most_likely": result.evaluated[0].accuracy}
+
+    def validation_plan(self) -> tuple[str, int] | None:
+        s = self.cfg.search
+        if s.score_images == 0:
+            return None
+        evaluator = self._scorer()
+        bn, scoring = evaluator.batches_per_arch()
+        return (f"the top {s.top_n} Archs, each after BatchNorm re-calibration on {bn} batches: top-1 on "
+                f"{evaluator.images_per_arch()} search images", s.top_n * (bn + scoring))
 
     def finish(self, log: RunLogger) -> Path:
         ddp.barrier()
-        scored = self.search_result() if self.cfg.search.score_images != 0 else None  # every rank: Archs split
+        plan = self.validation_plan()
+        log.info(f"{f'scoring {plan[0]}; then ' if plan else ''}writing {self.run_dir}/result.json (the top "
+                 f"{self.cfg.search.top_n} Archs), distribution.pt and the plots")
+        scored = self.search_result() if plan else None  # every rank: Archs split
         if self.info.is_main:
             self._write_results(scored)
         ddp.barrier()  # every rank returns a run directory that already holds result.json
@@ -348,16 +375,20 @@ class ProbabilisticSearch:
                         **({"latency_ms": float(t)} if t is not None else {})})
         return top
 
+    def _scorer(self) -> Evaluator:
+        """The Evaluator of the end's scoring: search.score_images of the search split."""
+        s, batch = self.cfg.search, self.cfg.train.batch_size
+        max_batches = None if s.score_images is None else -(-s.score_images // batch)
+        return Evaluator(self.net, self.data, self.device, bn_batches=s.score_bn_batches, batch_size=batch,
+                         split="search", max_batches=max_batches, amp_dtype=self.amp_dtype)
+
     def search_result(self) -> tuple[SearchResult, Evaluator]:
         """The top-N Archs scored as stage 2 scores them (top-1 on the search split with the
         supernet's weights, BatchNorm re-calibrated per Arch), as the `SearchResult` evolution and
         random search return: its best entry is the most likely Arch, whatever its score. Every
         rank must call it (the Archs are split over ranks)."""
         s = self.cfg.search
-        batch = self.cfg.train.batch_size
-        max_batches = None if s.score_images is None else -(-s.score_images // batch)
-        evaluator = Evaluator(self.net, self.data, self.device, bn_batches=s.score_bn_batches, batch_size=batch,
-                              split="search", max_batches=max_batches, amp_dtype=self.amp_dtype)
+        evaluator = self._scorer()
         top = self._top()
         scores = evaluator.evaluate_many([t["arch"] for t in top])
         entries = [ParetoEntry(t["arch"], t["mflops"], t["params"], r["top1"],

@@ -62,30 +62,36 @@ class SplitAttention(nn.Module):
 
 
 class Shortcut(nn.Module):
-    """Projection shortcut: average pooling when strided, then a 1x1 conv when channels change."""
+    """Projection shortcut: average pooling when strided, then a 1x1 conv when channels change.
 
-    def __init__(self, cin: int, cout: int, stride: int):
+    `in_size` is the feature-map size it receives (the model runs at one resolution), so the
+    pooling's padding is a constant: reading it from the input would make tracing (TorchScript,
+    ONNX) warn that a shape became a Python number."""
+
+    in_size: int | None = None  # models pickled before it existed read the size from the input
+
+    def __init__(self, cin: int, cout: int, stride: int, in_size: int):
         super().__init__()
-        self.stride = stride
+        self.stride, self.in_size = stride, in_size
         self.conv = nn.Conv2d(cin, cout, 1, bias=False) if cin != cout else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride > 1:
-            x = avg_pool_same(x, self.stride)
+            x = avg_pool_same(x, self.stride, self.in_size if self.in_size is not None else int(x.shape[-1]))
         return self.conv(x)
 
 
-def avg_pool_same(x: torch.Tensor, stride: int) -> torch.Tensor:
-    """Strided average pooling that matches a 'same' conv's output size (odd sizes padded)."""
-    # int(): torch < 2.2 hands tracing (TorchScript export) the size as a tensor, which padding refuses
-    return F.avg_pool2d(x, stride, stride, padding=int(x.shape[-1]) % 2)
+def avg_pool_same(x: torch.Tensor, stride: int, size: int) -> torch.Tensor:
+    """Strided average pooling of a `size`-pixel map that matches a 'same' conv's output size
+    (odd sizes padded)."""
+    return F.avg_pool2d(x, stride, stride, padding=size % 2)
 
 
 class MBConv(nn.Module):
     """Inverted residual: [1x1 expand] -> depthwise (r branches) -> [SE | Split-Attention] -> 1x1 project."""
 
     def __init__(self, cin: int, cout: int, mid: int, kernel: int, stride: int, act: str, expand: bool,
-                 attention: int, inter: int, gate: str, shortcut: str):
+                 attention: int, inter: int, gate: str, shortcut: str, in_size: int):
         super().__init__()
         splits = max(attention, 1)
         self.expand = ConvBNAct(cin, mid, 1, act=act) if expand else nn.Identity()
@@ -99,7 +105,8 @@ class MBConv(nn.Module):
         self.project = ConvBNAct(mid, cout, 1, act=None)
         self.residual = cin == cout and stride == 1
         self.has_shortcut = self.residual or shortcut == "projection"
-        self.shortcut = Shortcut(cin, cout, stride) if self.has_shortcut and not self.residual else nn.Identity()
+        self.shortcut = Shortcut(cin, cout, stride, in_size) if self.has_shortcut and not self.residual \
+            else nn.Identity()
         self.drop_path = 0.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -74,7 +74,7 @@ class ElasticMBConv(nn.Module):
             return h + x
         if not self.projection:
             return h
-        sc = static.avg_pool_same(x, p.stride) if p.stride > 1 else x
+        sc = static.avg_pool_same(x, p.stride, p.hw_in) if p.stride > 1 else x
         if p.cin != p.cout:
             sc = self.shortcut_conv(sc, p.cout)
         return h + sc
@@ -222,7 +222,7 @@ class SuperNet(nn.Module):
     def _extract_block(self, e: ElasticMBConv, p: BlockPlan) -> static.MBConv:
         s = self.space.spec
         m = static.MBConv(p.cin, p.cout, p.mid, p.kernel, p.stride, p.act, p.expand, p.attention, p.inter,
-                          s.gate, s.shortcut)
+                          s.gate, s.shortcut, p.hw_in)
         if p.expand:
             _copy_conv(m.expand[0], e.expand_conv.active_weight(p.mid, p.cin, 1))
             _copy_bn(m.expand[1], e.expand_bn, p.mid)

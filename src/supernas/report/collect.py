@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import run_kind
 from ..errors import SupernasError
 from ..search.results import exported_model, read_results, search_dirs
 
@@ -99,13 +100,8 @@ def read_metrics_lines(path: Path, notes: list[str]) -> list[dict[str, Any]]:
 
 
 def _kind(config: dict[str, Any] | None, result: dict[str, Any] | None, searches: list[Search]) -> str | None:
-    if config is not None:
-        if isinstance(config.get("search"), dict) and "mode" in config["search"]:
-            return config["search"]["mode"]
-        if "arch" in config and "init" in config:
-            return "finetune" if config["init"] is not None else "retrain"
-        if "sampler" in config:
-            return "supernet"
+    if config is not None and run_kind(config) is not None:
+        return run_kind(config)
     if result is not None:
         if "mode" in result:
             return result["mode"]

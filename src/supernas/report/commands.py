@@ -86,7 +86,7 @@ def commands(c: RunContents) -> list[tuple[str, str]]:
             out.append((_cmd(*words), "the predictor's check on Archs it was not fitted on (predictor.eval.json)"))
     for s in c.searches:
         if c.kind in ("fpnas", "parsec") and s.path == run:
-            continue  # the FP-NAS run's own scored Archs (pareto.json beside result.json): written by the run itself
+            continue  # its top Archs scored by the FP-NAS run itself (pareto.json beside result.json)
         line = _search_command(run, s)
         out.append((line or "", f"the search in {s.where}" if line else
                     f"the search in {s.where}: its settings were not recorded (pareto.json predates them)"))

@@ -12,6 +12,8 @@ from typing import Iterator, Sized
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from .threads import init_loader_worker
+
 
 class ResumableSampler(Sampler[int]):
     """Shuffled indices of one epoch for one rank, startable at any batch; yields
@@ -76,16 +78,18 @@ class ResumableLoader:
     """The batches of any epoch from any batch on, augmented with per-image seeds, from one
     DataLoader whose workers live as long as the run (`persistent_workers`: a new epoch does not
     start, and wait for, a new set of processes). Pinned memory on GPUs, so `x.to(device,
-    non_blocking=True)` overlaps the copy with compute; each worker prefetches 4 batches."""
+    non_blocking=True)` overlaps the copy with compute; each worker prefetches 4 batches, computes
+    with one thread and ignores Ctrl-C (`init_loader_worker`)."""
 
     def __init__(self, data: Dataset, rows: ResumableSampler, seed: int, batch_size: int, workers: int,
                  pin_memory: bool = False):
-        self.rows = rows
+        self.rows, self.workers = rows, workers
         # the record of unreadable images a source of files skips (data.on_bad_image: skip), if any
         self.bad_images = getattr(getattr(data, "source", None), "bad", None)
         self.loader: DataLoader | None = DataLoader(
             SeededDataset(data, seed), batch_size=batch_size, sampler=rows, num_workers=workers, drop_last=True,
             pin_memory=pin_memory, persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
+            worker_init_fn=init_loader_worker if workers > 0 else None,
             # its own generator: creating an iterator must not draw from the global RNG,
             # or a resumed run (which creates one more) would drift from an unbroken one
             generator=torch.Generator().manual_seed(seed))

@@ -6,9 +6,11 @@ are; the loop owns the rest.
 The loop walks epochs and steps from wherever the run stands (the data order is a function of
 seed, epoch and batch, so a resumed run starts at its batch), moves each batch to the device,
 keeps the step's losses on the device and reads them every `log.every_steps` (and before a
-checkpoint, so a non-finite loss never reaches one), writes the metrics, checkpoints atomically
-every `checkpoint.every_steps` and at every epoch's end, validates every `eval.every_epochs`
-epochs and at the end, and hands the end of the run to the task.
+checkpoint, so a non-finite loss never reaches one), writes the metrics and a progress line,
+checkpoints atomically every `checkpoint.every_steps`, every `checkpoint.every_minutes` and at
+every epoch's end, validates every `eval.every_epochs` epochs and at the end, and hands the end
+of the run to the task. SIGINT / SIGTERM stop it at the next step boundary with a checkpoint
+(`interrupts.py`); `dry_run.py` times a few steps instead of running.
 """
 from __future__ import annotations
 
@@ -19,14 +21,16 @@ from typing import Any, Mapping, Protocol
 
 import torch
 
-from ..errors import SupernasError
+from ..errors import RunInterrupted, SupernasError
 from . import distributed as ddp
 from .checkpoint import CHECKPOINT, load_checkpoint, rng_states, save_checkpoint, set_rng_states
 from .data_order import ResumableLoader
 from .device_metrics import DeviceMeans, require_finite
-from .logging import RunLogger
+from .interrupts import StopRequest, resume_command
+from .logging import RunLogger, format_duration
 from .resume import compare_resumed_config
 from .run_dir import locked_dir, open_run
+from .threads import apply_threads
 
 
 def command_of(cfg: Any) -> str:
@@ -66,13 +70,18 @@ class Task(Protocol):
     def validate(self) -> dict[str, float] | None:
         """Figures on held-out data, or None when the task validates nothing."""
 
+    def validation_plan(self) -> tuple[str, int] | None:
+        """What one validation runs, in words, and how many forward batches (a dry run's estimate
+        scales a shortened validation by it); None when the task validates nothing."""
+
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint holds besides the loop's own step, RNG states, time and world size."""
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
 
     def finish(self, log: RunLogger) -> Any:
-        """The end of the run (results, exports), on every rank; its return is the loop's."""
+        """The end of the run (results, exports), on every rank; its return is the loop's. It says
+        in the log what it does when that takes a while (a final validation, an export)."""
 
     def close(self) -> None:
         """Release what the task holds open (loaders, threads), also after an error."""
@@ -150,6 +159,9 @@ class Loop:
 
     # ------------------------------------------------------------------ the loop
     def run(self, resume: bool = False) -> Any:
+        """Train from the start, or from the checkpoint with `resume`, holding the run directory's
+        lock throughout (another run there is refused, naming the holder)."""
+        threads = apply_threads(self.cfg.run.threads, self.loader.workers)
         s, task = self.schedule, self.task
         try:
             with locked_dir(self.run_dir, "run.dir"):
@@ -157,11 +169,15 @@ class Loop:
                 log = open_run(self.run_dir, self.cfg, resume, total=s.stop_step, initial=task.step)
                 try:
                     log.info(task.header())
+                    log.info(threads)
                     if resume:
-                        log.info(f"resumed at step {task.step}" + "".join(f"; {c}" for c in changes))
-                        if task.step and self._validation_due(task.step):  # what came after the checkpoint
-                            self._validate(log)
-                    self._train(log)
+                        log.info(f"resuming {self.run_dir} from step {task.step} of {s.stop_step}"
+                                 + "".join(f"; {c}" for c in changes))
+                        if task.step and self._validation_due(task.step):  # killed between checkpoint and validation
+                            self._validate(log, final=task.step >= s.stop_step)
+                    with StopRequest() as stop:
+                        self._train(log, stop)
+                    log.end_progress()
                     result = task.finish(log)
                 finally:
                     log.close()
@@ -180,10 +196,11 @@ class Loop:
         periodic = into_epoch == 0 and s.eval_every_epochs and epochs_done % s.eval_every_epochs == 0
         return bool((periodic and not last) or (last and s.validate_at_end))
 
-    def _train(self, log: RunLogger) -> None:
+    def _train(self, log: RunLogger, stop: StopRequest) -> None:
         s, task = self.schedule, self.task
         means, seen = DeviceMeans(), 0
-        t0, seconds0 = time.perf_counter(), task.seconds
+        t0, seconds0, step0 = time.perf_counter(), task.seconds, task.step
+        saved_at, save_seconds = t0, self.cfg.checkpoint.every_minutes * 60
         while task.step < s.stop_step:
             epoch, start = divmod(task.step, s.steps_per_epoch)
             task.on_epoch_start(epoch, log)
@@ -195,12 +212,17 @@ class Loop:
                 means.add(**task.train_step(x, y))
                 task.step += 1
                 seen += x.shape[0] * self.info.world_size
-                task.seconds = seconds0 + time.perf_counter() - t0
+                now = time.perf_counter()
+                task.seconds = seconds0 + now - t0
                 images_per_s = seen / max(task.seconds - seconds0, 1e-9)
                 step, last = task.step, task.step >= s.stop_step
                 end_of_epoch = step % s.steps_per_epoch == 0
                 log_now = step % s.log_every == 0 or last
-                save_now = end_of_epoch or step % s.checkpoint_every == 0 or last
+                planned_save = end_of_epoch or step % s.checkpoint_every == 0 or last
+                # steps every rank reaches alike: where they agree on stopping (one small all-reduce)
+                stopping = not last and self._stop_agreed(stop, log_now or planned_save)
+                # by time on the main rank only: the other ranks neither write nor need to know
+                save_now = planned_save or stopping or now - saved_at >= save_seconds
                 if log_now or save_now:  # read before saving: a non-finite loss must not reach a checkpoint
                     values = means.read(reset=log_now)
                     require_finite(values, step, s.lr_key)
@@ -212,14 +234,52 @@ class Loop:
                     log.metrics(step, {**values, **task.log_extra(epoch), "epoch": epoch,
                                        "images_per_s": images_per_s, "seconds": round(task.seconds, 3),
                                        **({"bad_images": len(skipped)} if skipped else {})})
+                    log.step_line(self._progress_line(values, images_per_s, (now - t0) / (step - step0)))
                 if end_of_epoch:
                     task.on_epoch_end(epoch)
                 if save_now:
                     self.save()
+                    saved_at = time.perf_counter()
+                if stopping:
+                    self._stop(log, stop)
+                if last:
+                    log.end_progress()
                 if self._validation_due(step):
-                    self._validate(log)
+                    self._validate(log, final=last)
                 if last:
                     break
+
+    def _progress_line(self, values: Mapping[str, float], images_per_s: float, seconds_per_step: float) -> str:
+        """'step 40/1000 (epoch 0.32/8): loss 2.301, ... | 512 images/s | 1m20s elapsed, 32m05s left'."""
+        s, step = self.schedule, self.task.step
+        losses = ", ".join(f"{k} {v:.4g}" for k, v in values.items())
+        left = format_duration(seconds_per_step * (s.stop_step - step))
+        epochs = round(s.stop_step / s.steps_per_epoch, 2)
+        return (f"step {step}/{s.stop_step} (epoch {step / s.steps_per_epoch:.2f}/{epochs:g}): "
+                f"{losses} | {images_per_s:.0f} images/s | {format_duration(self.task.seconds)} elapsed, {left} left")
+
+    def _stop_agreed(self, stop: StopRequest, sync_point: bool) -> bool:
+        """Whether to stop after this step: on a signal at once with one process; under torchrun at
+        the next step where every rank asks (log or planned checkpoint steps), stopping when any
+        rank got the signal, so that none is left waiting in a collective of the next step."""
+        if not self.info.enabled:
+            return stop.requested
+        if not sync_point:
+            return False
+        flag = torch.tensor([float(stop.requested)], device=self.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def _stop(self, log: RunLogger, stop: StopRequest) -> None:
+        """After the checkpoint of this step: say how to continue, and end the run."""
+        import signal
+
+        why = signal.Signals(stop.signal).name if stop.signal is not None else "a signal on another rank"
+        message = (f"interrupted at step {self.task.step} of {self.schedule.stop_step} ({why}), checkpoint written "
+                   f"to {self.run_dir}; continue with: {resume_command()}")
+        log.end_progress()
+        log.info(message)
+        raise RunInterrupted(message)
 
     def _bad_seen(self) -> list[str]:
         return list(self.loader.bad_images.seen) if self.loader.bad_images is not None else []
@@ -231,7 +291,10 @@ class Loop:
                 log.info(f"skipped unreadable image '{path}' (data.on_bad_image: skip): the next readable image "
                          "of its split takes its place")
 
-    def _validate(self, log: RunLogger) -> None:
+    def _validate(self, log: RunLogger, final: bool = False) -> None:
+        plan = self.task.validation_plan()
+        if plan is not None:
+            log.info(f"{'final ' if final else ''}validation at step {self.task.step}: {plan[0]}")
         res = self.task.validate()
         self._log_bad_images(log)
         if res:

@@ -17,7 +17,8 @@ from ..errors import SupernasError
 # weights a run trains beyond floating-point rounding (device, precision, memory layout).
 MAY_CHANGE = (
     "run.dir",  # the directory may have moved
-    "run.device", "run.amp", "run.channels_last", "run.cudnn_benchmark",  # where and in what precision it computes
+    # where, on how many threads and in what precision it computes
+    "run.device", "run.threads", "run.amp", "run.channels_last", "run.cudnn_benchmark",
     "train.workers",  # each image's augmentation is seeded by its index, not by the worker that loads it
     "train.max_steps",  # where it stops; the schedule spans train.epochs either way
     "log.", "checkpoint.",  # what it writes and how often

@@ -8,13 +8,14 @@ from ..errors import SupernasError
 _HELP = "give budgets in {unit} as one number (300), a comma list (200,400,600) or start:stop:step (200:800:100)"
 
 
-def _num(text: str, unit: str) -> float:
+def _num(text: str, unit: str, what: str | None = None) -> float:
+    """A positive, finite number; `what` names it in the error (default: 'budget TEXT')."""
     try:
         v = float(text)
     except ValueError:
         raise SupernasError(f"'{text}' is not a number; {_HELP.format(unit=unit)}") from None
     if not math.isfinite(v) or v <= 0:
-        raise SupernasError(f"budget {text} must be a positive {unit} value; {_HELP.format(unit=unit)}")
+        raise SupernasError(f"{what or f'budget {text}'} must be a positive {unit} value; {_HELP.format(unit=unit)}")
     return v
 
 
@@ -31,7 +32,8 @@ def parse_budgets(text: "str | float | int", unit: str = "MFLOPs") -> list[float
         parts = s.split(":")
         if len(parts) != 3:
             raise SupernasError(f"budget range '{s}' must be start:stop:step; {help_}")
-        start, stop, step = (_num(p.strip(), unit) for p in parts)
+        start, stop = (_num(p.strip(), unit) for p in parts[:2])
+        step = _num(parts[2].strip(), unit, f"the step {parts[2].strip()} of budget range '{s}'")
         if stop < start:
             raise SupernasError(f"budget range '{s}' stops below its start; write start:stop:step with start <= stop")
         count = int(math.floor((stop - start) / step + 1e-9)) + 1

@@ -14,12 +14,13 @@ converges faster for the same number of scored Archs. Set `parents=population` f
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import SupernasError, require_int
+from ..errors import SupernasError, SupernasWarning, require_int
 from ..spaces import Arch, CostModel, SearchSpace
 from .pareto import COSTS, ParetoEntry, pareto_front
 
@@ -44,6 +45,22 @@ class SearchResult:
     def pareto(self) -> list[ParetoEntry]:
         """Pareto front of all scored Archs (accuracy against the constrained cost)."""
         return pareto_front(self.evaluated, cost=self.cost)
+
+
+def check_budgets(space: SearchSpace, cost_of: CostFn, budgets: Sequence[float], unit: str) -> None:
+    """Refuse a budget below the smallest Arch's cost (nothing fits it) and warn of one above the
+    largest's (everything fits it: its search is that of the whole space, as its neighbours' may be)."""
+    floor, ceiling = (float(c) for c in cost_of(space.to_indices([space.smallest(), space.largest()])))
+    low = [b for b in budgets if b < floor]
+    if low:
+        raise SupernasError(f"budget {low[0]:g} {unit} is below the smallest Arch of space '{space.name}' "
+                            f"({floor:.4g} {unit}); raise the budgets to at least that")
+    high = [b for b in budgets if b > ceiling]
+    if high:
+        warnings.warn(f"budget{'s' if len(high) > 1 else ''} {', '.join(f'{b:g}' for b in high)} {unit} "
+                      f"{'are' if len(high) > 1 else 'is'} above the largest Arch of space '{space.name}' "
+                      f"({ceiling:.4g} {unit}): every Arch fits, so each searches the whole space; budgets up to "
+                      f"{ceiling:.4g} {unit} cover it", SupernasWarning, stacklevel=3)
 
 
 class EvolutionSearch:
@@ -71,11 +88,7 @@ class EvolutionSearch:
         if not self.budgets:
             raise SupernasError(f"give at least one budget in {unit} (e.g. --budgets 200:800:100)")
         self.space, self.cost, self.score_fn = space, cost, score_fn
-        floor = float(self._cost_of(space.to_indices(space.smallest()))[0])
-        low = [b for b in self.budgets if b < floor]
-        if low:
-            raise SupernasError(f"budget {low[0]:g} {unit} is below the smallest Arch of space '{space.name}' "
-                                f"({floor:.4g} {unit}); raise the budgets to at least that")
+        check_budgets(space, self._cost_of, self.budgets, unit)
         self.population, self.mutations, self.crossovers = population, mutations, crossovers
         self.generations = generations
         self.parents = max(1, population // 4) if parents is None else int(parents)

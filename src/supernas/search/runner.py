@@ -15,6 +15,7 @@ from ..errors import SupernasError
 from ..evaluation import Evaluator, LatencyTable, load_run
 from ..runtime import distributed as ddp
 from ..runtime.checkpoint import weights_fingerprint
+from ..runtime.logging import progress_bar
 from ..runtime.run_dir import locked_dir
 from ..spaces import CostModel
 from ..utils.io import atomic_write_text, file_sha256
@@ -127,16 +128,15 @@ def _search(run_dir, budgets, out, predictor, population, mutations, crossovers,
     search = build(space, cost_model, score_fn, budgets, settings, state=state["search"] if state else None,
                    constraint=("latency_ms", table.latency_indices) if table else None)
     info = ddp.current()
-    bar = None
-    if progress and info.is_main:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(search.budgets), unit="budget", desc=strategy)
+    # evolution reports every generation (the initial population is generation 0); random search each budget
+    per_budget = generations + 1 if strategy == "evolution" else 1
+    bar = progress_bar(len(search.budgets) * per_budget, strategy,
+                       "generations" if strategy == "evolution" else "budgets", enabled=progress and info.is_main)
 
     def on_generation(generation, budget, best):
-        if bar is not None:
-            bar.update(1 if generation == (generations if strategy == "evolution" else 0) else 0)
+        if bar is not None:  # the postfix first: a LineProgress prints it with the update
             bar.set_postfix(budget=f"{budget:g}", best=f"{best.accuracy:.2f}" if best else "-", refresh=False)
+            bar.update(1)
 
     def checkpoint(search_state):
         if info.is_main:

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import SupernasError, require_int
 from ..registry import Registry
 from ..spaces import CostModel, SearchSpace
-from .evolution import Callback, CostFn, EvolutionSearch, ScoreFn, SearchResult
+from .evolution import Callback, CostFn, EvolutionSearch, ScoreFn, SearchResult, check_budgets
 from .pareto import COSTS, ParetoEntry
 
 
@@ -76,6 +76,7 @@ class RandomSearch:
         self.budgets = [float(b) for b in budgets]
         if not self.budgets:
             raise SupernasError(f"give at least one budget in {COSTS[self.constraint]}")
+        check_budgets(space, self._cost_of, self.budgets, COSTS[self.constraint])
         self.per_budget, self.seed = per_budget, seed
         self._rng = np.random.default_rng(seed)
         self._scores: dict[bytes, float] = {}

@@ -202,6 +202,7 @@ class BlockPlan(NamedTuple):
     splits: int
     inter: int
     index: int  # position among all blocks of the supernet (max depth everywhere)
+    hw_in: int  # feature-map size at the block's input (fixed by the resolution, so exports need no shape reads)
 
 
 class NetPlan(NamedTuple):
@@ -229,6 +230,6 @@ def _plan_cached(space: SearchSpace, arch: Arch) -> NetPlan:
             blocks.append(BlockPlan(
                 int(L.cin[0, b]), int(L.cout[0, b]), int(L.mid[0, b]), bool(L.expand[0, b]), int(L.kernel[0, b]),
                 int(L.stride[b]), ACTIVATIONS[int(L.act[0, b])], int(L.attention[0, b]), int(L.splits[0, b]),
-                int(L.inter[0, b]), b))
+                int(L.inter[0, b]), b, int(L.hw_in[0, b])))
     return NetPlan(int(L.resolution[0]), int(L.stem_out[0]), tuple(blocks),
                    int(L.head_in[0]), int(L.head_mid[0]), int(L.head_out[0]))

@@ -234,11 +234,15 @@ class StandaloneTrainer:
     def fit(self) -> dict[str, Any]:
         """Train to the end of the schedule (or `train.max_steps`), evaluate, write result.json and
         RUN/export; returns the result (on every rank)."""
+        return self.loop().run(self.resume)
+
+    def loop(self) -> Loop:
+        """The loop that runs this training (`fit`, or `runtime.dry_run` for an estimate)."""
         c = self.cfg
         # the last evaluation is finish's, which also picks the weights to export
         schedule = Schedule(self.steps_per_epoch, self.stop_step, c.log.every_steps, c.checkpoint.every_steps,
                             c.eval.every_epochs, validate_at_end=False, lr_key="train.lr")
-        return Loop(self, self.run_dir, c, self.loader, self.device, schedule).run(self.resume)
+        return Loop(self, self.run_dir, c, self.loader, self.device, schedule)
 
     def header(self) -> str:
         return (f"{self.space.name} Arch of {float(self.cost.mflops(self.arch)):.1f} MFLOPs at "
@@ -275,6 +279,13 @@ class StandaloneTrainer:
         hit1, hit5, images = ddp.all_reduce_mean_(counts).tolist()
         return {"top1": hit1 / max(images, 1), "top5": hit5 / max(images, 1)}
 
+    def validation_plan(self) -> tuple[str, int]:
+        e = self.cfg.eval
+        val = len(self.data.val) if e.max_batches is None else min(len(self.data.val), e.max_batches * e.batch_size)
+        models = 1 if self.ema is None else 2
+        return (f"top-1 of the {'raw and EMA weights' if self.ema is not None else 'weights'} on {val} val images",
+                models * -(-val // e.batch_size))
+
     def validate(self) -> dict[str, float]:
         """{"top1", "top5"} of the trained weights and, with an EMA, {"top1_ema", "top5_ema"}."""
         res = self._evaluate(self.net)
@@ -297,6 +308,8 @@ class StandaloneTrainer:
 
     def finish(self, log: RunLogger) -> dict[str, Any]:
         ddp.barrier()
+        log.info(f"final validation at step {self.step}: {self.validation_plan()[0]}; then the export to "
+                 f"{self.run_dir / 'export'}")
         res = self._log_validation(log)
         weights = self._export_choice(res)
         model = self.ema.module if weights == "ema" else self.net
@@ -355,19 +368,30 @@ def _config(schema: type, config: "str | Path | Mapping[str, Any] | None", overr
     return load_config(schema, path, overrides, data={**data, **given})
 
 
-def retrain(arch: Any, config: "str | Path | Mapping[str, Any] | None" = None, overrides: Iterable[str] = (),
-            resume: bool = False) -> dict[str, Any]:
-    """Train `arch` (see `resolve_arch`) from scratch; returns the result (also RUN/result.json)."""
+def retrain_trainer(arch: Any, config: "str | Path | Mapping[str, Any] | None" = None, overrides: Iterable[str] = (),
+                    resume: bool = False) -> StandaloneTrainer:
+    """The trainer of `retrain` (its data, model and loaders built; nothing written yet)."""
     if isinstance(arch, Arch):
         arch = arch.to_dict()
     elif isinstance(arch, Path):
         arch = str(arch)
-    return StandaloneTrainer(_config(RetrainConfig, config, overrides, {"arch": arch}), resume=resume).fit()
+    return StandaloneTrainer(_config(RetrainConfig, config, overrides, {"arch": arch}), resume=resume)
+
+
+def retrain(arch: Any, config: "str | Path | Mapping[str, Any] | None" = None, overrides: Iterable[str] = (),
+            resume: bool = False) -> dict[str, Any]:
+    """Train `arch` (see `resolve_arch`) from scratch; returns the result (also RUN/result.json)."""
+    return retrain_trainer(arch, config, overrides, resume).fit()
+
+
+def finetune_trainer(model_dir: "str | Path", config: "str | Path | Mapping[str, Any] | None" = None,
+                     overrides: Iterable[str] = (), resume: bool = False) -> StandaloneTrainer:
+    """The trainer of `finetune` (its data, model and loaders built; nothing written yet)."""
+    return StandaloneTrainer(_config(FinetuneConfig, config, overrides, {"init": str(model_dir)}), resume=resume)
 
 
 def finetune(model_dir: "str | Path", config: "str | Path | Mapping[str, Any] | None" = None,
              overrides: Iterable[str] = (), resume: bool = False) -> dict[str, Any]:
     """Train the model exported in `model_dir` further (`FinetuneConfig`: short, low rate, no
     warm-up); `train.teacher=SUPERNET_RUN` distils from the supernet's largest Arch."""
-    return StandaloneTrainer(_config(FinetuneConfig, config, overrides, {"init": str(model_dir)}),
-                             resume=resume).fit()
+    return finetune_trainer(model_dir, config, overrides, resume).fit()

@@ -154,10 +154,14 @@ class SupernetTrainer:
 
     # ------------------------------------------------------------------ the task of the loop
     def fit(self) -> Path:
+        return self.loop().run(self.resume)
+
+    def loop(self) -> Loop:
+        """The loop that runs this training (`fit`, or `runtime.dry_run` for an estimate)."""
         c = self.cfg
         schedule = Schedule(self.steps_per_epoch, self.stop_step, c.log.every_steps, c.checkpoint.every_steps,
                             c.eval.every_epochs, validate_at_end=True, lr_key="train.lr")
-        return Loop(self, self.run_dir, c, self.loader, self.device, schedule, self.channels_last).run(self.resume)
+        return Loop(self, self.run_dir, c, self.loader, self.device, schedule, self.channels_last)
 
     def header(self) -> str:
         return (f"supernet on {self.space.name} ({self.data.describe()}); {self.info.world_size} process(es) on "
@@ -174,14 +178,22 @@ class SupernetTrainer:
     def on_epoch_end(self, epoch: int) -> None:
         pass
 
+    def _validator(self) -> Evaluator:
+        e = self.cfg.eval
+        return Evaluator(self.net, self.data, self.device, bn_batches=e.bn_batches, batch_size=e.batch_size,
+                         split="val", max_batches=e.max_batches, amp_dtype=self.amp_dtype,
+                         channels_last=self.channels_last)
+
+    def validation_plan(self) -> tuple[str, int]:
+        evaluator = self._validator()
+        bn, scoring = evaluator.batches_per_arch()
+        return (f"the smallest and largest Archs, each after BatchNorm re-calibration on {bn} batches: top-1 on "
+                f"{evaluator.images_per_arch()} val images", 2 * (bn + scoring))
+
     def validate(self) -> dict[str, float]:
         """Top-1 on val of the smallest and largest Archs after BN re-calibration (by the stage-2
         Evaluator, which leaves the supernet's statistics and the random streams as they were)."""
-        e = self.cfg.eval
-        evaluator = Evaluator(self.net, self.data, self.device, bn_batches=e.bn_batches, batch_size=e.batch_size,
-                              split="val", max_batches=e.max_batches, amp_dtype=self.amp_dtype,
-                              channels_last=self.channels_last)
-        smallest, largest = evaluator.evaluate_many([self.space.smallest(), self.space.largest()])
+        smallest, largest = self._validator().evaluate_many([self.space.smallest(), self.space.largest()])
         self.net.train()
         return {"top1_smallest": smallest["top1"], "top1_largest": largest["top1"]}
 
