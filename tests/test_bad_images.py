@@ -3,6 +3,7 @@ error, from the main process or a DataLoader worker; `data.on_bad_image: skip` r
 next readable image of its split (the same one every time: a resumed run equals an unbroken one)
 and logs and counts it once; `supernas data check PATH` lists the unreadable files."""
 import json
+import multiprocessing
 
 import numpy as np
 import pytest
@@ -62,6 +63,9 @@ def test_an_unreadable_image_is_one_line_naming_the_file(tmp_path, capsys, worke
     assert len(lines) == 1 and "error:" in lines[0], lines
     assert any(f"'{b}' is not a readable image" in lines[0] for b in bad), lines[0]
     assert "data.on_bad_image: skip" in lines[0]
+    # the DataLoader workers ended with the run: left to the garbage collector after an error in
+    # one of them, they never learnt to stop, and ignoring SIGTERM they kept the process from exiting
+    assert multiprocessing.active_children() == []
 
 
 def test_skip_replaces_an_unreadable_image_by_the_next_readable_one(tmp_path):

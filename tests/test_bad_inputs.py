@@ -15,7 +15,7 @@ TINY = "attentivenas-tiny"
 def one_line(capsys):
     """The error, one line (what a run logged before it, its header, is not part of it)."""
     err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("supernet on ")]
+    lines = [line for line in err.splitlines() if line.startswith("supernas ")]
     assert len(lines) == 1 and "Traceback" not in err, err
     return lines[0]
 

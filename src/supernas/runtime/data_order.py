@@ -103,5 +103,11 @@ class ResumableLoader:
         return iter(self.loader)
 
     def close(self) -> None:
-        """Let the worker processes go (they also end with the process)."""
+        """End the worker processes now. Not left to the garbage collector: after an error in a
+        worker (an unreadable image) the traceback holds the iterator in a reference cycle, the
+        collector may close its queues before it tells the workers to stop, and workers that
+        ignore SIGTERM (`init_loader_worker`) would then keep the process from exiting."""
+        iterator = getattr(self.loader, "_iterator", None)  # where persistent workers live
+        if iterator is not None:
+            iterator._shutdown_workers()
         self.loader = None
