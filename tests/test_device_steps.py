@@ -3,6 +3,7 @@ the host, weights sliced without needless copies, the cuDNN and precision policy
 and the GPU suite itself on tiny settings."""
 import contextlib
 import json
+import subprocess
 import re
 import sys
 from collections import Counter
@@ -288,3 +289,38 @@ def test_loader_bench_times_the_steady_state_over_epochs(tmp_path, monkeypatch):
     assert loader.throughput(train, 1, images=40, batch=4) > 0  # 12 images: 4 epochs at least
     res = loader.loader_throughput(tmp_path, [0], images=8, image_size=16, batch=4, per_class=2)
     assert set(res["per_workers"]) == {"cifar10, 0 workers", "imagenet-sized, 0 workers"}
+
+
+EXITS_WITH_LIVE_WORKERS = """
+import torch
+from torch.utils.data import Dataset
+from supernas.runtime.data_order import ResumableLoader, ResumableSampler
+
+class Data(Dataset):
+    def __len__(self):
+        return 64
+
+    def __getitem__(self, i):
+        if i == 5 and {failing}:
+            raise OSError("unreadable")
+        return torch.zeros(3), 0
+
+loader = ResumableLoader(Data(), ResumableSampler(Data(), 4), 0, 4, workers=1)
+kept = []
+try:
+    for batch in loader.epoch(0):
+        if not {failing}:
+            break  # a run that stops with its loader open
+except OSError as e:
+    kept.append(e)  # as a caller that keeps the error: its traceback holds the iterator
+    loader.close()
+"""
+
+
+@pytest.mark.parametrize("failing", [True, False])
+def test_a_process_with_loader_workers_exits(failing):
+    """The workers ignore SIGTERM (the main process stops the run at a step boundary), which is how
+    multiprocessing ends workers at exit: closed or left open, a loader must not hang the exit."""
+    code = EXITS_WITH_LIVE_WORKERS.format(failing=failing)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]

@@ -7,6 +7,8 @@ depend on which worker loads it or on what was loaded before.
 """
 from __future__ import annotations
 
+import atexit
+import weakref
 from typing import Iterator, Sized
 
 import torch
@@ -74,6 +76,15 @@ class SeededDataset(Dataset):
             torch.random.set_rng_state(state)
 
 
+_OPEN: "weakref.WeakSet[ResumableLoader]" = weakref.WeakSet()
+
+
+@atexit.register  # registered after multiprocessing's exit hook, so it runs before it
+def _close_open_loaders() -> None:
+    for loader in list(_OPEN):
+        loader.close()
+
+
 class ResumableLoader:
     """The batches of any epoch from any batch on, augmented with per-image seeds, from one
     DataLoader whose workers live as long as the run (`persistent_workers`: a new epoch does not
@@ -93,6 +104,7 @@ class ResumableLoader:
             # its own generator: creating an iterator must not draw from the global RNG,
             # or a resumed run (which creates one more) would drift from an unbroken one
             generator=torch.Generator().manual_seed(seed))
+        _OPEN.add(self)
 
     def epoch(self, epoch: int, start_batch: int = 0) -> Iterator:
         """An iterator over the batches of `epoch` from `start_batch` on (the sampler is read in
@@ -103,11 +115,10 @@ class ResumableLoader:
         return iter(self.loader)
 
     def close(self) -> None:
-        """End the worker processes now. Not left to the garbage collector: after an error in a
-        worker (an unreadable image) the traceback holds the iterator in a reference cycle, the
-        collector may close its queues before it tells the workers to stop, and workers that
-        ignore SIGTERM (`init_loader_worker`) would then keep the process from exiting."""
-        iterator = getattr(self.loader, "_iterator", None)  # where persistent workers live
-        if iterator is not None:
-            iterator._shutdown_workers()
+        """End the worker processes now (at exit, every loader not closed is). Not left to garbage collection: an iterator can outlive
+        the run (a traceback that holds it, kept by the caller), and at exit multiprocessing stops
+        workers with SIGTERM, which they ignore, then waits for them for ever."""
+        it = getattr(self.loader, "_iterator", None)
+        if it is not None and hasattr(it, "_shutdown_workers"):
+            it._shutdown_workers()
         self.loader = None
