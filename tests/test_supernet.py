@@ -36,7 +36,9 @@ def _net(cache, name):
     return cache[name]
 
 
-@pytest.mark.parametrize("name", ["attentivenas", "fpnas-l0", "fpnas-l1", "fpnas-l2"])
+# L1 and L2 share L0's blocks at larger sizes (a minute between them): slow
+@pytest.mark.parametrize("name", ["attentivenas", "fpnas-l0", pytest.param("fpnas-l1", marks=pytest.mark.slow),
+                                  pytest.param("fpnas-l2", marks=pytest.mark.slow)])
 def test_extracted_model_matches_supernet(nets, name):
     net = _net(nets, name)
     space = net.space
