@@ -82,3 +82,12 @@ def _run_until_crash(cls, config, step):
 @pytest.fixture
 def run_until_crash():
     return _run_until_crash
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models on a shared CPU: several OpenMP threads mostly wait for each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -29,12 +29,7 @@ SEARCH = ["--population", "4", "--mutations", "2", "--crossovers", "2", "--gener
           "--max-batches", "1", "--device", "cpu"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

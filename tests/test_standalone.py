@@ -27,13 +27,7 @@ TINY = get_space("attentivenas-tiny")
 ARCH = {**TINY.smallest().to_dict(), "mb1.depth": 2, "mb2.depth": 2}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny models on a shared CPU: several OpenMP threads mostly wait for each other
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_config(run_dir, **train):

@@ -37,7 +37,7 @@ from ..runtime.data_order import ResumableLoader, ResumableSampler
 from ..runtime.logging import RunLogger
 from ..runtime.loop import Loop, Schedule
 from ..runtime.losses import label_smoothing_ce
-from ..runtime.optim import param_groups, scaled_lr, warmup_cosine_scheduler
+from ..runtime.optim import param_groups, run_length, scaled_lr, step_accumulated, warmup_cosine_scheduler
 from ..runtime.precision import autocast, precision
 from ..search import ParetoEntry, SearchResult, write_pareto
 from ..search.runner import score_source
@@ -105,8 +105,7 @@ class ProbabilisticSearch:
         self.search_loader = ResumableLoader(self.data.search, self.search_rows, self.seed, t.batch_size, t.workers,
                                              cuda)
         self.steps_per_epoch = train_rows.batches_per_epoch
-        self.total_steps = t.epochs * self.steps_per_epoch
-        self.stop_step = self.total_steps if t.max_steps is None else min(self.total_steps, t.max_steps)
+        self.total_steps, self.stop_step = run_length(t.epochs, self.steps_per_epoch, t.max_steps)
         self.lr = scaled_lr(t.lr, t.batch_size * world)
         self.optimizer = torch.optim.SGD(param_groups(self.net, t.weight_decay), lr=self.lr, momentum=t.momentum,
                                          nesterov=t.nesterov)
@@ -221,13 +220,7 @@ class ProbabilisticSearch:
             total += loss.detach() / len(archs)
         if weighted is not None:
             self.last_weights = weighted.finish()
-        params = [p for p in self.net.parameters() if p.grad is not None]
-        ddp.all_reduce_grads(params)
-        if t.grad_clip:
-            torch.nn.utils.clip_grad_value_(params, t.grad_clip)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scheduler.step()
+        step_accumulated(self.net, self.optimizer, self.scheduler, t.grad_clip)
         return total
 
     def arch_step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> dict[str, float]:

@@ -65,16 +65,19 @@ def _run_facts(run_dir: Path) -> dict[str, Any]:
     return facts
 
 
-def plot_search(run_dir: "str | Path", path: "str | Path | None" = None) -> Path:
-    """`search_figure` saved to `path` (default RUN/search.png); returns the path."""
-    fig = search_figure(run_dir)
-    out = Path(path) if path is not None else Path(run_dir).expanduser() / "search.png"
+def _save(fig, out: Path) -> Path:
+    """`fig` written to `out` (its folder made), then closed."""
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         fig.savefig(out, dpi=100)
     finally:
         _pyplot().close(fig)
     return out
+
+
+def plot_search(run_dir: "str | Path", path: "str | Path | None" = None) -> Path:
+    """`search_figure` saved to `path` (default RUN/search.png); returns the path."""
+    return _save(search_figure(run_dir), Path(path) if path is not None else Path(run_dir).expanduser() / "search.png")
 
 
 def search_figure(run_dir: "str | Path"):
@@ -234,11 +237,4 @@ def arch_figure(space: "SearchSpace | str | Mapping[str, Any]", arch: "Arch | Ma
 def draw_arch(space: "SearchSpace | str | Mapping[str, Any]", arch: "Arch | Mapping[str, Any] | str",
               path: "str | Path", title: str | None = None, num_classes: int = 1000) -> Path:
     """`arch_figure` saved to `path` (PNG or any matplotlib format); returns `path`."""
-    fig = arch_figure(space, arch, title, num_classes)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fig.savefig(out, dpi=100)
-    finally:
-        _pyplot().close(fig)
-    return out
+    return _save(arch_figure(space, arch, title, num_classes), Path(path))

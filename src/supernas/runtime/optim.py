@@ -1,12 +1,15 @@
 """Optimizer pieces every trainer shares: parameter groups (no weight decay on BatchNorm and
-biases), the linear scaling rule, and the learning-rate schedule (linear warm-up, then cosine
-decay to `final_ratio` of the peak, per step)."""
+biases), the linear scaling rule, the run's length in steps, the learning-rate schedule (linear
+warm-up, then cosine decay to `final_ratio` of the peak, per step), and the step that applies
+gradients accumulated over several Archs."""
 from __future__ import annotations
 
 import math
 from typing import Any
 
 import torch
+
+from . import distributed as ddp
 
 
 def warmup_cosine(step: int, total_steps: int, warmup_steps: int, final_ratio: float = 0.0) -> float:
@@ -22,6 +25,27 @@ def warmup_cosine_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, 
                             final_ratio: float = 0.0) -> torch.optim.lr_scheduler.LambdaLR:
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: warmup_cosine(s, total_steps, warmup_steps, final_ratio))
+
+
+def run_length(epochs: int, steps_per_epoch: int, max_steps: int | None) -> tuple[int, int]:
+    """(steps the schedule spans, step the run stops at): `max_steps` stops a run early, the
+    schedule still spans every epoch."""
+    total = epochs * steps_per_epoch
+    return total, total if max_steps is None else min(total, max_steps)
+
+
+def step_accumulated(net: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                     scheduler: torch.optim.lr_scheduler.LRScheduler, grad_clip: float | None) -> None:
+    """One optimizer step on the gradients several Archs accumulated in `net`: averaged over ranks
+    once (`ddp.all_reduce_grads`), clipped to [-grad_clip, grad_clip] when set, applied, cleared,
+    and the schedule advanced."""
+    params = [p for p in net.parameters() if p.grad is not None]
+    ddp.all_reduce_grads(params)
+    if grad_clip:
+        torch.nn.utils.clip_grad_value_(params, grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    scheduler.step()
 
 
 def scaled_lr(base_lr: float, global_batch: int, per: int = 256) -> float:

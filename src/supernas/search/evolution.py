@@ -63,7 +63,32 @@ def check_budgets(space: SearchSpace, cost_of: CostFn, budgets: Sequence[float],
                       f"{ceiling:.4g} {unit} cover it", SupernasWarning, stacklevel=3)
 
 
-class EvolutionSearch:
+class StepwiseSearch:
+    """A strategy that searches its budgets one `step()` at a time until `done`, so that it can be
+    checkpointed between steps and resumed from its `state_dict()`."""
+
+    done: bool
+
+    def step(self, callback: Callback | None = None) -> bool:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def result(self) -> SearchResult:
+        raise NotImplementedError
+
+    def run(self, callback: Callback | None = None,
+            checkpoint: Callable[[dict[str, Any]], None] | None = None) -> SearchResult:
+        """Search every remaining budget; `checkpoint(state_dict())` is called after each step."""
+        while not self.done:
+            self.step(callback)
+            if checkpoint is not None:
+                checkpoint(self.state_dict())
+        return self.result()
+
+
+class EvolutionSearch(StepwiseSearch):
     """Budgeted evolutionary search; `run()` or repeated `step()`, resumable via `state_dict()`.
 
     `constraint` = (name, cost of index rows) is what the budgets bound: a cost field of
@@ -195,15 +220,6 @@ class EvolutionSearch:
         # Generation 0 is the initial population; after `generations` more, the next budget.
         self._bi, self._gen = (self._bi + 1, -1) if gen >= self.generations else (self._bi, gen)
         return not self.done
-
-    def run(self, callback: Callback | None = None,
-            checkpoint: Callable[[dict[str, Any]], None] | None = None) -> SearchResult:
-        """Search every remaining budget; `checkpoint(state_dict())` is called after each step."""
-        while not self.done:
-            self.step(callback)
-            if checkpoint is not None:
-                checkpoint(self.state_dict())
-        return self.result()
 
     # ------------------------------------------------------------------ results
     def _entries(self, rows: np.ndarray) -> list[ParetoEntry]:

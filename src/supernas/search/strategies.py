@@ -7,8 +7,9 @@ every scored Arch, the Pareto front), resumable through `state_dict()`.
   within the budget as the evolution would score (population + generations x (mutations +
   crossovers)), the best of them kept.
 
-A new strategy is a class with the same `run(callback, checkpoint)` / `state_dict()` and a
-builder registered in STRATEGIES (docs/architecture.md, "Extending").
+A new strategy is a class with the same `run(callback, checkpoint)` / `state_dict()` (a
+`StepwiseSearch` gets `run` from its `step()`) and a builder registered in STRATEGIES
+(docs/architecture.md, "Extending").
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import numpy as np
 from ..errors import SupernasError, require_int
 from ..registry import Registry
 from ..spaces import CostModel, SearchSpace
-from .evolution import Callback, CostFn, EvolutionSearch, ScoreFn, SearchResult, check_budgets
+from .evolution import Callback, CostFn, EvolutionSearch, ScoreFn, SearchResult, StepwiseSearch, check_budgets
 from .pareto import COSTS, ParetoEntry
 
 
@@ -59,7 +60,7 @@ def _random(space: SearchSpace, cost: CostModel, score_fn: ScoreFn, budgets: Seq
     return RandomSearch(space, cost, score_fn, budgets, settings.archs_per_budget, settings.seed, constraint, state)
 
 
-class RandomSearch:
+class RandomSearch(StepwiseSearch):
     """Random search under budgets: `per_budget` distinct random Archs within each budget, scored
     in chunks (each chunk a checkpoint), the best kept; no Arch is scored twice across budgets."""
 
@@ -118,14 +119,6 @@ class RandomSearch:
                 callback(0, self.budgets[self._bi], self._best(self._bi))
             self._bi += 1
         return not self.done
-
-    def run(self, callback: Callback | None = None,
-            checkpoint: Callable[[dict[str, Any]], None] | None = None) -> SearchResult:
-        while not self.done:
-            self.step(callback)
-            if checkpoint is not None:
-                checkpoint(self.state_dict())
-        return self.result()
 
     def _entries(self, keys: list[bytes]) -> list[ParetoEntry]:
         if not keys:

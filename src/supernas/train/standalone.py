@@ -46,7 +46,7 @@ from ..runtime.data_order import ResumableLoader, ResumableSampler
 from ..runtime.logging import RunLogger
 from ..runtime.loop import Loop, Schedule
 from ..runtime.losses import label_smoothing_ce, soft_target_ce
-from ..runtime.optim import param_groups, scaled_lr, warmup_cosine_scheduler
+from ..runtime.optim import param_groups, run_length, scaled_lr, warmup_cosine_scheduler
 from ..runtime.precision import autocast, precision
 from ..spaces import Arch, CostModel, SearchSpace, get_space
 from ..utils.io import atomic_write_text
@@ -137,8 +137,7 @@ class StandaloneTrainer:
         rows = ResumableSampler(self.data.train, t.batch_size, self.seed, self.info.rank, self.info.world_size)
         self.loader = ResumableLoader(self.data.train, rows, self.seed, t.batch_size, t.workers, pin_memory=cuda)
         self.steps_per_epoch = rows.batches_per_epoch
-        self.total_steps = t.epochs * self.steps_per_epoch
-        self.stop_step = self.total_steps if t.max_steps is None else min(self.total_steps, t.max_steps)
+        self.total_steps, self.stop_step = run_length(t.epochs, self.steps_per_epoch, t.max_steps)
         self.lr = scaled_lr(t.lr, t.batch_size * self.info.world_size)
         self.optimizer = self._optimizer()
         self.scheduler = warmup_cosine_scheduler(self.optimizer, self.total_steps,

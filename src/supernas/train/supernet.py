@@ -26,7 +26,7 @@ from ..runtime.data_order import ResumableLoader, ResumableSampler
 from ..runtime.logging import RunLogger
 from ..runtime.loop import Loop, Schedule
 from ..runtime.losses import label_smoothing_ce, soft_target_ce
-from ..runtime.optim import param_groups, scaled_lr, warmup_cosine_scheduler
+from ..runtime.optim import param_groups, run_length, scaled_lr, step_accumulated, warmup_cosine_scheduler
 from ..runtime.precision import autocast, precision
 from ..sampling import AttentiveSampler, Candidates, Prefetcher, SamplerContext, build_sampler
 from ..spaces import Arch, CostModel, SearchSpace, get_space
@@ -61,8 +61,7 @@ class SupernetTrainer:
         rows = ResumableSampler(self.data.train, t.batch_size, run.seed, self.info.rank, self.info.world_size)
         self.loader = ResumableLoader(self.data.train, rows, run.seed, t.batch_size, t.workers, pin_memory=cuda)
         self.steps_per_epoch = rows.batches_per_epoch
-        self.total_steps = t.epochs * self.steps_per_epoch
-        self.stop_step = self.total_steps if t.max_steps is None else min(self.total_steps, t.max_steps)
+        self.total_steps, self.stop_step = run_length(t.epochs, self.steps_per_epoch, t.max_steps)
         self.lr = scaled_lr(t.lr, t.batch_size * self.info.world_size)
         self.optimizer = torch.optim.SGD(param_groups(self.net, t.weight_decay), lr=self.lr, momentum=t.momentum,
                                          nesterov=t.nesterov)
@@ -104,13 +103,7 @@ class SupernetTrainer:
             student.backward()
             distill += student.detach()
         self._batch_for_scoring = None
-        params = [p for p in net.parameters() if p.grad is not None]
-        ddp.all_reduce_grads(params)
-        if t.grad_clip:
-            torch.nn.utils.clip_grad_value_(params, t.grad_clip)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scheduler.step()
+        step_accumulated(net, self.optimizer, self.scheduler, t.grad_clip)
         if self._ahead is not None:
             self._sampler_state = self._ahead.state_dict()
         self.last_archs = [largest] + archs
