@@ -26,15 +26,6 @@ class CountingTimer:
         return 1e-4 * x.numel() + 1e-5 * weights + 0.01
 
 
-@pytest.fixture
-def one_thread():
-    """Real timings with one CPU thread: with several, a busy machine stalls every parallel region."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def fake_table(space=TINY, **kw):
     timer = CountingTimer()
     return LatencyTable(space, num_classes=10, device="cpu", timer=timer, **kw), timer
