@@ -69,9 +69,18 @@ class TrainCommon(Section):
     workers: int = setting(4, "DataLoader worker processes per process (one core each)", low=0)
 
 
+@dataclass
+class WeightSharingTrain(TrainCommon):
+    """The training of a supernet's shared weights (stage 1, the FP-NAS search)."""
+
+    recompute_bn_act: bool = setting(False, "store only each BatchNorm's input and rebuild the activation's in "
+                                            "backward: about a quarter less activation memory, one more "
+                                            "elementwise pass per layer (docs/performance.md)")
+
+
 # ---------------------------------------------------------------------------- supernas train
 @dataclass
-class SupernetTrain(TrainCommon):
+class SupernetTrain(WeightSharingTrain):
     dropout: float = setting(0.2, "before the classifier, largest Arch only", low=0, high=1, high_open=True)
     drop_path: float = setting(0.2, "stochastic depth rate, largest Arch only", low=0, high=1, high_open=True)
     drop_path_scope: Literal["last_two_stages", "all_blocks"] = setting(
@@ -121,7 +130,7 @@ class SupernetConfig(Section):
 
 # ---------------------------------------------------------------------------- supernas fpnas
 @dataclass
-class FpnasTrain(TrainCommon):
+class FpnasTrain(WeightSharingTrain):
     epochs: int = setting(10, "length of the search", low=1)
     batch_size: int = setting(64, "images per process, for both the train and the search batches", low=1)
     warmup_epochs: int = setting(0, "linear learning-rate warm-up of the weights", low=0)

@@ -95,6 +95,7 @@ class ProbabilisticSearch:
         self.space: SearchSpace = get_space(self.cfg.space)
         self.cost = CostModel(self.space, self.data.num_classes)
         self.net = SuperNet(self.space, self.data.num_classes).to(self.device)
+        self.net.set_recompute_bn_act(t.recompute_bn_act)
         self.latency = self._latency_table()
 
         rank, world = self.info.rank, self.info.world_size

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .bn_act import activation, batch_norm_act
+
 
 def _autocast_dtype(device_type: str) -> torch.dtype | None:
     """The dtype autocast casts convolutions to on `device_type`, or None when it is off."""
@@ -50,10 +52,6 @@ def _conv_weight(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
                                               w.is_contiguous(memory_format=torch.channels_last)):
         return w
     return w.contiguous(memory_format=fmt)
-
-
-def activation(name: str):
-    return F.silu if name == "swish" else F.relu
 
 
 def _depthwise(x: torch.Tensor, w: torch.Tensor, stride: int, kernel: int) -> torch.Tensor:
@@ -110,20 +108,25 @@ class ElasticConv2d(nn.Module):
 
 
 class ElasticBatchNorm2d(nn.BatchNorm2d):
-    """BatchNorm over the first C channels (from the input), or C channels from `offset`.
+    """BatchNorm over the first C channels (from the input), or C channels from `offset`, and the
+    activation that follows it when one is named.
 
     Running statistics are sliced views, so re-calibration updates them in place. The cumulative
     average of re-calibration (momentum None) counts its batches on the host since the last
     `reset_running_stats`, where nn.BatchNorm2d reads `num_batches_tracked` back from the device
-    on every call."""
+    on every call. With `recompute_act` set, a training forward that records gradients stores
+    only the BatchNorm's input and rebuilds the activation's input in backward (nn/bn_act.py)."""
+
+    recompute_act = False
 
     def reset_running_stats(self) -> None:
         super().reset_running_stats()
         self.batches_since_reset = 0
 
-    def forward(self, x: torch.Tensor, offset: int = 0, rows: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, x: torch.Tensor, offset: int = 0, rows: torch.Tensor | None = None,  # type: ignore[override]
+                act: str | None = None) -> torch.Tensor:
         """Normalise channels [offset, offset + C), or the gathered channels `rows` (whose updated
-        running statistics are written back)."""
+        running statistics are written back), then apply `act` ('swish', 'relu') when given."""
         use_batch_stats = self.training or self.running_mean is None
         momentum = self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
@@ -136,16 +139,24 @@ class ElasticBatchNorm2d(nn.BatchNorm2d):
                 full = offset == 0 and x.shape[1] == self.num_features
                 return t if t is None or full else t[offset:offset + x.shape[1]]
 
-            return F.batch_norm(x, active(self.running_mean), active(self.running_var), active(self.weight),
-                                active(self.bias), use_batch_stats, momentum or 0.0, self.eps)
+            return self._normalise(x, active(self.running_mean), active(self.running_var), active(self.weight),
+                                   active(self.bias), use_batch_stats, momentum or 0.0, act)
         mean = self.running_mean.index_select(0, rows) if self.running_mean is not None else None
         var = self.running_var.index_select(0, rows) if self.running_var is not None else None
-        out = F.batch_norm(x, mean, var, self.weight.index_select(0, rows), self.bias.index_select(0, rows),
-                           use_batch_stats, momentum or 0.0, self.eps)
+        out = self._normalise(x, mean, var, self.weight.index_select(0, rows), self.bias.index_select(0, rows),
+                              use_batch_stats, momentum or 0.0, act)
         if use_batch_stats and mean is not None and momentum:
             self.running_mean.index_copy_(0, rows, mean)
             self.running_var.index_copy_(0, rows, var)
         return out
+
+    def _normalise(self, x: torch.Tensor, mean: torch.Tensor | None, var: torch.Tensor | None,
+                   weight: torch.Tensor, bias: torch.Tensor, use_batch_stats: bool, momentum: float,
+                   act: str | None) -> torch.Tensor:
+        if act is not None and self.recompute_act and use_batch_stats and torch.is_grad_enabled():
+            return batch_norm_act(x, weight, bias, mean, var, momentum, self.eps, act)
+        out = F.batch_norm(x, mean, var, weight, bias, use_batch_stats, momentum, self.eps)
+        return out if act is None else activation(act)(out)
 
 
 class ElasticLinear(nn.Module):

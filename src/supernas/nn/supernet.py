@@ -12,7 +12,8 @@ from ..errors import SupernasError
 from ..spaces import Arch, SearchSpace, get_space
 from ..spaces.layout import BlockPlan, NetPlan, make_divisible, plan, stage_of_block
 from . import static
-from .elastic import ElasticAttention, ElasticBatchNorm2d, ElasticConv2d, ElasticLinear, activation
+from .bn_act import activation
+from .elastic import ElasticAttention, ElasticBatchNorm2d, ElasticConv2d, ElasticLinear
 
 
 # Which blocks stochastic depth (drop-connect) reaches when a forward asks for it.
@@ -59,13 +60,12 @@ class ElasticMBConv(nn.Module):
         return rows
 
     def forward(self, x: torch.Tensor, p: BlockPlan, drop_path: float = 0.0) -> torch.Tensor:
-        act = activation(p.act)
-        h = act(self.expand_bn(self.expand_conv(x, p.mid))) if p.expand else x
+        h = self.expand_bn(self.expand_conv(x, p.mid), act=p.act) if p.expand else x
         if p.splits == 1:
-            h = act(self.dw_bn(self.dw_conv(h, p.mid, p.kernel)))
+            h = self.dw_bn(self.dw_conv(h, p.mid, p.kernel), act=p.act)
         else:  # r branches as one grouped conv, interleaved like the extracted model's
             rows = self.branch_rows(p.splits, p.mid, h.device)
-            h = act(self.dw_bn(self.dw_conv.forward_rows(h, rows, p.kernel), rows=rows))
+            h = self.dw_bn(self.dw_conv.forward_rows(h, rows, p.kernel), rows=rows, act=p.act)
         h = self.attention(h, p.splits, p.inter) if p.attention else h
         h = self.project_bn(self.project_conv(h, p.cout))
         if p.cin == p.cout and p.stride == 1:
@@ -166,6 +166,14 @@ class SuperNet(nn.Module):
         self.drop_path_scope = scope
         self._drop_path_from = self.stage_of_block.index(first_stage)
 
+    def set_recompute_bn_act(self, on: bool) -> None:
+        """With `on`, every BatchNorm + activation stores only its input for backward and rebuilds
+        the activation's input there (nn/bn_act.py): about a quarter less activation memory for
+        one more elementwise pass per layer. Gradients are unchanged up to rounding."""
+        for m in self.modules():
+            if isinstance(m, ElasticBatchNorm2d):
+                m.recompute_act = bool(on)
+
     def plan(self, arch: Arch) -> NetPlan:
         return plan(self.space, arch)
 
@@ -182,15 +190,14 @@ class SuperNet(nn.Module):
         p = self.plan(arch)
         x = static.resize_to(x, p.resolution)
         s = self.space.spec
-        x = activation(s.stem_act)(self.stem_bn(self.stem_conv(x, p.stem_out)))
+        x = self.stem_bn(self.stem_conv(x, p.stem_out), act=s.stem_act)
         n = len(self.blocks)
         for b in p.blocks:
             reached = drop_path and b.index >= self._drop_path_from
             x = self.blocks[b.index](x, b, drop_path * b.index / n if reached else 0.0)
-        act = activation(s.head_act)
-        x = act(self.head_bn(self.head_conv(x, p.head_mid))).mean((2, 3))
+        x = self.head_bn(self.head_conv(x, p.head_mid), act=s.head_act).mean((2, 3))
         if self.head_kind == "mbpool":
-            x = act(self.head_mix(x, p.head_out))
+            x = activation(s.head_act)(self.head_mix(x, p.head_out))
         return x
 
     def classify(self, features: torch.Tensor, dropout: float = 0.0) -> torch.Tensor:

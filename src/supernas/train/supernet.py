@@ -55,6 +55,7 @@ class SupernetTrainer:
         self.cost = CostModel(self.space, self.data.num_classes)
         self.net = SuperNet(self.space, self.data.num_classes).to(self.device)
         self.net.set_drop_path_scope(t.drop_path_scope)
+        self.net.set_recompute_bn_act(t.recompute_bn_act)
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
 

@@ -1,0 +1,122 @@
+"""`train.recompute_bn_act`: BatchNorm + activation that stores only its input (nn/bn_act.py)."""
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from supernas import SupernasError
+from supernas.nn import SuperNet
+from supernas.nn.bn_act import batch_norm_act
+from supernas.train.supernet import SupernetTrainer
+
+from test_train import tiny_config
+
+
+@pytest.mark.parametrize("act", ["swish", "relu"])
+def test_batch_norm_act_gradients_are_exact_in_float64(act):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 4, 5, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    w = (torch.rand(4, dtype=torch.float64, generator=g) + 0.5).requires_grad_()
+    b = torch.randn(4, dtype=torch.float64, generator=g).requires_grad_()
+    assert torch.autograd.gradcheck(lambda *t: batch_norm_act(*t, None, None, 0.1, 1e-5, act), (x, w, b))
+
+
+def test_batch_norm_act_updates_running_statistics_as_batch_norm_does():
+    x = torch.randn(8, 6, 4, 4) * 3 + 1
+    stats = [torch.zeros(6), torch.ones(6)]
+    ref = [torch.zeros(6), torch.ones(6)]
+    y = batch_norm_act(x, torch.ones(6), torch.zeros(6), *stats, 0.1, 1e-5, "swish")
+    expected = F.silu(F.batch_norm(x, *ref, torch.ones(6), torch.zeros(6), True, 0.1, 1e-5))
+    assert torch.allclose(y, expected, atol=1e-6)
+    assert torch.allclose(stats[0], ref[0]) and torch.allclose(stats[1], ref[1])
+
+
+def test_batch_norm_act_names_a_bad_activation():
+    with pytest.raises(ValueError, match="swish, relu"):
+        batch_norm_act(torch.randn(2, 3, 4, 4), None, None, None, None, 0.1, 1e-5, "gelu")
+
+
+def _step(net, x, y, arch, recompute, amp=False):
+    net = copy.deepcopy(net)
+    net.set_recompute_bn_act(recompute)
+    x = x.clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+        loss = F.cross_entropy(net(x, arch).float(), y)
+    loss.backward()
+    grads = torch.cat([p.grad.float().reshape(-1) for p in net.parameters() if p.grad is not None])
+    buffers = torch.cat([b.float().reshape(-1) for b in net.buffers()])
+    return loss.detach(), x.grad, grads, buffers
+
+
+# fpnas-l0 mixes ReLU and swish blocks and gathers Split-Attention rows; attentivenas-tiny is swish
+@pytest.mark.parametrize("name,res", [("attentivenas-tiny", 32), ("fpnas-l0", 32)])
+def test_recomputing_gives_the_same_step(name, res):
+    torch.manual_seed(0)
+    net = SuperNet(name, num_classes=10).train()
+    x, y = torch.randn(4, 3, res, res), torch.randint(0, 10, (4,))
+    for seed in range(3):
+        arch = net.space.sample(rng=seed)
+        plain, recomputed = _step(net, x, y, arch, False), _step(net, x, y, arch, True)
+        for a, b in zip(plain, recomputed):
+            assert a.shape == b.shape and torch.allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_recomputing_under_bf16_and_channels_last_is_as_accurate_as_not():
+    torch.manual_seed(0)
+    net = SuperNet("attentivenas-tiny", num_classes=10).train()
+    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+    arch = net.space.largest()
+    exact = _step(net, x, y, arch, False)[2]
+    cl = net.to(memory_format=torch.channels_last)
+    x = x.contiguous(memory_format=torch.channels_last)
+    errors = [(_step(cl, x, y, arch, rec, amp=True)[2] - exact).norm() / exact.norm() for rec in (False, True)]
+    assert errors[1] < 1.5 * errors[0] + 1e-3, errors
+
+
+def _stored_bytes(net, x, arch):
+    """Bytes autograd stores for backward (each storage once), parameters excluded."""
+    params = {p.untyped_storage().data_ptr() for p in net.parameters()}
+    stored = {}
+
+    def pack(t):
+        s = t.untyped_storage()
+        if s.data_ptr() not in params:
+            stored[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        net(x, arch)
+    return sum(stored.values())
+
+
+def test_recomputing_stores_a_quarter_less():
+    net = SuperNet("attentivenas-tiny", num_classes=10).train()
+    x, arch = torch.randn(4, 3, 32, 32), net.space.largest()
+    plain = _stored_bytes(net, x, arch)
+    net.set_recompute_bn_act(True)
+    assert _stored_bytes(net, x, arch) < 0.75 * plain
+    with torch.no_grad():  # nothing is stored, and the output is the same
+        net.set_recompute_bn_act(False)
+        a = net(x, arch)
+        net.set_recompute_bn_act(True)
+        assert torch.equal(a, net(x, arch))
+
+
+def test_training_with_recompute_trains_the_same_weights(tmp_path):
+    runs = []
+    for on in (False, True):
+        cfg = tiny_config(tmp_path / str(on), epochs=1, max_steps=3, recompute_bn_act=on)
+        cfg["sampler"] = {"kind": "uniform"}
+        t = SupernetTrainer(cfg)
+        t.fit()
+        runs.append(t.net.state_dict())
+    assert all(torch.allclose(runs[0][k].float(), runs[1][k].float(), rtol=1e-4, atol=1e-6) for k in runs[0])
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "[true]"])
+def test_a_bad_recompute_setting_names_the_key(tmp_path, value):
+    from supernas.config import SupernetConfig, load_config
+
+    with pytest.raises(SupernasError, match="recompute_bn_act"):
+        load_config(SupernetConfig, overrides=[f"train.recompute_bn_act={value}"])
