@@ -134,9 +134,11 @@ PRECISIONS = {  # name: (autocast dtype, channels_last)
 }
 
 
-def make_trainer(s: Settings, device: torch.device, precision: str, sampler: str, batch: int, run_dir: str):
+def make_trainer(s: Settings, device: torch.device, precision: str, sampler: str, batch: int, run_dir: str,
+                 recompute: bool = False):
     """The product's stage-1 trainer with a `s.classes`-way supernet (its data are the built-in
-    digits, never loaded here: the suite feeds synthetic batches to `train_step`)."""
+    digits, never loaded here: the suite feeds synthetic batches to `train_step`); `recompute`:
+    train.recompute_bn_act."""
     from supernas.train.supernet import SupernetTrainer
 
     amp, cl = PRECISIONS[precision]
@@ -147,6 +149,7 @@ def make_trainer(s: Settings, device: torch.device, precision: str, sampler: str
            "log": {"progress": False, "tensorboard": False}}
     t = SupernetTrainer(cfg)
     t.net = SuperNet(t.space, s.classes).to(device)
+    t.net.set_recompute_bn_act(recompute)
     if t.channels_last:
         t.net = t.net.to(memory_format=torch.channels_last)
     t.optimizer = torch.optim.SGD(t.net.parameters(), lr=0.01, momentum=0.9, nesterov=True)
@@ -169,8 +172,8 @@ def sampled_archs(space, step: int):
 
 # ---------------------------------------------------------------------------- sections
 def sandwich(s: Settings, device: torch.device, precision: str, sampler: str, batch: int, tmp: str,
-             steps: int | None = None, warmup: int | None = None) -> dict[str, Any]:
-    t = make_trainer(s, device, precision, sampler, batch, tmp)
+             steps: int | None = None, warmup: int | None = None, recompute: bool = False) -> dict[str, Any]:
+    t = make_trainer(s, device, precision, sampler, batch, tmp, recompute)
     x, y = batch_of(s, device, batch, t.channels_last)
     attentive = sampler == "attentive"
 
@@ -508,6 +511,9 @@ def sections(s: Settings, device: torch.device, data: str | None, tmp: str):
     out = []
     for p in ("fp32", "bf16+cl"):
         out.append(("train", f"sandwich {p} uniform", lambda p=p: sandwich(s, device, p, "uniform", s.batch, run(p))))
+    for p in ("fp32", "bf16+cl"):  # the memory target: BatchNorm + activation storing only its input
+        out.append(("train", f"sandwich {p} uniform, recompute_bn_act",
+                    lambda p=p: sandwich(s, device, p, "uniform", s.batch, run("r" + p), recompute=True)))
     for p in ("fp32", "bf16"):  # NCHW: channels_last costs static models the same per-shape plans
         out.append(("train", f"extracted static, in turn {p}",
                     lambda p=p: static_in_turn(s, device, p, s.batch, run("s" + p))))

@@ -265,6 +265,7 @@ def test_gpu_suite_runs_on_the_cpu_with_tiny_settings(tmp_path, monkeypatch):
     failed = {k: v for k, v in rows.items() if "error" in v}
     assert not failed
     assert rows["sandwich fp32 uniform"]["images_per_s"] > 0
+    assert rows["sandwich fp32 uniform, recompute_bn_act"]["images_per_s"] > 0
     assert rows["torchvision mobilenet_v3_large fp32"]["cudnn_benchmark"] is True
     assert rows["BN re-calibration + evaluation fp32"]["archs_per_min"] > 0
     assert rows["latency table (batch 1)"]["layers"] > 0

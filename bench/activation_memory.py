@@ -1,0 +1,99 @@
+"""What `train.recompute_bn_act` saves and costs: the bytes a supernet's forward stores for
+backward, and the time of forward + backward, with and without it, in the same run.
+
+    python bench/activation_memory.py [--space attentivenas] [--batch 4] [--input 224]
+                                      [--precision fp32,bf16] [--repeats 3] [--device cpu]
+
+The largest Arch of the space (the sandwich's largest member, whose activations set a step's
+peak) on random images loaded at `--input` pixels and resized to its resolution. Stored bytes
+are counted exactly (every storage autograd keeps, once; parameters excluded) and scaled to
+batch 64, the issue's reference batch; on a GPU the peak adds the weights, their gradients and
+momentum, and cuDNN's workspace. Times are medians of steps taken in turns.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from supernas import get_space
+from supernas.nn import SuperNet
+
+
+def stored_bytes(net: torch.nn.Module, forward: Callable[[], torch.Tensor]) -> int:
+    """Bytes autograd stores for the backward of `forward()` (each storage once), `net`'s
+    parameters excluded."""
+    params = {p.untyped_storage().data_ptr() for p in net.parameters()}
+    stored: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        s = t.untyped_storage()
+        if s.data_ptr() not in params:
+            stored[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = forward()
+    del out
+    return sum(stored.values())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--space", default="attentivenas")
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--input", type=int, default=224)
+    ap.add_argument("--precision", default="fp32,bf16")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    space = get_space(args.space)
+    net = SuperNet(space, 1000).to(device).train()
+    arch = space.largest()
+    x = torch.randn(args.batch, 3, args.input, args.input, device=device)
+    y = torch.randint(0, 1000, (args.batch,), device=device)
+    print(f"{args.space}, largest Arch, batch {args.batch}, input {args.input} px, {device}, "
+          f"{torch.get_num_threads()} threads")
+    print("| precision | recompute_bn_act | stored GiB | at batch 64 | fwd+bwd s | ratio to off |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    for precision in args.precision.split(","):
+        amp = torch.bfloat16 if precision == "bf16" else None
+
+        def forward() -> torch.Tensor:
+            with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+                return F.cross_entropy(net(x, arch).float(), y)
+
+        def step(on: bool) -> float:
+            net.set_recompute_bn_act(on)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            t = time.perf_counter()
+            forward().backward()
+            net.zero_grad(set_to_none=True)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            return time.perf_counter() - t
+
+        step(False), step(True)  # warm-up
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(args.repeats):
+            for on in (False, True):
+                times[on].append(step(on))
+        size = {}
+        for on in (False, True):
+            net.set_recompute_bn_act(on)
+            size[on] = stored_bytes(net, forward)
+        for on in (False, True):
+            gib = size[on] / 2**30
+            t = statistics.median(times[on])
+            print(f"| {precision} | {'on' if on else 'off'} | {gib:.3f} | {gib * 64 / args.batch:.2f} | {t:.3f} | "
+                  f"stored {size[on] / size[False]:.3f}, time {t / statistics.median(times[False]):.3f} |")
+
+
+if __name__ == "__main__":
+    main()
