@@ -6,8 +6,8 @@ backward, and the time of forward + backward, with and without it, in the same r
 
 The largest Arch of the space (the sandwich's largest member, whose activations set a step's
 peak) on random images loaded at `--input` pixels and resized to its resolution. Stored bytes
-are counted exactly (every storage autograd keeps, once; parameters excluded) and scaled to
-batch 64, the issue's reference batch; on a GPU the peak adds the weights, their gradients and
+are what the forward leaves allocated (every allocation and free recorded by the profiler on
+a CPU, the allocator's count on a GPU), scaled to batch 64, the issue's reference batch; on a GPU the peak adds the weights, their gradients and
 momentum, and cuDNN's workspace. Times are medians of steps taken in turns.
 """
 from __future__ import annotations
@@ -24,22 +24,21 @@ from supernas import get_space
 from supernas.nn import SuperNet
 
 
-def stored_bytes(net: torch.nn.Module, forward: Callable[[], torch.Tensor]) -> int:
-    """Bytes autograd stores for the backward of `forward()` (each storage once), `net`'s
-    parameters excluded."""
-    params = {p.untyped_storage().data_ptr() for p in net.parameters()}
-    stored: dict[int, int] = {}
+def stored_bytes(forward: Callable[[], torch.Tensor], device: torch.device) -> int:
+    """Bytes `forward()` leaves allocated on `device`: what autograd stores for its backward (and
+    the small output). Counted by the CUDA allocator, or on the CPU by the profiler's record of
+    every allocation and free."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        before = torch.cuda.memory_allocated(device)
+        out = forward()
+        return torch.cuda.memory_allocated(device) - before
+    from torch.profiler import ProfilerActivity, profile
 
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        s = t.untyped_storage()
-        if s.data_ptr() not in params:
-            stored[s.data_ptr()] = s.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         out = forward()
     del out
-    return sum(stored.values())
+    return sum(e.self_cpu_memory_usage for e in prof.key_averages())
 
 
 def main() -> None:
@@ -87,7 +86,7 @@ def main() -> None:
         size = {}
         for on in (False, True):
             net.set_recompute_bn_act(on)
-            size[on] = stored_bytes(net, forward)
+            size[on] = stored_bytes(forward, device)
         for on in (False, True):
             gib = size[on] / 2**30
             t = statistics.median(times[on])

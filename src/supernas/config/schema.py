@@ -73,9 +73,9 @@ class TrainCommon(Section):
 class WeightSharingTrain(TrainCommon):
     """The training of a supernet's shared weights (stage 1, the FP-NAS search)."""
 
-    recompute_bn_act: bool = setting(False, "store only each BatchNorm's input and rebuild the activation's in "
-                                            "backward: about a quarter less activation memory, one more "
-                                            "elementwise pass per layer (docs/performance.md)")
+    recompute_bn_act: bool = setting(False, "store only each BatchNorm's input; rebuild its output and the "
+                                            "activation's in backward: less than half the activation memory, "
+                                            "an elementwise pass or two more per layer (docs/performance.md)")
 
 
 # ---------------------------------------------------------------------------- supernas train

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .bn_act import activation, batch_norm_act
+from .bn_act import activation, batch_norm_act, derive
 
 
 def _autocast_dtype(device_type: str) -> torch.dtype | None:
@@ -56,7 +56,7 @@ def _conv_weight(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 def _depthwise(x: torch.Tensor, w: torch.Tensor, stride: int, kernel: int) -> torch.Tensor:
     if _is_channels_last(x):
-        x = x.contiguous()
+        x = derive(x.contiguous(), x, torch.Tensor.contiguous)
         # (C, 1, k, k) has one memory order in both formats: restride it as NCHW without a copy
         y = F.conv2d(x, _conv_weight(w.squeeze(1).unsqueeze(1), x), None, stride, kernel // 2, 1, x.shape[1])
         return y.contiguous(memory_format=torch.channels_last)
@@ -212,7 +212,8 @@ class ElasticAttention(nn.Module):
     def forward(self, x: torch.Tensor, splits: int, inter: int) -> torch.Tensor:
         n, cr, height, width = x.shape
         c = cr // splits
-        xv = x.view(n, c, splits, height, width) if splits > 1 else x
+        xv = derive(x.view(n, c, splits, height, width), x, lambda t: t.view(n, c, splits, height, width)) \
+            if splits > 1 else x
         pooled = xv.sum(2).mean((2, 3)) if splits > 1 else x.mean((2, 3))
         h = F.relu(self.reduce(pooled, inter))
         w, b = self.expand_weight(splits, c, inter)

@@ -12,7 +12,7 @@ from ..errors import SupernasError
 from ..spaces import Arch, SearchSpace, get_space
 from ..spaces.layout import BlockPlan, NetPlan, make_divisible, plan, stage_of_block
 from . import static
-from .bn_act import activation
+from .bn_act import activation, storing_rebuilds
 from .elastic import ElasticAttention, ElasticBatchNorm2d, ElasticConv2d, ElasticLinear
 
 
@@ -167,12 +167,15 @@ class SuperNet(nn.Module):
         self._drop_path_from = self.stage_of_block.index(first_stage)
 
     def set_recompute_bn_act(self, on: bool) -> None:
-        """With `on`, every BatchNorm + activation stores only its input for backward and rebuilds
-        the activation's input there (nn/bn_act.py): about a quarter less activation memory for
-        one more elementwise pass per layer. Gradients are unchanged up to rounding."""
+        """With `on`, a training forward stores only each BatchNorm + activation's input for
+        backward and rebuilds the BatchNorm's and the activation's outputs there (nn/bn_act.py):
+        less than half the activation memory for an elementwise pass or two per layer, gradients
+        unchanged up to rounding. The forward then sets its own saved-tensor hooks
+        (torch.autograd.graph.saved_tensors_hooks), which take the place of a caller's."""
+        self.recompute_bn_act = bool(on)
         for m in self.modules():
             if isinstance(m, ElasticBatchNorm2d):
-                m.recompute_act = bool(on)
+                m.recompute_act = self.recompute_bn_act
 
     def plan(self, arch: Arch) -> NetPlan:
         return plan(self.space, arch)
@@ -187,6 +190,12 @@ class SuperNet(nn.Module):
         return self.classify(self.features(x, arch, drop_path), dropout)
 
     def features(self, x: torch.Tensor, arch: Arch, drop_path: float = 0.0) -> torch.Tensor:
+        if getattr(self, "recompute_bn_act", False) and self.training and torch.is_grad_enabled():
+            with storing_rebuilds():  # the layers after each BatchNorm + activation store how to rebuild their inputs
+                return self._features(x, arch, drop_path)
+        return self._features(x, arch, drop_path)
+
+    def _features(self, x: torch.Tensor, arch: Arch, drop_path: float) -> torch.Tensor:
         p = self.plan(arch)
         x = static.resize_to(x, p.resolution)
         s = self.space.spec
