@@ -114,8 +114,8 @@ class ElasticBatchNorm2d(nn.BatchNorm2d):
     Running statistics are sliced views, so re-calibration updates them in place. The cumulative
     average of re-calibration (momentum None) counts its batches on the host since the last
     `reset_running_stats`, where nn.BatchNorm2d reads `num_batches_tracked` back from the device
-    on every call. With `recompute_act` set, a training forward that records gradients stores
-    only the BatchNorm's input and rebuilds the activation's input in backward (nn/bn_act.py)."""
+    on every call. With `recompute_act` set (SuperNet.set_recompute_bn_act), a training forward
+    that records gradients stores only the BatchNorm's input (nn/bn_act.py)."""
 
     recompute_act = False
 

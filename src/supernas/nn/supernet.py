@@ -88,6 +88,8 @@ class SuperNet(nn.Module):
     returns a plain PyTorch model with those weights that computes the same function.
     """
 
+    recompute_bn_act = False  # set_recompute_bn_act
+
     def __init__(self, space: "SearchSpace | str", num_classes: int = 1000):
         super().__init__()
         self.space = get_space(space)
@@ -190,7 +192,7 @@ class SuperNet(nn.Module):
         return self.classify(self.features(x, arch, drop_path), dropout)
 
     def features(self, x: torch.Tensor, arch: Arch, drop_path: float = 0.0) -> torch.Tensor:
-        if getattr(self, "recompute_bn_act", False) and self.training and torch.is_grad_enabled():
+        if self.recompute_bn_act and self.training and torch.is_grad_enabled():
             with storing_rebuilds():  # the layers after each BatchNorm + activation store how to rebuild their inputs
                 return self._features(x, arch, drop_path)
         return self._features(x, arch, drop_path)
