@@ -6,9 +6,10 @@ backward, and the time of forward + backward, with and without it, in the same r
 
 The largest Arch of the space (the sandwich's largest member, whose activations set a step's
 peak) on random images loaded at `--input` pixels and resized to its resolution. Stored bytes
-are what the forward leaves allocated (every allocation and free recorded by the profiler on
-a CPU, the allocator's count on a GPU), scaled to batch 64, the issue's reference batch; on a GPU the peak adds the weights, their gradients and
-momentum, and cuDNN's workspace. Times are medians of steps taken in turns.
+are what the forward leaves allocated (every allocation and free recorded by the profiler on a
+CPU, the allocator's count on a GPU), scaled to batch 64, the accelerator issue's reference
+batch; a GPU step's peak adds the weights, their gradients and momentum, and cuDNN's workspace.
+Times are medians of steps taken in turns.
 """
 from __future__ import annotations
 

@@ -191,7 +191,8 @@ def sandwich(s: Settings, device: torch.device, precision: str, sampler: str, ba
             "batch": batch, "cudnn_benchmark": torch.backends.cudnn.benchmark}
 
 
-def max_batch(s: Settings, device: torch.device, precision: str, tmp: str, at_64: dict[str, Any]) -> dict[str, Any]:
+def max_batch(s: Settings, device: torch.device, precision: str, tmp: str, at_64: dict[str, Any],
+              recompute: bool = False) -> dict[str, Any]:
     """The largest batch (a multiple of 16) whose sandwich step fits in 80 GiB: memory grows about
     linearly with the batch, so two measured batches predict it; then it is tried (and lowered by
     10 % on an out-of-memory, up to three times)."""
@@ -203,14 +204,14 @@ def max_batch(s: Settings, device: torch.device, precision: str, tmp: str, at_64
         torch.cuda.set_per_process_memory_fraction(MEMORY_CAP / total, torch.cuda.current_device())
     try:
         b2 = 2 * at_64["batch"]
-        at_2 = sandwich(s, device, precision, "uniform", b2, tmp, steps=1, warmup=1)
+        at_2 = sandwich(s, device, precision, "uniform", b2, tmp, steps=1, warmup=1, recompute=recompute)
         per_image = (at_2["peak_gib"] - at_64["peak_gib"]) * GiB / (b2 - at_64["batch"])
         fixed = at_64["peak_gib"] * GiB - per_image * at_64["batch"]
         guess = int((0.94 * cap - fixed) / per_image) // 16 * 16
         tries = []
         for _ in range(4):
             try:
-                r = sandwich(s, device, precision, "uniform", guess, tmp, steps=3, warmup=1)
+                r = sandwich(s, device, precision, "uniform", guess, tmp, steps=3, warmup=1, recompute=recompute)
                 return {**r, "predicted_gib_per_image": per_image / GiB, "tries": tries + [guess]}
             except RuntimeError as e:
                 if not is_oom(e):
@@ -525,7 +526,11 @@ def sections(s: Settings, device: torch.device, data: str | None, tmp: str):
     if s.max_batch:
         for p in ("fp32", "bf16+cl"):
             out.append(("train", f"sandwich {p} uniform, largest batch in 80 GiB",
-                        lambda p=p: max_batch(s, device, p, run("m" + p), _measured[f"sandwich {p} uniform"])))
+                        lambda p=p: max_batch(s, device, p, run("m" + p), _measured.get(f"sandwich {p} uniform", {}))))
+        # half the memory per image: twice the batch, over which the host's per-step cost spreads
+        out.append(("train", "sandwich fp32 uniform, recompute_bn_act, largest batch in 80 GiB",
+                    lambda: max_batch(s, device, "fp32", run("mr"),
+                                      _measured.get("sandwich fp32 uniform, recompute_bn_act", {}), recompute=True)))
     for p in ("fp32", "bf16+cl"):
         out.append(("stage2", f"BN re-calibration + evaluation {p}", lambda p=p: stage2(s, device, p)))
     out.append(("stage2", "latency table (batch 1)", lambda: latency_table(s, device)))
