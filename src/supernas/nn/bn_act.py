@@ -40,20 +40,35 @@ def _normalised(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor
     return torch.addcmul(shift.view(shape), x, scale.view(shape))
 
 
-class _Rebuild:
-    """A `batch_norm_act` output as the layers after it store it: what rebuilds it in backward
-    (the BatchNorm's input, which its own backward stores anyway, and per-channel numbers), then
-    `then` (a copy into another layout, a view) when the layer stored a tensor derived from it."""
+class _Source:
+    """What rebuilds one `batch_norm_act` call's BatchNorm output z: its input (which its backward
+    stores anyway) and per-channel numbers. A rebuild for the next layer's backward keeps z for
+    this call's own backward, which comes soon after and then takes it, so z is built once."""
 
-    def __init__(self, x, weight, bias, mean, invstd, act: str, dtype: torch.dtype, then=None):
-        self.args, self.act, self.dtype, self.then = (x, weight, bias, mean, invstd), act, dtype, then
+    def __init__(self, x, weight, bias, mean, invstd, act: str, dtype: torch.dtype):
+        self.args, self.act, self.dtype = (x, weight, bias, mean, invstd), act, dtype
+        self.z: torch.Tensor | None = None
+
+    def normalised(self, keep: bool) -> torch.Tensor:
+        z = self.z if self.z is not None else _normalised(*self.args)
+        self.z = z if keep else None
+        return z
+
+
+class _Rebuild:
+    """A `batch_norm_act` output as the layers after it store it: its source, then `then` (a copy
+    into another layout, a view) when the layer stored a tensor derived from it."""
+
+    def __init__(self, source: _Source, then=None):
+        self.source, self.then = source, then
 
     def derived(self, fn) -> "_Rebuild":
         then = fn if self.then is None else (lambda t, first=self.then: fn(first(t)))
-        return _Rebuild(*self.args, self.act, self.dtype, then)
+        return _Rebuild(self.source, then)
 
     def __call__(self) -> torch.Tensor:
-        y = activation(self.act)(_normalised(*self.args).to(self.dtype))
+        src = self.source
+        y = activation(src.act)(src.normalised(keep=True).to(src.dtype))
         return y if self.then is None else self.then(y)
 
 
@@ -68,13 +83,13 @@ class _BatchNormAct(torch.autograd.Function):
         ctx.running = (running_mean, running_var)
         ctx.impl, ctx.eps, ctx.act = impl, eps, act
         ctx.save_for_backward(x, weight, bias, save_mean, save_invstd, reserve)
-        ctx.rebuild = _Rebuild(x, weight, bias, save_mean, save_invstd, act, y.dtype)  # taken by batch_norm_act
+        ctx.source = _Source(x, weight, bias, save_mean, save_invstd, act, y.dtype)
         return y
 
     @staticmethod
     def backward(ctx, gy):
         x, weight, bias, mean, invstd, reserve = ctx.saved_tensors
-        z = _normalised(x, weight, bias, mean, invstd)
+        z = ctx.source.normalised(keep=False)
         if ctx.act == "relu":
             gz = gy.masked_fill(z <= 0, 0)
         else:
@@ -137,8 +152,6 @@ def batch_norm_act(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Ten
     if act not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {act!r}")
     y = _BatchNormAct.apply(x, weight, bias, running_mean, running_var, momentum, eps, act)
-    node = y.grad_fn
-    if node is not None:
-        _remember(y, node.rebuild)
-        node.rebuild = None  # the layers that store y hold it from here; the node keeps x saved its own way
+    if y.grad_fn is not None:
+        _remember(y, _Rebuild(y.grad_fn.source))
     return y
