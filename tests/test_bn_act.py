@@ -106,6 +106,14 @@ def test_recomputing_stores_less_than_half(monkeypatch):
         assert torch.equal(a, net(x, arch))
 
 
+def test_activation_memory_bench_times_the_host_bound_step(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "bench"))
+    from activation_memory import host_bound_steps
+
+    seconds = host_bound_steps("attentivenas-tiny", 8, 1, torch.device("cpu"))
+    assert set(seconds) == {False, True} and all(v > 0 for v in seconds.values())
+
+
 def test_training_with_recompute_trains_the_same_weights(tmp_path):
     runs = []
     for on in (False, True):
