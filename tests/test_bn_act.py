@@ -106,6 +106,30 @@ def test_recomputing_stores_less_than_half(monkeypatch):
         assert torch.equal(a, net(x, arch))
 
 
+def test_nothing_stays_allocated_after_backward(monkeypatch):
+    """Backward frees what the forward stored even while the caller holds the loss (its graph)."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "bench"))
+    from activation_memory import stored_bytes
+
+    net = SuperNet("attentivenas-tiny", num_classes=10).train()
+    x, arch = torch.randn(4, 3, 32, 32), net.space.largest()
+    for p in net.parameters():
+        p.grad = torch.zeros_like(p)  # backward then allocates no gradients
+    held = []
+
+    def step():
+        loss = net(x, arch).logsumexp(1).sum()
+        loss.backward()
+        held.append(loss)
+        return loss
+
+    left = {}
+    for on in (False, True):
+        net.set_recompute_bn_act(on)
+        left[on] = stored_bytes(step, torch.device("cpu"))
+    assert left[True] <= left[False] + 1024, left
+
+
 def test_activation_memory_bench_times_the_host_bound_step(monkeypatch):
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "bench"))
     from activation_memory import host_bound_steps

@@ -89,7 +89,10 @@ class _BatchNormAct(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gy):
         x, weight, bias, mean, invstd, reserve = ctx.saved_tensors
-        z = ctx.source.normalised(keep=False)
+        # Let go of the source (it holds x): autograd frees the saved tensors after backward, but
+        # the node lives on while its graph's output does (a caller holding the loss).
+        source, ctx.source = ctx.source, None
+        z = source.normalised(keep=False) if source is not None else _normalised(x, weight, bias, mean, invstd)
         if ctx.act == "relu":
             gz = gy.masked_fill(z <= 0, 0)
         else:
