@@ -3,19 +3,22 @@ backward, and the time of forward + backward, with and without it, in the same r
 
     python bench/activation_memory.py [--space attentivenas] [--batch 4] [--input 224]
                                       [--precision fp32,bf16] [--repeats 3] [--device cpu]
-                                      [--host-steps 10] [--host-input 32]
+                                      [--step-peak] [--host-steps 10] [--host-input 32]
 
 The largest Arch of the space (the sandwich's largest member, whose activations set a step's
 peak) on random images loaded at `--input` pixels and resized to its resolution. Stored bytes
 are what the forward leaves allocated (every allocation and free recorded by the profiler on a
 CPU, the allocator's count on a GPU), scaled to batch 64, the accelerator issue's reference
 batch; a GPU step's peak adds the weights, their gradients and momentum, and cuDNN's workspace.
-Times are medians of steps taken in turns. Then the product's whole sandwich step at a tiny input
-(`--host-input`), where its time is the host's work that a GPU step waits on.
+Times are medians of steps taken in turns. `--step-peak`: the most bytes live at once in one
+whole sandwich step of the product's trainer at `--batch` (a GPU's peak memory). Then the
+sandwich step at a tiny input (`--host-input`), where its time is the host's work that a GPU
+step waits on.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import statistics
 import tempfile
@@ -46,38 +49,77 @@ def stored_bytes(forward: Callable[[], torch.Tensor], device: torch.device) -> i
     return sum(e.self_cpu_memory_usage for e in prof.key_averages())
 
 
-def host_bound_steps(space_name: str, size: int, steps: int, device: torch.device) -> dict[bool, float]:
-    """Median seconds of the product's sandwich step (largest + 2 uniform + smallest, in-place
-    distillation) at `size` px and batch 2, with the space's resolutions set to `size`: the work
-    is then mostly the host's (operator dispatch, autograd, Python), which a GPU step waits on.
-    With and without the setting, in turns, new Archs each step."""
+@contextlib.contextmanager
+def sandwich_trainer(space: "str | dict", batch: int, size: int, device: torch.device):
+    """The product's stage-1 trainer (sandwich of 4: largest + 2 uniform + smallest, in-place
+    distillation) with a 1000-way supernet of `space` and SGD, and a batch of random images at
+    `size` px: yields (trainer, images, labels)."""
     from supernas.train.supernet import SupernetTrainer
 
-    definition = copy.deepcopy(get_space(space_name).definition)
-    definition["resolution"], definition["name"] = [size], f"{space_name}-{size}px"
     with tempfile.TemporaryDirectory() as run_dir:
-        t = SupernetTrainer({"run": {"device": str(device), "dir": run_dir, "amp": "fp32"}, "space": definition,
+        t = SupernetTrainer({"run": {"device": str(device), "dir": run_dir, "amp": "fp32"}, "space": space,
                              "data": {"path": None, "image_size": 8}, "sampler": {"kind": "uniform"},
-                             "train": {"num_arch_training": 4, "batch_size": 2, "workers": 0},
+                             "train": {"num_arch_training": 4, "batch_size": batch, "workers": 0},
                              "log": {"progress": False, "tensorboard": False}})
         t.net = SuperNet(t.space, 1000).to(device)
         t.optimizer = torch.optim.SGD(t.net.parameters(), lr=0.01, momentum=0.9, nesterov=True)
         t.scheduler = torch.optim.lr_scheduler.LambdaLR(t.optimizer, lambda _: 1.0)
-        x = torch.randn(2, 3, size, size, device=device)
-        y = torch.randint(0, 1000, (2,), device=device)
-        times: dict[bool, list[float]] = {False: [], True: []}
         try:
-            for i in range(steps + 2):
-                for on in (False, True):
-                    t.net.set_recompute_bn_act(on)
-                    start = time.perf_counter()
-                    t.train_step(x, y, [t.space.sample(rng=1000 * i + j) for j in range(2)])
-                    if device.type == "cuda":
-                        torch.cuda.synchronize(device)
-                    if i >= 2:  # two warm-up steps each
-                        times[on].append(time.perf_counter() - start)
+            yield t, torch.randn(batch, 3, size, size, device=device), torch.randint(0, 1000, (batch,), device=device)
         finally:
             t.close()
+
+
+def middle_archs(space, step: int) -> list:
+    return [space.sample(rng=1000 * step + j) for j in range(2)]
+
+
+def step_peak_bytes(space_name: str, batch: int, size: int, device: torch.device) -> dict[bool, int]:
+    """The most bytes live at once during one whole sandwich step, above those before it (the
+    weights' gradients, the largest Arch's stored activations, the teacher's predictions, ...),
+    with and without the setting. On a CPU from the profiler's allocations in order, operator by
+    operator (a peak inside one operator is not seen); on a GPU the allocator's peak."""
+    peaks = {}
+    with sandwich_trainer(space_name, batch, size, device) as (t, x, y):
+        for on in (False, True):
+            t.net.set_recompute_bn_act(on)
+            t.train_step(x, y, middle_archs(t.space, 0))  # the momentum buffers exist from here
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+                torch.cuda.reset_peak_memory_stats(device)
+                before = torch.cuda.memory_allocated(device)
+                t.train_step(x, y, middle_archs(t.space, 1))
+                peaks[on] = torch.cuda.max_memory_allocated(device) - before
+                continue
+            from torch.profiler import ProfilerActivity, profile
+
+            with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+                t.train_step(x, y, middle_archs(t.space, 1))
+            live = peak = 0
+            for e in sorted((e for e in prof.events() if e.self_cpu_memory_usage), key=lambda e: e.time_range.start):
+                live += e.self_cpu_memory_usage
+                peak = max(peak, live)
+            peaks[on] = peak
+    return peaks
+
+
+def host_bound_steps(space_name: str, size: int, steps: int, device: torch.device) -> dict[bool, float]:
+    """Median seconds of the product's sandwich step at `size` px and batch 2, with the space's
+    resolutions set to `size`: the work is then mostly the host's (operator dispatch, autograd,
+    Python), which a GPU step waits on. With and without the setting, in turns, new Archs each step."""
+    definition = copy.deepcopy(get_space(space_name).definition)
+    definition["resolution"], definition["name"] = [size], f"{space_name}-{size}px"
+    times: dict[bool, list[float]] = {False: [], True: []}
+    with sandwich_trainer(definition, 2, size, device) as (t, x, y):
+        for i in range(steps + 2):
+            for on in (False, True):
+                t.net.set_recompute_bn_act(on)
+                start = time.perf_counter()
+                t.train_step(x, y, middle_archs(t.space, i))
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                if i >= 2:  # two warm-up steps each
+                    times[on].append(time.perf_counter() - start)
     return {on: statistics.median(v) for on, v in times.items()}
 
 
@@ -89,6 +131,7 @@ def main() -> None:
     ap.add_argument("--precision", default="fp32,bf16")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--step-peak", action="store_true", help="also the peak of a whole sandwich step at --batch")
     ap.add_argument("--host-steps", type=int, default=10, help="sandwich steps at --host-input px; 0: skip")
     ap.add_argument("--host-input", type=int, default=32)
     args = ap.parse_args()
@@ -134,6 +177,11 @@ def main() -> None:
             t = statistics.median(times[on])
             print(f"| {precision} | {'on' if on else 'off'} | {gib:.3f} | {gib * 64 / args.batch:.2f} | {t:.3f} | "
                   f"stored {size[on] / size[False]:.3f}, time {t / statistics.median(times[False]):.3f} |")
+    if args.step_peak:
+        peak = step_peak_bytes(args.space, args.batch, args.input, device)
+        print(f"\nwhole sandwich step (fp32, batch {args.batch}): peak live GiB off {peak[False] / 2**30:.3f}, "
+              f"on {peak[True] / 2**30:.3f} (at batch 64: {peak[False] * 64 / args.batch / 2**30:.2f}, "
+              f"{peak[True] * 64 / args.batch / 2**30:.2f}), ratio {peak[True] / peak[False]:.3f}")
     if args.host_steps:
         host = host_bound_steps(args.space, args.host_input, args.host_steps, device)
         print(f"\nsandwich step at {args.host_input} px, batch 2 (the host's work), median of {args.host_steps}: "
