@@ -14,6 +14,7 @@ of the run to the task. SIGINT / SIGTERM stop it at the next step boundary with 
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from .data_order import ResumableLoader
 from .device_metrics import DeviceMeans, require_finite
 from .interrupts import StopRequest, resume_command
 from .logging import RunLogger, format_duration
+from .out_of_memory import out_of_memory_names_the_fix
 from .resume import compare_resumed_config
 from .run_dir import locked_dir, open_run
 from .threads import apply_threads
@@ -178,7 +180,8 @@ class Loop:
                     with StopRequest() as stop:
                         self._train(log, stop)
                     log.end_progress()
-                    result = task.finish(log)
+                    with self.out_of_memory("the final validation and export", "eval.batch_size"):
+                        result = task.finish(log)
                 finally:
                     log.close()
         finally:
@@ -209,7 +212,8 @@ class Loop:
                 y = y.to(self.device, non_blocking=True)
                 if self.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
-                means.add(**task.train_step(x, y))
+                with self.out_of_memory(f"training step {task.step + 1}", "train.batch_size"):
+                    means.add(**task.train_step(x, y))
                 task.step += 1
                 seen += x.shape[0] * self.info.world_size
                 now = time.perf_counter()
@@ -248,6 +252,15 @@ class Loop:
                     self._validate(log, final=last)
                 if last:
                     break
+
+    def out_of_memory(self, where: str, batch_key: str):
+        """Within it, running out of device memory ends the run with a SupernasError that names the
+        settings to change (the checkpoint before it is intact). Tasks without an `eval` section
+        (the FP-NAS search) pass their validation's errors on as they are."""
+        if batch_key.startswith("eval.") and not hasattr(self.cfg, "eval"):
+            return contextlib.nullcontext()
+        return out_of_memory_names_the_fix(self.cfg, self.device, where, batch_key,
+                                           getattr(self.task, "amp_dtype", None) == torch.bfloat16)
 
     def _progress_line(self, values: Mapping[str, float], images_per_s: float, seconds_per_step: float) -> str:
         """'step 40/1000 (epoch 0.32/8): loss 2.301, ... | 512 images/s | 1m20s elapsed, 32m05s left'."""
@@ -295,7 +308,8 @@ class Loop:
         plan = self.task.validation_plan()
         if plan is not None:
             log.info(f"{'final ' if final else ''}validation at step {self.task.step}: {plan[0]}")
-        res = self.task.validate()
+        with self.out_of_memory(f"the validation at step {self.task.step}", "eval.batch_size"):
+            res = self.task.validate()
         self._log_bad_images(log)
         if res:
             log.metrics(self.task.step, res, kind="val")
