@@ -89,3 +89,21 @@ def test_a_dry_run_out_of_memory_is_one_line(tmp_path, capsys, monkeypatch):
     assert main(["train", *TINY_TRAIN, f"run.dir={tmp_path / 'run'}", "--dry-run"]) == 2
     err = one_line_error(capsys)
     assert "during a timed step of the dry run (step 1) with train.batch_size=32" in err
+
+
+def test_a_stage2_command_out_of_memory_names_its_batch_flag(tmp_path, capsys, monkeypatch):
+    import supernas.evaluation
+
+    assert main(["retrain", "smallest", str(CONFIGS / "retrain_digits_quick.yaml"), f"run.dir={tmp_path / 'r'}",
+                 "train.max_steps=1", "run.threads=1", "log.progress=false", "log.tensorboard=false"]) == 0
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError(CUDA_OOM)
+    monkeypatch.setattr(supernas.evaluation, "evaluate_model", out_of_memory)
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "r" / "export"), "--data", "digits", "--batch-size", "64",
+                 "--threads", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    assert err.startswith("supernas eval: error: out of memory on the device: lower --batch-size (now 64)")
+    assert "--device cpu" in err

@@ -604,6 +604,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.showwarning = python_show
 
 
+def _out_of_memory_fix(args: argparse.Namespace) -> str:
+    flags = [f"--{k.replace('_', '-')} (now {getattr(args, k)})" for k in ("batch_size", "bn_batch_size")
+             if getattr(args, k, None)]
+    fix = f"lower {' or '.join(flags)}" if flags else "free the device (another process may hold its memory)"
+    on_cpu = "--device cpu" if hasattr(args, "device") else "run.device=cpu"
+    return f"out of memory on the device: {fix}, or run it on the CPU with {on_cpu}"
+
+
 def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -624,6 +632,13 @@ def _run(argv: Sequence[str] | None) -> int:
         return code
     except SupernasError as e:
         print(f"supernas {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:  # a training loop names its own fix (runtime/out_of_memory.py); the rest here
+        from .runtime.out_of_memory import is_out_of_memory
+
+        if not is_out_of_memory(e):
+            raise
+        print(f"supernas {args.command}: error: {_out_of_memory_fix(args)}", file=sys.stderr)
         return 2
     except RunInterrupted:  # the run said where it stopped and how to continue
         return 130
