@@ -81,14 +81,16 @@ def test_a_static_model_out_of_memory_does_not_offer_the_supernet_setting(tmp_pa
                  "train.max_steps=2", "run.threads=1", "log.progress=false", "log.tensorboard=false"]) == 2
     err = one_line_error(capsys)
     assert "during training step 1 with train.batch_size=" in err and "run.amp=bf16" in err
-    assert "recompute_bn_act" not in err
+    assert "recompute_bn_act" not in err and "--resume" not in err  # no checkpoint yet: nothing to continue
 
 
 def test_a_dry_run_out_of_memory_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(SupernetTrainer, "train_step", _failing_once(SupernetTrainer.train_step))
     assert main(["train", *TINY_TRAIN, f"run.dir={tmp_path / 'run'}", "--dry-run"]) == 2
     err = one_line_error(capsys)
-    assert "during a timed step of the dry run (step 1) with train.batch_size=32" in err
+    assert ("during a timed step of the dry run (step 1) with train.batch_size=32: set train.recompute_bn_act=true "
+            "(less than half the stored activations) or run.amp=bf16 (half the activation memory), or a smaller "
+            "train.batch_size") in err
 
 
 def test_a_stage2_command_out_of_memory_names_its_batch_flag(tmp_path, capsys, monkeypatch):

@@ -61,7 +61,8 @@ def _time_steps(loop: Loop, first: int, stop: int, timed: int) -> tuple[float, i
             x = x.contiguous(memory_format=torch.channels_last)
         _synchronize(loop.device)
         t = time.perf_counter()
-        with loop.out_of_memory(f"a timed step of the dry run (step {first + i + 1})", "train.batch_size"):
+        with loop.out_of_memory(f"a timed step of the dry run (step {first + i + 1})", "train.batch_size",
+                                dry_run=True):
             task.train_step(x, y)
             _synchronize(loop.device)
         if i == 0:  # the first step warms up; it counts only when it is the one step there is

@@ -253,14 +253,16 @@ class Loop:
                 if last:
                     break
 
-    def out_of_memory(self, where: str, batch_key: str):
+    def out_of_memory(self, where: str, batch_key: str, dry_run: bool = False):
         """Within it, running out of device memory ends the run with a SupernasError that names the
-        settings to change (the checkpoint before it is intact). Tasks without an `eval` section
-        (the FP-NAS search) pass their validation's errors on as they are."""
+        settings to change (the checkpoint before it is intact: with it, what `--resume` may change
+        comes first). Tasks without an `eval` section (the FP-NAS search) pass their validation's
+        errors on as they are."""
         if batch_key.startswith("eval.") and not hasattr(self.cfg, "eval"):
             return contextlib.nullcontext()
+        resumable = not dry_run and (self.run_dir / CHECKPOINT).is_file()
         return out_of_memory_names_the_fix(self.cfg, self.device, where, batch_key,
-                                           getattr(self.task, "amp_dtype", None) == torch.bfloat16)
+                                           getattr(self.task, "amp_dtype", None) == torch.bfloat16, resumable)
 
     def _progress_line(self, values: Mapping[str, float], images_per_s: float, seconds_per_step: float) -> str:
         """'step 40/1000 (epoch 0.32/8): loss 2.301, ... | 512 images/s | 1m20s elapsed, 32m05s left'."""

@@ -24,35 +24,38 @@ def _in_use(device: torch.device) -> str:
     return f" ({torch.cuda.memory_reserved(device) / 2**30:.1f} of its {total / 2**30:.1f} GiB held by this process)"
 
 
-def what_to_change(cfg: Any, device: torch.device, where: str, batch_key: str, bf16: bool) -> str:
+def what_to_change(cfg: Any, device: torch.device, where: str, batch_key: str, bf16: bool,
+                   resumable: bool) -> str:
     """The message for running out of memory on `device` during `where`, whose batch is the setting
-    `batch_key` ('train.batch_size', 'eval.batch_size') of `cfg`; `bf16`: the run computes in bf16."""
+    `batch_key` ('train.batch_size', 'eval.batch_size') of `cfg`; `bf16`: the run computes in bf16;
+    `resumable`: a checkpoint to continue from exists."""
     section, key = batch_key.split(".")
     batch = getattr(getattr(cfg, section), key)
     head = f"out of memory on {device}{_in_use(device)} during {where} with {batch_key}={batch}: "
+    again = "continue from the last checkpoint with --resume and " if resumable else "set "
     if section != "train":  # validation settings may change on resume
-        return head + f"continue from the last checkpoint with --resume and a smaller {batch_key}"
+        return head + f"{again}a smaller {batch_key}"
     lighter = []
     if getattr(cfg.train, "recompute_bn_act", True) is False:
         lighter.append("train.recompute_bn_act=true (less than half the stored activations)")
     if not bf16:
         lighter.append("run.amp=bf16 (half the activation memory)")
+    smaller = f"start over with a smaller {batch_key}" if resumable else f"a smaller {batch_key}"
     if not lighter:
-        return head + f"start over with a smaller {batch_key}"
-    return head + (f"continue from the last checkpoint with --resume and {' or '.join(lighter)}, or start over "
-                   f"with a smaller {batch_key}")
+        return head + ("" if resumable else "set ") + smaller
+    return head + f"{again}{' or '.join(lighter)}, or {smaller}"
 
 
 @contextlib.contextmanager
-def out_of_memory_names_the_fix(cfg: Any, device: torch.device, where: str, batch_key: str,
-                                bf16: bool) -> Iterator[None]:
+def out_of_memory_names_the_fix(cfg: Any, device: torch.device, where: str, batch_key: str, bf16: bool,
+                                resumable: bool) -> Iterator[None]:
     """Within it, running out of memory raises a SupernasError saying `what_to_change`."""
     try:
         yield
     except (RuntimeError, torch.cuda.OutOfMemoryError) as e:
         if not is_out_of_memory(e):
             raise
-        message = what_to_change(cfg, device, where, batch_key, bf16)
+        message = what_to_change(cfg, device, where, batch_key, bf16, resumable)
         if device.type == "cuda":
             torch.cuda.empty_cache()
         raise SupernasError(message) from None
