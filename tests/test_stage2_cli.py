@@ -73,19 +73,23 @@ def test_stage2_errors_are_one_line(tmp_path, capsys):
 
 
 def test_pick_reads_the_budget_in_the_unit_the_search_bounded(tmp_path, capsys):
-    from supernas.cli import pick_from_search
+    from supernas.cli import picked_entry
     from supernas.errors import SupernasError
-    from supernas.spaces import get_space
+    from supernas.spaces import get_space, load_arch
 
     space = get_space("attentivenas-tiny")
     small, large = space.smallest(), space.largest()
+
+    def pick(budget):
+        return load_arch(space, picked_entry(str(tmp_path), budget)[0]["arch"])
+
     entries = [{"arch": small.to_dict(), "mflops": 0.5, "accuracy": 80.0},
                {"arch": large.to_dict(), "mflops": 9.0, "accuracy": 90.0}]
     (tmp_path / "pareto.json").write_text(json.dumps({"entries": entries}))
-    assert pick_from_search(space, str(tmp_path), 1.0) == small  # MFLOPs
+    assert pick(1.0) == small  # MFLOPs
     # a latency search: the same number is a budget in ms
     timed = [{**entries[0], "latency_ms": 3.0}, {**entries[1], "latency_ms": 0.8}]
     (tmp_path / "pareto.json").write_text(json.dumps({"entries": timed}))
-    assert pick_from_search(space, str(tmp_path), 1.0) == large
+    assert pick(1.0) == large
     with pytest.raises(SupernasError, match="no searched Arch costs at most 0.5 ms"):
-        pick_from_search(space, str(tmp_path), 0.5)
+        pick(0.5)

@@ -320,13 +320,6 @@ def picked_entry(search_dir: str, budget: float) -> tuple[dict, str, dict]:
     return max(within, key=lambda e: e["accuracy"]), unit, results.get("score", {})
 
 
-def pick_from_search(space, search_dir: str, budget: float):
-    """The best searched Arch within `budget` (see `picked_entry`)."""
-    from .spaces import load_arch
-
-    return load_arch(space, picked_entry(search_dir, budget)[0]["arch"])
-
-
 def _describe_pick(entry: dict, unit: str, score: dict) -> str:
     """'the Arch of 287.3 MFLOPs (1.21 ms), 3.10 M params, top-1 71.23 (supernet, 5000 search images)'."""
     source = score.get("source")
