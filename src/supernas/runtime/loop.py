@@ -260,9 +260,9 @@ class Loop:
         errors on as they are."""
         if batch_key.startswith("eval.") and not hasattr(self.cfg, "eval"):
             return contextlib.nullcontext()
-        resumable = not dry_run and (self.run_dir / CHECKPOINT).is_file()
         return out_of_memory_names_the_fix(self.cfg, self.device, where, batch_key,
-                                           getattr(self.task, "amp_dtype", None) == torch.bfloat16, resumable)
+                                           getattr(self.task, "amp_dtype", None) == torch.bfloat16,
+                                           None if dry_run else self.run_dir / CHECKPOINT)
 
     def _progress_line(self, values: Mapping[str, float], images_per_s: float, seconds_per_step: float) -> str:
         """'step 40/1000 (epoch 0.32/8): loss 2.301, ... | 512 images/s | 1m20s elapsed, 32m05s left'."""

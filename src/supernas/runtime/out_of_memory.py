@@ -4,6 +4,7 @@ it, those a resumed run may change (`runtime/resume.py`) first."""
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Any, Iterator
 
 import torch
@@ -48,13 +49,16 @@ def what_to_change(cfg: Any, device: torch.device, where: str, batch_key: str, b
 
 @contextlib.contextmanager
 def out_of_memory_names_the_fix(cfg: Any, device: torch.device, where: str, batch_key: str, bf16: bool,
-                                resumable: bool) -> Iterator[None]:
-    """Within it, running out of memory raises a SupernasError saying `what_to_change`."""
+                                checkpoint: Path | None) -> Iterator[None]:
+    """Within it, running out of memory raises a SupernasError saying `what_to_change`;
+    `checkpoint`: the file a resumed run would continue from (None where none can be: a dry run),
+    looked for only then (this wraps every training step)."""
     try:
         yield
     except (RuntimeError, torch.cuda.OutOfMemoryError) as e:
         if not is_out_of_memory(e):
             raise
+        resumable = checkpoint is not None and checkpoint.is_file()
         message = what_to_change(cfg, device, where, batch_key, bf16, resumable)
         if device.type == "cuda":
             torch.cuda.empty_cache()
