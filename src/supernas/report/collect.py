@@ -100,8 +100,9 @@ def read_metrics_lines(path: Path, notes: list[str]) -> list[dict[str, Any]]:
 
 
 def _kind(config: dict[str, Any] | None, result: dict[str, Any] | None, searches: list[Search]) -> str | None:
-    if config is not None and run_kind(config) is not None:
-        return run_kind(config)
+    kind = run_kind(config) if config is not None else None
+    if kind is not None:
+        return kind
     if result is not None:
         if "mode" in result:
             return result["mode"]

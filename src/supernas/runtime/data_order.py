@@ -115,9 +115,10 @@ class ResumableLoader:
         return iter(self.loader)
 
     def close(self) -> None:
-        """End the worker processes now (at exit, every loader not closed is). Not left to garbage collection: an iterator can outlive
-        the run (a traceback that holds it, kept by the caller), and at exit multiprocessing stops
-        workers with SIGTERM, which they ignore, then waits for them for ever."""
+        """End the worker processes now (at exit, every loader not closed is). Not left to garbage
+        collection: an iterator can outlive the run (a traceback that holds it, kept by the caller),
+        and at exit multiprocessing stops workers with SIGTERM, which they ignore, then waits for
+        them for ever."""
         it = getattr(self.loader, "_iterator", None)
         if it is not None and hasattr(it, "_shutdown_workers"):
             it._shutdown_workers()
