@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/loader.py
 from supernas import CostModel, get_space  # noqa: E402
 from supernas.nn import SuperNet  # noqa: E402
 from supernas.runtime.losses import label_smoothing_ce, soft_target_ce  # noqa: E402
+from supernas.runtime.out_of_memory import is_out_of_memory  # noqa: E402
 
 GiB = 2**30
 MEMORY_CAP = 80 * GiB  # "the largest batch that fits in 80 GB", also on a larger card
@@ -89,10 +90,6 @@ def timed_steps(step: Callable[[int], None], device: torch.device, warmup: int, 
             break
     sync(device)
     return (time.perf_counter() - t0) / done, done
-
-
-def is_oom(e: BaseException) -> bool:
-    return isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in str(e)
 
 
 # ---------------------------------------------------------------------------- settings
@@ -214,7 +211,7 @@ def max_batch(s: Settings, device: torch.device, precision: str, tmp: str, at_64
                 r = sandwich(s, device, precision, "uniform", guess, tmp, steps=3, warmup=1, recompute=recompute)
                 return {**r, "predicted_gib_per_image": per_image / GiB, "tries": tries + [guess]}
             except RuntimeError as e:
-                if not is_oom(e):
+                if not is_out_of_memory(e):
                     raise
                 tries.append(guess)
                 guess = int(guess * 0.9) // 16 * 16

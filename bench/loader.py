@@ -90,17 +90,19 @@ def throughput(train, workers: int, images: int, batch: int) -> float:
     loader = ResumableLoader(train, rows, seed=0, batch_size=batch, workers=workers,
                              pin_memory=torch.cuda.is_available())
     queued = workers * 4  # ResumableLoader's prefetch_factor
-    arrivals: list[tuple[float, int]] = []
+    arrivals: list[float] = []  # when each batch came
+    timed = 0  # images of the batches after the queued ones (and the one that drains them)
     epoch = 0
-    while len(arrivals) <= queued or sum(n for _, n in arrivals[queued + 1:]) < images:
+    while len(arrivals) <= queued or timed < images:
         for x, _ in loader.epoch(epoch, 0):
-            arrivals.append((time.perf_counter(), x.shape[0]))
-            if len(arrivals) > queued and sum(n for _, n in arrivals[queued + 1:]) >= images:
+            arrivals.append(time.perf_counter())
+            if len(arrivals) > queued + 1:
+                timed += x.shape[0]
+            if len(arrivals) > queued and timed >= images:
                 break
         epoch += 1
     loader.close()
-    t0 = arrivals[queued][0]
-    return sum(n for _, n in arrivals[queued + 1:]) / (arrivals[-1][0] - t0)
+    return timed / (arrivals[-1] - arrivals[queued])
 
 
 def loader_throughput(folder: Path, workers: Sequence[int], images: int, image_size: int = 224,
