@@ -31,6 +31,8 @@ import torch.nn.functional as F
 from supernas import get_space
 from supernas.nn import SuperNet
 
+from gpu_suite import Settings, batch_of, make_trainer, sampled_archs  # the suite's trainer and batches
+
 
 def stored_bytes(forward: Callable[[], torch.Tensor], device: torch.device) -> int:
     """Bytes `forward()` leaves allocated on `device`: what autograd stores for its backward (and
@@ -51,27 +53,17 @@ def stored_bytes(forward: Callable[[], torch.Tensor], device: torch.device) -> i
 
 @contextlib.contextmanager
 def sandwich_trainer(space: "str | dict", batch: int, size: int, device: torch.device):
-    """The product's stage-1 trainer (sandwich of 4: largest + 2 uniform + smallest, in-place
-    distillation) with a 1000-way supernet of `space` and SGD, and a batch of random images at
+    """The GPU suite's stage-1 trainer (sandwich of 4: largest + 2 uniform + smallest, in-place
+    distillation; a 1000-way supernet of `space`, fp32, SGD) and its batch of random images at
     `size` px: yields (trainer, images, labels)."""
-    from supernas.train.supernet import SupernetTrainer
-
+    s = Settings(small=False)
+    s.space, s.input = space, size
     with tempfile.TemporaryDirectory() as run_dir:
-        t = SupernetTrainer({"run": {"device": str(device), "dir": run_dir, "amp": "fp32"}, "space": space,
-                             "data": {"path": None, "image_size": 8}, "sampler": {"kind": "uniform"},
-                             "train": {"num_arch_training": 4, "batch_size": batch, "workers": 0},
-                             "log": {"progress": False, "tensorboard": False}})
-        t.net = SuperNet(t.space, 1000).to(device)
-        t.optimizer = torch.optim.SGD(t.net.parameters(), lr=0.01, momentum=0.9, nesterov=True)
-        t.scheduler = torch.optim.lr_scheduler.LambdaLR(t.optimizer, lambda _: 1.0)
+        t = make_trainer(s, device, "fp32", "uniform", batch, run_dir)
         try:
-            yield t, torch.randn(batch, 3, size, size, device=device), torch.randint(0, 1000, (batch,), device=device)
+            yield (t, *batch_of(s, device, batch, channels_last=False))
         finally:
             t.close()
-
-
-def middle_archs(space, step: int) -> list:
-    return [space.sample(rng=1000 * step + j) for j in range(2)]
 
 
 def step_peak_bytes(space_name: str, batch: int, size: int, device: torch.device) -> dict[bool, int]:
@@ -83,18 +75,18 @@ def step_peak_bytes(space_name: str, batch: int, size: int, device: torch.device
     with sandwich_trainer(space_name, batch, size, device) as (t, x, y):
         for on in (False, True):
             t.net.set_recompute_bn_act(on)
-            t.train_step(x, y, middle_archs(t.space, 0))  # the momentum buffers exist from here
+            t.train_step(x, y, sampled_archs(t.space, 0))  # the momentum buffers exist from here
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
                 torch.cuda.reset_peak_memory_stats(device)
                 before = torch.cuda.memory_allocated(device)
-                t.train_step(x, y, middle_archs(t.space, 1))
+                t.train_step(x, y, sampled_archs(t.space, 1))
                 peaks[on] = torch.cuda.max_memory_allocated(device) - before
                 continue
             from torch.profiler import ProfilerActivity, profile
 
             with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-                t.train_step(x, y, middle_archs(t.space, 1))
+                t.train_step(x, y, sampled_archs(t.space, 1))
             live = peak = 0
             for e in sorted((e for e in prof.events() if e.self_cpu_memory_usage), key=lambda e: e.time_range.start):
                 live += e.self_cpu_memory_usage
@@ -115,7 +107,7 @@ def host_bound_steps(space_name: str, size: int, steps: int, device: torch.devic
             for on in (False, True):
                 t.net.set_recompute_bn_act(on)
                 start = time.perf_counter()
-                t.train_step(x, y, middle_archs(t.space, i))
+                t.train_step(x, y, sampled_archs(t.space, i))
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 if i >= 2:  # two warm-up steps each
