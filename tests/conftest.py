@@ -91,3 +91,9 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    """The scripts of bench/ importable as modules (by their file names) for the test's duration."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "bench"))

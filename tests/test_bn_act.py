@@ -1,6 +1,5 @@
 """`train.recompute_bn_act`: BatchNorm + activation that stores only its input (nn/bn_act.py)."""
 import copy
-from pathlib import Path
 
 import pytest
 import torch
@@ -89,8 +88,7 @@ def test_recomputing_under_bf16_and_channels_last_is_as_accurate_as_not():
     assert errors[1] < 1.5 * errors[0] + 1e-3, errors
 
 
-def test_recomputing_stores_less_than_half(monkeypatch):
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "bench"))
+def test_recomputing_stores_less_than_half(bench):
     from activation_memory import stored_bytes
 
     net = SuperNet("attentivenas-tiny", num_classes=10).train()
@@ -106,9 +104,8 @@ def test_recomputing_stores_less_than_half(monkeypatch):
         assert torch.equal(a, net(x, arch))
 
 
-def test_nothing_stays_allocated_after_backward(monkeypatch):
+def test_nothing_stays_allocated_after_backward(bench):
     """Backward frees what the forward stored even while the caller holds the loss (its graph)."""
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "bench"))
     from activation_memory import stored_bytes
 
     net = SuperNet("attentivenas-tiny", num_classes=10).train()
@@ -130,8 +127,7 @@ def test_nothing_stays_allocated_after_backward(monkeypatch):
     assert left[True] <= left[False] + 1024, left
 
 
-def test_a_whole_sandwich_step_peaks_lower(monkeypatch):
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "bench"))
+def test_a_whole_sandwich_step_peaks_lower(bench):
     from activation_memory import host_bound_steps, step_peak_bytes
 
     cpu = torch.device("cpu")

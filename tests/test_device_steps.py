@@ -7,7 +7,6 @@ import subprocess
 import re
 import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import torch
@@ -250,9 +249,7 @@ def test_a_persistent_loader_gives_what_a_fresh_one_gives_from_any_position():
 
 
 # ---------------------------------------------------------------------------- the suite
-def test_gpu_suite_runs_on_the_cpu_with_tiny_settings(tmp_path, monkeypatch):
-    bench = Path(__file__).resolve().parents[1] / "bench"
-    monkeypatch.syspath_prepend(str(bench))
+def test_gpu_suite_runs_on_the_cpu_with_tiny_settings(tmp_path, bench):
     sys.modules.pop("gpu_suite", None)
     import gpu_suite
 
@@ -272,13 +269,11 @@ def test_gpu_suite_runs_on_the_cpu_with_tiny_settings(tmp_path, monkeypatch):
     assert "| sandwich fp32 uniform | 4 |" in (tmp_path / "gpu_suite.md").read_text()
 
 
-def test_loader_bench_times_the_steady_state_over_epochs(tmp_path, monkeypatch):
+def test_loader_bench_times_the_steady_state_over_epochs(tmp_path, bench):
     """The workers' prefetch queue is not counted as throughput, and a dataset shorter than the
     images asked for is read over several epochs (the 16-worker figure once counted a full queue)."""
     from PIL import Image
 
-    bench = Path(__file__).resolve().parents[1] / "bench"
-    monkeypatch.syspath_prepend(str(bench))
     sys.modules.pop("loader", None)
     import loader
 
