@@ -38,13 +38,13 @@ def one_line_error(capsys) -> str:
     return last
 
 
-def _failing_once(method, step_attr="step", at=None):
+def _failing_once(method, at=None):
     """`method` raising a CUDA out-of-memory error once, on the call where the task's step is `at`
     (or the first call)."""
     state = {"raised": False}
 
     def wrapped(self, *args, **kwargs):
-        if not state["raised"] and (at is None or getattr(self, step_attr) == at):
+        if not state["raised"] and (at is None or self.step == at):
             state["raised"] = True
             raise torch.cuda.OutOfMemoryError(CUDA_OOM)
         return method(self, *args, **kwargs)
