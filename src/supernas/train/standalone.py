@@ -359,16 +359,21 @@ class StandaloneTrainer:
 
 
 # ---------------------------------------------------------------------------- the two commands
-def _config(schema: type, config: "str | Path | Mapping[str, Any] | None", overrides: Iterable[str],
-            given: Mapping[str, Any]) -> RetrainConfig:
-    """The schema's defaults, a YAML file (or mapping), what the command line names (ARCH / MODEL),
-    then overrides."""
+def _config(schema: type, config: "str | Path | Mapping[str, Any] | RetrainConfig | None",
+            overrides: Iterable[str], given: Mapping[str, Any]) -> RetrainConfig:
+    """The schema's defaults, a YAML file, a mapping or a config already built (a RetrainConfig /
+    FinetuneConfig: what `load_config` returns), what the command line names (ARCH / MODEL), then
+    overrides."""
+    if isinstance(config, RetrainConfig):  # FinetuneConfig is one too: the exact type must match
+        if type(config) is not schema:
+            raise TypeError(f"config is a {type(config).__name__}; this command takes a {schema.__name__}")
+        config = config.to_dict()  # validated again below with what the command line adds
     path, data = (None, dict(config)) if isinstance(config, Mapping) else (config, {})
     return load_config(schema, path, overrides, data={**data, **given})
 
 
-def retrain_trainer(arch: Any, config: "str | Path | Mapping[str, Any] | None" = None, overrides: Iterable[str] = (),
-                    resume: bool = False) -> StandaloneTrainer:
+def retrain_trainer(arch: Any, config: "str | Path | Mapping[str, Any] | RetrainConfig | None" = None,
+                    overrides: Iterable[str] = (), resume: bool = False) -> StandaloneTrainer:
     """The trainer of `retrain` (its data, model and loaders built; nothing written yet)."""
     if isinstance(arch, Arch):
         arch = arch.to_dict()
@@ -377,19 +382,19 @@ def retrain_trainer(arch: Any, config: "str | Path | Mapping[str, Any] | None" =
     return StandaloneTrainer(_config(RetrainConfig, config, overrides, {"arch": arch}), resume=resume)
 
 
-def retrain(arch: Any, config: "str | Path | Mapping[str, Any] | None" = None, overrides: Iterable[str] = (),
-            resume: bool = False) -> dict[str, Any]:
+def retrain(arch: Any, config: "str | Path | Mapping[str, Any] | RetrainConfig | None" = None,
+            overrides: Iterable[str] = (), resume: bool = False) -> dict[str, Any]:
     """Train `arch` (see `resolve_arch`) from scratch; returns the result (also RUN/result.json)."""
     return retrain_trainer(arch, config, overrides, resume).fit()
 
 
-def finetune_trainer(model_dir: "str | Path", config: "str | Path | Mapping[str, Any] | None" = None,
+def finetune_trainer(model_dir: "str | Path", config: "str | Path | Mapping[str, Any] | FinetuneConfig | None" = None,
                      overrides: Iterable[str] = (), resume: bool = False) -> StandaloneTrainer:
     """The trainer of `finetune` (its data, model and loaders built; nothing written yet)."""
     return StandaloneTrainer(_config(FinetuneConfig, config, overrides, {"init": str(model_dir)}), resume=resume)
 
 
-def finetune(model_dir: "str | Path", config: "str | Path | Mapping[str, Any] | None" = None,
+def finetune(model_dir: "str | Path", config: "str | Path | Mapping[str, Any] | FinetuneConfig | None" = None,
              overrides: Iterable[str] = (), resume: bool = False) -> dict[str, Any]:
     """Train the model exported in `model_dir` further (`FinetuneConfig`: short, low rate, no
     warm-up); `train.teacher=SUPERNET_RUN` distils from the supernet's largest Arch."""
