@@ -4,7 +4,7 @@ accuracy and latency of exported static models, and trained run directories read
 from .evaluator import Evaluator
 from .latency import LatencyTable, compare_latency, measure_end_to_end
 from .runs import load_run, load_supernet
-from .static_models import evaluate_model, load_exported, measure_latency
+from .static_models import evaluate_model, load_exported, measure_latency, time_forward
 
 __all__ = ["Evaluator", "LatencyTable", "compare_latency", "evaluate_model", "load_exported", "load_run",
-           "load_supernet", "measure_end_to_end", "measure_latency"]
+           "load_supernet", "measure_end_to_end", "measure_latency", "time_forward"]
