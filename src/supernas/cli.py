@@ -220,20 +220,20 @@ def cmd_predictor(args: argparse.Namespace) -> None:
     from .search import predictor_runs as runs
 
     if args.action == "fit":
-        _, tau, path = runs.fit_predictor_run(args.run, n=args.n or 1000, holdout=args.holdout,
+        _, tau, path = runs.fit_predictor_run(args.run, n=1000 if args.n is None else args.n, holdout=args.holdout,
                                               bn_batches=args.bn_batches, max_batches=args.max_batches,
                                               device=args.device, out=args.predictor, seed=args.seed,
                                               overrides=args.overrides)
         print(f"predictor: {path}; Kendall tau on {args.holdout:.0%} held-out Archs: {tau:.3f}"
               if tau is not None else f"predictor: {path} (no held-out Archs, no Kendall tau)")
     elif args.action == "eval":
-        r = runs.eval_predictor_run(args.run, args.predictor, n=args.n or 200, bn_batches=args.bn_batches,
+        r = runs.eval_predictor_run(args.run, args.predictor, n=200 if args.n is None else args.n, bn_batches=args.bn_batches,
                                     max_batches=args.max_batches, device=args.device, seed=args.seed + 1,
                                     overrides=args.overrides)
         print(f"predictor {r['predictor']} on {r['archs']} Archs it was not fitted on: Kendall tau "
               f"{r['kendall_tau']:.3f}, Pearson r {r['pearson']:.3f}, mean abs. error {r['mae']:.2f} top-1 points")
     else:
-        best, worst = runs.offline_sets_run(args.run, args.predictor, n=args.n or 1_000_000,
+        best, worst = runs.offline_sets_run(args.run, args.predictor, n=1_000_000 if args.n is None else args.n,
                                             bin_width=args.bin_width, out_dir=args.out, seed=args.seed)
         print(f"offline Pareto sets: best {best}, worst {worst}\n"
               f"train on one with: supernas train CONFIG sampler.kind=pareto sampler.pareto_set={best}")
@@ -266,7 +266,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     if args.arch is not None:
         arch = load_arch(net.space, args.arch)
     else:
-        entry, unit, score = picked_entry(f"{args.run}/search", args.pick)
+        entry, unit, score = picked_entry(args.search or f"{args.run}/search", args.pick)
         arch = load_arch(net.space, entry["arch"])
         print(f"--pick {args.pick:g}: {_describe_pick(entry, unit, score)}, at {net.plan(arch).resolution} px")
     out = args.out or f"{args.run}/export"
@@ -310,7 +310,8 @@ def picked_entry(search_dir: str, budget: float) -> tuple[dict, str, dict]:
 
     f = Path(search_dir).expanduser() / "pareto.json"
     if not f.is_file():
-        raise SupernasError(f"no search results at '{f}'; run `supernas search RUN --budgets ...` first")
+        raise SupernasError(f"no search results at '{f}'; run `supernas search RUN --budgets ...` first, or give "
+                            "the folder of a search written with --out as --search DIR")
     results = json.loads(f.read_text())
     entries = results["entries"]
     key, unit = ("latency_ms", "ms") if entries and all("latency_ms" in e for e in entries) else ("mflops", "MFLOPs")
@@ -340,7 +341,13 @@ def _make_room(out: str, arch: dict | None, force: bool) -> None:
     that none is left beside the new arch.json that does not match it."""
     from pathlib import Path
 
+    from .runtime.run_dir import require_own_folder
+    from .utils.lock import LOCK_FILE
+
     folder = Path(out).expanduser()
+    if not force:  # a folder of the user's own files is not written into without --force
+        require_own_folder(folder, "--out", ours=("arch.json", "manifest.json", "supernet.pth.tar", LOCK_FILE),
+                           force="--force")
     if arch is None:  # the supernet in the reference layout
         if (folder / "supernet.pth.tar").is_file() and not force:
             raise SupernasError(f"'{folder}' already holds an export of the supernet; overwrite it with --force, or "
@@ -393,7 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     p = argparse.ArgumentParser(prog="supernas", description="Neural architecture search of efficient image "
-                                "classifiers: AttentiveNAS and FP-NAS.")
+                                "classifiers: AttentiveNAS and FP-NAS. Numbers on the command line are plain decimals "
+                                "(1000, 1e3, 0.5): no underscores (1_000 is refused), finite, whole where a "
+                                "count is asked.")
     p.add_argument("--version", action="version", version=f"supernas {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -423,26 +432,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("path", help="the dataset's folder, in a layout training reads (see data.path)")
     s.add_argument("--format", default="auto", help="the layout: auto (detected), imagefolder, cifar10, cifar100, "
                    "mnist")
-    s.add_argument("--workers", type=int, help="processes decoding images (default: every core)")
+    s.add_argument("--workers", help="processes decoding images (default: every core)")
 
     s = add("spaces", "list the built-in search spaces with their size and MFLOPs range")
-    s.add_argument("--num-classes", type=int, default=1000)
+    s.add_argument("--num-classes", default=1000)
     s.add_argument("--json", action="store_true", help="one JSON object per line")
 
     s = add("flops", "MFLOPs and parameters of one Arch")
     s.add_argument("--space", required=True, help="built-in name or a space YAML file")
     s.add_argument("--arch", required=True, help="JSON string or file (ours or the AttentiveNAS reference "
                    "format), or a published model name such as a0")
-    s.add_argument("--num-classes", type=int, default=1000)
+    s.add_argument("--num-classes", default=1000)
     s.add_argument("--json", action="store_true")
 
     s = add("sample", "random Archs of a space as JSON lines, optionally within a MFLOPs range")
     s.add_argument("--space", required=True)
-    s.add_argument("-n", type=int, default=1, help="number of Archs")
-    s.add_argument("--min-mflops", type=float)
-    s.add_argument("--max-mflops", type=float)
-    s.add_argument("--seed", type=int, help="seed of the generator (fresh entropy when absent)")
-    s.add_argument("--num-classes", type=int, default=1000)
+    s.add_argument("-n", default=1, help="number of Archs")
+    s.add_argument("--min-mflops")
+    s.add_argument("--max-mflops")
+    s.add_argument("--seed", help="seed of the generator (fresh entropy when absent)")
+    s.add_argument("--num-classes", default=1000)
     s = add("train", "AttentiveNAS stage 1: train a supernet (sandwich rule, in-place distillation, "
             "attentive sampling); under torchrun on many GPUs or nodes")
     run_args(s, "configs/attentivenas_*.yaml; defaults fill what it leaves out", "train.epochs=10 data.path=~/cifar10",
@@ -468,18 +477,18 @@ def build_parser() -> argparse.ArgumentParser:
                        "training commands; auto: the cores this process may use)")
 
     def latency_args(s: argparse.ArgumentParser, what: str) -> None:
-        s.add_argument("--latency-batch", type=int, default=1, help="batch size of the latency measurements")
-        s.add_argument("--latency-warmup", type=int, default=10, help=f"untimed runs of {what} before timing")
-        s.add_argument("--latency-repeats", type=int, default=30, help=f"timed runs of {what} (median)")
+        s.add_argument("--latency-batch", default=1, help="batch size of the latency measurements")
+        s.add_argument("--latency-warmup", default=10, help=f"untimed runs of {what} before timing")
+        s.add_argument("--latency-repeats", default=30, help=f"timed runs of {what} (median)")
 
     def stage2(s: argparse.ArgumentParser) -> None:
         s.add_argument("run", help="run directory of `supernas train` or `supernas import`")
         s.add_argument("overrides", nargs="*", metavar="data.KEY=VALUE",
                        help="data settings replacing the run's, e.g. data.path=~/imagenet")
-        s.add_argument("--bn-batches", type=int, default=64, help="training batches for BN re-calibration")
-        s.add_argument("--max-batches", type=int, help="evaluate on at most this many batches of the split")
+        s.add_argument("--bn-batches", default=64, help="training batches for BN re-calibration")
+        s.add_argument("--max-batches", help="evaluate on at most this many batches of the split")
         s.add_argument("--device", default="auto")
-        s.add_argument("--seed", type=int, default=0)
+        s.add_argument("--seed", default=0)
         threads_arg(s)
 
     s = add("search", "AttentiveNAS stage 2: evolutionary search per FLOPs (or latency) budget; writes the "
@@ -490,20 +499,20 @@ def build_parser() -> argparse.ArgumentParser:
                 "--mutations/--crossovers, --bn-batches or --max-batches, or score with --predictor.")
     stage2(s)
     s.add_argument("--budgets", help="budgets in MFLOPs (in ms with --cost latency): START:STOP:STEP, a comma "
-                   "list, or one number")
+                   "list, or one number (plain decimals: no underscores, no empty items; at most 1000 budgets)")
     s.add_argument("--cost", choices=["mflops", "latency"], default="mflops",
                    help="what the budgets bound: analytic MFLOPs, or latency measured on --device (per-layer "
                    "table kept in OUT/latency_table.json)")
     latency_args(s, "each layer")
-    s.add_argument("--max-mflops", type=float, help="a single budget")
+    s.add_argument("--max-mflops", help="a single budget")
     s.add_argument("--predictor", help="score with a saved predictor instead of the calibrated supernet")
     s.add_argument("--strategy", default="evolution", help="evolution (the paper's), random (the baseline: as "
                    "many random Archs per budget as the evolution scores), or one registered in "
                    "supernas.search.STRATEGIES")
-    s.add_argument("--population", type=int, default=512)
-    s.add_argument("--mutations", type=int, default=128)
-    s.add_argument("--crossovers", type=int, default=128)
-    s.add_argument("--generations", type=int, default=20)
+    s.add_argument("--population", default=512)
+    s.add_argument("--mutations", default=128)
+    s.add_argument("--crossovers", default=128)
+    s.add_argument("--generations", default=20)
     s.add_argument("--out", help="output directory (default RUN/search)")
     s.add_argument("--resume", action="store_true", help="continue an interrupted search")
     s.add_argument("--dry-run", action="store_true", help="print how many Archs the search would score and an "
@@ -513,16 +522,16 @@ def build_parser() -> argparse.ArgumentParser:
             "check it on unseen Archs (eval), or build the offline best/worst Pareto sets from it")
     s.add_argument("action", choices=["fit", "eval", "offline-sets"])
     stage2(s)
-    s.add_argument("-n", type=int, help="Archs to evaluate (fit: 1000, eval: 200) or to rank (offline-sets: 1000000)")
-    s.add_argument("--holdout", type=float, default=0.2, help="fit: fraction held out for Kendall tau")
-    s.add_argument("--predictor", help="predictor path (default RUN/predictor.pkl)")
-    s.add_argument("--bin-width", type=float, default=25.0, help="offline-sets: MFLOPs per bin")
+    s.add_argument("-n", help="Archs to evaluate (fit: 1000, eval: 200) or to rank (offline-sets: 1000000)")
+    s.add_argument("--holdout", default=0.2, help="fit: fraction held out for Kendall tau")
+    s.add_argument("--predictor", help="predictor path (default RUN/predictor.npz)")
+    s.add_argument("--bin-width", default=25.0, help="offline-sets: MFLOPs per bin")
     s.add_argument("--out", help="offline-sets: output directory (default RUN/offline)")
 
     s = add("export", "export an Arch as a standalone model with calibrated BatchNorm")
     stage2(s)
     s.add_argument("--arch", help="JSON string or file, or a published model name")
-    s.add_argument("--pick", type=float, help="the best searched Arch within this budget of RUN/search: MFLOPs, "
+    s.add_argument("--pick", help="the best searched Arch within this budget of RUN/search: MFLOPs, "
                    "or ms after a --cost latency search")
     s.add_argument("--format", default="pt",
                    help="an export format: pt (state_dict.pt, rebuilt with arch.json: runs no code on load), "
@@ -530,9 +539,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "registered in supernas.deliver.export.EXPORT_FORMATS); every export has arch.json, "
                    "state_dict.pt and manifest.json; reference: the whole supernet in the AttentiveNAS "
                    "reference checkpoint layout (OUT/supernet.pth.tar; no --arch)")
-    s.add_argument("--bn-batch-size", type=int, default=64, help="images per BN re-calibration batch (the "
+    s.add_argument("--bn-batch-size", default=64, help="images per BN re-calibration batch (the "
                    "reference's Table 1 figures: 256)")
     s.add_argument("--out", help="output directory (default RUN/export)")
+    s.add_argument("--search", help="--pick: the folder of the search to pick from (default RUN/search; the --out "
+                   "of `supernas search`)")
     s.add_argument("--force", action="store_true", help="replace the export of another Arch in the output directory "
                    "(its model files are removed)")
 
@@ -541,7 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "files: model.torchscript.pt, model.onnx (run by onnxruntime), model.pt (a pickled module: "
                    "loading it runs code)")
     s.add_argument("--data", help="dataset path (same layouts as training; 'digits' for the built-in)")
-    s.add_argument("--batch-size", type=int, default=256)
+    s.add_argument("--batch-size", default=256)
     s.add_argument("--latency", action="store_true", help="also measure latency (always, without --data)")
     latency_args(s, "the model")
     s.add_argument("--device", default="auto")
@@ -597,12 +608,69 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.showwarning = python_show
 
 
-def _out_of_memory_fix(args: argparse.Namespace) -> str:
-    flags = [f"--{k.replace('_', '-')} (now {getattr(args, k)})" for k in ("batch_size", "bn_batch_size")
-             if getattr(args, k, None)]
+def _out_of_memory_fix(args: argparse.Namespace, on_the_cpu: bool = False) -> str:
+    flags = [f"--{k.replace('_', '-')} (now {getattr(args, k)})"
+             for k in ("batch_size", "bn_batch_size", "latency_batch") if getattr(args, k, None)]
     fix = f"lower {' or '.join(flags)}" if flags else "free the device (another process may hold its memory)"
     on_cpu = "--device cpu" if hasattr(args, "device") else "run.device=cpu"
+    if on_the_cpu:  # the CPU allocator's error: --device cpu would change nothing
+        return f"out of memory in the CPU's RAM: {fix}"
     return f"out of memory on the device: {fix}, or run it on the CPU with {on_cpu}"
+
+
+# The numeric flags: (integer?, minimum, maximum, why the maximum), by dest and, where a command
+# bounds a flag its own way, by (command, dest). argparse hands them over as text; they are read by
+# utils.numbers (no underscores, finite, whole numbers for counts) before anything is allocated.
+_SEED = (True, 0, 2**63 - 1, "a seed of 63 bits")
+_NUMERIC: dict = {
+    "num_classes": (True, 1, 1_000_000, "more classes than any dataset has"),
+    "n": (True, 1, 1_000_000, "the Archs are held in memory"),
+    ("predictor", "n"): (True, 1, 100_000, "each Arch is scored by the supernet"),
+    ("offline-sets", "n"): (True, 1, 10_000_000, "the ranked Archs are held in memory"),
+    "seed": _SEED,
+    "min_mflops": (False, None, None, ""), "max_mflops": (False, None, None, ""),
+    "workers": (True, 1, 100_000, ""),
+    "bn_batches": (True, 1, 1_000_000, ""), "max_batches": (True, 1, None, ""),
+    "latency_batch": (True, 1, 65_536, "a batch that large fits no device"),
+    "latency_warmup": (True, 0, 1_000_000, ""), "latency_repeats": (True, 1, 1_000_000, ""),
+    "population": (True, None, 1_000_000, "the population is held in memory"),  # the strategy says >= 1
+    "mutations": (True, 0, 1_000_000, "each generation's children are held in memory"),
+    "crossovers": (True, 0, 1_000_000, "each generation's children are held in memory"),
+    "generations": (True, 0, 1_000_000, ""),
+    "holdout": (False, 0.0, 1.0, ""), "bin_width": (False, 0.0, None, ""), "pick": (False, 0.0, None, ""),
+    "bn_batch_size": (True, 1, 65_536, "a batch that large fits no device"),
+    "batch_size": (True, 1, 65_536, "a batch that large fits no device"),
+}
+
+
+def _read_numbers(args: argparse.Namespace) -> None:
+    """Each numeric flag of `args` read from its text and checked against its bounds, in place."""
+    from .utils.numbers import check_real, parse_int
+
+    action = getattr(args, "action", None)
+    for dest, value in vars(args).items():
+        rule = _NUMERIC.get((action, dest)) or _NUMERIC.get((args.command, dest)) or _NUMERIC.get(dest)
+        if rule is None or value is None:
+            continue
+        integer, low, high, why = rule
+        flag = "-n" if dest == "n" else f"--{dest.replace('_', '-')}"
+        if integer:
+            setattr(args, dest, parse_int(value, flag, low, high, why))
+        else:
+            exclusive = dest in ("bin_width", "pick")
+            setattr(args, dest, check_real(value, flag, low, high, exclusive_min=exclusive))
+
+
+# Flags naming a folder or file: an empty one would be the current folder (or nothing at all).
+_PATH_FLAGS = ("out", "dir", "data", "predictor", "search", "path", "run", "model", "checkpoint")
+
+
+def _refuse_empty_paths(args: argparse.Namespace) -> None:
+    for dest in _PATH_FLAGS:
+        value = getattr(args, dest, None)
+        if isinstance(value, str) and not value.strip():
+            flag = f"--{dest}" if dest in ("out", "dir", "data", "predictor", "search") else dest.upper()
+            raise SupernasError(f"{flag} is empty; give it a path (an empty one would be the current folder)")
 
 
 def _run(argv: Sequence[str] | None) -> int:
@@ -615,11 +683,13 @@ def _run(argv: Sequence[str] | None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
+        _read_numbers(args)
         if hasattr(args, "threads"):
             _apply_threads(args.threads)
         from .runtime.interrupts import terminate_as_interrupt
 
         with terminate_as_interrupt():
+            _refuse_empty_paths(args)
             code = COMMANDS[args.command](args) or 0
         sys.stdout.flush()  # here, not at exit: a reader that left fails it, and that is handled below
         return code
@@ -631,7 +701,8 @@ def _run(argv: Sequence[str] | None) -> int:
 
         if not is_out_of_memory(e):
             raise
-        print(f"supernas {args.command}: error: {_out_of_memory_fix(args)}", file=sys.stderr)
+        cpu = "can't allocate memory" in str(e)  # the CPU allocator's words; CUDA says "out of memory"
+        print(f"supernas {args.command}: error: {_out_of_memory_fix(args, cpu)}", file=sys.stderr)
         return 2
     except RunInterrupted:  # the run said where it stopped and how to continue
         return 130

@@ -4,17 +4,21 @@ from __future__ import annotations
 import math
 
 from ..errors import SupernasError
+from ..utils.numbers import parse_real
 
 _HELP = "give budgets in {unit} as one number (300), a comma list (200,400,600) or start:stop:step (200:800:100)"
+# Each budget is searched on its own: more than this many is a typo (a step too small), and a
+# range's count is checked against it before any list is built.
+MAX_BUDGETS = 1000
 
 
 def _num(text: str, unit: str, what: str | None = None) -> float:
     """A positive, finite number; `what` names it in the error (default: 'budget TEXT')."""
     try:
-        v = float(text)
-    except ValueError:
-        raise SupernasError(f"'{text}' is not a number; {_HELP.format(unit=unit)}") from None
-    if not math.isfinite(v) or v <= 0:
+        v = parse_real(text, what or "a budget")
+    except SupernasError as e:
+        raise SupernasError(f"{e}; {_HELP.format(unit=unit)}") from None
+    if v <= 0:
         raise SupernasError(f"{what or f'budget {text}'} must be a positive {unit} value; {_HELP.format(unit=unit)}")
     return v
 
@@ -36,10 +40,18 @@ def parse_budgets(text: "str | float | int", unit: str = "MFLOPs") -> list[float
         step = _num(parts[2].strip(), unit, f"the step {parts[2].strip()} of budget range '{s}'")
         if stop < start:
             raise SupernasError(f"budget range '{s}' stops below its start; write start:stop:step with start <= stop")
-        count = int(math.floor((stop - start) / step + 1e-9)) + 1
+        steps = (stop - start) / step  # inf when it overflows: refused below, never turned into an int
+        if not steps + 1 <= MAX_BUDGETS:
+            raise SupernasError(f"budget range '{s}' holds {steps + 1:.3g} budgets; at most {MAX_BUDGETS} are "
+                                "searched at once (raise the step)")
+        count = int(math.floor(steps + 1e-9)) + 1
         out = [round(start + i * step, 9) for i in range(count)]
     else:
-        out = [_num(p.strip(), unit) for p in s.split(",") if p.strip()]
-        if not out:
-            raise SupernasError(f"no budgets in '{s}'; {help_}")
+        items = s.split(",")
+        if any(not p.strip() for p in items):
+            raise SupernasError(f"budget list '{s}' has an empty item; {help_}")
+        if len(items) > MAX_BUDGETS:
+            raise SupernasError(f"budget list '{s[:40]}...' holds {len(items)} budgets; at most {MAX_BUDGETS} are "
+                                "searched at once")
+        out = [_num(p.strip(), unit) for p in items]
     return sorted(set(out))
