@@ -65,21 +65,75 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if "=" not in item:
         raise SupernasError(f"override '{item}' must look like key=value (e.g. train.epochs=10)")
     key, text = item.split("=", 1)
+    # On a command line `~` is the home folder, not YAML's null: `data.path=~` or `run.dir=~/runs`
+    # stays a path (expanded where it is used); a key that may be unset takes `null`.
+    if text.strip() == "~" or text.strip().startswith("~/"):
+        return key.strip().split("."), text.strip()
     try:
-        value = yaml.safe_load(text) if text.strip() else ""
-    except yaml.YAMLError:
+        value = load_yaml_text(text, "the value") if text.strip() else ""
+    except SupernasError:
         value = text
     return key.strip().split("."), value
+
+
+class DuplicateKey(yaml.YAMLError):
+    """A mapping that gives a key twice; the message names the key and both lines."""
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last one
+    silently: a second `train:` section would replace the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            try:
+                key = self.construct_object(key_node, deep=True)
+                hash(key)
+            except (TypeError, yaml.YAMLError):
+                continue  # an unhashable key: PyYAML's own error names it below
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise DuplicateKey(f"key '{key}' appears twice, on line {seen[key]} and on line {line}; keep one")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def yaml_error_line(error: yaml.YAMLError) -> str:
+    """One line saying what is wrong and where (line and column), from PyYAML's several-line text."""
+    problem = getattr(error, "problem", None)
+    mark = getattr(error, "problem_mark", None)
+    if problem is None:
+        return str(error).splitlines()[0] if str(error) else type(error).__name__
+    if "'\\t'" in problem:  # PyYAML shows a tab escaped
+        problem += " (a tab: YAML indents with spaces only)"
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem.strip()}{where}"
+
+
+def load_yaml_text(text: str, where: str) -> Any:
+    """YAML `text` read safely with duplicate keys refused; errors are one line naming `where`."""
+    try:
+        return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as e:
+        raise SupernasError(f"{where} is not valid YAML: {yaml_error_line(e)}") from None
+
+
+def load_yaml_file(path: "str | Path", what: str = "file") -> Any:
+    """The YAML file at `path` read as `load_yaml_text` reads text; `what` names it in errors."""
+    p = Path(path).expanduser()
+    try:
+        text = p.read_text()
+    except UnicodeDecodeError:
+        raise SupernasError(f"{what} '{path}' is not a text file") from None
+    return load_yaml_text(text, f"{what} '{path}'")
 
 
 def read_yaml(path: "str | Path") -> dict:
     p = Path(path).expanduser()
     if not p.is_file():
         raise SupernasError(f"config file '{path}' does not exist")
-    try:
-        loaded = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise SupernasError(f"config file '{path}' is not valid YAML: {str(e).splitlines()[0]}") from None
+    loaded = load_yaml_file(p, "config file") or {}
     if not isinstance(loaded, Mapping):
         raise SupernasError(f"config file '{path}' must hold a mapping of settings at the top level")
     return loaded

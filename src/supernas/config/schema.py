@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Mapping, Union
 
 from ..data.config import DataConfig
+from ..errors import SupernasError
 from .fields import Section, section, setting
 
 Auto = Literal["auto"]
@@ -31,6 +32,11 @@ class Run(Section):
     threads: Union[int, Auto] = setting("auto", "CPU threads of torch's operators; auto: the cores this process "
                                                 "may use, shared among torchrun's local processes, at most torch's "
                                                 "default (docs/training.md: how to choose)", low=1)
+
+    def __post_init__(self) -> None:
+        # An empty run.dir would be the current folder, among the user's own files.
+        if isinstance(self.dir, str) and not self.dir.strip():
+            raise SupernasError("run.dir is empty; give the run a folder of its own (e.g. run.dir=runs/mine)")
 
 
 @dataclass

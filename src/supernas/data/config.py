@@ -48,6 +48,10 @@ class DataConfig:
     def __post_init__(self) -> None:
         from .formats import FORMATS
 
+        if isinstance(self.path, str) and not self.path.strip():  # would read the current folder
+            raise SupernasError("data.path is empty; give the dataset's folder, or digits (or null) for the "
+                                "built-in digits")
+
         if self.format != "auto" and self.format not in FORMATS:
             raise SupernasError(f"data format '{self.format}' is unknown; use auto or one of: {', '.join(FORMATS)}")
         if self.on_bad_image not in ("error", "skip"):

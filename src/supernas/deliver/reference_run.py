@@ -24,6 +24,10 @@ def import_reference(checkpoint: "str | Path | Mapping[str, Any]", out: "str | P
     from ..spaces import get_space, list_spaces
 
     out = Path(out).expanduser()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        # an import makes a run directory whole: it never mixes into a folder that holds anything
+        held = "already holds a run" if (out / "checkpoint.pt").exists() else "is not empty"
+        raise SupernasError(f"'{out}' {held}; import into a new or empty folder (--out)")
     for item in overrides:
         if not item.startswith("data."):
             raise SupernasError(f"'{item}': import takes only data.KEY=VALUE settings (e.g. data.path=~/imagenet)")

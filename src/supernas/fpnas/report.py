@@ -48,9 +48,11 @@ def _run_facts(run_dir: Path) -> dict[str, Any]:
     and most likely Arch, from result.json (when finished) and config.yaml, whichever is readable."""
     import yaml
 
+    from ..config.loading import UniqueKeyLoader
+
     facts: dict[str, Any] = {}
     try:
-        cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+        cfg = yaml.load((run_dir / "config.yaml").read_text(), Loader=UniqueKeyLoader) or {}  # noqa: S506
         facts.update(mode=cfg["search"]["mode"], data=cfg["data"].get("path") or "digits",
                      search_size=cfg["data"].get("search_size"), cost=cfg["search"].get("cost", "mflops"),
                      target=cfg["search"].get("cost_target"))

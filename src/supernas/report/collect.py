@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import run_kind
+from ..config.loading import UniqueKeyLoader
 from ..errors import SupernasError
 from ..search.results import exported_model, read_results, search_dirs
 
@@ -172,7 +173,7 @@ def collect(run_dir: "str | Path") -> RunContents:
     if (run / "config.yaml").is_file():
         text = (run / "config.yaml").read_text(errors="replace")
         try:
-            config = yaml.safe_load(text)
+            config = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader
         except yaml.YAMLError:
             config = None
         if not isinstance(config, dict):

@@ -166,7 +166,7 @@ class Loop:
         threads = apply_threads(self.cfg.run.threads, self.loader.workers)
         s, task = self.schedule, self.task
         try:
-            with locked_dir(self.run_dir, "run.dir"):
+            with locked_dir(self.run_dir, "run.dir", fresh=not resume):
                 changes = self.load() if resume else []
                 log = open_run(self.run_dir, self.cfg, resume, total=s.stop_step, initial=task.step)
                 try:

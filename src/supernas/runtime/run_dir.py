@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from ..config import dump_config
 from ..errors import SupernasError
@@ -15,18 +15,45 @@ from .checkpoint import CHECKPOINT
 from .logging import RunLogger
 
 
+def foreign_files(folder: Path, ours: Iterable[str] = (LOCK_FILE,)) -> list[str]:
+    """The names in `folder` when it holds files and none of `ours` (the marks a supernas command
+    leaves: a run's lock file, an export's arch.json), else []: an empty or missing folder, or one a
+    supernas command made, may be written; a folder of the user's own files may not."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        return []
+    names = sorted(p.name for p in folder.iterdir())
+    return [] if not names or any(name in names for name in ours) else names
+
+
+def require_own_folder(folder: Path, what: str, ours: Iterable[str] = (LOCK_FILE,), force: str = "") -> None:
+    """Refuse to write into `folder` (chosen by the setting `what`) when it holds files no supernas
+    command wrote there (see `foreign_files`); `force` names the flag that allows it, if any."""
+    folder = Path(folder).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise SupernasError(f"{what} '{folder}' is a file, not a folder; give {what} a folder")
+    names = foreign_files(folder, ours)
+    if names:
+        shown = ", ".join(names[:5]) + (f", ... ({len(names)} entries)" if len(names) > 5 else "")
+        raise SupernasError(f"'{folder}' holds files supernas did not write ({shown}); give {what} a new or empty "
+                            f"folder so that none of them is overwritten{f', or add {force}' if force else ''}")
+
+
 @contextmanager
-def locked_dir(folder: Path, what: str, name: str = LOCK_FILE, files: str = "") -> Iterator[None]:
+def locked_dir(folder: Path, what: str, name: str = LOCK_FILE, files: str = "", fresh: bool = False) -> Iterator[None]:
     """`folder`'s lock (the lock file `name` in it) while the block writes there, on every rank of
     a run: a run directory for the life of a run, a search's or a predictor's output. The main rank
     takes it (one process writes the files) and removes the temporary files of writes a kill
     interrupted (of names starting with `files`); every rank learns whether it got the lock, so
     that all stop alike when another process holds it. `what` names the setting that chose the
     folder (run.dir, --out), for the error's fix. A lock on some files of a folder (a predictor in
-    a run directory) takes its own lock file `name`."""
+    a run directory) takes its own lock file `name`. With `fresh`, a folder holding files no supernas
+    command wrote (a user's own folder) is refused before anything is written there."""
     lock, error = None, None
     if ddp.current().is_main:
         try:
+            if fresh:  # a checkpoint marks a run too (the message below it says how to continue it)
+                require_own_folder(folder, what, ours=(LOCK_FILE, CHECKPOINT))
             lock = DirectoryLock(folder, what, name, clean=files).acquire()
         except SupernasError as e:
             error = str(e)

@@ -123,7 +123,7 @@ def offline_sets_run(run_dir: "str | Path", predictor: "str | Path | None" = Non
     best, worst = offline_pareto_sets(net.space, load_predictor(path, net.space), CostModel(net.space, net.num_classes),
                                       n=n, bin_width=bin_width, seed=seed)
     out = Path(out_dir).expanduser() if out_dir else Path(run_dir).expanduser() / "offline"
-    with locked_dir(out, "--out"):
+    with locked_dir(out, "--out", fresh=True):
         best_json, _ = write_pareto(out, best, net.space, name="pareto_best")
         worst_json, _ = write_pareto(out, worst, net.space, name="pareto_worst")
     return best_json, worst_json

@@ -89,7 +89,7 @@ def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | 
         raise SupernasError(f"unknown cost '{cost}'; choose mflops or latency")
     STRATEGIES.get(strategy, "--strategy")  # an unknown name fails before any work
     out = Path(out_dir or Path(run_dir).expanduser() / "search")
-    with locked_dir(out, "--out"):  # one search writes a folder at a time
+    with locked_dir(out, "--out", fresh=not resume):  # one search writes a folder at a time
         return _search(run_dir, budgets, out, predictor, population, mutations, crossovers, generations, seed,
                        bn_batches, max_batches, device, resume, progress, cost, latency_batch, latency_warmup,
                        latency_repeats, overrides, strategy)

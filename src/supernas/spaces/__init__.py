@@ -50,14 +50,14 @@ def get_space(space: "str | Mapping[str, Any] | SearchSpace") -> SearchSpace:
 def _read_space_file(path: Path) -> Any:
     import yaml
 
+    from ..config.loading import UniqueKeyLoader, yaml_error_line
+
     try:
-        d = yaml.safe_load(path.read_text())
+        d = yaml.load(path.read_text(), Loader=UniqueKeyLoader)  # noqa: S506 - safe, and a key given twice is an error
     except UnicodeDecodeError:
         raise SupernasError("it is not a text file; give a space definition in YAML") from None
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise SupernasError(f"it is not valid YAML ({getattr(e, 'problem', None) or type(e).__name__}{at})") from None
+        raise SupernasError(f"it is not valid YAML ({yaml_error_line(e)})") from None
     if d is None:
         raise SupernasError("it is empty; give a space definition (name, resolution, stem, stages, head)")
     return d

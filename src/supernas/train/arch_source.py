@@ -84,9 +84,9 @@ def _run_document(path: Path) -> tuple[Any, str, Any]:
     if (path / "result.json").is_file():  # an FP-NAS / PARSEC run, or a retrain run
         run_space = None
         if (path / "config.yaml").is_file():
-            import yaml
+            from ..config.loading import load_yaml_file
 
-            run_space = (yaml.safe_load((path / "config.yaml").read_text()) or {}).get("space")
+            run_space = (load_yaml_file(path / "config.yaml", "the run's config") or {}).get("space")
         return _read_json(path / "result.json"), f"'{path / 'result.json'}'", run_space
     raise SupernasError(f"'{path}' holds neither arch.json (an export directory) nor result.json (a finished FP-NAS "
                         f"run); for a supernet run, export an Arch first: supernas export {path} --arch ...")
