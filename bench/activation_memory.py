@@ -4,6 +4,7 @@ backward, and the time of forward + backward, with and without it, in the same r
     python bench/activation_memory.py [--space attentivenas] [--batch 4] [--input 224]
                                       [--precision fp32,bf16] [--repeats 3] [--device cpu]
                                       [--step-peak] [--host-steps 10] [--host-input 32]
+    python bench/activation_memory.py --small          # seconds on a CPU (a test runs it)
 
 The largest Arch of the space (the sandwich's largest member, whose activations set a step's
 peak) on random images loaded at `--input` pixels and resized to its resolution. Stored bytes
@@ -23,15 +24,14 @@ import copy
 import statistics
 import tempfile
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
+from common import Settings, add_small_flag, batch_of, make_trainer, parse_small, sampled_archs  # the GPU suite's
 from supernas import get_space
 from supernas.nn import SuperNet
-
-from gpu_suite import Settings, batch_of, make_trainer, sampled_archs  # the suite's trainer and batches
 
 
 def stored_bytes(forward: Callable[[], torch.Tensor], device: torch.device) -> int:
@@ -115,7 +115,7 @@ def host_bound_steps(space_name: str, size: int, steps: int, device: torch.devic
     return {on: statistics.median(v) for on, v in times.items()}
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--space", default="attentivenas")
     ap.add_argument("--batch", type=int, default=4)
@@ -126,7 +126,20 @@ def main() -> None:
     ap.add_argument("--step-peak", action="store_true", help="also the peak of a whole sandwich step at --batch")
     ap.add_argument("--host-steps", type=int, default=10, help="sandwich steps at --host-input px; 0: skip")
     ap.add_argument("--host-input", type=int, default=32)
-    args = ap.parse_args()
+    add_small_flag(ap)
+    return ap
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The arguments; --small: attentivenas-tiny at 32 px, batch 1, one repeat, fp32, the step peak
+    and two host-bound steps."""
+    return parse_small(build_parser(), argv, {"space": "attentivenas-tiny", "batch": 1, "input": 32,
+                                              "precision": "fp32", "repeats": 1, "step_peak": True,
+                                              "host_steps": 1, "host_input": 16})
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
     device = torch.device(args.device)
     space = get_space(args.space)
     net = SuperNet(space, 1000).to(device).train()

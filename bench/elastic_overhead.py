@@ -3,6 +3,7 @@ the model `supernet.extract(arch)`, for the smallest and largest Archs of a spac
 
     python bench/elastic_overhead.py [--space attentivenas] [--device cpu|cuda] [--amp bf16]
                                      [--channels-last] [--batch 8] [--profile]
+    python bench/elastic_overhead.py --small   # seconds (a test runs it)
 
 Both run in train mode (batch statistics, running-stat updates) on the same images, already at
 the Arch's resolution so that the supernet does no resize. Each step is forward, a mean loss,
@@ -17,11 +18,12 @@ import contextlib
 import os
 import statistics
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
+from common import add_small_flag, parse_small
 from supernas import get_space
 from supernas.nn import SuperNet
 
@@ -70,7 +72,7 @@ def profile(step: Callable[[], None], device: torch.device, title: str, rows: in
     print(prof.key_averages().table(sort_by=key, row_limit=rows))
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--space", default="attentivenas")
     ap.add_argument("--device", default="cpu")
@@ -84,7 +86,17 @@ def main() -> None:
     ap.add_argument("--archs", nargs="+", choices=["smallest", "largest"], default=["smallest", "largest"])
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--profile-rows", type=int, default=18)
-    args = ap.parse_args()
+    add_small_flag(ap)
+    return ap
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The arguments; --small: attentivenas-tiny, batch 2, one timed step each, and the profile."""
+    return parse_small(build_parser(), argv, {"space": "attentivenas-tiny", "batch": 2, "warmup": 1, "repeats": 1, "num_classes": 10, "profile": True, "profile_rows": 3})
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -6,6 +6,7 @@ quality and the Arch's top-1 after a short retrain from scratch.
         --out /tmp/fv/weight_step --seeds 0 1 \
         --variant uniform:search.weight_step=uniform --variant importance:search.weight_step=importance \
         train.epochs=12 data.train_subset=5000 ...
+    python bench/fpnas_variants.py --small --out /tmp/fv_small     # the whole bench in seconds (a test runs it)
 
 A variant is NAME:key=value[,key=value...], applied over the shared key=value overrides. Each
 search lives in OUT/NAME_s<seed>, its retrain in OUT/retrain_NAME_s<seed> (retrain seed from the
@@ -28,17 +29,19 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from fpnas_vs_parsec import CONFIGS, cell, resumable, retrain_config_path
+from common import (CONFIGS, TINY_FPNAS_OVERRIDES, TINY_RETRAIN_SETS, add_small_flag, cell, parse_small, resumable,
+                    retrain_config_path)
 from supernas.config import FpnasConfig, RetrainConfig, load_config
-from supernas.fpnas.probabilistic import ProbabilisticSearch
+from supernas.fpnas import ProbabilisticSearch
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", required=True, help="dataset path (ImageFolder train/ + test/) or 'digits'")
+    ap.add_argument("--data", help="dataset path (ImageFolder train/ + test/) or 'digits' (required but with "
+                                   "--small)")
     ap.add_argument("--config", default=str(CONFIGS / "fpnas_digits_quick.yaml"), help="search config")
     ap.add_argument("--out", required=True, help="output directory of the bench")
-    ap.add_argument("--variant", action="append", required=True, metavar="NAME:KEY=VALUE[,KEY=VALUE]",
+    ap.add_argument("--variant", action="append", metavar="NAME:KEY=VALUE[,KEY=VALUE]",
                     help="a variant: its name and its overrides (repeat for each variant)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="search seeds (run.seed)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
@@ -48,8 +51,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                     help="override for every retrain (repeatable)")
     ap.add_argument("--eval-archs", type=int, default=16, help="random Archs scoring the supernet")
     ap.add_argument("--eval-images", type=int, default=2000, help="test images of the supernet scores")
+    add_small_flag(ap)
     ap.add_argument("overrides", nargs="*", metavar="key=value")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The arguments; --small: two variants of the digits search cut to a few steps, one seed, one
+    retrain epoch, a few scoring Archs and images."""
+    ap = build_parser()
+    args = parse_small(ap, argv, {"data": "digits", "retrain_epochs": 1, "eval_archs": 2, "eval_images": 250,
+                                  "variant": ["uniform:search.weight_step=uniform",
+                                              "importance:search.weight_step=importance"]})
+    if args.data is None or not args.variant:
+        ap.error("--data and at least one --variant are required (or --small)")
+    if args.small:  # the tiny settings first: what the command line gives still wins
+        args.overrides = [*TINY_FPNAS_OVERRIDES, *args.overrides]
+        args.retrain_set = [*TINY_RETRAIN_SETS, *args.retrain_set]
     args.variants = {}
     for v in args.variant:
         name, _, sets = v.partition(":")
@@ -74,10 +92,10 @@ def last_epoch_loss(run_dir: Path) -> float:
 def supernet_scores(cfg: FpnasConfig, result: dict[str, Any], args: argparse.Namespace) -> dict[str, float]:
     """Loss and top-1 of the trained supernet on test images: random Archs and the found one."""
     from supernas.data import build_datasets
+    from supernas.evaluation import Evaluator
     from supernas.nn import SuperNet
-    from supernas.evaluation.evaluator import Evaluator
+    from supernas.runtime import load_checkpoint
     from supernas.spaces import get_space
-    from supernas.runtime.checkpoint import load_checkpoint
 
     run_dir = Path(cfg.run.dir)
     cache = run_dir / "bench_supernet_scores.json"
@@ -101,8 +119,17 @@ def supernet_scores(cfg: FpnasConfig, result: dict[str, Any], args: argparse.Nam
     return scores
 
 
+def retrain_config(args: argparse.Namespace, name: str, seed: int) -> RetrainConfig:
+    """The retrain config of the Arch that variant `name`'s search of `seed` found."""
+    fixed = [f"data.path={args.data}", f"run.dir={Path(args.out) / f'retrain_{name}_s{seed}'}"]
+    if args.retrain_epochs is not None:
+        fixed.append(f"train.epochs={args.retrain_epochs}")
+    return load_config(RetrainConfig, retrain_config_path(args), [*args.retrain_set, *fixed],
+                       data={"arch": str(Path(args.out) / f"{name}_s{seed}")})
+
+
 def run_one(args: argparse.Namespace, name: str, seed: int) -> dict[str, Any]:
-    from supernas.train.standalone import retrain
+    from supernas.train import retrain
 
     cfg = search_config(args, name, seed)
     run_dir = Path(cfg.run.dir)
@@ -117,13 +144,8 @@ def run_one(args: argparse.Namespace, name: str, seed: int) -> dict[str, Any]:
     if row["cost_target"]:
         row["target_gap_pct"] = 100.0 * (best["mflops"] - s.cost_target) / s.cost_target
     if args.retrain_epochs != 0:
-        out = Path(args.out) / f"retrain_{name}_s{seed}"
-        fixed = [f"data.path={args.data}", f"run.dir={out}"]
-        if args.retrain_epochs is not None:
-            fixed.append(f"train.epochs={args.retrain_epochs}")
-        rcfg = load_config(RetrainConfig, retrain_config_path(args), [*args.retrain_set, *fixed],
-                           data={"arch": str(run_dir)})
-        rres, _ = resumable(out, rcfg, lambda resume: retrain(rcfg.arch, config=rcfg, resume=resume))
+        rcfg = retrain_config(args, name, seed)
+        rres, _ = resumable(Path(rcfg.run.dir), rcfg, lambda resume: retrain(rcfg.arch, config=rcfg, resume=resume))
         row["top1"] = rres["top1"]
     return row
 
@@ -151,7 +173,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -163,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     (Path(args.out) / "fpnas_variants.json").write_text(json.dumps(report, indent=2) + "\n")
     print(format_table(rows))
     print(f"written: {Path(args.out) / 'fpnas_variants.json'}")
+    return report
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ than PARSEC at equal accuracy (the paper: 64 % fewer, 2.1x faster, on ImageNet).
         --out /tmp/fvp_digits
     python bench/fpnas_vs_parsec.py --data /tmp/data/cifar10 --out runs/fvp_cifar10 \
         train.epochs=4 data.train_subset=5000 ...
+    python bench/fpnas_vs_parsec.py --small --out /tmp/fvp_small    # the whole bench in seconds (a test runs it)
 
 Both searches run in this process, one after the other, from one config: PARSEC's is FP-NAS's
 with search.mode=parsec. The key=value overrides apply to both searches; --retrain-set ones to
@@ -24,31 +25,28 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
-import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
-import yaml
 
-import supernas
+from common import (CONFIGS, TINY_FPNAS_OVERRIDES, TINY_RETRAIN_SETS, add_small_flag, cell, parse_small, resumable,
+                    retrain_config_path)
 from supernas.config import FpnasConfig, RetrainConfig, load_config
-from supernas.fpnas.probabilistic import ProbabilisticSearch
+from supernas.fpnas import ProbabilisticSearch
 
-CONFIGS = Path(supernas.__file__).resolve().parent / "configs"
 MODES = ("fpnas", "parsec")
 TARGET_SAMPLES_REDUCTION = 50.0  # percent
 TARGET_SPEEDUP = 1.5
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  epilog="key=value overrides apply to both searches, e.g. train.epochs=4")
-    ap.add_argument("--data", required=True, help="dataset path (ImageFolder train/ + test/, CIFAR batches) or "
-                                                  "'digits'")
+    ap.add_argument("--data", help="dataset path (ImageFolder train/ + test/, CIFAR batches) or 'digits' "
+                                   "(required but with --small)")
     ap.add_argument("--config", default=str(CONFIGS / "fpnas_cifar10.yaml"), help="search config (fpnas mode)")
     ap.add_argument("--out", required=True, help="output directory of the bench")
     ap.add_argument("--threads", type=int, help="torch threads (default 1 without a GPU, so the two timings "
@@ -62,40 +60,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--acc-tolerance", type=float, default=1.0,
                     help="top-1 points FP-NAS may trail PARSEC by and still count as equal accuracy")
     ap.add_argument("--fresh", action="store_true", help="delete earlier searches and retrains in OUT first")
+    add_small_flag(ap)
     ap.add_argument("overrides", nargs="*", metavar="key=value")
-    return ap.parse_args(argv)
+    return ap
 
 
-# ---------------------------------------------------------------------------- runs that resume
-def cpu_seconds() -> float:
-    """CPU time of this process and of its finished children (DataLoader workers)."""
-    t = os.times()
-    return time.process_time() + t.children_user + t.children_system
-
-
-def check_same_config(run_dir: Path, cfg: Any) -> None:
-    """An earlier run in `run_dir` must have had these settings, or the comparison would mix two."""
-    saved = run_dir / "config.yaml"
-    if saved.is_file() and yaml.safe_load(saved.read_text()) != yaml.safe_load(yaml.safe_dump(cfg.to_dict())):
-        raise SystemExit(f"'{run_dir}' holds a run with other settings; pass --fresh to redo it, or choose "
-                         "another --out")
-
-
-def resumable(run_dir: Path, cfg: Any, start: Callable[[bool], Any]) -> tuple[dict[str, Any], dict]:
-    """(result.json of the run in `run_dir`, how it was obtained): reused when finished, else
-    `start(resume)` runs it, resuming from a checkpoint when there is one."""
-    check_same_config(run_dir, cfg)
-    timing_file = run_dir / "bench_timing.json"
-    if (run_dir / "result.json").is_file():
-        timing = json.loads(timing_file.read_text()) if timing_file.is_file() else {"cpu_seconds": None}
-        return json.loads((run_dir / "result.json").read_text()), {**timing, "reused": True}
-    resume = (run_dir / "checkpoint.pt").is_file()
-    cpu0 = cpu_seconds()
-    start(resume)
-    # the CPU time of a resumed run misses its earlier part: record none rather than a part
-    timing = {"cpu_seconds": None if resume else round(cpu_seconds() - cpu0, 3), "resumed": resume}
-    timing_file.write_text(json.dumps(timing) + "\n")
-    return json.loads((run_dir / "result.json").read_text()), {**timing, "reused": False}
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The arguments; --small: digits, the digits config cut to a few steps, one retrain epoch."""
+    ap = build_parser()
+    args = parse_small(ap, argv, {"data": "digits", "config": str(CONFIGS / "fpnas_digits_quick.yaml"),
+                                  "retrain_epochs": 1})
+    if args.data is None:
+        ap.error("--data is required (or --small)")
+    if args.small:  # the tiny settings first: what the command line gives still wins
+        args.overrides = [*TINY_FPNAS_OVERRIDES, *args.overrides]
+        args.retrain_set = [*TINY_RETRAIN_SETS, *args.retrain_set]
+    return args
 
 
 # ---------------------------------------------------------------------------- search and retrain
@@ -116,27 +96,21 @@ def run_search(args: argparse.Namespace, mode: str) -> dict[str, Any]:
             "distribution": res["distribution"], "reused": timing["reused"], "run_dir": cfg.run.dir}
 
 
-def retrain_config_path(args: argparse.Namespace) -> Path:
-    if args.retrain_config:
-        return Path(args.retrain_config)
-    name = "retrain_digits_quick.yaml" if str(args.data).strip().lower() == "digits" else "retrain_cifar10.yaml"
-    path = CONFIGS / name
-    if not path.is_file():
-        raise SystemExit(f"no packaged retrain config {path}; pass --retrain-config FILE, or --retrain-epochs 0 "
-                         "to skip the retrain")
-    return path
-
-
-def run_retrain(args: argparse.Namespace, mode: str) -> dict[str, Any]:
-    """Train the Arch the `mode` search found from scratch, with the same settings for both modes."""
-    from supernas.train.standalone import retrain  # lazily: only when retraining
-
+def retrain_config(args: argparse.Namespace, mode: str) -> RetrainConfig:
+    """The retrain config of the Arch the `mode` search found: the same settings for both modes."""
     out = Path(args.out)
     fixed = [f"data.path={args.data}", f"run.dir={out / f'retrain_{mode}'}"]
     if args.retrain_epochs is not None:
         fixed.append(f"train.epochs={args.retrain_epochs}")
-    cfg = load_config(RetrainConfig, retrain_config_path(args), [*args.retrain_set, *fixed],
-                      data={"arch": str(out / mode)})
+    return load_config(RetrainConfig, retrain_config_path(args), [*args.retrain_set, *fixed],
+                       data={"arch": str(out / mode)})
+
+
+def run_retrain(args: argparse.Namespace, mode: str) -> dict[str, Any]:
+    """Train the Arch the `mode` search found from scratch."""
+    from supernas.train import retrain  # lazily: only when retraining
+
+    cfg = retrain_config(args, mode)
     res, timing = resumable(Path(cfg.run.dir), cfg,
                             lambda resume: retrain(cfg.arch, config=cfg, resume=resume))
     return {"top1": res["top1"], "top1_ema": res.get("top1_ema"), "retrain_seconds": res["seconds"],
@@ -166,10 +140,6 @@ def compare(rows: Mapping[str, Mapping[str, Any]], acc_tolerance: float) -> dict
             "top1_diff": None if acc_diff is None else round(acc_diff, 2), "targets": {**targets, "met": met}}
 
 
-def cell(v: Any, fmt: str, unit: str = "") -> str:
-    return "-" if v is None else format(v, fmt) + unit
-
-
 def format_table(rows: Mapping[str, Mapping[str, Any]], cmp: Mapping[str, Any]) -> str:
     lines = [f"{'mode':<8}{'samples':>9}{'steps':>7}{'wall s':>10}{'CPU s':>10}{'MFLOPs':>9}{'top-1':>8}"]
     for mode, r in rows.items():
@@ -189,7 +159,7 @@ def format_table(rows: Mapping[str, Mapping[str, Any]], cmp: Mapping[str, Any]) 
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     threads = args.threads if args.threads is not None else (0 if torch.cuda.is_available() else 1)
     if threads:
@@ -213,6 +183,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     (out / "fpnas_vs_parsec.json").write_text(json.dumps(report, indent=2) + "\n")
     print(format_table(rows, cmp))
     print(f"written: {out / 'fpnas_vs_parsec.json'}")
+    return report
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ import contextlib
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 import traceback
@@ -42,12 +41,13 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/loader.py
-
-from supernas import CostModel, get_space  # noqa: E402
-from supernas.nn import SuperNet  # noqa: E402
-from supernas.runtime.losses import label_smoothing_ce, soft_target_ce  # noqa: E402
-from supernas.runtime.out_of_memory import is_out_of_memory  # noqa: E402
+from common import (PRECISIONS, Settings, add_small_flag, batch_of, loader_throughput, make_trainer, resolve_data,
+                    sampled_archs, tiny_image_tree)
+from supernas import CostModel, get_space
+from supernas.evaluation import Evaluator, LatencyTable
+from supernas.fpnas import ProbabilisticSearch
+from supernas.nn import SuperNet
+from supernas.runtime import is_out_of_memory, label_smoothing_ce, soft_target_ce
 
 GiB = 2**30
 MEMORY_CAP = 80 * GiB  # "the largest batch that fits in 80 GB", also on a larger card
@@ -90,81 +90,6 @@ def timed_steps(step: Callable[[int], None], device: torch.device, warmup: int, 
             break
     sync(device)
     return (time.perf_counter() - t0) / done, done
-
-
-# ---------------------------------------------------------------------------- settings
-class Settings:
-    def __init__(self, small: bool):
-        self.space = "attentivenas-tiny" if small else "attentivenas"
-        # small: the per-block space of the digits quick-start config (FP-NAS's choices, two stages)
-        self.fpnas_space: Any = quick_fpnas_space() if small else "fpnas-l0"
-        self.classes = 10 if small else 1000
-        self.input = 32 if small else 224
-        self.batch = 4 if small else 64
-        self.warmup = 1 if small else 3
-        self.steps = 2 if small else 10
-        self.limit_s = 20.0 if small else 25.0
-        self.bn_batches = 2 if small else 64
-        self.eval_batch = 4 if small else 256
-        self.eval_batches = 1 if small else 8
-        self.archs_stage2 = 2 if small else 4
-        self.latency_archs = 4 if small else 16
-        self.fpnas_k = 2 if small else 8
-        self.loader_images = 16 if small else 3072
-        self.loader_workers = [0, 1] if small else [1, 2, 4, 8, 16]
-        self.max_batch = not small
-
-
-def quick_fpnas_space() -> dict[str, Any]:
-    import supernas
-    import yaml
-
-    path = Path(supernas.__file__).parent / "configs" / "fpnas_digits_quick.yaml"
-    return yaml.safe_load(path.read_text())["space"]
-
-
-PRECISIONS = {  # name: (autocast dtype, channels_last)
-    "fp32": (None, False),
-    "fp32+cl": (None, True),
-    "bf16": (torch.bfloat16, False),
-    "bf16+cl": (torch.bfloat16, True),
-}
-
-
-def make_trainer(s: Settings, device: torch.device, precision: str, sampler: str, batch: int, run_dir: str,
-                 recompute: bool = False):
-    """The product's stage-1 trainer with a `s.classes`-way supernet (its data are the built-in
-    digits, never loaded here: the suite feeds synthetic batches to `train_step`); `recompute`:
-    train.recompute_bn_act."""
-    from supernas.train.supernet import SupernetTrainer
-
-    amp, cl = PRECISIONS[precision]
-    cfg = {"run": {"device": str(device), "amp": "bf16" if amp else "fp32", "channels_last": cl, "dir": run_dir},
-           "space": s.space, "data": {"path": None, "image_size": 8},
-           "train": {"num_arch_training": 4, "batch_size": 4, "workers": 0},
-           "sampler": {"kind": sampler, "k": 3, "n_prior": 20_000 if s.max_batch else 2_000},
-           "log": {"progress": False, "tensorboard": False}}
-    t = SupernetTrainer(cfg)
-    t.net = SuperNet(t.space, s.classes).to(device)
-    t.net.set_recompute_bn_act(recompute)
-    if t.channels_last:
-        t.net = t.net.to(memory_format=torch.channels_last)
-    t.optimizer = torch.optim.SGD(t.net.parameters(), lr=0.01, momentum=0.9, nesterov=True)
-    t.scheduler = torch.optim.lr_scheduler.LambdaLR(t.optimizer, lambda _: 1.0)
-    return t
-
-
-def batch_of(s: Settings, device: torch.device, batch: int, channels_last: bool, classes: int | None = None):
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(batch, 3, s.input, s.input, generator=g).to(device)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, classes or s.classes, (batch,), generator=g).to(device)
-    return x, y
-
-
-def sampled_archs(space, step: int):
-    return [space.sample(rng=1000 * step + i) for i in range(2)]
 
 
 # ---------------------------------------------------------------------------- sections
@@ -292,7 +217,6 @@ def stage2(s: Settings, device: torch.device, precision: str) -> dict[str, Any]:
     product's Evaluator, over synthetic batches already on the device."""
     from torch.utils.data import TensorDataset
 
-    from supernas.evaluation.evaluator import Evaluator
 
     amp, cl = PRECISIONS[precision]
     g = torch.Generator(device=device).manual_seed(0)
@@ -325,7 +249,6 @@ def stage2(s: Settings, device: torch.device, precision: str) -> dict[str, Any]:
 
 
 def latency_table(s: Settings, device: torch.device) -> dict[str, Any]:
-    from supernas.evaluation.latency import LatencyTable
 
     space = get_space(s.space)
     table = LatencyTable(space, s.classes, batch_size=1, device=device)
@@ -343,7 +266,6 @@ def latency_table(s: Settings, device: torch.device) -> dict[str, Any]:
 def fpnas_steps(s: Settings, device: torch.device, precision: str, tmp: str) -> dict[str, Any]:
     """One weight step and one architecture step of FP-NAS with K Archs, through the product's
     ProbabilisticSearch (its data, the built-in digits, are not loaded: synthetic batches)."""
-    from supernas.fpnas.probabilistic import ProbabilisticSearch
 
     amp, _ = PRECISIONS[precision]
     cfg = {"run": {"device": str(device), "amp": "bf16" if amp else "fp32", "dir": tmp},
@@ -365,10 +287,9 @@ def fpnas_steps(s: Settings, device: torch.device, precision: str, tmp: str) -> 
 def loader(s: Settings, data: str | None) -> dict[str, Any]:
     if not data:
         return {"skipped": "no --data given"}
-    from loader import loader_throughput, resolve_data  # bench/loader.py
-
     with resolve_data(data) as folder:
-        return loader_throughput(folder, s.loader_workers, s.loader_images, image_size=224 if s.max_batch else 32)
+        return loader_throughput(folder, s.loader_workers, s.loader_images, image_size=224 if s.max_batch else 32,
+                                 batch=s.batch)
 
 
 # ---------------------------------------------------------------------------- report
@@ -555,16 +476,20 @@ def sections(s: Settings, device: torch.device, data: str | None, tmp: str):
 _measured: dict[str, dict[str, Any]] = {}  # results so far, for the sections that build on them
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", default=".", help="folder for gpu_suite.json and gpu_suite.md")
     ap.add_argument("--data", default=None, help="CIFAR-10 JPEG tree (or its .tar.gz) for the loader section")
-    ap.add_argument("--small", action="store_true", help="tiny settings (CPU test)")
+    add_small_flag(ap)
     ap.add_argument("--only", default=None, help="comma-separated groups: train,stage2,loader")
     ap.add_argument("--deadline-s", type=float, default=420.0, help="start no section after this many seconds")
     ap.add_argument("--skip", default="", help="';'-separated section names (as printed) not to run")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = build_parser().parse_args(argv)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           "cpu" if args.device == "auto" else args.device)
     s = Settings(args.small)
@@ -576,7 +501,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     _measured.clear()
     with tempfile.TemporaryDirectory() as tmp:
         skip = {k.strip() for k in args.skip.split(";")}
-        for group, name, fn in sections(s, device, args.data, tmp):
+        data = args.data or (str(tiny_image_tree(Path(tmp) / "images")) if args.small else None)
+        for group, name, fn in sections(s, device, data, tmp):
             if group in groups and name not in skip:
                 run_section(res, group, name, fn, deadline)
                 _measured[name] = res[group][name]

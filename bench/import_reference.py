@@ -1,12 +1,15 @@
 """What importing a published supernet costs on CPU: `supernas import attentivenas` of a full-size
-AttentiveNAS checkpoint (the reference supernet filled by the fixture's formula, 24.0 M values),
-against a baseline process that only loads the modules the command loads.
+AttentiveNAS checkpoint (the reference layout, 24.0 M values), against a baseline process that
+only loads the modules the command loads.
 
     python bench/import_reference.py [--repeats 3] [--dir /tmp/import-bench]
+    python bench/import_reference.py --small        # one run of each (a test runs it)
 
-Needs ../shared/data/attentivenas-reference-fixture.json beside the checkout. Each command runs in
-a fresh process (OMP_NUM_THREADS=1); wall time is the best of `--repeats`, peak memory the
-largest resident set of the process (getrusage of the finished child).
+The checkpoint is a randomly initialised `attentivenas` SuperNet written in the reference layout by
+supernas (`supernas.nn.reference_checkpoint`, what `supernas export --format reference` writes):
+the keys and shapes of the published file, whose values do not change what an import costs. Each
+command runs in a fresh process (OMP_NUM_THREADS=1); wall time is the best of `--repeats`, peak
+memory the largest resident set of the process (getrusage of the finished child).
 """
 from __future__ import annotations
 
@@ -19,13 +22,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from reference_fixture import FIXTURE, load_fixture, reference_checkpoint  # noqa: E402
+from common import add_small_flag, parse_small
+from supernas import get_space
+from supernas.nn import SuperNet, reference_checkpoint
 
+ROOT = Path(__file__).resolve().parents[1]
 BASELINE = "import torch, supernas.cli, supernas.deliver.reference_run, supernas.train.supernet, supernas.data"
 
 
@@ -48,17 +53,27 @@ def best(argv: list[str], repeats: int, before=None) -> tuple[float, float]:
     return min(r[0] for r in runs), max(r[1] for r in runs)
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--dir", help="working directory (default: a temporary one, removed after)")
-    args = p.parse_args()
-    if not FIXTURE.is_file():
-        sys.exit(f"{FIXTURE} is absent: it lies beside the checkout in ../shared/data")
+    add_small_flag(p)
+    return p
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The arguments; --small: one run of each command (the checkpoint is full size either way: the
+    reference layout is that of the full space)."""
+    return parse_small(build_parser(), argv, {"repeats": 1})
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
     work = Path(args.dir or tempfile.mkdtemp(prefix="import-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    ck = work / "attentive_nas_formula.pth.tar"
-    torch.save(reference_checkpoint(load_fixture()), ck)
+    ck = work / "attentive_nas_reference_layout.pth.tar"
+    torch.manual_seed(0)
+    torch.save(reference_checkpoint(SuperNet(get_space("attentivenas"), 1000)), ck)
     run = work / "run"
     state = torch.load(ck, weights_only=True)["state_dict"]
     values = sum(t.numel() for k, t in state.items() if "bn_tracking" not in k)

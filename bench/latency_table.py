@@ -2,6 +2,7 @@
 
     python bench/latency_table.py [--space attentivenas-tiny] [--num-classes 10] [--n 30] [--threads 1]
     python bench/latency_table.py --space attentivenas --num-classes 1000 --repeats 10
+    python bench/latency_table.py --small    # seconds (a test runs it)
 
 On the current device it
   * builds a LatencyTable from `--build-archs` random Archs (plus the smallest and largest), timed,
@@ -19,17 +20,18 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Sequence
 
 import numpy as np
 import torch
 
+from common import add_small_flag, parse_small
 from supernas import get_space
-from supernas.evaluation.static_models import time_forward
+from supernas.evaluation import LatencyTable, compare_latency, measure_end_to_end, time_forward
 from supernas.nn import SuperNet
-from supernas.evaluation import LatencyTable, compare_latency, measure_end_to_end
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--space", default="attentivenas-tiny")
     ap.add_argument("--num-classes", type=int, default=10)
@@ -41,7 +43,17 @@ def main() -> None:
     ap.add_argument("--threads", type=int, help="CPU threads (default: torch's); part of the device description")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
+    add_small_flag(ap)
+    return ap
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The arguments; --small: a table from 8 Archs compared with 3 measured ones, two timed runs each."""
+    return parse_small(build_parser(), argv, {"n": 3, "build_archs": 8, "warmup": 1, "repeats": 2, "device": "cpu"})
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 

@@ -11,27 +11,40 @@ there on average (a bin holding one Arch of the pool needs about n_prior). Prior
 is exactly the number of reachable bins. A short measured naive run checks the estimate.
 
     python bench/sampler.py [--n-prior N] [--samples S] [--per-bin M]
+    python bench/sampler.py --small           # seconds (a test runs it)
 """
 from __future__ import annotations
 
 import argparse
 import time
+from typing import Sequence
 
 import numpy as np
 
+from common import add_small_flag, parse_small
 from supernas import get_space
 from supernas.sampling import FlopsConstrainedSampler, estimate_flops_tables
 from supernas.spaces import CostModel
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n-prior", type=int, default=1_000_000, help="random Archs behind prior and proposal")
     ap.add_argument("--samples", type=int, default=3000, help="prior-drawn Archs for the proposal's speed and trials")
     ap.add_argument("--per-bin", type=int, default=20, help="Archs drawn in every bin for the bin-averaged trials")
     ap.add_argument("--naive-samples", type=int, default=300, help="prior-drawn Archs of the measured naive check")
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
+    add_small_flag(ap)
+    return ap
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The arguments; --small: 20,000 Archs behind the prior, 40 proposals, 2 per bin, 3 naive draws."""
+    return parse_small(build_parser(), argv, {"n_prior": 20_000, "samples": 40, "per_bin": 2, "naive_samples": 3})
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
 
     space = get_space("attentivenas")
     cost = CostModel(space, 1000)

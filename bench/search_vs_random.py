@@ -10,6 +10,7 @@ Both winners are then scored on the validation split, which neither search saw. 
 
     python bench/search_vs_random.py runs/cifar10-supernet --budgets 2,4 --population 24 \
         --mutations 8 --crossovers 8 --generations 4 --bn-batches 8 --max-batches 4 --out /tmp/svr
+    python bench/search_vs_random.py --small --out /tmp/svr_small   # seconds on a CPU (a test runs it)
 
 Prints a table and writes OUT/search_vs_random.json.
 """
@@ -19,13 +20,14 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
+from common import add_small_flag, parse_small, tiny_supernet_run
+from supernas.evaluation import Evaluator, load_run
 from supernas.sampling import sample_in_range
-from supernas.evaluation import Evaluator, parse_budgets
-from supernas.search.runner import search_run
-from supernas.evaluation import load_run
+from supernas.search import parse_budgets, search_run
 from supernas.spaces import CostModel
 
 
@@ -50,10 +52,11 @@ def random_baseline(space, cost, evaluator: Evaluator, budget: float, n: int, po
     return out
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run", help="run directory of `supernas train`")
-    p.add_argument("--budgets", required=True, help="MFLOPs budgets, e.g. 2,4 or 200:800:100")
+    p.add_argument("run", nargs="?", help="run directory of `supernas train` (--small: default a tiny supernet "
+                   "trained in OUT/tiny_run)")
+    p.add_argument("--budgets", help="MFLOPs budgets, e.g. 2,4 or 200:800:100 (required but with --small)")
     p.add_argument("--population", type=int, default=512)
     p.add_argument("--mutations", type=int, default=128)
     p.add_argument("--crossovers", type=int, default=128)
@@ -65,9 +68,30 @@ def main() -> None:
     p.add_argument("--random-pool", type=int, default=0, help="score this many random Archs per budget and "
                    "report the evolution's standing among random searches of its size drawn from them")
     p.add_argument("--out", required=True)
-    args = p.parse_args()
+    add_small_flag(p)
+    return p
 
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The arguments; --small: a tiny supernet, a population of 4 over one generation, one budget,
+    scores on one batch."""
+    p = build_parser()
+    args = parse_small(p, argv, {"population": 4, "mutations": 2, "crossovers": 2, "generations": 1,
+                                 "bn_batches": 1, "max_batches": 1, "random_pool": 12, "device": "cpu"})
+    if not args.small and (args.run is None or args.budgets is None):
+        p.error("RUN and --budgets are required (or --small)")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    args = parse_args(argv)
     out = Path(args.out)
+    if args.run is None:
+        args.run = str(tiny_supernet_run(out / "tiny_run"))
+    if args.budgets is None:  # --small: one budget halfway between the run's smallest and largest Arch
+        net, _, data = load_run(args.run, "cpu")
+        cost = CostModel(net.space, data.num_classes)
+        args.budgets = f"{(cost.mflops(net.space.smallest()) + cost.mflops(net.space.largest())) / 2:.4f}"
     budgets = parse_budgets(args.budgets)
     t0 = time.perf_counter()
     search_dir = out / "search"
@@ -118,6 +142,7 @@ def main() -> None:
                   f"scored ones, the mean best is {q['mean_best_of_n']:.2f}; the evolution's "
                   f"{r['evolution']['accuracy']:.2f} beats {100 * q['evolution_beats']:.0f} % of them "
                   f"(ties {100 * q['evolution_ties']:.0f} %)")
+    return report
 
 
 if __name__ == "__main__":

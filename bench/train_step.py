@@ -5,6 +5,7 @@ one after another on the same batch. Prints the ratio (target on CPU: at most 1.
     python bench/train_step.py                         # CPU: attentivenas-tiny-free defaults below
     python bench/train_step.py --device cuda --batch 64 --input 224   # the issue's GPU setting (fp32)
     python bench/train_step.py --device cuda --amp bf16 --channels-last
+    python bench/train_step.py --small                 # seconds (a test runs it)
 """
 from __future__ import annotations
 
@@ -12,13 +13,15 @@ import argparse
 import resource
 import statistics
 import time
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
+from common import add_small_flag, parse_small
 from supernas import get_space
-from supernas.runtime.losses import label_smoothing_ce, soft_target_ce
-from supernas.train.supernet import SupernetTrainer
+from supernas.runtime import label_smoothing_ce, soft_target_ce
+from supernas.train import SupernetTrainer
 
 
 def peak_mb(device: torch.device) -> float:
@@ -39,7 +42,7 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--space", default="attentivenas")
     ap.add_argument("--device", default="cpu")
@@ -52,7 +55,17 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=0)
-    args = ap.parse_args()
+    add_small_flag(ap)
+    return ap
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The arguments; --small: attentivenas-tiny at 32 px, batch 2, one warm-up and one timed step."""
+    return parse_small(build_parser(), argv, {"space": "attentivenas-tiny", "batch": 2, "input": 32, "classes": 10, "steps": 1, "warmup": 1})
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
