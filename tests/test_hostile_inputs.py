@@ -71,3 +71,92 @@ def test_the_help_says_how_numbers_are_read(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "no underscores (1_000 is refused)" in " ".join(capsys.readouterr().out.split())
+
+
+# ---------------------------------------------------------------------------- item 2: spaces
+SPACE = {"name": "toy", "resolution": [16, 24], "stem": {"width": 8, "stride": 2},
+         "stages": [{"name": "s1", "width": [8, 16], "depth": [1, 2], "kernel": [3, 5], "expand": [1, 4],
+                     "stride": 2}],
+         "head": {"kind": "conv", "width": 32}}
+
+
+def _space_with(**change):
+    import copy
+
+    d = copy.deepcopy(SPACE)
+    for key, value in change.items():
+        where, _, field = key.rpartition("__")
+        target = d if not where else d[where] if where != "s1" else d["stages"][0]
+        target[field] = value
+    return d
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"stem__width": 10**20}, "toy.stem.width=100000000000000000000 is not allowed: an integer >= 1 and at most 16384"),
+    ({"s1__width": [8, 10**18]}, "toy.s1.width=1000000000000000000 is not allowed"),
+    ({"head__width": 2**40}, "at most 16384 (channels; no real network comes near it"),
+    ({"resolution": [10**9]}, "toy.resolution=1000000000 is not allowed: an integer >= 1 and at most 4096"),
+    ({"s1__depth": 10_000}, "toy.s1.depth=10000 is not allowed: an integer >= 1 and at most 64"),
+    ({"s1__kernel": [3, 1001]}, "at most 31"),
+    ({"s1__expand": [1, 1e6]}, "at most 64"),
+    ({"stages": [dict(SPACE["stages"][0], name=f"s{i}", stride=1) for i in range(1000)]},
+     "toy.stages: 1000 stages; at most 32"),
+    ({"stages": [dict(SPACE["stages"][0], name=f"s{i}", stride=1, depth=64) for i in range(3)]},
+     "toy: 192 blocks at the largest depths; at most 128"),
+    ({"s1__width": list(range(8, 8 + 300))}, "toy.s1.width: 300 choices; at most 256"),
+])
+def test_a_space_beyond_any_real_network_is_refused_saying_so(tmp_path, capsys, change, message):
+    f = tmp_path / "space.yaml"
+    f.write_text(json.dumps(_space_with(**change)))  # JSON is YAML
+    line = refused(capsys, ["sample", "--space", str(f), "-n", "1", "--seed", "0"], message)
+    assert "no real network comes near it" in line
+
+
+def test_costs_at_the_bounds_are_positive_and_finite():
+    """The largest sizes the bounds allow: the cost arithmetic (float64 on bounded sizes) neither
+    overflows nor turns negative, where a width of 1e18 used to cost -1.9e16 MFLOPs."""
+    import numpy as np
+
+    from supernas.spaces import CostModel, get_space
+    from supernas.spaces.spec import MAX_EXPAND, MAX_KERNEL, MAX_RESOLUTION, MAX_WIDTH
+
+    space = get_space({"name": "max", "resolution": MAX_RESOLUTION, "stem": {"width": MAX_WIDTH, "stride": 2},
+                       "stages": [{"name": "s", "width": [8, MAX_WIDTH], "depth": [1, 64], "kernel": MAX_KERNEL,
+                                   "expand": MAX_EXPAND, "stride": 2, "attention": 1}],
+                       "head": {"kind": "mbpool", "width": MAX_WIDTH, "expand": MAX_EXPAND},
+                       "shortcut": "projection"})
+    mflops, params = CostModel(space, 1_000_000).costs_indices(space.to_indices([space.smallest(), space.largest()]))
+    assert np.all(np.isfinite(mflops)) and np.all(mflops > 0) and np.all(params > 0)
+    assert mflops[1] > mflops[0] and params[1] < 2**63
+
+
+BOMB = "\n".join(["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"] + [
+    f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 10)]) + "\n"
+
+
+@pytest.mark.parametrize("argv, what", [
+    (["config", "show", "train", "FILE"], "config file"),
+    (["train", "FILE", "--dry-run"], "config file"),
+    (["flops", "--space", "FILE", "--arch", "{}"], "space file"),
+])
+def test_yaml_anchor_bombs_are_refused_fast(tmp_path, argv, what):
+    """A few lines whose anchors expand to 10**10 values (item 2 and 7): refused while it is read,
+    in a fresh process with a generous limit (it used to hang or end in a MemoryError)."""
+    f = tmp_path / "bomb.yaml"
+    f.write_text(BOMB + "name: bomb\n")
+    r = supernas(*[str(f) if a == "FILE" else a for a in argv], timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "is refused: its anchors and aliases expand to over 1,000,000 values" in r.stderr
+    assert what in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("text, message", [
+    ("a: " + "[" * 50_000 + "]" * 50_000 + "\n", "is nested too deeply"),
+    ("a: &a [1, *a]\n", "an anchor refers to itself"),
+    ("a: '" + "x" * (5 << 20) + "'\n", "characters; at most"),
+])
+def test_yaml_too_deep_recursive_or_huge_is_one_line(tmp_path, capsys, text, message):
+    f = tmp_path / "c.yaml"
+    f.write_text(text)
+    refused(capsys, ["config", "show", "train", str(f)], "is refused", message)
+    refused(capsys, ["flops", "--space", str(f), "--arch", "{}"], "it is refused", message)

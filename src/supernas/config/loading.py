@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping, TypeVar
 import yaml
 
 from ..errors import SupernasError
+from ..utils.structured import BoundedLoader, YamlTooLarge
 from .fields import build, unknown_key
 from .schema import RENAMED
 
@@ -80,7 +81,7 @@ class DuplicateKey(yaml.YAMLError):
     """A mapping that gives a key twice; the message names the key and both lines."""
 
 
-class UniqueKeyLoader(yaml.SafeLoader):
+class UniqueKeyLoader(BoundedLoader):
     """yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last one
     silently: a second `train:` section would replace the first)."""
 
@@ -115,6 +116,8 @@ def load_yaml_text(text: str, where: str) -> Any:
     """YAML `text` read safely with duplicate keys refused; errors are one line naming `where`."""
     try:
         return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except YamlTooLarge as e:  # anchors expanding to billions of values, a huge or too deep text
+        raise SupernasError(f"{where} is refused: {e}") from None
     except yaml.YAMLError as e:
         raise SupernasError(f"{where} is not valid YAML: {yaml_error_line(e)}") from None
 

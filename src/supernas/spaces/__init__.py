@@ -51,11 +51,14 @@ def _read_space_file(path: Path) -> Any:
     import yaml
 
     from ..config.loading import UniqueKeyLoader, yaml_error_line
+    from ..utils.structured import YamlTooLarge
 
     try:
         d = yaml.load(path.read_text(), Loader=UniqueKeyLoader)  # noqa: S506 - safe, and a key given twice is an error
     except UnicodeDecodeError:
         raise SupernasError("it is not a text file; give a space definition in YAML") from None
+    except YamlTooLarge as e:  # anchors expanding to billions of values, a huge or too deep text
+        raise SupernasError(f"it is refused: {e}") from None
     except yaml.YAMLError as e:
         raise SupernasError(f"it is not valid YAML ({yaml_error_line(e)})") from None
     if d is None:

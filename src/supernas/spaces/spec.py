@@ -86,10 +86,33 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+# Bounds no real network comes near: they refuse typos (a width of 1e20) before a cost overflows
+# or a space takes minutes to build. Within them every size the layout multiplies stays far below
+# 2**53, so the float64 cost arithmetic is exact and never overflows.
+MAX_WIDTH = 16384  # channels; the widest layers of published classifiers have 2048 to 4096
+MAX_RESOLUTION = 4096  # px; classifiers train at 224 to 600
+MAX_DEPTH = 64  # blocks per stage; ResNet-152's largest stage has 36
+MAX_STAGES = 32  # MobileNets and EfficientNets have 7
+MAX_BLOCKS = 128  # blocks of all stages at their largest depths; EfficientNet-B7 has 55 (more: slow cost tables)
+MAX_KERNEL = 31  # depthwise kernels of large-kernel networks (RepLKNet) reach 31
+MAX_EXPAND = 64  # expansion ratios are 1 to 6
+MAX_CHOICES = 256  # choices per field
+REAL = "no real network comes near it; a bound against typos and overflow"
+
+
+def _bounded(test, low: str, high: float, words: str) -> tuple:
+    return (lambda v: test(v) and v <= high, f"{low} and at most {high:g} ({words}; {REAL})")
+
+
+_WHOLE = lambda v: _is_number(v) and float(v).is_integer() and v >= 1  # noqa: E731
 # The rule of each kind of numeric field: (test, what it allows in words).
-INTEGER = (lambda v: _is_number(v) and float(v).is_integer() and v >= 1, "an integer >= 1")
-ODD = (lambda v: INTEGER[0](v) and int(v) % 2 == 1, "an odd integer >= 1 (3, 5, 7)")
-RATIO = (lambda v: _is_number(v) and v >= 1, "a number >= 1")
+INTEGER = (_WHOLE, "an integer >= 1")
+WIDTH = _bounded(_WHOLE, "an integer >= 1", MAX_WIDTH, "channels")
+RESOLUTION = _bounded(_WHOLE, "an integer >= 1", MAX_RESOLUTION, "pixels")
+DEPTH = _bounded(_WHOLE, "an integer >= 1", MAX_DEPTH, "blocks per stage")
+ODD = _bounded(lambda v: _WHOLE(v) and int(v) % 2 == 1, "an odd integer >= 1 (3, 5, 7)", MAX_KERNEL, "kernel size")
+RATIO = _bounded(lambda v: _is_number(v) and v >= 1, "a number >= 1", MAX_EXPAND, "expansion ratio")
+HEAD_EXPAND = _bounded(_WHOLE, "an integer >= 1", MAX_EXPAND, "expansion ratio")
 STRIDE = (lambda v: _is_number(v) and v in (1, 2), "1 or 2")
 
 
@@ -100,6 +123,8 @@ def _field(where: str, value: Any, rule: tuple = INTEGER, *, allowed: Sequence |
     raw = list(value) if searched else [value]
     if not raw:
         raise SupernasError(f"{where}: the list of choices is empty; give at least one value")
+    if len(raw) > MAX_CHOICES:
+        raise SupernasError(f"{where}: {len(raw)} choices; at most {MAX_CHOICES} ({REAL})")
     for v in raw:
         if allowed is not None:
             if isinstance(v, (bool, list, dict)) or v not in allowed:
@@ -154,6 +179,8 @@ def parse_space(d: Mapping[str, Any]) -> SpaceSpec:
     stage_list = _require(d, "stages", name)
     if not isinstance(stage_list, list):
         raise SupernasError(f"{name}.stages must be a list of stages, got {stage_list!r}")
+    if len(stage_list) > MAX_STAGES:
+        raise SupernasError(f"{name}.stages: {len(stage_list)} stages; at most {MAX_STAGES} ({REAL})")
     stages = []
     for i, s in enumerate(stage_list):
         s = _mapping(f"{name}.stages[{i}]", s, "a stage's fields")
@@ -165,8 +192,8 @@ def parse_space(d: Mapping[str, Any]) -> SpaceSpec:
         if not isinstance(per_block, bool):
             raise SupernasError(f"{where}.per_block={per_block!r} is not allowed: true or false")
         fields = {
-            "width": _field(f"{where}.width", _require(s, "width", where)),
-            "depth": _field(f"{where}.depth", s.get("depth", 1)),
+            "width": _field(f"{where}.width", _require(s, "width", where), WIDTH),
+            "depth": _field(f"{where}.depth", s.get("depth", 1), DEPTH),
             "kernel": _field(f"{where}.kernel", _require(s, "kernel", where), ODD),
             "expand": _field(f"{where}.expand", _require(s, "expand", where), RATIO),
             "act": _field(f"{where}.act", s.get("act", "swish"), allowed=ACTIVATIONS),
@@ -178,7 +205,10 @@ def parse_space(d: Mapping[str, Any]) -> SpaceSpec:
     names = [s.name for s in stages]
     if len(set(names)) != len(names):
         raise SupernasError(f"{name}: stage names repeat: {names}")
-    resolution = _field(f"{name}.resolution", _require(d, "resolution", name))
+    blocks = sum(st.max_depth for st in stages)
+    if blocks > MAX_BLOCKS:
+        raise SupernasError(f"{name}: {blocks} blocks at the largest depths; at most {MAX_BLOCKS} ({REAL})")
+    resolution = _field(f"{name}.resolution", _require(d, "resolution", name), RESOLUTION)
     total_stride = stem_stride * math.prod(st.stride for st in stages)
     if resolution.min < total_stride:
         raise SupernasError(f"{name}.resolution={resolution.min} is not allowed: at least {total_stride} px, the "
@@ -199,13 +229,13 @@ def parse_space(d: Mapping[str, Any]) -> SpaceSpec:
     return SpaceSpec(
         name=name,
         resolution=resolution,
-        stem_width=_field(f"{name}.stem.width", _require(stem, "width", f"{name}.stem")),
+        stem_width=_field(f"{name}.stem.width", _require(stem, "width", f"{name}.stem"), WIDTH),
         stem_stride=stem_stride,
         stem_act=stem_act.choices[0],
         stages=tuple(stages),
         head_kind=kind,
-        head_width=_field(f"{name}.head.width", _require(head, "width", f"{name}.head")),
-        head_expand=_scalar(f"{name}.head.expand", head.get("expand", 6), INTEGER),
+        head_width=_field(f"{name}.head.width", _require(head, "width", f"{name}.head"), WIDTH),
+        head_expand=_scalar(f"{name}.head.expand", head.get("expand", 6), HEAD_EXPAND),
         head_act=head_act.choices[0],
         shortcut=shortcut,
         gate=gate,
