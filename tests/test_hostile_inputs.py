@@ -160,3 +160,41 @@ def test_yaml_too_deep_recursive_or_huge_is_one_line(tmp_path, capsys, text, mes
     f.write_text(text)
     refused(capsys, ["config", "show", "train", str(f)], "is refused", message)
     refused(capsys, ["flops", "--space", str(f), "--arch", "{}"], "it is refused", message)
+
+
+# ---------------------------------------------------------------------------- item 3: Arch JSON
+def _tiny_arch():
+    from supernas.spaces import get_space
+
+    return get_space(TINY).smallest().to_dict()
+
+
+def test_deeply_nested_arch_json_is_one_line(tmp_path, capsys):
+    deep = "[" * 200_000 + "]" * 200_000
+    refused(capsys, ["flops", "--space", TINY, "--arch", "{\"a\": " + deep + "}"], "the Arch is nested too deeply")
+    f = tmp_path / "arch.json"
+    f.write_text("{\"arch\": " + deep + "}")
+    refused(capsys, ["flops", "--space", TINY, "--arch", str(f)], "nested too deeply")
+    refused(capsys, ["retrain", str(f), f"space={TINY}", f"run.dir={tmp_path / 'r'}", "data.path=digits"],
+            "nested too deeply")
+
+
+def test_an_arch_giving_a_key_twice_is_refused(tmp_path, capsys):
+    text = json.dumps(_tiny_arch())[:-1] + ", \"mb1.depth\": 2}"
+    refused(capsys, ["flops", "--space", TINY, "--arch", text], "key 'mb1.depth' appears twice")
+    refused(capsys, ["retrain", text, f"space={TINY}", f"run.dir={tmp_path / 'r'}", "data.path=digits"],
+            "key 'mb1.depth' appears twice")
+
+
+@pytest.mark.parametrize("field, value", [("mb1.depth", 1.0), ("resolution", 12.0), ("mb2.width", 16.0)])
+def test_a_float_for_an_integer_field_is_refused(capsys, field, value):
+    arch = {**_tiny_arch(), field: value}
+    refused(capsys, ["flops", "--space", TINY, "--arch", json.dumps(arch)], f"field '{field}' has value {value}, "
+            "a float; give an integer")
+
+
+def test_an_arch_saved_for_another_space_is_named(tmp_path, capsys):
+    f = tmp_path / "arch.json"
+    f.write_text(json.dumps({"space": "attentivenas", "arch": _tiny_arch()}))
+    refused(capsys, ["flops", "--space", TINY, "--arch", str(f)],
+            f"the Arch was saved for space 'attentivenas', not '{TINY}'")

@@ -80,10 +80,17 @@ def _with_base(d: Any) -> Any:
     return merged
 
 
+def _read_arch_file(path: Path) -> str:
+    try:
+        return path.read_text()
+    except UnicodeDecodeError:
+        raise SupernasError(f"the Arch file '{path}' is not a text file") from None
+
+
 def load_arch(space: SearchSpace, value: "str | Mapping[str, Any] | Arch") -> Arch:
     """An Arch from a JSON string, a JSON file path, a mapping (ours or the reference format), or a
     published model name such as 'a0' for the attentivenas space."""
-    import json
+    from ..utils.structured import loads_json
 
     if isinstance(value, Arch):
         return space.arch(value)
@@ -95,13 +102,14 @@ def load_arch(space: SearchSpace, value: "str | Mapping[str, Any] | Arch") -> Ar
             path = Path(text)
             if not path.is_file():
                 raise SupernasError(f"the Arch '{value}' is neither JSON nor an existing file")
-            text = path.read_text()
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise SupernasError(f"the Arch is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+            text = _read_arch_file(path)
+        value = loads_json(text, "the Arch")  # duplicate keys and deep nesting refused in one line
     if isinstance(value, Mapping) and "arch" in value and isinstance(value["arch"], Mapping):
-        value = value["arch"]  # our saved files: {"space": ..., "arch": {...}, ...}
+        saved = value.get("space")  # our saved files: {"space": ..., "arch": {...}, ...}
+        if isinstance(saved, str) and saved != space.name:
+            raise SupernasError(f"the Arch was saved for space '{saved}', not '{space.name}'; give an Arch of "
+                                f"'{space.name}' (or --space {saved})")
+        value = value["arch"]
     if is_reference_format(value):
         return from_reference(space, value)
     return space.arch(value)

@@ -3,7 +3,6 @@ encoding and validation of Archs, one at a time or as index matrices for speed."
 from __future__ import annotations
 
 import copy
-import json
 import math
 from dataclasses import dataclass
 from functools import cached_property
@@ -126,10 +125,9 @@ class SearchSpace:
         Raises :class:`SupernasError` naming the offending field, its value and the allowed values.
         """
         if isinstance(values, str):
-            try:
-                values = json.loads(values)
-            except json.JSONDecodeError as e:
-                raise SupernasError(f"the Arch is not valid JSON ({e.msg} at position {e.pos})") from None
+            from ..utils.structured import loads_json
+
+            values = loads_json(values, "the Arch")
         if isinstance(values, Arch):
             values = values.to_dict()
         if not isinstance(values, Mapping):
@@ -146,6 +144,11 @@ class SearchSpace:
             v = values[d.name]
             # a choice is a number or a name: a list or a mapping (unhashable) is no choice
             idx = self._lookup[j].get(v) if isinstance(v, (int, float, str)) and not isinstance(v, bool) else None
+            if idx is not None and isinstance(v, float) and not isinstance(d.choices[idx], float) \
+                    and not d.name.endswith("expand"):
+                # 1.0 equals 1 as a dict key: a float where a count or a size goes is refused, not rounded
+                raise SupernasError(f"field '{d.name}' has value {v!r}, a float; give an integer "
+                                    f"({', '.join(map(str, d.choices))})")
             if idx is None:
                 allowed = ", ".join(map(str, d.choices))
                 raise SupernasError(f"field '{d.name}' has value {v!r}, which is not allowed; allowed: {allowed}")

@@ -2,13 +2,13 @@
 export directory, a JSON file or string, a published model name, or smallest / largest."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import SupernasError
 from ..spaces import Arch, SearchSpace, get_space, list_spaces, load_arch
 from ..spaces.builtin import ATTENTIVENAS_MODELS
+from ..utils.structured import loads_json, read_json
 
 
 def resolve_arch(source: Any, space: Any = None) -> tuple[SearchSpace, Arch]:
@@ -65,10 +65,7 @@ def _arch_document(source: Any) -> tuple[Any, str, Any]:
                             "file or string, or a published name such as a0)")
     text = str(source).strip()
     if text.startswith("{"):
-        try:
-            return json.loads(text), "the ARCH JSON string", None
-        except json.JSONDecodeError as e:
-            raise SupernasError(f"ARCH is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+        return loads_json(text, "ARCH"), "the ARCH JSON string", None
     path = Path(text).expanduser()
     if path.is_dir():
         return _run_document(path)
@@ -93,10 +90,7 @@ def _run_document(path: Path) -> tuple[Any, str, Any]:
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise SupernasError(f"'{path}' is not valid JSON ({e.msg} at line {e.lineno})") from None
+    return read_json(path, "the Arch file")  # duplicate keys, deep nesting, binary files: one line
 
 
 def _pick_space(definition: Any, configured: Any, named: Any, where: str) -> SearchSpace:
