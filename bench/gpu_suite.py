@@ -169,7 +169,7 @@ def static_in_turn(s: Settings, device: torch.device, precision: str, batch: int
         for m, opt in models[i]:
             xi = F.interpolate(x, size=(m.resolution,) * 2, mode="bicubic", align_corners=False) \
                 if m.resolution != s.input else x
-            with t._autocast():
+            with torch.autocast(t.device.type, dtype=t.amp_dtype, enabled=t.amp_dtype is not None):
                 out = m(xi)
                 loss = label_smoothing_ce(out, y, 0.1) if teacher is None else soft_target_ce(out, teacher)
             loss.backward()
@@ -488,8 +488,13 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The arguments (--small is read by `Settings`: tiny sizes for every section)."""
+    return build_parser().parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           "cpu" if args.device == "auto" else args.device)
     s = Settings(args.small)

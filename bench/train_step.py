@@ -102,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             m, opt = statics[a]
             xi = F.interpolate(x, size=(m.resolution,) * 2, mode="bicubic", align_corners=False) \
                 if m.resolution != args.input else x
-            with t._autocast():
+            with torch.autocast(t.device.type, dtype=t.amp_dtype, enabled=t.amp_dtype is not None):
                 out = m(xi)
                 loss = label_smoothing_ce(out, y) if teacher is None else soft_target_ce(out, teacher)
             loss.backward()
