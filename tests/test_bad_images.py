@@ -96,8 +96,8 @@ def test_skip_logs_each_file_once_counts_them_and_resumes_exactly(tmp_path, run_
     cfg["run"]["dir"] = str(resumed)
     run_until_crash(SupernetTrainer, cfg, step=5)
     SupernetTrainer(cfg, resume=True).fit()
-    a = torch.load(whole / "checkpoint.pt", weights_only=False)["model"]
-    b = torch.load(resumed / "checkpoint.pt", weights_only=False)["model"]
+    a = torch.load(whole / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(resumed / "checkpoint.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     log = (resumed / "log.txt").read_text()
     assert sum(log.count(f"skipped unreadable image '{p}'") for p in bad) == 2  # not again after the resume

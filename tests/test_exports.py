@@ -85,16 +85,18 @@ def test_an_export_altered_after_it_was_written_is_refused_by_eval_and_finetune(
         load_exported(export)
 
 
-def test_a_pickled_module_is_written_on_request_and_loads_only_when_named(exported):
+def test_a_pickled_module_is_written_on_request_and_never_loaded(exported):
     from supernas.evaluation import load_exported
 
     folder = exported / "pickle"
     assert "model.pt" in json.loads((folder / "manifest.json").read_text())["files"]
-    pickled, _ = load_exported(folder / "model.pt")
+    pickled = torch.load(folder / "model.pt", weights_only=False)  # the user's own tools may read it
+    with pytest.raises(SupernasError, match="pickled module, which could run any code"):
+        load_exported(folder / "model.pt")
     rebuilt, meta = load_exported(folder)
     x = torch.randn(3, 3, meta["resolution"], meta["resolution"])
     with torch.no_grad():
-        assert torch.equal(pickled(x), rebuilt(x))
+        assert torch.equal(pickled.eval()(x), rebuilt(x))
 
 
 def test_a_file_from_another_export_is_refused_and_formats_of_the_same_weights_join(run_copy, tmp_path, capsys):
@@ -168,7 +170,7 @@ def test_a_garbage_model_file_named_by_the_user_is_one_line(export, tmp_path, ca
 
     manifest["files"].update({n: describe_file(export / n) for n in ("model.pt", "model.torchscript.pt", "model.onnx")})
     (export / "manifest.json").write_text(json.dumps(manifest))  # listed: the files themselves are read
-    for name, message in (("model.pt", "is not a readable pickled model"),
+    for name, message in (("model.pt", "is a pickled module"),
                           ("model.torchscript.pt", "is not a TorchScript model"),
                           ("model.onnx", "is not a readable ONNX model")):
         assert main(["eval", str(export / name), "--device", "cpu"]) == 2

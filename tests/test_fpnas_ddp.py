@@ -27,7 +27,7 @@ def run_two_ranks(tmp_path: Path, overrides: list[str]) -> tuple[dict[str, Any],
                         str(WORKER), str(tmp_path), str(run), *overrides],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
-    load = lambda n: torch.load(tmp_path / f"rank{n}.pt", weights_only=False)  # noqa: E731
+    load = lambda n: torch.load(tmp_path / f"rank{n}.pt", weights_only=True)  # noqa: E731
     return load(0), load(1), run
 
 

@@ -82,7 +82,7 @@ def test_search_runs_end_to_end_and_writes_results(tmp_path, mode):
     assert scored["search"]["strategy"] == mode
     front = read_pareto_set(run / "pareto.json", get_space(TINY_SPACE), CostModel(get_space(TINY_SPACE), 10))
     assert 1 <= len(front) <= len(scored["entries"])
-    snap = torch.load(run / "dist_epoch1.pt", weights_only=False)
+    snap = torch.load(run / "dist_epoch1.pt", weights_only=True)
     assert snap["epoch"] == 1 and "s1.0.kernel" in snap["marginals"]
     kinds = [r["distribution"] for r in rows]
     if mode == "parsec":  # joint from the start, K fixed

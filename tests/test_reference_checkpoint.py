@@ -221,7 +221,7 @@ def test_round_trip_gives_identical_tensors_and_the_same_stage2(trained_run, tmp
     data = ["data.path=digits", "data.image_size=12", "data.train_subset=256", "data.search_size=100"]
     assert main(["import", "attentivenas", str(tmp_path / "ref" / "supernet.pth.tar"), "--space", TINY,
                  "--out", str(run), *data]) == 0
-    trained = torch.load(trained_run / "checkpoint.pt", weights_only=False)["model"]
+    trained = torch.load(trained_run / "checkpoint.pt", weights_only=True)["model"]
     imported = torch.load(run / "checkpoint.pt", weights_only=True)["model"]
     assert trained.keys() == imported.keys()
     for k in trained:

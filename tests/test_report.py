@@ -43,7 +43,7 @@ def attentive_run(tmp_path_factory, tiny_run_factory):
                  "--max-batches", "1", "--device", "cpu"]) == 0
     assert main(["predictor", "eval", str(run), "-n", "4", "--bn-batches", "1", "--max-batches", "1",
                  "--device", "cpu"]) == 0
-    assert main(["search", str(run), "--budgets", "1,2", "--predictor", str(run / "predictor.pkl"),
+    assert main(["search", str(run), "--budgets", "1,2", "--predictor", str(run / "predictor.npz"),
                  "--out", str(run / "search-pred"), *SEARCH]) == 0
     assert main(["export", str(run), "--pick", "2", "--bn-batches", "1", "--device", "cpu"]) == 0
     return run
@@ -82,7 +82,7 @@ def test_pareto_json_says_where_each_score_came_from(attentive_run):
     assert score_label(measured) == "top-1 (%) on the search split (100 images)"
     predicted = json.loads((attentive_run / "search-pred" / "pareto.json").read_text())
     assert predicted["score"]["source"] == "predictor"
-    assert predicted["score"]["predictor"] == str(attentive_run / "predictor.pkl")
+    assert predicted["score"]["predictor"] == str(attentive_run / "predictor.npz")
     fit = predicted["score"]["fit"]  # what the predictor was fitted on, and how well it ranks
     assert fit["archs"] == 8 and fit["scored"]["split"] == "search"
     # the fit record beside the predictor is the one the search copied
@@ -208,7 +208,7 @@ def test_report_commands_rebuild_what_made_the_run(attentive_run):
     assert (search.budgets, search.population, search.generations, search.max_batches) == ("1,2", 4, 1, 1)
     assert search.device == fit.device == "cpu"
     assert search.predictor is None and search.out is None
-    assert pred_search.predictor == str(attentive_run / "predictor.pkl")
+    assert pred_search.predictor == str(attentive_run / "predictor.npz")
     assert pred_search.out == str(attentive_run / "search-pred")
     assert export.arch == str(attentive_run / "export" / "arch.json") and export.bn_batches == 1
 

@@ -103,10 +103,10 @@ def test_search_and_predictor_outputs_are_locked(run_copy, tmp_path):
             search_run(run_copy, [30], out_dir=out, population=4, mutations=2, crossovers=2, generations=1,
                        device="cpu", progress=False, max_batches=1, bn_batches=1)
     assert not (out / "search_state.json").exists()
-    with DirectoryLock(run_copy, name=".predictor.pkl.lock"):
+    with DirectoryLock(run_copy, name=".predictor.npz.lock"):
         with pytest.raises(SupernasError, match="in use by another supernas process"):
             fit_predictor_run(run_copy, n=4, bn_batches=1, max_batches=1, device="cpu")
-    assert not (run_copy / "predictor.pkl").exists()
+    assert not (run_copy / "predictor.npz").exists()
 
 
 def test_a_lock_is_not_inherited_by_forked_children(tmp_path):
@@ -224,7 +224,7 @@ def test_a_saved_search_does_not_resume_on_other_weights(run_copy, tmp_path):
     out = tmp_path / "search"
     _search(run_copy, out)
     _search(run_copy, out, resume=True)  # the same weights: resumes
-    ck = torch.load(run_copy / "checkpoint.pt", weights_only=False)
+    ck = torch.load(run_copy / "checkpoint.pt", weights_only=True)
     ck["model"]["classifier.bias"] += 1.0  # another supernet: trained further, or another run
     torch.save(ck, run_copy / "checkpoint.pt")
     with pytest.raises(SupernasError, match="scored other supernet weights than this one"):

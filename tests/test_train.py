@@ -94,7 +94,7 @@ def test_two_gloo_processes_train_identical_weights(tmp_path):
                         "29533", str(worker), str(tmp_path), str(tmp_path / "run")],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
-    a, b = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    a, b = torch.load(tmp_path / "rank0.pt", weights_only=True), torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert all(torch.equal(a[k], b[k]) for k in a if "running" not in k and "num_batches" not in k)
     assert (tmp_path / "run" / "checkpoint.pt").is_file()
 

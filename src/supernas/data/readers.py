@@ -1,12 +1,12 @@
 """Readers of each layout into sources: image files for folders, uint8 tensors for the rest.
 
 Each returns (train, val) where val is None when the data has no official val/test split.
-CIFAR's python batches are pickles, which can run code when loaded: read only copies you trust.
+CIFAR's python batches are pickles: they are read by an allowlist of numpy's array constructors,
+so a planted payload is refused, never run.
 """
 from __future__ import annotations
 
 import gzip
-import pickle
 from pathlib import Path
 from typing import Optional
 
@@ -15,6 +15,7 @@ import torch
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
 from ..errors import SupernasError
+from ..utils.safe_pickle import NUMPY_GLOBALS, read_restricted
 from .datasets import ImageFiles, ImageTensors
 from .formats import (FORMATS, MNIST_FILES, DataFormat, cifar10_dir, cifar100_dir, imagefolder_dir, mnist_dir,
                       mnist_file)
@@ -110,12 +111,10 @@ def read_cifar(folder: Path, hundred: bool) -> tuple[ImageTensors, ImageTensors]
 
 
 def _unpickle(path: Path) -> dict:
-    # The batches were pickled by Python 2: latin1 keeps their byte strings as str and numpy arrays intact.
-    try:
-        with open(path, "rb") as f:
-            value = pickle.load(f, encoding="latin1")
-    except Exception as e:  # any unpickling failure means the file is not what the layout expects
-        raise SupernasError(f"'{path}' is not a readable CIFAR pickle ({type(e).__name__}: {e})") from None
+    # The batches were pickled by Python 2: latin1 keeps their byte strings as str and numpy arrays
+    # intact. Read with an allowlist of numpy's array constructors: a batch holds dicts, lists,
+    # strings, numbers and arrays, and anything else the file names is refused before it runs.
+    value = read_restricted(path, NUMPY_GLOBALS, "a CIFAR python batch", encoding="latin1")
     if not isinstance(value, dict):
         raise SupernasError(f"'{path}' is not a CIFAR pickle: it holds a {type(value).__name__}, not a dict")
     return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in value.items()}

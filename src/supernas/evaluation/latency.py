@@ -170,7 +170,7 @@ class LatencyTable:
         p = Path(path).expanduser()
         try:
             data = json.loads(p.read_text())
-        except (OSError, json.JSONDecodeError) as e:
+        except (OSError, ValueError) as e:  # ValueError: not JSON, or not even text
             raise SupernasError(f"cannot read latency table '{p}' ({e}); delete it to measure afresh") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("entries"), dict):
             raise SupernasError(f"'{p}' is not a supernas latency table; delete it to measure afresh")

@@ -24,8 +24,8 @@ META_KEYS = ("arch", "resolution", "num_classes", "mean", "std", "mflops", "para
 def load_exported(path: "str | Path") -> tuple[torch.nn.Module, dict[str, Any]]:
     """(model in eval mode, arch.json) of an export (`deliver.export`): a directory is its
     state_dict.pt rebuilt with arch.json (no code runs on load); a file of it is loaded as its
-    format is (state_dict.pt, model.torchscript.pt, model.onnx through onnxruntime, or model.pt, a
-    pickled module, which runs code and is read only when named). Every file manifest.json lists
+    format is (state_dict.pt, model.torchscript.pt, model.onnx through onnxruntime; model.pt, a
+    pickled module, is refused: loading it could run code). Every file manifest.json lists
     is checked first; anything damaged, altered or foreign is a one-line error naming the file."""
     p = Path(path).expanduser()
     if not p.exists():
@@ -98,15 +98,11 @@ def _torchscript(path: Path, meta: dict[str, Any]) -> torch.nn.Module:
 
 
 def _pickled(path: Path, meta: dict[str, Any]) -> torch.nn.Module:
-    # A pickled module runs code as it loads: read only when the user names the file.
-    try:
-        model = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise SupernasError(f"'{path}' is not a readable pickled model ({type(e).__name__}); give the export "
-                            "directory to load its state_dict.pt instead") from None
-    if not isinstance(model, torch.nn.Module):
-        raise SupernasError(f"'{path}' holds a {type(model).__name__}, not a model; give the export directory")
-    return model
+    # A pickled module runs whatever code it holds as it loads, and an export folder is what people
+    # share: it is written on request for the user's own tools, never read here.
+    raise SupernasError(f"'{path}' is a pickled module, which could run any code as it loads, so supernas does not "
+                        f"load it; give the export directory '{path.parent}' (its state_dict.pt and arch.json are "
+                        "the same model, read without running code)")
 
 
 class OnnxModel(torch.nn.Module):

@@ -10,6 +10,7 @@ from typing import Any
 from ..config import run_kind
 from ..config.loading import UniqueKeyLoader
 from ..errors import SupernasError
+from ..predictors import run_predictor_path
 from ..search.results import exported_model, read_results, search_dirs
 
 # config keys that tell the commands apart (their DEFAULTS): FP-NAS has search.mode, a standalone
@@ -197,7 +198,7 @@ def collect(run_dir: "str | Path") -> RunContents:
         notes.append("no result.json: the run has not finished (or was interrupted); showing what it logged")
     contents.exports = _exports(run)
     if kind == "supernet":
-        pred = run / "predictor.pkl"
+        pred = run_predictor_path(run)
         if pred.is_file():
             contents.predictor = {"path": pred, "fit": _json(pred.with_suffix(".fit.json"), notes, "the fit record"),
                                   "eval": _json(pred.with_suffix(".eval.json"), notes, "the predictor check")}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from ..predictors import run_predictor_path
 from .collect import RunContents
 
 
@@ -71,11 +72,11 @@ def commands(c: RunContents) -> list[tuple[str, str]]:
                 words += ["--max-batches", fit["max_batches"]]
             if fit.get("device"):
                 words += ["--device", fit["device"]]
-            if c.predictor["path"] != run / "predictor.pkl":
+            if c.predictor["path"] != run_predictor_path(run):
                 words += ["--predictor", c.predictor["path"]]
-            out.append((_cmd(*words), "the accuracy predictor (predictor.pkl)"))
+            out.append((_cmd(*words), f"the accuracy predictor ({c.predictor['path'].name})"))
         else:
-            out.append(("", "predictor.pkl: its fit settings were not recorded"))
+            out.append(("", f"{c.predictor['path'].name}: its fit settings were not recorded"))
         ev = c.predictor["eval"]
         if ev and "scored" in ev:
             # the command passes --seed + 1 to the check, so that it draws other Archs than the fit

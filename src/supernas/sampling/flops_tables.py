@@ -191,7 +191,7 @@ def estimate_flops_tables(space: SearchSpace, cost_model: CostModel, n: int = 1_
     path = cache_path(cache_dir, space, cost_model.num_classes, n, seed, bin_width) if cache_dir else None
     if path is not None and path.is_file():
         try:
-            with np.load(path) as z:
+            with np.load(path, allow_pickle=False) as z:
                 if str(z["fingerprint"]) == key:
                     return (FlopsPrior(bin_width, int(z["lo"]), z["prior"]),
                             ProposalTable(int(z["lo"]), z["proposal"], space.cardinalities, pseudo_count))

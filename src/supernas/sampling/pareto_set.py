@@ -91,6 +91,9 @@ def read_pareto_set(path: "str | Path", space: SearchSpace, cost: CostModel) -> 
         data = json.loads(p.read_text())
     except json.JSONDecodeError as e:
         raise SupernasError(f"Pareto set '{path}' is not valid JSON ({e.msg} at line {e.lineno})") from None
+    except (UnicodeDecodeError, RecursionError):
+        raise SupernasError(f"Pareto set '{path}' is not a JSON text file (binary, or nested too deeply); "
+                            "give a pareto.json written by `supernas search` or `predictor offline-sets`") from None
     entries = data.get("entries") if isinstance(data, dict) else data
     if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) and "arch" in e for e in entries):
         raise SupernasError(f"Pareto set '{path}' must hold a non-empty list of entries with an 'arch' each")

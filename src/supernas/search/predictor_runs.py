@@ -9,12 +9,14 @@ that stage 1's `sampler.kind: pareto` trains on (AttentiveNAS section 4.4, Appen
 from __future__ import annotations
 
 import json
+import math
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import SupernasError
+from ..errors import SupernasError, SupernasWarning
 from ..spaces import Arch, CostModel
 from ..evaluation import Evaluator, load_run, load_supernet
 from ..runtime import distributed as ddp
@@ -22,6 +24,31 @@ from ..runtime.run_dir import locked_dir
 from ..utils.io import atomic_write_text
 from .pareto import offline_pareto_sets, write_pareto
 from .runner import score_source
+
+
+def _min_archs(holdout: float) -> int:
+    """The fewest Archs (-n) that leave at least 2 held out and 2 to fit with `holdout` > 0."""
+    n = 4
+    while n < 10**7 and (round(holdout * n) < 2 or n - round(holdout * n) < 2):
+        n += 1
+    return n
+
+
+def check_fit_sizes(n: Any, holdout: Any, where: str = "") -> None:
+    """Refuse an -n and --holdout that `fit_from_evaluations` would refuse after every Arch was
+    scored (minutes on a GPU): at least 2 Archs, a holdout fraction in [0, 1), and with a holdout,
+    at least 2 Archs held out and 2 to fit. `where` says why n is what it is, for the message."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
+        raise SupernasError(f"evaluate at least 2 Archs (-n), got {n!r}")
+    if isinstance(holdout, bool) or not isinstance(holdout, (int, float)) or not math.isfinite(holdout) \
+            or not 0 <= holdout < 1:
+        raise SupernasError(f"--holdout must be a fraction in [0, 1) (0: no held-out Archs, no Kendall tau), "
+                            f"got {holdout!r}")
+    held = int(round(holdout * n))
+    if held and (held < 2 or n - held < 2):
+        raise SupernasError(f"-n {n}{where} with --holdout {holdout:g} holds out {held} Arch(s) and fits on "
+                            f"{n - held}: Kendall tau needs at least 2 of each; evaluate at least "
+                            f"{_min_archs(holdout)} Archs, or give --holdout 0")
 
 
 def _evaluate_random(net, data, n: int, seed: int, bn_batches: int, max_batches: int | None,
@@ -38,6 +65,10 @@ def _evaluate_random(net, data, n: int, seed: int, bn_batches: int, max_batches:
                 archs.append(a)
         if len(archs) >= n:
             break
+    if len(archs) < n:  # a space smaller than -n: say so rather than score fewer silently
+        excluded = f" ({len(exclude)} of them fitted on, so left out)" if exclude else ""
+        warnings.warn(f"the space has {net.space.size} Archs{excluded}: scoring the {len(archs)} there are, not "
+                      f"the {n} of -n", SupernasWarning, stacklevel=3)
     archs = archs[:n]
     evaluator = Evaluator(net, data, device=next(net.parameters()).device, bn_batches=bn_batches,
                           max_batches=max_batches)
@@ -46,7 +77,9 @@ def _evaluate_random(net, data, n: int, seed: int, bn_batches: int, max_batches:
 
 
 def _default_predictor(run_dir: "str | Path", predictor: "str | Path | None") -> Path:
-    return Path(predictor or Path(run_dir).expanduser() / "predictor.pkl")
+    from ..predictors import run_predictor_path
+
+    return Path(predictor).expanduser() if predictor else run_predictor_path(run_dir)
 
 
 def _locked(predictor: Path):
@@ -59,13 +92,16 @@ def fit_predictor_run(run_dir: "str | Path", n: int = 1000, holdout: float = 0.2
                       bn_batches: int = 64, max_batches: int | None = None, device: str = "auto",
                       out: "str | Path | None" = None, overrides: Sequence[str] = ()):
     """Evaluate `n` random Archs with the calibrated supernet, fit the random-forest predictor, save
-    it (default RUN/predictor.pkl, the evaluations beside it) and return (predictor, held-out Kendall
+    it (default RUN/predictor.npz, the evaluations beside it) and return (predictor, held-out Kendall
     tau, path). `overrides`: data.KEY=VALUE settings replacing the run's."""
     from ..predictors import fit_from_evaluations
 
+    check_fit_sizes(n, holdout)  # before any Arch is scored
     path = _default_predictor(run_dir, out)
     with _locked(path):
         net, _, data = load_run(run_dir, device, overrides)
+        if net.space.size < n:  # all the Archs there are: the holdout must still work on them
+            check_fit_sizes(int(net.space.size), holdout, f" (the {net.space.size} Archs of space {net.space.name})")
         archs, top1, scored = _evaluate_random(net, data, n, seed, bn_batches, max_batches)
         predictor, tau = fit_from_evaluations(net.space, list(zip(archs, top1)), holdout=holdout, seed=seed)
         if ddp.current().is_main:
@@ -116,6 +152,12 @@ def offline_sets_run(run_dir: "str | Path", predictor: "str | Path | None" = Non
     `sampler.kind=pareto sampler.pareto_set=PATH` of `supernas train` reads."""
     from ..predictors import load_predictor
 
+    # 0 is no count here (not "the default"), and a NaN or infinite width would make one bin of everything
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise SupernasError(f"-n must be a count of Archs to rank (an integer >= 1), got {n!r}")
+    if isinstance(bin_width, bool) or not isinstance(bin_width, (int, float)) or not math.isfinite(bin_width) \
+            or bin_width <= 0:
+        raise SupernasError(f"--bin-width must be a finite number of MFLOPs > 0, got {bin_width!r}")
     path = _default_predictor(run_dir, predictor)
     if not path.is_file():
         raise SupernasError(f"no predictor at '{path}'; fit one with `supernas predictor fit {run_dir}`")
