@@ -198,3 +198,51 @@ def test_an_arch_saved_for_another_space_is_named(tmp_path, capsys):
     f.write_text(json.dumps({"space": "attentivenas", "arch": _tiny_arch()}))
     refused(capsys, ["flops", "--space", TINY, "--arch", str(f)],
             f"the Arch was saved for space 'attentivenas', not '{TINY}'")
+
+
+# ---------------------------------------------------------------------------- item 5: data loss
+def _digest(folder):
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+# every output flag of every command, as ARGV with OUT where the output goes
+OUTPUT_FLAGS = [
+    ["predictor", "fit", "RUN", "--predictor", "OUT", "-n", "2", "--bn-batches", "1", "--max-batches", "1"],
+    ["predictor", "fit", "RUN", "--predictor", "OUT", "--force", "-n", "2"],
+    ["predictor", "offline-sets", "RUN", "--predictor", "RUN/predictor.npz", "--out", "OUT"],
+    ["search", "RUN", "--budgets", "1", "--out", "OUT"],
+    ["export", "RUN", "--arch", "ARCH", "--out", "OUT"],
+    ["export", "RUN", "--format", "reference", "--out", "OUT"],
+    ["report", "RUN", "--out", "OUT"],
+    ["report", "RUN", "--out", "OUT", "--force"],
+    ["import", "attentivenas", "RUN/checkpoint.pt", "--out", "OUT"],
+    ["train", "run.dir=OUT", "data.path=digits"],
+    ["quickstart", "--dir", "OUT"],
+]
+
+
+@pytest.mark.parametrize("owned", ["checkpoint.pt", "config.yaml", "metrics.jsonl"])
+@pytest.mark.parametrize("argv", OUTPUT_FLAGS, ids=lambda a: " ".join(a[:2] + a[a.index("OUT") - 1:a.index("OUT")]
+                                                                     if "OUT" in a else a[:2]))
+def test_no_output_flag_writes_over_a_file_the_run_owns(run_copy, capsys, argv, owned):
+    before = _digest(run_copy)
+    arch = json.dumps(_tiny_arch())
+    out = run_copy / owned
+    argv = [a.replace("RUN", str(run_copy)).replace("OUT", str(out)).replace("ARCH", arch) for a in argv]
+    assert main([*argv, "--device", "cpu"] if argv[0] in ("search", "export", "predictor") else argv) == 2
+    assert str(out) in one_line(capsys)
+    assert _digest(run_copy) == before
+
+
+@pytest.mark.parametrize("argv", [a for a in OUTPUT_FLAGS if "--force" not in a],
+                         ids=lambda a: " ".join(a[:2]))
+def test_no_output_flag_writes_over_a_users_file_without_force(run_copy, tmp_path, capsys, argv):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    arch = json.dumps(_tiny_arch())
+    argv = [a.replace("RUN", str(run_copy)).replace("OUT", str(notes)).replace("ARCH", arch) for a in argv]
+    assert main([*argv, "--device", "cpu"] if argv[0] in ("search", "export", "predictor") else argv) == 2
+    assert str(notes) in one_line(capsys)
+    assert notes.read_text() == "my notes\n"

@@ -219,7 +219,14 @@ def cmd_search(args: argparse.Namespace) -> None:
 def cmd_predictor(args: argparse.Namespace) -> None:
     from .search import predictor_runs as runs
 
+    if args.action == "import":
+        return _import_predictor(args)
     if args.action == "fit":
+        if args.predictor is not None:  # never over the run's checkpoint or a file of another kind
+            from .runtime.outputs import check_output_file, is_saved_predictor
+
+            check_output_file(args.predictor, "--predictor", "saved supernas predictor", is_saved_predictor,
+                              args.force)
         _, tau, path = runs.fit_predictor_run(args.run, n=1000 if args.n is None else args.n, holdout=args.holdout,
                                               bn_batches=args.bn_batches, max_batches=args.max_batches,
                                               device=args.device, out=args.predictor, seed=args.seed,
@@ -233,10 +240,34 @@ def cmd_predictor(args: argparse.Namespace) -> None:
         print(f"predictor {r['predictor']} on {r['archs']} Archs it was not fitted on: Kendall tau "
               f"{r['kendall_tau']:.3f}, Pearson r {r['pearson']:.3f}, mean abs. error {r['mae']:.2f} top-1 points")
     else:
+        if args.out is not None:  # before the predictor is read and a million Archs ranked
+            from pathlib import Path
+
+            from .runtime.run_dir import require_own_folder
+
+            require_own_folder(Path(args.out), "--out")
         best, worst = runs.offline_sets_run(args.run, args.predictor, n=1_000_000 if args.n is None else args.n,
                                             bin_width=args.bin_width, out_dir=args.out, seed=args.seed)
         print(f"offline Pareto sets: best {best}, worst {worst}\n"
               f"train on one with: supernas train CONFIG sampler.kind=pareto sampler.pareto_set={best}")
+
+
+def _import_predictor(args: argparse.Namespace) -> None:
+    """`supernas predictor import attentivenas FILE --out P`: the published forest as our predictor."""
+    from .predictors import import_attentivenas_predictor
+    from .runtime.outputs import check_output_file, is_saved_predictor
+
+    usage = "supernas predictor import attentivenas FILE --out PREDICTOR"
+    if args.run != "attentivenas":
+        raise SupernasError(f"predictor import reads the 'attentivenas' format (the published acc_predictor.joblib), "
+                            f"not '{args.run}'; run: {usage}")
+    if len(args.overrides) != 1 or not args.out:
+        raise SupernasError(f"give the file to import and where to write the predictor: {usage}")
+    out = check_output_file(args.out, "--out", "saved supernas predictor", is_saved_predictor, args.force)
+    pred = import_attentivenas_predictor(args.overrides[0])
+    path = pred.save(out)
+    print(f"predictor: {path} ({pred.forest.n_trees} trees over the space 'attentivenas', {pred.origin}); "
+          f"score a search with it: supernas search RUN --predictor {path} --budgets ...")
 
 
 @command
@@ -286,6 +317,9 @@ def cmd_eval(args: argparse.Namespace) -> None:
     model, meta = load_exported(args.model)
     device = str(resolve_device(args.device))
     result: dict = {"model": args.model, "mflops": meta["mflops"], "params": meta["params"]}
+    origin = (meta.get("made_by") or {}).get("checkpoint") or {}
+    if origin.get("step") is not None:  # the supernet checkpoint it was exported from
+        result.update(step=origin["step"], **({"epoch": origin["epoch"]} if origin.get("epoch") is not None else {}))
     if args.data:
         data = build_datasets(DataConfig.from_dict({"path": args.data, "image_size": meta.get("image_size"),
                                                     "mean": meta["mean"], "std": meta["std"]}))
@@ -382,6 +416,10 @@ def cmd_import(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from .report import write_report
 
+    if args.out is not None:  # never over a run's files or a page the user wrote
+        from .runtime.outputs import check_output_file, is_report_page
+
+        check_output_file(args.out, "--out", "supernas report page", is_report_page, args.force)
     path, notes = write_report(args.run, args.out)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
@@ -519,14 +557,18 @@ def build_parser() -> argparse.ArgumentParser:
                    "estimate of its time from a few Archs scored on --device, then exit without searching")
 
     s = add("predictor", "the random-forest accuracy predictor: fit it on Archs scored by the supernet, "
-            "check it on unseen Archs (eval), or build the offline best/worst Pareto sets from it")
-    s.add_argument("action", choices=["fit", "eval", "offline-sets"])
+            "check it on unseen Archs (eval), build the offline best/worst Pareto sets from it, or import the "
+            "published AttentiveNAS one (import attentivenas FILE --out P)")
+    s.add_argument("action", choices=["fit", "eval", "offline-sets", "import"])
     stage2(s)
     s.add_argument("-n", help="Archs to evaluate (fit: 1000, eval: 200) or to rank (offline-sets: 1000000)")
     s.add_argument("--holdout", default=0.2, help="fit: fraction held out for Kendall tau")
     s.add_argument("--predictor", help="predictor path (default RUN/predictor.npz)")
     s.add_argument("--bin-width", default=25.0, help="offline-sets: MFLOPs per bin")
-    s.add_argument("--out", help="offline-sets: output directory (default RUN/offline)")
+    s.add_argument("--out", help="offline-sets: output directory (default RUN/offline); import: the predictor "
+                   "file to write")
+    s.add_argument("--force", action="store_true", help="fit, import: replace an existing file that is not a "
+                   "saved predictor (a run's own files are never replaced)")
 
     s = add("export", "export an Arch as a standalone model with calibrated BatchNorm")
     stage2(s)
@@ -549,8 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = add("eval", "accuracy of an exported model on a dataset's validation split, and its latency")
     s.add_argument("model", help="directory written by `supernas export` (its state_dict.pt), or one of its model "
-                   "files: model.torchscript.pt, model.onnx (run by onnxruntime), model.pt (a pickled module: "
-                   "loading it runs code)")
+                   "files: model.torchscript.pt, model.onnx (run by onnxruntime); a pickled model.pt is never loaded")
     s.add_argument("--data", help="dataset path (same layouts as training; 'digits' for the built-in)")
     s.add_argument("--batch-size", default=256)
     s.add_argument("--latency", action="store_true", help="also measure latency (always, without --data)")
@@ -572,6 +613,8 @@ def build_parser() -> argparse.ArgumentParser:
             "predictor, scored Archs, exported models and the commands that made them (needs supernas[report])")
     s.add_argument("run", help="run directory of train, fpnas, retrain or finetune (or a search --out)")
     s.add_argument("--out", help="HTML file to write (default RUN/report.html)")
+    s.add_argument("--force", action="store_true", help="replace an existing --out file that is not a supernas "
+                   "report (a run's own files are never replaced)")
 
     s = add("quickstart", "stage 1 and stage 2 on the built-in digits, on CPU in a few minutes")
     s.add_argument("--dir", default="runs/quickstart")
