@@ -48,6 +48,7 @@ class AccuracyPredictor:
         self.n_estimators, self.max_depth, self.seed = n_estimators, max_depth, seed
         self.forest: TreeEnsemble | None = None
         self.num_train = 0
+        self.origin: str | None = None   # where an imported forest came from
 
     @property
     def fitted(self) -> bool:
@@ -106,7 +107,7 @@ class AccuracyPredictor:
     def metadata(self) -> dict[str, Any]:
         return {"format": FORMAT, "space": self.space.name, "dims": list(self.space.names),
                 "n_estimators": self.n_estimators, "max_depth": self.max_depth, "seed": self.seed,
-                "num_train": self.num_train}
+                "num_train": self.num_train, **({"origin": self.origin} if self.origin else {})}
 
     def save(self, path: "str | Path") -> Path:
         """The trees' arrays and a JSON header in one numpy archive (no pickle: loading it runs
@@ -155,6 +156,34 @@ def load_predictor(path: "str | Path", space: "SearchSpace | str | None" = None)
                             f"'{saved.name}' has {len(saved.dims)} dimensions; the file is damaged")
     pred = AccuracyPredictor(saved, meta["n_estimators"], meta["max_depth"], meta["seed"])
     pred.forest, pred.num_train = forest, int(meta.get("num_train") or 0)
+    pred.origin = meta.get("origin") if isinstance(meta.get("origin"), str) else None
+    return pred
+
+
+def import_attentivenas_predictor(path: "str | Path", space: "SearchSpace | str" = "attentivenas") -> AccuracyPredictor:
+    """The accuracy predictor the AttentiveNAS authors publish (`acc_predictor.joblib`: a scikit-learn
+    random forest over the reference format's 31 numbers), read without running code from the
+    file and without scikit-learn (whose versions from 1.3 on cannot unpickle it), as a predictor
+    over `space.encode`: its split features are renumbered to the space's columns, so it predicts
+    what the original gives for the same Arch."""
+    from ..spaces import reference_columns
+
+    space = get_space(space)
+    columns = np.asarray(reference_columns(space), dtype=np.int64)
+    model = read_restricted(path, forest_globals(), "a scikit-learn random forest (such as the published "
+                            "acc_predictor.joblib)")
+    forest = forest_from_record(model, f"'{path}'")
+    if forest.n_features != len(columns):
+        raise SupernasError(f"'{path}' is a forest over {forest.n_features} numbers, but the AttentiveNAS predictor "
+                            f"reads the {len(columns)} numbers of the reference format (resolution, width, depth, "
+                            "kernel_size, expand_ratio); is it the published acc_predictor.joblib?")
+    inner = forest.left != -1
+    arrays = {**forest.arrays(), "feature": np.where(inner, columns[np.clip(forest.feature, 0, None)], forest.feature)}
+    max_depth = model.get("max_depth")
+    pred = AccuracyPredictor(space, n_estimators=forest.n_trees,
+                             max_depth=max_depth if isinstance(max_depth, int) and max_depth > 0 else None)
+    pred.forest = TreeEnsemble.from_arrays(arrays, len(space.dims))
+    pred.origin = f"imported from {Path(path).name} (AttentiveNAS reference format)"
     return pred
 
 

@@ -10,11 +10,12 @@ from .arch import Arch
 from .builtin import ATTENTIVENAS_MODELS, BUILTIN_SPACES
 from .cost import CostModel, layout_costs
 from .layout import NetPlan, layout, plan
-from .reference import from_reference, is_reference_format, to_reference
+from .reference import from_reference, is_reference_format, reference_columns, to_reference
 from .space import Dimension, SearchSpace, as_generator
 
 __all__ = ["Arch", "CostModel", "Dimension", "NetPlan", "SearchSpace", "as_generator", "from_reference",
-           "get_space", "layout", "layout_costs", "list_spaces", "load_arch", "plan", "to_reference"]
+           "get_space", "layout", "layout_costs", "list_spaces", "load_arch", "plan", "reference_columns",
+           "to_reference"]
 
 
 def list_spaces() -> list[str]:

@@ -73,3 +73,19 @@ def to_reference(space: SearchSpace, arch: Arch) -> dict[str, Any]:
         "kernel_size": [get(f"{st.name}.kernel") for st in stages],
         "expand_ratio": [get(f"{st.name}.expand") for st in stages],
     }
+
+
+def reference_columns(space: SearchSpace) -> list[int]:
+    """For each of the reference format's numbers in order (resolution, width[S+2], depth[S],
+    kernel_size[S], expand_ratio[S]), the column of `space.encode` that holds it: the published
+    accuracy predictor reads that vector, ours read `space.encode`'s. Every number must be a
+    searched dimension of the space."""
+    _check_supported(space)
+    stages = space.spec.stages
+    names = (["resolution", "stem.width"] + [f"{st.name}.width" for st in stages] + ["head.width"]
+             + [f"{st.name}.{field}" for _, field in _STAGE_KEYS for st in stages])
+    fixed = [n for n in names if n not in space._col]
+    if fixed:
+        raise SupernasError(f"space '{space.name}' keeps {', '.join(fixed)} fixed, so it cannot be read by a "
+                            "predictor over the reference format's numbers; use the 'attentivenas' space")
+    return [space._col[n] for n in names]
