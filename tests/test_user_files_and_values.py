@@ -139,3 +139,224 @@ def test_a_yaml_tab_error_names_line_and_column(tmp_path):
     config.write_text("train:\n\tepochs: 8\n")
     with pytest.raises(SupernasError, match=r"tab.*line 2, column 1"):
         load_config(SupernetConfig, config)
+
+
+# ---------------------------------------------------------------------------- 5: 16-bit images
+def _image_folder(root: Path, images: dict[str, "np.ndarray"]) -> Path:
+    from PIL import Image
+
+    for name, array in images.items():
+        for split in ("train", "val"):
+            for label in ("a", "b"):
+                folder = root / split / label
+                folder.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(array).save(folder / name)
+    return root
+
+
+def test_a_16_bit_png_is_scaled_to_8_bits_and_a_float_image_refused(tmp_path, capsys):
+    import numpy as np
+
+    from supernas.data.datasets import decode_image, read_image
+
+    ramp = (np.arange(32 * 32, dtype=np.uint32).reshape(32, 32) * 64).astype(np.uint16)  # 0 .. 65472
+    root = _image_folder(tmp_path / "d", {"wide.png": ramp, "plain.png": np.full((32, 32, 3), 7, np.uint8)})
+    image = np.asarray(read_image(str(root / "train" / "a" / "wide.png")))
+    assert image.shape == (32, 32, 3) and image.dtype == np.uint8
+    expected = np.round(ramp.astype(np.float64) * 255 / 65535)
+    assert np.abs(image[..., 0].astype(np.float64) - expected).max() <= 1  # not clipped to white
+    assert abs(image.mean() - expected.mean()) < 1 and image.mean() < 200
+
+    from PIL import Image
+
+    Image.fromarray(np.full((32, 32), 0.5, np.float32)).save(root / "train" / "a" / "float.tiff")
+    assert "mode F" in decode_image(str(root / "train" / "a" / "float.tiff"))[1]
+    assert main(["data", "check", str(root), "--workers", "1"]) == 1
+    out = capsys.readouterr().out
+    assert "float.tiff: a floating-point image (PIL mode F)" in out and "wide.png" not in out
+
+
+# ---------------------------------------------------------------------------- 6: image_size null
+def test_image_size_null_takes_the_median_of_several_images_and_warns(tmp_path):
+    import numpy as np
+
+    from supernas.data import build_datasets
+    from supernas.errors import SupernasWarning
+
+    images = {f"{i:02d}.png": np.zeros((24, 24, 3), np.uint8) for i in range(1, 9)}
+    images["00.png"] = np.zeros((1, 1, 3), np.uint8)  # a stray 1x1 that sorts first
+    root = _image_folder(tmp_path / "d", images)
+    with pytest.warns(SupernasWarning, match=r"differ in size \(1 to 24 px.*median, 24 px"):
+        data = build_datasets({"path": str(root)})
+    assert data.image_size == 24
+    assert build_datasets({"path": str(root), "image_size": 16}).image_size == 16  # no warning needed
+    tiny = _image_folder(tmp_path / "t", {"a.png": np.zeros((2, 2, 3), np.uint8)})
+    with pytest.raises(SupernasError, match="2 px, below the 3 px"):
+        build_datasets({"path": str(tiny)})
+    with pytest.raises(SupernasError, match="data.image_size is 1 px"):
+        build_datasets({"path": str(root), "image_size": 1})
+
+
+# ---------------------------------------------------------------------------- 7, 9: predictor sizes
+@pytest.mark.parametrize("flags, message", [(["-n", "0"], "-n must be"), (["--bin-width", "nan"], "--bin-width"),
+                                            (["--bin-width", "inf"], "--bin-width")])
+def test_offline_sets_refuses_zero_archs_and_a_nan_bin_width(flags, message, tmp_path, capsys):
+    assert main(["predictor", "offline-sets", str(tmp_path), *flags]) == 2
+    assert message in _one_line(capsys.readouterr().err)
+    from supernas.search.predictor_runs import offline_sets_run
+
+    with pytest.raises(SupernasError, match="-n must be"):
+        offline_sets_run(tmp_path, n=0)
+    with pytest.raises(SupernasError, match="--bin-width must be a finite"):
+        offline_sets_run(tmp_path, bin_width=float("nan"))
+
+
+@pytest.mark.parametrize("n, holdout, message", [(1000, 1.0, "--holdout must be a fraction in [0, 1)"),
+                                                 (1000, float("nan"), "--holdout must be a fraction in [0, 1)"),
+                                                 (4, 0.2, "-n 4 with --holdout 0.2 holds out 1 Arch(s)")])
+def test_predictor_fit_sizes_are_checked_before_any_arch_is_scored(n, holdout, message, trained_run, monkeypatch,
+                                                                   capsys):
+    from supernas.search import predictor_runs
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the run was loaded before the sizes were checked")
+    monkeypatch.setattr(predictor_runs, "load_run", no_work)
+    with pytest.raises(SupernasError) as e:
+        predictor_runs.fit_predictor_run(trained_run, n=n, holdout=holdout)
+    assert message in str(e.value)
+    if n == 4:
+        assert "evaluate at least 8 Archs" in str(e.value)
+        assert main(["predictor", "fit", str(trained_run), "-n", "4", *FAST_SCORING]) == 2
+        assert message in _one_line(capsys.readouterr().err)
+
+
+def test_a_space_smaller_than_n_is_said(monkeypatch):
+    from supernas.errors import SupernasWarning
+    from supernas.search import predictor_runs
+    from supernas.spaces import get_space
+
+    space = get_space(TINY)
+    two = [space.smallest(), space.largest()]
+
+    class TwoArchs:  # a space of two Archs
+        size, name = 2, "two"
+
+        def sample(self, rng, k):
+            return [two[i] for i in rng.integers(0, 2, k)]
+
+    class Net(torch.nn.Linear):
+        pass
+
+    net = Net(1, 1)
+    net.space = TwoArchs()
+
+    class Scorer:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def evaluate_many(self, archs, progress=False):
+            return [{"top1": 50.0} for _ in archs]
+    monkeypatch.setattr(predictor_runs, "Evaluator", Scorer)
+    monkeypatch.setattr(predictor_runs, "score_source", lambda *a: {})
+    with pytest.warns(SupernasWarning, match="the space has 2 Archs: scoring the 2 there are, not the 8 of -n"):
+        archs, top1, _ = predictor_runs._evaluate_random(net, None, 8, 0, 1, 1)
+    assert sorted(map(str, archs)) == sorted(map(str, two))
+    with pytest.raises(SupernasError, match=r"the 2 Archs of space two.*--holdout 0"):
+        predictor_runs.check_fit_sizes(2, 0.5, " (the 2 Archs of space two)")
+
+
+# ---------------------------------------------------------------------------- 10: messages
+def test_sampling_without_a_range_never_says_widen_the_range():
+    import numpy as np
+
+    from supernas.sampling import sample_in_range
+    from supernas.spaces import CostModel, get_space
+
+    space = get_space(TINY)
+    idx = sample_in_range(space, CostModel(space), np.random.default_rng(0), 30_000, -np.inf, np.inf,
+                          max_trials=20_000)
+    assert len(idx) == 30_000
+
+
+def test_out_of_memory_on_the_cpu_does_not_suggest_the_cpu(capsys, monkeypatch):
+    import supernas.cli as cli
+
+    def cpu_out_of_memory(args):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 602112000000 bytes.")
+    monkeypatch.setitem(cli.COMMANDS, "eval", cpu_out_of_memory)
+    assert main(["eval", "x", "--latency-batch", "60000", "--device", "cpu", "--threads", "1"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "out of memory in the CPU's RAM: lower --batch-size (now 256) or --latency-batch (now 60000)" in line
+    assert "--device cpu" not in line
+
+
+def test_export_pick_reads_a_search_written_with_out(tmp_path, capsys):
+    out = tmp_path / "elsewhere"
+    out.mkdir()
+    (out / "pareto.json").write_text(json.dumps({"entries": []}))
+    from supernas.cli import picked_entry
+
+    with pytest.raises(SupernasError, match="raise --pick"):
+        picked_entry(str(out), 100)
+    with pytest.raises(SupernasError, match="--search DIR"):
+        picked_entry(str(tmp_path / "run" / "search"), 100)
+
+
+# ---------------------------------------------------------------------------- 11: SIGTERM to data check
+def test_sigterm_to_data_check_with_workers_is_one_line_and_status_130(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+
+    root = _image_folder(tmp_path / "d", {f"{i}.png": np.zeros((8, 8, 3), np.uint8) for i in range(40)})
+    started = tmp_path / "started"
+    script = (
+        "import sys, time\n"
+        "import supernas.data.check as check\n"
+        "def slow(path):\n"
+        f"    open({str(started)!r}, 'a').close()\n"
+        "    time.sleep(0.5)\n"
+        "check._check_file = slow\n"
+        "from supernas.cli import main\n"
+        f"sys.exit(main(['data', 'check', {str(root)!r}, '--workers', '2']))\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        for _ in range(1200):
+            if started.exists() or proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert started.exists(), proc.communicate()
+        os.killpg(proc.pid, signal.SIGTERM)  # as a scheduler stops a job: the whole process group
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, (out, err)
+    assert err.strip() == "supernas data: interrupted", err
+
+
+# ---------------------------------------------------------------------------- 8: an export names its checkpoint
+def test_export_records_its_checkpoint_and_says_when_the_run_still_trains(run_copy, tmp_path, capsys):
+    from supernas.runtime.checkpoint import load_checkpoint
+    from supernas.spaces import get_space
+    from supernas.utils.lock import DirectoryLock
+
+    step = load_checkpoint(run_copy)["step"]
+    arch = json.dumps(get_space(TINY).smallest().to_dict())
+    argv = ["export", str(run_copy), "--arch", arch, "--bn-batches", "1", "--device", "cpu", "--threads", "1"]
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 0
+    origin = json.loads((tmp_path / "a" / "arch.json").read_text())["made_by"]["checkpoint"]
+    assert origin["step"] == step and origin["epoch"] > 0 and origin["training"] is False
+    assert "still training" not in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "a"), "--data", "digits", "--threads", "1", "--device", "cpu"]) == 0
+    assert f"step {step}  epoch {origin['epoch']:.2f}" in capsys.readouterr().out
+    with DirectoryLock(run_copy, "run.dir"):  # as a training still writing the run holds it
+        assert main([*argv, "--out", str(tmp_path / "b")]) == 0
+    err = capsys.readouterr().err
+    assert f"is still training: this uses its checkpoint of step {step}" in err
+    assert json.loads((tmp_path / "b" / "arch.json").read_text())["made_by"]["checkpoint"]["training"] is True

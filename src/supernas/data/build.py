@@ -8,7 +8,7 @@ from typing import Any, Mapping, Optional, Union
 import numpy as np
 from PIL import Image
 
-from ..errors import SupernasError
+from ..errors import SupernasError, SupernasWarning
 from . import splits
 from .config import DataConfig
 from .datasets import BadImages, ImageFiles, View
@@ -17,6 +17,8 @@ from .formats import FORMATS, detect_format, is_builtin, locate
 from .transforms import Recipe, eval_transform, recipe, train_transform
 
 DEFAULT_VAL_FRACTION = 0.2  # carved from train when the data has no official val/test split
+SIZE_SAMPLES = 15  # images whose size is read (spread over the training files) to infer image_size
+MIN_IMAGE_SIZE = 3  # pixels a side the stem's 3x3 convolution (every space's) needs to see a neighbourhood
 
 
 @dataclass
@@ -72,8 +74,12 @@ def build_datasets(config: Union[DataConfig, Mapping[str, Any], None] = None) ->
         warnings.warn(f"the data at '{cfg.path}' has one class ({train_src.classes[0]!r}): every prediction is "
                       "right, so accuracy and the search say nothing; give data with two classes or more",
                       UserWarning, stacklevel=2)
-    r = recipe(FORMATS.get(fmt), _native_size(train_src), cfg.image_size, cfg.train_crop, cfg.pad, cfg.flip, cfg.autoaugment,
-               cfg.mean, cfg.std)
+    r = recipe(FORMATS.get(fmt), _native_size(train_src, cfg.image_size is None), cfg.image_size, cfg.train_crop,
+               cfg.pad, cfg.flip, cfg.autoaugment, cfg.mean, cfg.std)
+    if r.image_size < MIN_IMAGE_SIZE:
+        given = "data.image_size" if cfg.image_size is not None else "the images' size (data.image_size: null)"
+        raise SupernasError(f"{given} is {r.image_size} px, below the {MIN_IMAGE_SIZE} px a side the stem's 3x3 "
+                            "convolution needs; set data.image_size (e.g. 32), or remove the tiny images")
     train_t, eval_t = train_transform(r), eval_transform(r)
     train_idx = np.arange(len(train_src), dtype=np.int64)
 
@@ -118,18 +124,46 @@ def read_sources(cfg: DataConfig):
     return (fmt,) + FORMATS.get(fmt).read(locate(cfg.path, fmt))
 
 
-def _native_size(source) -> int:
-    # Files: the larger side of the first readable image decides small vs large (reading only its
-    # header); with on_bad_image skip, unreadable ones before it are passed over.
-    if isinstance(source, ImageFiles):
-        for path, _ in source.samples:
-            try:
-                with Image.open(path) as image:
-                    return max(image.size)
-            except (OSError, ValueError, SyntaxError) as e:
-                if source.on_bad_image != "skip":
-                    raise SupernasError(f"'{path}' is not a readable image ({e}); remove or replace it, or set "
-                                        "data.on_bad_image: skip") from None
+def _native_size(source, inferred: bool = True) -> int:
+    """The larger side of the training images: the median over SIZE_SAMPLES files spread over the
+    split (reading only their headers), so that one stray image (a 1x1 that sorts first) does not
+    decide it; with `inferred` (data.image_size null) a warning says when they differ. With
+    on_bad_image skip, unreadable files are passed over."""
+    if not isinstance(source, ImageFiles):
+        return int(max(source.images.shape[-2:]))
+    count = len(source.samples)
+    picks = sorted({round(i * (count - 1) / max(1, SIZE_SAMPLES - 1)) for i in range(min(SIZE_SAMPLES, count))})
+    sides, tried = [], set(picks)
+    for index in picks:
+        # the first file stops the run when unreadable (on_bad_image error), as training would at it;
+        # an unreadable one among the others is met, and handled by the policy, when training reads it
+        side = _side(source, index, strict=index == 0 and source.on_bad_image != "skip")
+        while side is None and index + 1 < count and index + 1 not in tried:  # the next file instead
+            index += 1
+            tried.add(index)
+            side = _side(source, index, strict=False)
+        if side is not None:
+            sides.append(side)
+    if not sides:
         raise SupernasError("no image of the training split is readable; check the data with "
                             "`supernas data check PATH`")
-    return int(max(source.images.shape[-2:]))
+    median = int(np.median(sides))
+    if inferred and min(sides) != max(sides):
+        warnings.warn(f"the training images differ in size ({min(sides)} to {max(sides)} px a side among "
+                      f"{len(sides)} read); data.image_size null takes their median, {median} px: set "
+                      "data.image_size to choose", SupernasWarning, stacklevel=3)
+    return median
+
+
+def _side(source: ImageFiles, index: int, strict: bool) -> "int | None":
+    """The larger side of the image file `index` (its header only); when it does not open, an error
+    naming it with `strict`, else None."""
+    path = source.samples[index][0]
+    try:
+        with Image.open(path) as image:
+            return max(image.size)
+    except (OSError, ValueError, SyntaxError) as e:
+        if strict:
+            raise SupernasError(f"'{path}' is not a readable image ({e}); remove or replace it, or set "
+                                "data.on_bad_image: skip") from None
+        return None

@@ -2,8 +2,9 @@
 that do not decode, before a long run meets them."""
 from __future__ import annotations
 
+import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+import signal
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -25,6 +26,14 @@ def _check_file(path: str) -> Optional[str]:
     return decode_image(path)[1]
 
 
+def _worker_signals() -> None:
+    # A forked worker inherits the CLI's handlers, which turn SIGTERM into KeyboardInterrupt: each
+    # worker would print a traceback. The main process alone handles Ctrl-C and SIGTERM (and ends
+    # the workers); a SIGTERM sent to the whole process group just ends a worker, silently.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def check_data(config: DataConfig, workers: Optional[int] = None) -> CheckReport:
     """Decode every image of the train and val/test files of `config`'s data on `workers`
     processes (default: every core)."""
@@ -35,17 +44,26 @@ def check_data(config: DataConfig, workers: Optional[int] = None) -> CheckReport
     if not paths:
         report.in_memory = True
         return report
-    workers = workers or os.cpu_count() or 1
+    # never more processes than cores or files (`--workers 10000` for 24 files started 10000)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = max(1, min(workers or cores, cores, len(paths)))
+    pool = None
     if workers == 1:
         reasons = map(_check_file, paths)
-    else:
-        pool = ProcessPoolExecutor(workers)
-        reasons = pool.map(_check_file, paths, chunksize=max(1, min(256, len(paths) // (8 * workers))))
+    else:  # a Pool replaces a worker that died and can be ended at once (terminate) on an interrupt
+        pool = multiprocessing.get_context().Pool(workers, initializer=_worker_signals)
+        reasons = pool.imap(_check_file, paths, chunksize=max(1, min(256, len(paths) // (8 * workers))))
+    finished = False
     try:
         for path, reason in zip(paths, reasons):
             if reason is not None:
                 report.unreadable.append((path, reason))
+        finished = True
     finally:
-        if workers != 1:
-            pool.shutdown()
+        if pool is not None:
+            if finished:
+                pool.close()
+            else:  # interrupted (Ctrl-C, SIGTERM) or failed: the decodes still queued are not waited for
+                pool.terminate()
+            pool.join()
     return report

@@ -12,8 +12,8 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
-from torchvision.datasets.folder import default_loader
 
 from ..errors import SupernasError
 
@@ -32,11 +32,32 @@ class UnreadableImage(SupernasError):
         super().__init__(message)
 
 
+def to_rgb(image: Any) -> Any:
+    """A PIL image as 8-bit RGB. 16-bit grey (modes I;16*, and I as older Pillow opens 16-bit PNGs)
+    is scaled from 0..65535 to 0..255: PIL's convert would clip every value above 255 to white.
+    Modes whose range is unknown (32-bit integers, floats) are refused (ValueError naming the mode)."""
+    mode = image.mode
+    if mode.startswith("I;16") or (mode == "I" and image.format == "PNG"):
+        wide = np.asarray(image).astype(np.int64)
+        if mode == "I" and (wide.min() < 0 or wide.max() > 65535):
+            raise ValueError("a PNG of mode I with values outside 0..65535; save it with 8 or 16 bits a channel")
+        narrow = ((wide * 255 + 32767) // 65535).astype(np.uint8)  # rounded: 65535 -> 255, 128 -> 0
+        return Image.fromarray(narrow, "L").convert("RGB")
+    if mode in ("I", "F"):
+        kind = "32-bit integer" if mode == "I" else "floating-point"
+        raise ValueError(f"a {kind} image (PIL mode {mode}) whose range is unknown; convert it to 8 or 16 bits a "
+                         "channel")
+    return image.convert("RGB")
+
+
 def decode_image(path: str) -> tuple[Any, Optional[str]]:
     """(the image at `path` as an RGB PIL image, decoded whole so that a truncated file fails here
     and not later, None), or (None, why it does not decode)."""
     try:
-        return default_loader(path), None
+        with open(path, "rb") as f:
+            image = Image.open(f)
+            image.load()
+            return to_rgb(image), None
     except (OSError, ValueError, SyntaxError) as e:  # PIL's errors of a damaged or foreign file
         if "cannot identify image file" in str(e):  # PIL names its file object, not the file
             size = os.path.getsize(path) if os.path.isfile(path) else None

@@ -120,5 +120,8 @@ def export_arch(net, arch: Arch, data, out_dir: "str | Path", fmt: str = "pt", b
     EXPORT_FORMATS.get(fmt, "--format")  # a bad name fails before the calibration
     model = net.extract(arch).cpu()
     calibrate_extracted(model, data, bn_batches, batch_size=batch_size)
+    # the checkpoint the weights came from (its step and epoch: a run may still be training)
+    origin = dict(getattr(net, "origin", None) or {})
     return save_export(model, net.space, arch, data, out_dir, fmt=fmt,
-                       made_by={"command": "export", "format": fmt, "bn_batches": bn_batches, "bn_batch_size": batch_size})
+                       made_by={"command": "export", "format": fmt, "bn_batches": bn_batches, "bn_batch_size": batch_size,
+                                **({"checkpoint": origin} if origin else {})})

@@ -2,6 +2,7 @@
 for every command that comes after training (search, predictor, export, a teacher to distil from)."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -9,11 +10,12 @@ import torch
 
 from ..config import SupernetConfig, load_config, read_yaml, run_kind
 from ..data import build_datasets
-from ..errors import SupernasError
+from ..errors import SupernasError, SupernasWarning
 from ..nn import SuperNet
 from ..runtime import distributed as ddp
 from ..runtime.checkpoint import CHECKPOINT, load_checkpoint
 from ..spaces import get_space
+from ..utils.lock import LOCK_FILE, DirectoryLock
 
 
 def load_supernet(run_dir: "str | Path", device: str = "auto", overrides: Sequence[str] = ()):
@@ -43,7 +45,37 @@ def load_supernet(run_dir: "str | Path", device: str = "auto", overrides: Sequen
         raise SupernasError(f"the weights in '{run_dir / CHECKPOINT}' do not fit the supernet of its space "
                             f"({str(e).strip().splitlines()[-1].strip()}); was the checkpoint or config.yaml "
                             "replaced?") from None
+    net.origin = checkpoint_origin(run_dir, ck)  # what an export records of the weights it came from
+    if net.origin.get("training"):
+        warnings.warn(f"'{run_dir}' is still training: this uses its checkpoint of step {net.origin['step']} "
+                      f"(epoch {net.origin['epoch']:.2f}), not its final weights", SupernasWarning, stacklevel=2)
     return net.eval(), cfg
+
+
+def checkpoint_origin(run_dir: Path, ck: Mapping) -> dict:
+    """Which weights a run's checkpoint holds: {'run', 'step', 'epoch', 'training'} (step and epoch
+    None for an imported supernet, which has no training state); `training`: the run still holds
+    its lock, so a later checkpoint will replace these weights."""
+    step = ck.get("step")
+    epoch = None
+    try:
+        per_epoch = int(ck["train_images"]) // (int(ck["config"]["train"]["batch_size"]) * int(ck.get("world_size", 1)))
+        epoch = round(step / per_epoch, 4) if isinstance(step, int) and per_epoch > 0 else None
+    except (KeyError, TypeError, ValueError):
+        pass
+    return {"run": str(run_dir), "step": step if isinstance(step, int) else None, "epoch": epoch,
+            "training": isinstance(step, int) and _locked_by_a_run(run_dir)}
+
+
+def _locked_by_a_run(run_dir: Path) -> bool:
+    """Whether a running process holds the run directory's lock (a training still writing it)."""
+    if not (run_dir / LOCK_FILE).exists() or not ddp.current().is_main:  # ranks would take it from each other
+        return False
+    try:
+        DirectoryLock(run_dir, "run.dir").acquire().release()
+    except SupernasError:
+        return True
+    return False
 
 
 # what to do with a run of another command than `supernas train`
