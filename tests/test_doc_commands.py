@@ -175,6 +175,8 @@ def test_supernas_command_of_the_docs_parses(cmd, monkeypatch):
         elif config is not None and not Path(config).is_file():
             config = None  # a file the reader's run wrote (RUN/config.yaml): its keys are not checkable here
         _settings(cmd.where, SCHEMAS[args.command], config, overrides)
+    elif args.command == "predictor" and args.action == "import":  # predictor import attentivenas FILE --out P
+        assert args.run == "attentivenas" and len(overrides) == 1 and args.out, cmd.where
     elif args.command in STAGE2:
         assert all(o.startswith("data.") for o in overrides), f"{cmd.where}: stage 2 takes data.KEY=VALUE only"
         _settings(cmd.where, SupernetConfig, None, overrides)
