@@ -40,7 +40,7 @@ def one_line(err):
 def test_an_export_is_a_state_dict_arch_json_and_a_manifest(export):
     from supernas.utils.io import file_sha256
 
-    assert sorted(p.name for p in export.iterdir()) == [".supernas.lock", "arch.json", "manifest.json",
+    assert sorted(p.name for p in export.iterdir()) == ["arch.json", "manifest.json",
                                                          "state_dict.pt"]
     files = json.loads((export / "manifest.json").read_text())["files"]
     assert sorted(files) == ["arch.json", "state_dict.pt"]

@@ -12,12 +12,19 @@ from ..errors import SupernasError
 from ..utils.lock import LOCK_FILE, DirectoryLock
 from . import distributed as ddp
 from .checkpoint import CHECKPOINT
-from .logging import RunLogger
+from .logging import METRICS, RunLogger
+
+# Files that mark a folder as made by a supernas command once its lock file is gone (a run removes
+# it when it ends): a run's checkpoint and metrics (written from its first step: a config.yaml
+# alone may be the user's own, which a run would overwrite); a search's state and Pareto set.
+RUN_MARKS = (LOCK_FILE, CHECKPOINT, METRICS)
+SEARCH_MARKS = (LOCK_FILE, "search_state.json", "pareto.json")
 
 
 def foreign_files(folder: Path, ours: Iterable[str] = (LOCK_FILE,)) -> list[str]:
     """The names in `folder` when it holds files and none of `ours` (the marks a supernas command
-    leaves: a run's lock file, an export's arch.json), else []: an empty or missing folder, or one a
+    leaves: a run's checkpoint or config, an export's arch.json, the lock file a killed command
+    left), else []: an empty or missing folder, or one a
     supernas command made, may be written; a folder of the user's own files may not."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
@@ -40,7 +47,8 @@ def require_own_folder(folder: Path, what: str, ours: Iterable[str] = (LOCK_FILE
 
 
 @contextmanager
-def locked_dir(folder: Path, what: str, name: str = LOCK_FILE, files: str = "", fresh: bool = False) -> Iterator[None]:
+def locked_dir(folder: Path, what: str, name: str = LOCK_FILE, files: str = "", fresh: bool = False,
+               ours: Iterable[str] = RUN_MARKS) -> Iterator[None]:
     """`folder`'s lock (the lock file `name` in it) while the block writes there, on every rank of
     a run: a run directory for the life of a run, a search's or a predictor's output. The main rank
     takes it (one process writes the files) and removes the temporary files of writes a kill
@@ -48,12 +56,13 @@ def locked_dir(folder: Path, what: str, name: str = LOCK_FILE, files: str = "", 
     that all stop alike when another process holds it. `what` names the setting that chose the
     folder (run.dir, --out), for the error's fix. A lock on some files of a folder (a predictor in
     a run directory) takes its own lock file `name`. With `fresh`, a folder holding files no supernas
-    command wrote (a user's own folder) is refused before anything is written there."""
+    command wrote (a user's own folder: none of the marks `ours`) is refused before anything is
+    written there. The lock file is removed when the block ends."""
     lock, error = None, None
     if ddp.current().is_main:
         try:
-            if fresh:  # a checkpoint marks a run too (the message below it says how to continue it)
-                require_own_folder(folder, what, ours=(LOCK_FILE, CHECKPOINT))
+            if fresh:  # a run's marks: the message after this one says how to continue it
+                require_own_folder(folder, what, ours=ours)
             lock = DirectoryLock(folder, what, name, clean=files).acquire()
         except SupernasError as e:
             error = str(e)

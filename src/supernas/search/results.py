@@ -118,6 +118,27 @@ def exported_model(export_dir: "str | Path") -> dict[str, Any] | None:
     return meta if isinstance(meta, dict) and "arch" in meta and "mflops" in meta else None
 
 
+def search_title(front: Mapping[str, Any], search_dir: Path) -> str:
+    """A plot title that tells two searches of one run apart: the run, the search's folder, where
+    the scores came from, the strategy, its budgets and size, and the data."""
+    run = Path(front.get("run", search_dir.parent)).name
+    source = f"{front['score']['source']}-scored " if isinstance(front.get("score"), Mapping) else ""
+    title = f"run {run}, {search_dir.name}/: {front.get('space', '?')}, {source}search"
+    settings = front.get("search") if isinstance(front.get("search"), Mapping) else {}
+    unit = " ms" if front.get("cost") == "latency_ms" else " MFLOPs"
+    shown = [f"{b:g}" for b in front.get("budgets", ()) if isinstance(b, (int, float))]
+    budgets = ", ".join(shown[:6]) + (f", ... ({len(shown)} budgets)" if len(shown) > 6 else "")
+    line = [settings.get("strategy", "")] + ([f"budgets {budgets}{unit}"] if budgets else [])
+    if settings.get("strategy", "evolution") == "evolution" and "generations" in settings:
+        g = settings["generations"]
+        line.append(f"population {settings.get('population', '?')}, {g} generation{'' if g == 1 else 's'}")
+    if any(line):
+        title += "\n" + ", ".join(x for x in line if x)
+    if front.get("data"):
+        title += f"\ndata {front['data']}"
+    return title
+
+
 def plot_search_results(search_dir: "str | Path", export_dir: "str | Path | None" = None) -> Path:
     """`search_dir`/pareto.png from its pareto.json and evaluated.json: titled with the run and its
     data, the y axis saying where the scores came from, the budgets drawn, and the model exported
@@ -141,11 +162,7 @@ def plot_search_results(search_dir: "str | Path", export_dir: "str | Path | None
             marked = Marked(scored[cost], scored["accuracy"], f"exported: {Path(export_dir).name}")
         elif cost == "mflops":
             marked = Marked(exported["mflops"], None, f"exported: {Path(export_dir).name} (not scored here)")
-    run = Path(front.get("run", search_dir.parent)).name
-    source = f"{front['score']['source']}-scored " if "score" in front else ""
-    title = f"run {run}: {front.get('space', '?')}, {source}search"
-    if front.get("data"):
-        title += f"\ndata {front['data']}"
+    title = search_title(front, search_dir)
     ylabel = score_label(front)
     ylabel = ylabel[0].upper() + ylabel[1:]
     pts = sorted(front["entries"], key=lambda e: e[cost])

@@ -16,7 +16,7 @@ from ..evaluation import Evaluator, LatencyTable, load_run
 from ..runtime import distributed as ddp
 from ..runtime.checkpoint import weights_fingerprint
 from ..runtime.logging import progress_bar
-from ..runtime.run_dir import locked_dir
+from ..runtime.run_dir import SEARCH_MARKS, locked_dir
 from ..spaces import CostModel
 from ..utils.io import atomic_write_text, file_sha256
 from .evolution import SearchResult
@@ -58,6 +58,8 @@ def read_search_state(path: Path, scored: Mapping[str, Any]) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise SupernasError(f"'{path}' cannot be read as a saved search ({type(e).__name__}: "
                             f"{str(e).splitlines()[0]}); {fix}") from None
+    except RecursionError:  # a hostile file nested deeper than the parser goes
+        raise SupernasError(f"'{path}' cannot be read as a saved search (nested too deeply); {fix}") from None
     if not isinstance(state, dict) or not isinstance(state.get("search"), dict):
         raise SupernasError(f"'{path}' is not a saved search (it holds no 'search' state); {fix}")
     saved = state.get("scored_by")
@@ -89,7 +91,7 @@ def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | 
         raise SupernasError(f"unknown cost '{cost}'; choose mflops or latency")
     STRATEGIES.get(strategy, "--strategy")  # an unknown name fails before any work
     out = Path(out_dir or Path(run_dir).expanduser() / "search")
-    with locked_dir(out, "--out", fresh=not resume):  # one search writes a folder at a time
+    with locked_dir(out, "--out", fresh=not resume, ours=SEARCH_MARKS):  # one search writes a folder at a time
         return _search(run_dir, budgets, out, predictor, population, mutations, crossovers, generations, seed,
                        bn_batches, max_batches, device, resume, progress, cost, latency_batch, latency_warmup,
                        latency_repeats, overrides, strategy)

@@ -328,7 +328,8 @@ class StandaloneTrainer:
         if self.info.is_main:
             write_export(model, self.space, self.arch, self.data, out)
             atomic_write_text(self.run_dir / "result.json", json.dumps(result, indent=2) + "\n")
-            log.info(f"top-1 {result['top1']:.2f} ({weights} weights); exported to {out}")
+            # the figures are in the validation line above and in the command's summary line
+            log.info(f"exported the {weights} weights to {out}")
         ddp.barrier()
         return result
 

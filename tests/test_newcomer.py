@@ -1,0 +1,68 @@
+"""Issue 21, items 10-16: what a newcomer following the README tripped on (locks left behind,
+duplicate lines, records that disagree with what ran, estimates from too little, the quickstart's
+delivered model, latency tables)."""
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from supernas import get_space
+from supernas.cli import main
+from tiny_runs import FAST_SCORING, TINY_TRAIN
+
+LOCK = ".supernas.lock"
+
+
+# ---------------------------------------------------------------------------- item 16
+def test_a_lock_file_is_removed_when_its_holder_ends_and_the_folder_stays_ours(tmp_path, capsys):
+    from supernas.utils.lock import DirectoryLock
+
+    with DirectoryLock(tmp_path / "a"):
+        assert (tmp_path / "a" / LOCK).is_file()
+    assert not (tmp_path / "a" / LOCK).exists()
+    # a file a killed holder left is taken, then removed like any other
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / LOCK).write_text("12345\n")
+    with DirectoryLock(tmp_path / "b"):
+        pass
+    assert not (tmp_path / "b" / LOCK).exists()
+
+    run = tmp_path / "run"
+    train = ["train", *TINY_TRAIN, f"run.dir={run}", "log.progress=false"]
+    assert main(train) == 0
+    assert not (run / LOCK).exists()
+    # still recognised as a run (not as a folder of the user's files) without its lock
+    assert main([*train, "train.max_steps=6", "--resume"]) == 0
+    assert main(train) == 2 and "already holds a run" in capsys.readouterr().err
+    out = tmp_path / "search"
+    search = ["search", str(run), "--budgets", "1,2", "--population", "4", "--mutations", "2", "--crossovers", "2",
+              "--generations", "1", "--out", str(out), *FAST_SCORING]
+    assert main(search) == 0
+    assert not (out / LOCK).exists()
+    # the same --out again: a search of ours, refused only because it holds a search
+    assert main(search) == 2 and "already holds a search" in capsys.readouterr().err
+    export = tmp_path / "export"
+    smallest = json.dumps(get_space("attentivenas-tiny").smallest().to_dict())
+    assert main(["export", str(run), "--arch", smallest, "--out", str(export), *FAST_SCORING]) == 0
+    assert not (export / LOCK).exists()
+    # another format of the same Arch joins the export: the folder is still ours
+    assert main(["export", str(run), "--arch", smallest, "--format", "torchscript", "--out", str(export),
+                 *FAST_SCORING]) == 0
+
+
+def test_two_searches_of_a_run_have_plots_of_different_titles(tmp_path):
+    from supernas.search.results import search_title
+
+    front = {"run": "/runs/r", "space": "attentivenas-tiny", "cost": "mflops", "budgets": [1.0, 2.0],
+             "score": {"source": "supernet"}, "data": "digits",
+             "search": {"strategy": "evolution", "population": 4, "generations": 1}}
+    first = search_title(front, Path("/runs/r/search"))
+    other = search_title({**front, "budgets": [1.5], "search": {**front["search"], "generations": 3}},
+                         Path("/runs/r/search-b"))
+    assert first != other
+    assert "search/" in first and "budgets 1, 2 MFLOPs" in first and "1 generation" in first
+    assert "1 generations" not in first
+    assert "search-b/" in other and "3 generations" in other
+    # a pareto.json of another version (no settings) still gets a title
+    assert search_title({"budgets": "garbage"}, Path("x")).startswith("run ")
