@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import resource
 import statistics
+import tempfile
 import time
 from typing import Sequence
 
@@ -69,9 +70,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    cfg = {"run": {"device": args.device, "amp": args.amp, "channels_last": args.channels_last, "dir": "/tmp/bench"},
+    cfg = {"run": {"device": args.device, "amp": args.amp, "channels_last": args.channels_last,
+                   "dir": tempfile.mkdtemp(prefix="train-step-bench-")},
            "space": args.space, "data": {"path": "digits", "image_size": 8},
-           "train": {"num_arch_training": args.subnets, "batch_size": args.batch, "drop_path": 0.0, "dropout": 0.0},
+           "train": {"num_arch_training": args.subnets, "batch_size": args.batch, "drop_path": 0.0, "dropout": 0.0,
+                     "workers": 0},  # batches are made here: no loader workers
            "sampler": {"kind": "uniform"}, "log": {"progress": False, "tensorboard": False}}
     t = SupernetTrainer(cfg)
     if args.classes != t.data.num_classes:  # the bench measures the paper's 1000-way head
