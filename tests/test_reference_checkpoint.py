@@ -143,7 +143,7 @@ def _bad_checkpoint(kind: str, tiny: SuperNet, tmp_path):
 
 
 @pytest.mark.parametrize("kind, space, message", [
-    ("not a checkpoint", TINY, "cannot read"),
+    ("not a checkpoint", TINY, "is not a PyTorch checkpoint"),
     ("no file", TINY, "no checkpoint at"),
     ("a list", TINY, "holds a list, not a state dict"),
     ("not tensors", TINY, "entry 'epoch' holds a int, not a tensor"),

@@ -360,3 +360,33 @@ def test_export_records_its_checkpoint_and_says_when_the_run_still_trains(run_co
     err = capsys.readouterr().err
     assert f"is still training: this uses its checkpoint of step {step}" in err
     assert json.loads((tmp_path / "b" / "arch.json").read_text())["made_by"]["checkpoint"]["training"] is True
+
+
+@pytest.mark.parametrize("content, says", [(bytes(range(7, 200)), "is not a PyTorch checkpoint: neither the zip"),
+                                           (b"", "(it is empty)"),
+                                           (b"PK\x03\x04broken", "is a zip archive as torch.save writes, but no"),
+                                           (b"\x80\x04\x95\x00", "is a pickle, but not one of tensors")])
+def test_importing_a_file_that_is_no_checkpoint_says_what_it_is_not(content, says, tmp_path, capsys):
+    path = tmp_path / "c.pth.tar"
+    path.write_bytes(content)
+    assert main(["import", "attentivenas", str(path), "--out", str(tmp_path / "run")]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert says in line and "file an issue" not in line and len(line) < 400
+
+
+def test_a_published_model_asked_of_another_space_names_its_space(capsys):
+    assert main(["flops", "--space", TINY, "--arch", "a0"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "'a0' is a published model of the space 'attentivenas' (a0..a6), not of 'attentivenas-tiny'" in line
+
+
+def test_long_arch_values_are_cut_in_messages(tmp_path, capsys):
+    from supernas.spaces import get_space
+
+    arch = get_space(TINY).smallest().to_dict()
+    for key, value in (("resolution", list(range(100_000))), ("x" * 100_000, 1), ("resolution", "y" * 100_000)):
+        f = tmp_path / "arch.json"
+        f.write_text(json.dumps({**arch, key: value}))
+        assert main(["flops", "--space", TINY, "--arch", str(f)]) == 2
+        line = _one_line(capsys.readouterr().err)
+        assert len(line) < 1000 and "characters)" in line

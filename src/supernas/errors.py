@@ -19,6 +19,15 @@ def require_int(where: str, value: object, minimum: int, optional: bool = False)
                             f"got {value!r}")
 
 
+def shorten(value: object, limit: int = 120) -> str:
+    """`value` as an error message shows it (repr), cut to about `limit` characters: an Arch with a
+    list of 100,000 numbers should not be echoed whole."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit - 20]}... ({len(text):,} characters)"
+
+
 class SupernasWarning(UserWarning):
     """A setting that works but probably not as meant (a budget above every Arch's cost); the CLI
     prints it as one line."""

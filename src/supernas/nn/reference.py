@@ -131,12 +131,27 @@ def _load_weights_only(path: Path) -> Any:
         except Exception as e:  # noqa: BLE001 - any failure to unpickle is the user's file
             found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
             if found is None or found.group(1) in unknown or not hasattr(torch.serialization, "safe_globals"):
-                reason = next((line.strip() for line in str(e).splitlines() if "error:" in line.lower()),
-                              str(e).splitlines()[0] if str(e) else type(e).__name__)
-                raise SupernasError(f"cannot read '{path}' as a PyTorch checkpoint of weights (weights_only "
-                                    f"loading): {reason[:300]}") from None
+                raise SupernasError(f"{_load_failure(path, e)}; give the checkpoint file (.pth.tar) of a "
+                                    "supernet") from None
             unknown.append(found.group(1))
     raise SupernasError(f"cannot read '{path}': it names too many classes that are not weights")
+
+
+def _load_failure(path: Path, e: Exception) -> str:
+    """What the file at `path` is not, when torch.load failed on it with `e`: PyTorch's own text
+    asks the user to file an issue and spans several lines."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head.startswith(b"PK\x03\x04"):
+        kind = "a zip archive as torch.save writes, but no readable checkpoint (damaged or cut short?)"
+    elif head[:1] == b"\x80":
+        kind = "a pickle, but not one of tensors and plain data"
+    else:
+        return (f"'{path}' is not a PyTorch checkpoint: neither the zip archive torch.save writes nor a pickle "
+                f"({'it is empty' if not head else 'it starts with the bytes ' + head.hex(' ')})")
+    text = str(e).split("WeightsUnpickler error:", 1)[-1]
+    detail = next((line.strip() for line in text.splitlines() if line.strip()), type(e).__name__)
+    return f"'{path}' is {kind}: {detail.split('. ')[0][:200]}"
 
 
 def _shape(t: Any) -> str:

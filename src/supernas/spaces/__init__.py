@@ -5,7 +5,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..errors import SupernasError
+from ..errors import SupernasError, shorten
 from .arch import Arch
 from .builtin import ATTENTIVENAS_MODELS, BUILTIN_SPACES
 from .cost import CostModel, layout_costs
@@ -102,7 +102,11 @@ def load_arch(space: SearchSpace, value: "str | Mapping[str, Any] | Arch") -> Ar
         if not text.startswith("{"):
             path = Path(text)
             if not path.is_file():
-                raise SupernasError(f"the Arch '{value}' is neither JSON nor an existing file")
+                name = text.lower().removeprefix("attentivenas-")
+                if name in ATTENTIVENAS_MODELS:  # a published model, asked of a run of another space
+                    raise SupernasError(f"'{value}' is a published model of the space 'attentivenas' (a0..a6), not "
+                                        f"of '{space.name}'; give an Arch of '{space.name}' as JSON or a file")
+                raise SupernasError(f"the Arch {shorten(value)} is neither JSON nor an existing file")
             text = _read_arch_file(path)
         value = loads_json(text, "the Arch")  # duplicate keys and deep nesting refused in one line
     if isinstance(value, Mapping) and "arch" in value and isinstance(value["arch"], Mapping):

@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import SupernasError
+from ..errors import SupernasError, shorten
 from .arch import Arch
 from .spec import ACTIVATIONS, BLOCK_FIELDS, STAGE_FIELDS, SpaceSpec, parse_space
 
@@ -135,7 +135,7 @@ class SearchSpace:
         unknown = [k for k in values if k not in self._col]
         if unknown:
             raise SupernasError(
-                f"unknown field '{unknown[0]}' for space '{self.name}'; its fields are: {', '.join(self.names)}")
+                f"unknown field {shorten(unknown[0])} for space '{self.name}'; its fields are: {', '.join(self.names)}")
         missing = [n for n in self.names if n not in values]
         if missing:
             raise SupernasError(f"field '{missing[0]}' is missing (space '{self.name}' needs {len(self.dims)} fields)")
@@ -147,11 +147,11 @@ class SearchSpace:
             if idx is not None and isinstance(v, float) and not isinstance(d.choices[idx], float) \
                     and not d.name.endswith("expand"):
                 # 1.0 equals 1 as a dict key: a float where a count or a size goes is refused, not rounded
-                raise SupernasError(f"field '{d.name}' has value {v!r}, a float; give an integer "
+                raise SupernasError(f"field '{d.name}' has value {shorten(v)}, a float; give an integer "
                                     f"({', '.join(map(str, d.choices))})")
             if idx is None:
                 allowed = ", ".join(map(str, d.choices))
-                raise SupernasError(f"field '{d.name}' has value {v!r}, which is not allowed; allowed: {allowed}")
+                raise SupernasError(f"field '{d.name}' has value {shorten(v)}, which is not allowed; allowed: {allowed}")
             row[j] = idx
         return self.from_indices(row[None])[0]
 
