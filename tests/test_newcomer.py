@@ -66,3 +66,27 @@ def test_two_searches_of_a_run_have_plots_of_different_titles(tmp_path):
     assert "search-b/" in other and "3 generations" in other
     # a pareto.json of another version (no settings) still gets a title
     assert search_title({"budgets": "garbage"}, Path("x")).startswith("run ")
+
+
+# ---------------------------------------------------------------------------- item 11
+def test_eval_without_data_uses_the_dataset_the_export_records(trained_run, tmp_path, capsys):
+    export = tmp_path / "export"
+    smallest = json.dumps(get_space("attentivenas-tiny").smallest().to_dict())
+    assert main(["export", str(trained_run), "--arch", smallest, "--out", str(export), *FAST_SCORING]) == 0
+    meta = json.loads((export / "arch.json").read_text())
+    assert meta["data"]["path"] == "digits" and meta["data"]["image_size"] == 12
+    capsys.readouterr()
+    assert main(["eval", str(export), "--device", "cpu", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["images"] > 0 and 0 <= result["top1"] <= 100 and result["on"] == "the val split of the built-in digits"
+    assert main(["eval", str(export), "--device", "cpu"]) == 0
+    assert "top1 " in (out := capsys.readouterr().out) and "on the val split of the built-in digits" in out
+    # a dataset that is not here (the export came from another machine): latency only, and why
+    meta["data"]["path"] = str(tmp_path / "elsewhere")
+    (export / "arch.json").write_text(json.dumps(meta))
+    (export / "manifest.json").unlink()  # arch.json was edited by hand: no manifest to disagree with it
+    with pytest.warns(UserWarning, match="no manifest"):
+        assert main(["eval", str(export), "--device", "cpu", "--latency-repeats", "2"]) == 0
+    cap = capsys.readouterr()
+    assert "top1" not in cap.out and "latency" in cap.out
+    assert "is not found here; give --data PATH" in cap.err

@@ -310,8 +310,8 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 @command
 def cmd_eval(args: argparse.Namespace) -> None:
-    from .data import DataConfig, build_datasets
     from .evaluation import evaluate_model, load_exported, measure_latency
+    from .evaluation.static_models import export_dataset
     from .runtime.distributed import resolve_device
 
     model, meta = load_exported(args.model)
@@ -320,14 +320,13 @@ def cmd_eval(args: argparse.Namespace) -> None:
     origin = (meta.get("made_by") or {}).get("checkpoint") or {}
     if origin.get("step") is not None:  # the supernet checkpoint it was exported from
         result.update(step=origin["step"], **({"epoch": origin["epoch"]} if origin.get("epoch") is not None else {}))
-    if args.data:
-        data = build_datasets(DataConfig.from_dict({"path": args.data, "image_size": meta.get("image_size"),
-                                                    "mean": meta["mean"], "std": meta["std"]}))
-        if data.num_classes != meta["num_classes"]:
-            raise SupernasError(f"the model has {meta['num_classes']} classes but '{args.data}' has "
-                                f"{data.num_classes}; evaluate on the dataset it was trained on")
-        result.update(evaluate_model(model, data.val, args.batch_size, device, meta["resolution"]))
-    if args.latency or not args.data:
+    # without --data: the dataset the export records, when it is found here
+    data, where = export_dataset(meta, args.data)
+    if data is not None:
+        result.update(evaluate_model(model, data.val, args.batch_size, device, meta["resolution"]), on=where)
+    elif not args.json:
+        print(f"no accuracy: {where}", file=sys.stderr)
+    if args.latency or data is None:
         result["latency"] = measure_latency(model, meta["resolution"], args.latency_batch, args.latency_warmup,
                                             args.latency_repeats, device=device)
     print(json.dumps(result) if args.json else "  ".join(
@@ -592,9 +591,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = add("eval", "accuracy of an exported model on a dataset's validation split, and its latency")
     s.add_argument("model", help="directory written by `supernas export` (its state_dict.pt), or one of its model "
                    "files: model.torchscript.pt, model.onnx (run by onnxruntime); a pickled model.pt is never loaded")
-    s.add_argument("--data", help="dataset path (same layouts as training; 'digits' for the built-in)")
+    s.add_argument("--data", help="dataset path (same layouts as training; 'digits' for the built-in); default: "
+                   "the dataset the export records, when it is found")
     s.add_argument("--batch-size", default=256)
-    s.add_argument("--latency", action="store_true", help="also measure latency (always, without --data)")
+    s.add_argument("--latency", action="store_true", help="also measure latency (always, without a dataset)")
     latency_args(s, "the model")
     s.add_argument("--device", default="auto")
     s.add_argument("--json", action="store_true")

@@ -38,6 +38,7 @@ class Datasets:
     classes: list
     format: str
     recipe: Recipe
+    config: Optional[DataConfig] = None  # what built it: an export records it for `supernas eval`
 
     @property
     def num_classes(self) -> int:
@@ -109,7 +110,7 @@ def build_datasets(config: Union[DataConfig, Mapping[str, Any], None] = None) ->
     train = View(train_src, train_idx, train_t)
     calibration = train.with_transform(train_transform(r, autoaugment=False)) if r.autoaugment else train
     return Datasets(train=train, val=val, search=search, calibration=calibration, classes=list(train_src.classes),
-                    format=fmt, recipe=r)
+                    format=fmt, recipe=r, config=cfg)
 
 
 def read_sources(cfg: DataConfig):

@@ -14,7 +14,7 @@ import inspect
 import io
 import json
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch.utils.data import DataLoader
@@ -43,6 +43,21 @@ def calibrate_extracted(model: torch.nn.Module, data, bn_batches: int = 64, devi
     return model.eval()
 
 
+# The data settings that decide which images the validation split holds: recorded in arch.json so
+# that `supernas eval EXPORT` without --data evaluates on the same split.
+_VAL_SETTINGS = ("path", "format", "image_size", "val_size", "val_subset", "seed")
+
+
+def recorded_data(cfg: Any) -> dict[str, Any]:
+    """The data settings of `cfg` (a DataConfig) that rebuild its validation split, the path made
+    absolute (an export is evaluated from anywhere); the built-in digits stay 'digits'."""
+    from ..data.formats import is_builtin
+
+    values = {k: getattr(cfg, k) for k in _VAL_SETTINGS}
+    values["path"] = "digits" if is_builtin(cfg.path) else str(Path(cfg.path).expanduser().absolute())
+    return values
+
+
 def save_export(model: torch.nn.Module, space, arch: Arch, data, out_dir: "str | Path",
                 made_by: "dict | None" = None, fmt: str = "pt") -> Path:
     """`out_dir`/arch.json (the Arch, its space definition, costs, resolution and the data's
@@ -57,6 +72,7 @@ def save_export(model: torch.nn.Module, space, arch: Arch, data, out_dir: "str |
             "mflops": float(cost.mflops(arch)), "params": int(cost.params(arch)), "resolution": model.resolution,
             "num_classes": data.num_classes, "image_size": data.image_size, "mean": list(data.mean),
             "std": list(data.std), "classes": [str(c) for c in data.classes],
+            **({"data": recorded_data(data.config)} if getattr(data, "config", None) is not None else {}),
             **({"made_by": made_by} if made_by else {})}
     with DirectoryLock(out, "--out", clean=""):  # one writer; what an interrupted export left goes
         before = read_manifest(out) if (out / WEIGHTS).is_file() else None

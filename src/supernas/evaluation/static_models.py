@@ -152,6 +152,33 @@ def evaluate_model(model: torch.nn.Module, dataset, batch_size: int = 256, devic
     return {"top1": 100.0 * correct1 / max(total, 1), "top5": 100.0 * correct5 / max(total, 1), "images": total}
 
 
+def export_dataset(meta: dict[str, Any], path: "str | None" = None) -> "tuple[Any, str]":
+    """(datasets, where) to evaluate an export on: `path` when given (with the split settings the
+    export recorded when it is the same data), else the data recorded in its arch.json when it is
+    found here; (None, why not) when neither. `where` names the data and the split."""
+    from ..data import DataConfig, build_datasets
+    from ..data.formats import is_builtin
+
+    recorded = meta.get("data") if isinstance(meta.get("data"), dict) else None
+    if path is None:
+        if recorded is None:
+            return None, "the export records no dataset (an older supernas); give --data PATH for its accuracy"
+        path = recorded.get("path")
+        if not is_builtin(path) and not Path(str(path)).exists():
+            return None, (f"the export's dataset '{path}' is not found here; give --data PATH for its accuracy")
+    same = recorded is not None and (str(recorded.get("path")) == str(path) or (
+        not is_builtin(path) and not is_builtin(recorded.get("path"))
+        and Path(str(path)).expanduser().absolute() == Path(str(recorded.get("path"))).absolute()))
+    settings = {k: v for k, v in (recorded or {}).items() if k != "path"} if same else {}
+    settings.update(path=path, image_size=meta.get("image_size"), mean=meta["mean"], std=meta["std"])
+    data = build_datasets(DataConfig.from_dict(settings))
+    if data.num_classes != meta["num_classes"]:
+        raise SupernasError(f"the model has {meta['num_classes']} classes but '{path}' has {data.num_classes}; "
+                            "evaluate on the dataset it was trained on")
+    subset = f" (its seeded subset of {settings['val_subset']})" if settings.get("val_subset") else ""
+    return data, f"the val split{subset} of {'the built-in digits' if is_builtin(path) else path}"
+
+
 @torch.no_grad()
 def time_forward(model: torch.nn.Module, x: torch.Tensor, warmup: int = 10, repeats: int = 50) -> list[float]:
     """Sorted wall times (ms) of `repeats` forward passes of `model` on `x`, after `warmup` untimed ones.
