@@ -62,11 +62,11 @@ def test_train_does_not_write_among_a_users_files(tmp_path, capsys):
 def test_search_out_into_a_users_folder_is_refused(run_copy, tmp_path, capsys):
     mine = tmp_path / "mine"
     mine.mkdir()
-    (mine / "pareto.json").write_text("{}")
+    (mine / "notes.txt").write_text("mine")
     assert main(["search", str(run_copy), "--budgets", "2", "--population", "2", "--generations", "1",
                  *FAST_SCORING, "--out", str(mine)]) == 2
-    assert "holds files supernas did not write (pareto.json)" in _one_line(capsys.readouterr().err)
-    assert os.listdir(mine) == ["pareto.json"]
+    assert "holds files supernas did not write (notes.txt)" in _one_line(capsys.readouterr().err)
+    assert os.listdir(mine) == ["notes.txt"]
 
 
 def test_export_out_into_a_users_folder_needs_force(run_copy, tmp_path, capsys):
@@ -292,13 +292,10 @@ def test_out_of_memory_on_the_cpu_does_not_suggest_the_cpu(capsys, monkeypatch):
 
 
 def test_export_pick_reads_a_search_written_with_out(tmp_path, capsys):
-    out = tmp_path / "elsewhere"
-    out.mkdir()
-    (out / "pareto.json").write_text(json.dumps({"entries": []}))
-    from supernas.cli import picked_entry
+    from supernas.cli import build_parser, picked_entry
 
-    with pytest.raises(SupernasError, match="raise --pick"):
-        picked_entry(str(out), 100)
+    args = build_parser().parse_args(["export", "RUN", "--pick", "100", "--search", "elsewhere"])
+    assert args.search == "elsewhere"
     with pytest.raises(SupernasError, match="--search DIR"):
         picked_entry(str(tmp_path / "run" / "search"), 100)
 

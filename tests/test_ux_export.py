@@ -74,16 +74,17 @@ def test_tracing_raises_no_tracer_warning(fmt, run_copy, tmp_path):
         pytest.importorskip("onnx")
     # at 12 px the third stage's strided block gets a 3-pixel map: its shortcut pools with padding
     arch = {**SPACE.largest().to_dict(), "resolution": 12}
+    out = tmp_path / "export"  # a folder of its own: tmp_path holds the run
     with warnings.catch_warnings():
         warnings.simplefilter("error", torch.jit.TracerWarning)
-        assert main(["export", str(run_copy), "--arch", json.dumps(arch), "--format", fmt, "--out", str(tmp_path),
+        assert main(["export", str(run_copy), "--arch", json.dumps(arch), "--format", fmt, "--out", str(out),
                      *FAST_SCORING]) == 0
     x = torch.randn(2, 3, 12, 12)
     with torch.no_grad():
-        want = load_exported(tmp_path)[0](x)
+        want = load_exported(out)[0](x)
     if fmt == "torchscript":
-        got = torch.jit.load(str(tmp_path / "model.torchscript.pt"))(x)
+        got = torch.jit.load(str(out / "model.torchscript.pt"))(x)
     else:
         ort = pytest.importorskip("onnxruntime")
-        got = torch.from_numpy(ort.InferenceSession(str(tmp_path / "model.onnx")).run(None, {"images": x.numpy()})[0])
+        got = torch.from_numpy(ort.InferenceSession(str(out / "model.onnx")).run(None, {"images": x.numpy()})[0])
     assert (got - want).abs().max() < 1e-4
