@@ -246,3 +246,185 @@ def test_no_output_flag_writes_over_a_users_file_without_force(run_copy, tmp_pat
     assert main([*argv, "--device", "cpu"] if argv[0] in ("search", "export", "predictor") else argv) == 2
     assert str(notes) in one_line(capsys)
     assert notes.read_text() == "my notes\n"
+
+
+# ---------------------------------------------------------------------------- item 6: silently wrong
+def test_a_latency_table_with_a_negative_latency_is_refused(tmp_path):
+    from supernas.errors import SupernasError
+    from supernas.evaluation.latency import LatencyTable
+    from supernas.spaces import get_space
+
+    space = get_space(TINY)
+    table = LatencyTable(space, 10, device="cpu")
+    table.entries = {"stem": 0.5}
+    path = table.save(tmp_path / "latency_table.json")
+    data = json.loads(path.read_text())
+    data["entries"] = {"stem": -11000.0}
+    path.write_text(json.dumps(data))
+    with pytest.raises(SupernasError, match=r"holds -11000.0 ms for layer stem: a latency is a finite number >= 0"):
+        LatencyTable.load(path, space, 10, device="cpu")
+
+
+def test_a_custom_space_named_like_a_built_in_is_refused(tmp_path, capsys):
+    f = tmp_path / "space.yaml"
+    f.write_text(f"base: {TINY}\nname: {TINY}\nresolution: [12]\n")
+    refused(capsys, ["flops", "--space", str(f), "--arch", "{}"], f"named '{TINY}' like a built-in space but differs")
+    f.write_text(f"base: {TINY}\nname: {TINY}\n")  # the built-in itself, spelt out: fine
+    assert main(["flops", "--space", str(f), "--arch", json.dumps(_tiny_arch())]) == 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["spaces", "--num-classes", "0"], "--num-classes must be at least 1, got 0"),
+    (["flops", "--space", TINY, "--arch", "{}", "--num-classes", "-5"], "--num-classes must be at least 1, got -5"),
+    (["eval", "MODEL", "--latency-batch", "0"], "--latency-batch must be at least 1, got 0"),
+    (["export", "RUN", "--arch", "{}", "--bn-batches", "0"], "--bn-batches must be at least 1, got 0"),
+    (["sample", "--space", TINY, "-n", "1e9"], "-n must be at most 1,000,000"),
+])
+def test_settings_that_measure_nothing_are_refused(tmp_path, capsys, argv, message):
+    refused(capsys, [str(tmp_path / "x") if a in ("RUN", "MODEL") else a for a in argv], message)
+
+
+def test_an_empty_config_from_a_pipe_exits_non_zero():
+    r = supernas("config", "show", "train", "/dev/stdin", stdin=subprocess.DEVNULL)
+    assert r.returncode == 2 and "is a device or socket" in r.stderr  # /dev/null as stdin
+    p = subprocess.run(f"printf '' | {sys.executable} -m supernas.cli config show train /dev/stdin", shell=True,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "is empty (nothing came through the pipe)" in p.stderr, p.stderr
+
+
+def test_data_check_starts_no_more_workers_than_cores_and_files(tmp_path, monkeypatch):
+    import multiprocessing
+
+    from PIL import Image
+
+    from supernas.data import DataConfig
+    from supernas.data.check import check_data
+
+    for split in ("train", "val"):
+        for c in ("a", "b"):
+            (tmp_path / split / c).mkdir(parents=True)
+            Image.new("RGB", (8, 8)).save(tmp_path / split / c / "1.png")
+    started = []
+    real = multiprocessing.get_context()
+
+    class Context:
+        def Pool(self, n, **kw):  # noqa: N802 - multiprocessing's name
+            started.append(n)
+            return real.Pool(n, **kw)
+
+    monkeypatch.setattr(multiprocessing, "get_context", lambda *a: Context())
+    check_data(DataConfig.from_dict({"path": str(tmp_path)}), 10_000)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert all(n <= min(4, cores) for n in started)
+
+
+# ---------------------------------------------------------------------------- item 7: hangs
+def test_a_symlink_loop_in_a_dataset_folder_is_refused(tmp_path):
+    from PIL import Image
+
+    for split in ("train", "val"):
+        for c in ("a", "b"):
+            (tmp_path / split / c).mkdir(parents=True)
+            Image.new("RGB", (8, 8)).save(tmp_path / split / c / "1.png")
+    os.symlink("..", tmp_path / "train" / "a" / "loop")
+    r = supernas("data", "check", tmp_path, timeout=120)
+    assert r.returncode == 2 and "is a symbolic link to" in r.stderr and "loop" in r.stderr, r.stderr
+    r = supernas("train", f"run.dir={tmp_path / 'run'}", f"data.path={tmp_path}", "--dry-run", timeout=120)
+    assert r.returncode == 2 and "go round in a loop" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.epochs=1e12", "train.epochs='1e12' is not allowed: an integer >= 1"),
+    ("train.epochs=1000000000000", "train.epochs=1000000000000 is out of range: at most 100,000"),
+])
+def test_an_endless_schedule_is_refused_before_a_dry_run(tmp_path, capsys, override, message):
+    refused(capsys, ["train", f"run.dir={tmp_path / 'run'}", "data.path=digits", override, "--dry-run"], message)
+
+
+# ---------------------------------------------------------------------------- item 8: tracebacks
+@pytest.mark.parametrize("override, message", [
+    ("run.seed=99999999999999999999999", "run.seed=99999999999999999999999 is out of range"),
+    ("run.seed=-1", "run.seed=-1 is out of range"),
+])
+def test_seeds_beyond_64_bits_or_negative_are_one_line(tmp_path, capsys, override, message):
+    refused(capsys, ["train", f"run.dir={tmp_path / 'run'}", "data.path=digits", override, "--dry-run"], message)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["eval", "MODEL", "--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["eval", "MODEL", "--latency-repeats", "0"], "--latency-repeats must be at least 1, got 0"),
+    (["search", "RUN", "--budgets", "2", "--seed", "-1"], "--seed must be at least 0, got -1"),
+])
+def test_zero_sizes_are_one_line(tmp_path, capsys, argv, message):
+    refused(capsys, [str(tmp_path / "x") if a in ("RUN", "MODEL") else a for a in argv], message)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "is not valid JSON"),
+    ("garbage", "is not valid JSON"),
+    ("{}", "holds no searched Archs"),
+    ("[1, 2]", "holds no searched Archs"),
+    ('{"entries": [1, 2]}', "holds no searched Archs"),
+    ('{"entries": []}', "holds no searched Archs"),
+    ('{"entries": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
+])
+def test_export_pick_on_a_broken_pareto_json_is_one_line(run_copy, capsys, content, message):
+    (run_copy / "search").mkdir()
+    (run_copy / "search" / "pareto.json").write_text(content)
+    refused(capsys, ["export", str(run_copy), "--pick", "5", "--device", "cpu"], message)
+
+
+def test_a_deeply_nested_search_state_is_one_line(tmp_path):
+    from supernas.errors import SupernasError
+    from supernas.search.runner import read_search_state
+
+    f = tmp_path / "search_state.json"
+    f.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(SupernasError, match="nested too deeply"):
+        read_search_state(f, {})
+
+
+def test_a_deeply_nested_pareto_json_is_a_note_of_the_report(tmp_path):
+    from supernas.report.collect import _json
+
+    f = tmp_path / "pareto.json"
+    f.write_text("[" * 100_000 + "]" * 100_000)
+    notes = []
+    assert _json(f, notes, "the Pareto front") is None and "damaged" in notes[0]
+
+
+@pytest.mark.parametrize("error, message", [
+    (30, "is read-only (Read-only file system); write elsewhere"),  # EROFS
+    (36, "is longer than the file system allows"),  # ENAMETOOLONG
+])
+def test_a_read_only_folder_or_a_long_name_is_one_line(tmp_path, capsys, monkeypatch, error, message):
+    import errno
+
+    from supernas.runtime import run_dir
+
+    assert error in (errno.EROFS, errno.ENAMETOOLONG)
+    target = tmp_path / "ro" / "run"
+
+    def refuse(*a, **k):
+        raise OSError(error, os.strerror(error), str(target))
+
+    monkeypatch.setattr(run_dir.DirectoryLock, "acquire", refuse)
+    line = refused(capsys, ["train", f"run.dir={target}", "data.path=digits"], message)
+    assert str(tmp_path / "ro") in line
+
+
+def test_a_real_name_too_long_is_one_line(tmp_path, capsys):
+    refused(capsys, ["train", f"run.dir={tmp_path / ('x' * 300)}", "data.path=digits"],
+            "is longer than the file system allows")
+
+
+@pytest.mark.parametrize("path, message", [("DIR", "is a directory"), ("/dev/null", "is a device or socket")])
+def test_a_config_path_that_is_a_folder_or_device_says_what_it_is(tmp_path, capsys, path, message):
+    line = refused(capsys, ["config", "show", "train", str(tmp_path) if path == "DIR" else path], message)
+    assert "does not exist" not in line
+
+
+def test_a_config_that_is_not_utf8_is_one_line(tmp_path, capsys):
+    f = tmp_path / "c.yaml"
+    f.write_bytes(b"train:\n  epochs: \xff\xfe\n")
+    refused(capsys, ["train", str(f), "--dry-run"], "is not a text file")

@@ -345,9 +345,17 @@ def picked_entry(search_dir: str, budget: float) -> tuple[dict, str, dict]:
     if not f.is_file():
         raise SupernasError(f"no search results at '{f}'; run `supernas search RUN --budgets ...` first, or give "
                             "the folder of a search written with --out as --search DIR")
-    results = json.loads(f.read_text())
-    entries = results["entries"]
-    key, unit = ("latency_ms", "ms") if entries and all("latency_ms" in e for e in entries) else ("mflops", "MFLOPs")
+    from .utils.structured import read_json
+
+    results = read_json(f, "the search results")  # empty, garbage or too deeply nested: one line
+    entries = results.get("entries") if isinstance(results, dict) else None
+    key, unit = (("latency_ms", "ms") if isinstance(entries, list) and entries
+                 and all(isinstance(e, dict) and "latency_ms" in e for e in entries) else ("mflops", "MFLOPs"))
+    if not isinstance(entries, list) or not entries or not all(
+            isinstance(e, dict) and isinstance(e.get(key), (int, float)) and isinstance(e.get("accuracy"), (int, float))
+            and isinstance(e.get("arch"), dict) for e in entries):
+        raise SupernasError(f"'{f}' holds no searched Archs (a list of entries with arch, {key} and accuracy); "
+                            "run the search again or give another --search")
     within = [e for e in entries if e[key] <= budget]
     if not within:
         raise SupernasError(f"no searched Arch costs at most {budget:g} {unit}; raise --pick")
@@ -716,6 +724,25 @@ def _refuse_empty_paths(args: argparse.Namespace) -> None:
             raise SupernasError(f"{flag} is empty; give it a path (an empty one would be the current folder)")
 
 
+def _file_system_message(e: OSError) -> str | None:
+    """One line for what a file system refuses (a read-only folder, a name too long), naming the
+    folder or file; None for other errors."""
+    import errno
+    from pathlib import Path
+
+    name = e.filename if isinstance(e.filename, (str, os.PathLike)) else None
+    if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        where = Path(name) if name is not None else None
+        folder = where.parent if where is not None and not where.is_dir() else where
+        what = "read-only" if e.errno == errno.EROFS else "not writable by you"
+        return (f"the folder '{folder}' is {what} ({e.strerror}); write elsewhere (--out, run.dir) or make it "
+                "writable" if folder is not None else f"a folder is {what} ({e.strerror}); write elsewhere")
+    if e.errno == errno.ENAMETOOLONG:
+        return (f"the name '{name}' is longer than the file system allows ({e.strerror}); choose a shorter one"
+                if name is not None else f"a file name is longer than the file system allows ({e.strerror})")
+    return None
+
+
 def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -771,7 +798,11 @@ def _run(argv: Sequence[str] | None) -> int:
         from .utils.io import DISK_FULL, disk_full_message
 
         if e.errno not in DISK_FULL:
-            raise
+            message = _file_system_message(e)
+            if message is None:
+                raise
+            print(f"supernas {args.command}: error: {message}", file=sys.stderr)
+            return 2
         where = Path(e.filename) if isinstance(e.filename, str) else None
         print(f"supernas {args.command}: error: {disk_full_message(where)}", file=sys.stderr)
         return 2

@@ -133,10 +133,20 @@ def load_yaml_file(path: "str | Path", what: str = "file") -> Any:
 
 
 def read_yaml(path: "str | Path") -> dict:
+    import stat
+
     p = Path(path).expanduser()
-    if not p.is_file():
+    if p.is_dir():
+        raise SupernasError(f"config file '{path}' is a directory; give the YAML file in it")
+    if not p.exists():
         raise SupernasError(f"config file '{path}' does not exist")
-    loaded = load_yaml_file(p, "config file") or {}
+    piped = stat.S_ISFIFO(p.stat().st_mode)  # /dev/stdin of `... | supernas train /dev/stdin`, <(...)
+    if not p.is_file() and not piped:
+        raise SupernasError(f"config file '{path}' is a device or socket, not a file; give a YAML file")
+    loaded = load_yaml_file(p, "config file")
+    if loaded is None and piped:  # an empty pipe is a mistake upstream, not a config of defaults
+        raise SupernasError(f"config file '{path}' is empty (nothing came through the pipe)")
+    loaded = loaded or {}
     if not isinstance(loaded, Mapping):
         raise SupernasError(f"config file '{path}' must hold a mapping of settings at the top level")
     return loaded
@@ -181,7 +191,26 @@ def load_config(schema: "type[T]", path: "str | Path | None" = None, overrides: 
         key, what = unset
         raise SupernasError(f"{key} is required by {path or 'the config'}: give {key}=... "
                             f"({what or 'see the config file'})")
-    return build(schema, cfg)
+    return _within_bounds(build(schema, cfg))
+
+
+# Bounds no real run reaches, checked after the schema's own rules (whose messages stay as they
+# are): a seed must fit torch's and numpy's 64 bits (with the offsets added to it), and a schedule
+# of 10**12 epochs is a typo that a dry run would spend forever counting.
+MAX_SEED = 2**63 - 1
+MAX_EPOCHS = 100_000
+
+
+def _within_bounds(cfg: T) -> T:
+    run, train = getattr(cfg, "run", None), getattr(cfg, "train", None)
+    seed = getattr(run, "seed", None)
+    if isinstance(seed, int) and seed > MAX_SEED:
+        raise SupernasError(f"run.seed={seed} is out of range: at most {MAX_SEED} (seeds are 64-bit)")
+    epochs = getattr(train, "epochs", None)
+    if isinstance(epochs, int) and epochs > MAX_EPOCHS:
+        raise SupernasError(f"train.epochs={epochs} is out of range: at most {MAX_EPOCHS:,} (no schedule runs "
+                            "that long; a typo?)")
+    return cfg
 
 
 def dump_config(cfg: Any, path: "str | Path") -> None:

@@ -17,6 +17,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_datas
 from ..errors import SupernasError
 from ..utils.safe_pickle import NUMPY_GLOBALS, read_restricted
 from .datasets import ImageFiles, ImageTensors
+from .walk import refuse_symlink_loops
 from .formats import (FORMATS, MNIST_FILES, DataFormat, cifar10_dir, cifar100_dir, imagefolder_dir, mnist_dir,
                       mnist_file)
 
@@ -39,6 +40,7 @@ def read_imagefolder(root: Path) -> tuple[ImageFiles, Optional[ImageFiles]]:
     train_dir = root / "train"
     try:
         classes, class_to_idx = find_classes(train_dir)
+        refuse_symlink_loops(train_dir)  # make_dataset follows links: a loop would never end
         samples = make_dataset(train_dir, class_to_idx, IMG_EXTENSIONS)
     except FileNotFoundError as e:
         raise SupernasError(f"no images in class folders under '{train_dir}' ({e}); expected "
@@ -58,6 +60,7 @@ def read_imagefolder(root: Path) -> tuple[ImageFiles, Optional[ImageFiles]]:
     if extra:
         raise SupernasError(f"'{val_dir}' has class folders that '{train_dir}' lacks ({', '.join(extra[:5])}); "
                             "val and train must use the same class folder names")
+    refuse_symlink_loops(val_dir)
     try:
         val = make_dataset(val_dir, {c: class_to_idx[c] for c in val_classes}, IMG_EXTENSIONS)
     except FileNotFoundError as e:

@@ -17,6 +17,7 @@ table agrees with them.
 from __future__ import annotations
 
 import json
+import math
 import platform
 import statistics
 import warnings
@@ -184,7 +185,13 @@ class LatencyTable:
         if data.get("torch") != mine["torch"]:
             warnings.warn(f"latency table '{p}' was measured with torch {data.get('torch')}, this is "
                           f"{mine['torch']}; kernels may have changed speed", stacklevel=2)
-        table.entries = {str(k): float(v) for k, v in data["entries"].items()}
+        entries = {}
+        for k, v in data["entries"].items():  # a negative latency would make a search report -11000 ms
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise SupernasError(f"latency table '{p}' holds {v!r} ms for layer {k}: a latency is a finite number "
+                                    ">= 0; delete the file to measure afresh")
+            entries[str(k)] = float(v)
+        table.entries = entries
         return table
 
 

@@ -69,7 +69,7 @@ def _json(path: Path, notes: list[str], what: str) -> Any:
         return None
     try:
         return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deeply
         notes.append(f"{path.name} is damaged (not JSON): {what} not shown")
         return None
 

@@ -32,7 +32,7 @@ def get_space(space: "str | Mapping[str, Any] | SearchSpace") -> SearchSpace:
     if isinstance(space, SearchSpace):
         return space
     if isinstance(space, Mapping):
-        return SearchSpace(_with_base(space))
+        return _not_posing_as_builtin(SearchSpace(_with_base(space)))
     if space in BUILTIN_SPACES:
         return _builtin(space)
     if not isinstance(space, str):
@@ -41,11 +41,23 @@ def get_space(space: "str | Mapping[str, Any] | SearchSpace") -> SearchSpace:
     path = Path(space).expanduser()
     if path.suffix in (".yaml", ".yml", ".json") and path.is_file():
         try:
-            return SearchSpace(_with_base(_read_space_file(path)))
+            return _not_posing_as_builtin(SearchSpace(_with_base(_read_space_file(path))))
         except SupernasError as e:
             raise SupernasError(f"space file '{path}': {e}") from None
     raise SupernasError(f"unknown space '{space}'; built-in spaces: {', '.join(BUILTIN_SPACES)} "
                         "(or give the path of a space definition in YAML)")
+
+
+def _not_posing_as_builtin(space: SearchSpace) -> SearchSpace:
+    """A custom space may not take a built-in space's name unless it is that space: runs,
+    predictors and searches tell spaces by name, so a look-alike would pass as the original."""
+    from dataclasses import replace
+
+    if space.name in BUILTIN_SPACES and replace(space.spec, description="") != replace(
+            _builtin(space.name).spec, description=""):
+        raise SupernasError(f"the space is named '{space.name}' like a built-in space but differs from it; give it "
+                            "a name of its own")
+    return space
 
 
 def _read_space_file(path: Path) -> Any:
