@@ -90,3 +90,53 @@ def test_eval_without_data_uses_the_dataset_the_export_records(trained_run, tmp_
     cap = capsys.readouterr()
     assert "top1" not in cap.out and "latency" in cap.out
     assert "is not found here; give --data PATH" in cap.err
+
+
+# ---------------------------------------------------------------------------- item 12
+def test_a_search_records_the_bn_batches_that_ran(run_copy, tmp_path, capsys):
+    from supernas.evaluation import Evaluator, load_run
+
+    net, _, data = load_run(run_copy, "cpu")  # 256 training images
+    assert Evaluator(net, data, bn_batches=4, batch_size=32).calibration_note() == ""
+    assert Evaluator(net, data, bn_batches=4, batch_size=32).batches_per_arch()[0] == 4
+    note = Evaluator(net, data, bn_batches=64).calibration_note()
+    assert note == " (bn_batches 64: the training split holds 1 batch of 256)"
+    out = tmp_path / "s"
+    assert main(["search", str(run_copy), "--budgets", "2,3", "--population", "4", "--mutations", "1",
+                 "--crossovers", "1", "--generations", "1", "--out", str(out), "--bn-batches", "4",
+                 "--max-batches", "1", "--device", "cpu", "--threads", "1"]) == 0
+    score = json.loads((out / "pareto.json").read_text())["score"]
+    # one batch of 256 is all the training split holds: 1 ran, 4 were asked
+    assert score["bn_batches"] == 1 and score["bn_batches_asked"] == 4
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("evolution: ")]
+    assert lines[-1].startswith("evolution: 4/4 populations (100%), budget 3 (generation 1 of 1)")
+    assert main(["search", str(run_copy), "--budgets", "2", "--generations", "1", "--population", "4",
+                 "--out", str(tmp_path / "d"), "--dry-run", *FAST_SCORING]) == 0
+    dry = capsys.readouterr().out
+    assert "then 1 generation of " in dry and "1 generations" not in dry
+
+
+def test_a_train_dry_run_says_how_many_bn_batches_run(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *TINY_TRAIN, f"run.dir={run}", "eval.bn_batches=8", "eval.batch_size=256",
+                 "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "bn_batches: 8" in out  # the resolved config
+    assert "re-calibration on 1 batches (bn_batches 8: the training split holds 1 batch of 256)" in out
+
+
+def test_the_time_left_comes_from_steady_state_steps():
+    from supernas.runtime.loop import WARMUP_STEPS, SteadyRate
+
+    rate, now = SteadyRate(0, 0.0), 0.0
+    for step in range(1, 11):
+        now += 20.0 if step == 1 else 1.0  # a slow first step, then 1 s a step
+        estimate = rate.seconds_per_step(step, now)
+        rate.stepped(step, now)
+        if step == 5:
+            now += 30.0  # a checkpoint and a validation between steps
+            rate.resume(now)
+    assert estimate == 1.0  # not (20 + 9 + 30) / 10
+    early = SteadyRate(0, 0.0)
+    assert early.seconds_per_step(1, 20.0) == 20.0  # before any steady step: what there is
+    assert WARMUP_STEPS >= 1

@@ -73,7 +73,9 @@ def test_search_and_predictor_progress_are_lines(run_copy, capsys):
                  "--crossovers", "1", "--generations", "1"]) == 0
     out, err = capsys.readouterr()
     generations = [line for line in out.splitlines() if line.startswith("evolution: ")]
-    assert generations[-1].startswith("evolution: 4/4 generations (100%), budget 3, best ")  # 2 budgets x (1 + 1)
+    # 2 budgets x (the initial population + 1 generation), each line saying which one it was
+    assert generations[-1].startswith("evolution: 4/4 populations (100%), budget 3 (generation 1 of 1), best ")
+    assert generations[0].startswith("evolution: 1/4 populations (25%), budget 2 (initial population), best ")
     assert len(generations) == 4 and "left" in generations[0]
     assert main(["predictor", "fit", str(run_copy), "-n", "6", "--holdout", "0", *FAST_SCORING]) == 0
     out2, err2 = capsys.readouterr()
@@ -91,8 +93,8 @@ def test_standalone_and_fpnas_say_what_runs_after_the_last_step(tmp_path, capsys
     run = tmp_path / "fp"
     assert main(["fpnas", str(CONFIGS / "fpnas_digits_quick.yaml"), f"run.dir={run}", "train.max_steps=1",
                  "data.train_subset=128", "run.threads=1", "log.tensorboard=false"]) == 0
-    assert re.search(r"step 1/1 .*\n.*scoring the top 5 Archs, each after BatchNorm re-calibration on \d+ batches: "
-                     r"top-1 on \d+ search images; then writing .*result\.json \(the top 5 Archs\), distribution\.pt "
+    assert re.search(r"step 1/1 .*\n.*scoring the top 5 Archs, each after BatchNorm re-calibration on \d+ batches"
+                     r"( \([^)]*\))?: top-1 on \d+ search images; then writing .*result\.json \(the top 5 Archs\), distribution\.pt "
                      r"and the plots",
                      (run / "log.txt").read_text())
     assert "\r" not in "".join(capsys.readouterr())

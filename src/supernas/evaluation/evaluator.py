@@ -57,6 +57,16 @@ class Evaluator:
             images = min(images, self.max_batches * self.batch_size)
         return bn, -(-images // self.batch_size)
 
+    def calibration_note(self) -> str:
+        """'' when every asked BN re-calibration batch runs, else why fewer do ('(bn_batches 64: the
+        training split holds 4 batches of 256)'), for lines that say how many ran."""
+        bn = self.batches_per_arch()[0]
+        if bn == self.bn_batches:
+            return ""
+        calibration = len(self.data.calibration)
+        return (f" (bn_batches {self.bn_batches}: the training split holds {bn} batch{'es' if bn > 1 else ''} "
+                f"of {min(self.batch_size, calibration)})")
+
     def images_per_arch(self) -> int:
         """The images of the split that one Arch's evaluation scores."""
         return min(len(self.view), self.batches_per_arch()[1] * self.batch_size)

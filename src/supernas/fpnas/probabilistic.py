@@ -322,8 +322,9 @@ class ProbabilisticSearch:
             return None
         evaluator = self._scorer()
         bn, scoring = evaluator.batches_per_arch()
-        return (f"the top {s.top_n} Archs, each after BatchNorm re-calibration on {bn} batches: top-1 on "
-                f"{evaluator.images_per_arch()} search images", s.top_n * (bn + scoring))
+        return (f"the top {s.top_n} Archs, each after BatchNorm re-calibration on {bn} batches"
+                f"{evaluator.calibration_note()}: top-1 on {evaluator.images_per_arch()} search images",
+                s.top_n * (bn + scoring))
 
     def finish(self, log: RunLogger) -> Path:
         ddp.barrier()

@@ -49,6 +49,41 @@ def _describe(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+
+# Steps a time-left estimate skips: the first steps of a process are slow (memory allocation,
+# kernel selection, the data loader's start, samplers building their tables) and made the first
+# estimate of the quickstart 8x the truth.
+WARMUP_STEPS = 3
+
+
+class SteadyRate:
+    """Seconds per training step for the time-left estimate, from steady-state steps: those after
+    the first WARMUP_STEPS of this process, not counting time between steps (checkpoints,
+    validations), which `resume` marks. Before any steady step, the mean over all steps so far."""
+
+    def __init__(self, step0: int, t0: float):
+        self.step0, self.t0 = step0, t0
+        self.steady_step: int | None = None
+        self.steady_seconds = 0.0
+        self._last = t0  # when the current step started
+
+    def seconds_per_step(self, step: int, now: float) -> float:
+        if self.steady_step is not None and step > self.steady_step:
+            return (self.steady_seconds + now - self._last) / (step - self.steady_step)
+        return (now - self.t0) / max(step - self.step0, 1)
+
+    def stepped(self, step: int, now: float) -> None:
+        """Step `step` ended at `now`."""
+        if self.steady_step is not None:
+            self.steady_seconds += now - self._last
+        elif step - self.step0 >= WARMUP_STEPS:
+            self.steady_step = step
+        self._last = now
+
+    def resume(self, now: float) -> None:
+        """The next step starts at `now` (what ran since the last step is not step time)."""
+        self._last = now
+
 class Task(Protocol):
     """What the loop runs. The loop advances `step` (optimizer steps taken) and `seconds` (training
     time, resumed runs included); both are in every checkpoint."""
@@ -204,6 +239,7 @@ class Loop:
         means, seen = DeviceMeans(), 0
         t0, seconds0, step0 = time.perf_counter(), task.seconds, task.step
         saved_at, save_seconds = t0, self.cfg.checkpoint.every_minutes * 60
+        rate = SteadyRate(step0, t0)
         while task.step < s.stop_step:
             epoch, start = divmod(task.step, s.steps_per_epoch)
             task.on_epoch_start(epoch, log)
@@ -238,7 +274,8 @@ class Loop:
                     log.metrics(step, {**values, **task.log_extra(epoch), "epoch": epoch,
                                        "images_per_s": images_per_s, "seconds": round(task.seconds, 3),
                                        **({"bad_images": len(skipped)} if skipped else {})})
-                    log.step_line(self._progress_line(values, images_per_s, (now - t0) / (step - step0)))
+                    log.step_line(self._progress_line(values, images_per_s, rate.seconds_per_step(step, now)))
+                rate.stepped(step, now)
                 if end_of_epoch:
                     task.on_epoch_end(epoch)
                 if save_now:
@@ -252,6 +289,7 @@ class Loop:
                     self._validate(log, final=last)
                 if last:
                     break
+                rate.resume(time.perf_counter())  # the checkpoint and validation are not step time
 
     def out_of_memory(self, where: str, batch_key: str, dry_run: bool = False):
         """Within it, running out of device memory ends the run with a SupernasError that names the

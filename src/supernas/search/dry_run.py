@@ -71,7 +71,8 @@ def estimate_search(run_dir: "str | Path", budgets: Sequence[float], predictor: 
              f"space {space.name} ({lo:.4g} to {hi:.4g} {unit}); data {data.describe()}",
              f"{len(budgets)} budget(s): {', '.join(f'{b:g}' for b in budgets)} {unit}",
              f"per budget ({strategy}): " + (
-                 f"a population of {population}, then {generations} generations of {mutations} mutations and "
+                 f"a population of {population}, then {generations} generation{'' if generations == 1 else 's'} of "
+                 f"{mutations} mutations and "
                  f"{crossovers} crossovers" if strategy == "evolution" else
                  "as many Archs as the evolution would score") +
              f": up to {per_budget} Archs scored ({total} for all budgets; an Arch scored once is not scored again)"]

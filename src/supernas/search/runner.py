@@ -37,7 +37,10 @@ def score_source(evaluator: Evaluator, predictor: "str | Path | None") -> dict[s
     images = len(evaluator.view)
     if evaluator.max_batches is not None:
         images = min(images, evaluator.max_batches * evaluator.batch_size)
-    return {"source": "supernet", "split": evaluator.split, "images": images, "bn_batches": evaluator.bn_batches,
+    # the batches that ran (fewer than asked when the training split holds fewer), and what was asked
+    ran = evaluator.batches_per_arch()[0]
+    return {"source": "supernet", "split": evaluator.split, "images": images, "bn_batches": ran,
+            **({"bn_batches_asked": evaluator.bn_batches} if ran != evaluator.bn_batches else {}),
             **({"max_batches": evaluator.max_batches} if evaluator.max_batches is not None else {}),
             **({"note": evaluator.fallback} if evaluator.fallback else {})}
 
@@ -97,6 +100,15 @@ def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | 
                        latency_repeats, overrides, strategy)
 
 
+def _steps_done(search: Any, per_budget: int) -> int:
+    """The steps (populations, or budgets) a resumed search had done before: its budget and
+    generation counters when it has them (the built-in strategies), else 0."""
+    budget, generation = getattr(search, "_bi", 0), getattr(search, "_gen", -1)
+    if not isinstance(budget, int) or not isinstance(generation, int):
+        return 0
+    return budget * per_budget + (generation + 1 if per_budget > 1 else 0)
+
+
 def _search(run_dir, budgets, out, predictor, population, mutations, crossovers, generations, seed, bn_batches,
             max_batches, device, resume, progress, cost, latency_batch, latency_warmup, latency_repeats, overrides,
             strategy) -> SearchResult:
@@ -130,14 +142,21 @@ def _search(run_dir, budgets, out, predictor, population, mutations, crossovers,
     search = build(space, cost_model, score_fn, budgets, settings, state=state["search"] if state else None,
                    constraint=("latency_ms", table.latency_indices) if table else None)
     info = ddp.current()
-    # evolution reports every generation (the initial population is generation 0); random search each budget
-    per_budget = generations + 1 if strategy == "evolution" else 1
-    bar = progress_bar(len(search.budgets) * per_budget, strategy,
-                       "generations" if strategy == "evolution" else "budgets", enabled=progress and info.is_main)
+    # evolution scores per budget an initial population and `generations` more: the bar counts the
+    # populations scored, and its postfix says which one; random search counts budgets
+    evolution = strategy == "evolution"
+    per_budget = generations + 1 if evolution else 1
+    bar = progress_bar(len(search.budgets) * per_budget, strategy, "populations" if evolution else "budgets",
+                       enabled=progress and info.is_main)
+    if bar is not None and state is not None:  # a resumed search: what the saved state had done
+        bar.update(_steps_done(search, per_budget))
 
     def on_generation(generation, budget, best):
         if bar is not None:  # the postfix first: a LineProgress prints it with the update
-            bar.set_postfix(budget=f"{budget:g}", best=f"{best.accuracy:.2f}" if best else "-", refresh=False)
+            where = f"{budget:g}"
+            if evolution:
+                where += " (initial population)" if generation == 0 else f" (generation {generation} of {generations})"
+            bar.set_postfix(budget=where, best=f"{best.accuracy:.2f}" if best else "-", refresh=False)
             bar.update(1)
 
     def checkpoint(search_state):
