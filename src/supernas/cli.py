@@ -231,8 +231,11 @@ def cmd_predictor(args: argparse.Namespace) -> None:
                                               bn_batches=args.bn_batches, max_batches=args.max_batches,
                                               device=args.device, out=args.predictor, seed=args.seed,
                                               overrides=args.overrides)
-        print(f"predictor: {path}; Kendall tau on {args.holdout:.0%} held-out Archs: {tau:.3f}"
-              if tau is not None else f"predictor: {path} (no held-out Archs, no Kendall tau)")
+        record = path.with_suffix(".fit.json")  # the held-out count and interval, as recorded
+        fit = json.loads(record.read_text()) if tau is not None and record.is_file() else {}
+        print(f"predictor: {path}; {runs.describe_tau({**fit, 'kendall_tau': tau})}" if "held_out" in fit else
+              f"predictor: {path}; Kendall tau on {args.holdout:.0%} held-out Archs: {tau:.3f}" if tau is not None
+              else f"predictor: {path} (no held-out Archs, no Kendall tau)")
     elif args.action == "eval":
         r = runs.eval_predictor_run(args.run, args.predictor, n=200 if args.n is None else args.n, bn_batches=args.bn_batches,
                                     max_batches=args.max_batches, device=args.device, seed=args.seed + 1,
