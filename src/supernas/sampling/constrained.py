@@ -188,3 +188,70 @@ def sample_in_range(space: SearchSpace, cost: CostModel, rng: np.random.Generato
         found.append(idx[(m >= lo) & (m <= hi)])
         trials += len(idx)
     return np.concatenate(found)[:n]
+
+
+# ---------------------------------------------------------------------- within a budget (stage 2)
+def fit_to_budget(space: SearchSpace, idx: np.ndarray, cost_of: "Any", budget: float,
+                  rng: np.random.Generator, frozen: "np.ndarray | None" = None) -> tuple[np.ndarray, np.ndarray]:
+    """Shrink rows over `budget` until they fit: each round, every row still over it steps one
+    random dimension that is above its smallest choice (and not `frozen`, an (N, D) or (D,) mask)
+    one choice down. What comes out sits just under the budget's edge, wherever the row started.
+
+    Returns (rows, fits): a copy of `idx` shrunk, and which rows now fit (a row whose unfrozen
+    dimensions are all minimal and still costs too much cannot).
+    """
+    idx = space.canonicalize_indices(np.array(idx, dtype=np.int64, copy=True).reshape(-1, len(space.dims)))
+    frozen_m = np.zeros(idx.shape, dtype=bool) if frozen is None else np.broadcast_to(frozen, idx.shape)
+    costs = np.asarray(cost_of(idx), dtype=np.float64) if len(idx) else np.zeros(0)
+    over = np.flatnonzero(costs > budget)
+    fits = costs <= budget
+    while len(over):
+        movable = (idx[over] > 0) & ~frozen_m[over]
+        stuck = ~movable.any(axis=1)
+        over = over[~stuck]
+        if not len(over):
+            break
+        movable = movable[~stuck]
+        col = np.argmax(rng.random(movable.shape) * movable, axis=1)  # a random movable column per row
+        idx[over, col] -= 1
+        idx[over] = space.canonicalize_indices(idx[over])  # a lower depth switches blocks off
+        c = np.asarray(cost_of(idx[over]), dtype=np.float64)
+        fits[over[c <= budget]] = True
+        over = over[c > budget]
+    return idx, fits
+
+
+def sample_within_budget(space: SearchSpace, tables: "tuple[FlopsPrior, ProposalTable]", rng: np.random.Generator,
+                         n: int, budget: float, cost_of: "Any", mflops_range: tuple[float, float],
+                         spread: str = "uniform", pin: "tuple[int, np.ndarray] | None" = None) -> np.ndarray:
+    """Up to n Archs (index rows, maybe repeated) that fit `budget` of `cost_of`, from the FLOPs
+    tables of section 4.2: a target bin among the prior's bins inside `mflops_range` (uniformly,
+    `spread="uniform"`, so that the Archs spread over the budget's range instead of piling at its
+    upper edge; or by the prior's weights, `spread="prior"`, the distribution of uniform draws
+    under the budget), then a candidate from that bin's proposal. A candidate over the budget is
+    shrunk to fit (`fit_to_budget`) rather than rejected, so a budget just above the smallest Arch,
+    which uniform draws almost never meet, gets Archs too. `pin=(column, values)` sets that column
+    of row i to values[i % len(values)] first (kept while shrinking): one niche per value.
+    """
+    if spread not in ("uniform", "prior"):
+        raise SupernasError(f"spread must be 'uniform' or 'prior', got {spread!r}")
+    prior, table = tables
+    lo_b, hi_b = (int(b) for b in prior.bin_of(np.asarray(mflops_range, dtype=np.float64)))
+    bins = prior.bins
+    inside = bins[(bins >= lo_b) & (bins <= hi_b)]
+    if not len(inside):  # a range no pooled Arch fell into: the nearest reachable bin, then shrink
+        inside = bins[[int(np.argmin(np.abs(bins - hi_b)))]]
+    weights = np.ones(len(inside)) if spread == "uniform" else prior.counts[inside - prior.lo].astype(np.float64)
+    targets = inside[rng.choice(len(inside), size=n, p=weights / weights.sum())]
+    rows = np.empty((n, len(space.dims)), dtype=np.int64)
+    for b in np.unique(targets):
+        at = np.flatnonzero(targets == b)
+        rows[at] = table.sample_indices(rng, int(b), len(at))
+    frozen = None
+    if pin is not None:
+        col, values = pin
+        rows[:, col] = np.resize(np.asarray(values, dtype=np.int64), n)
+        frozen = np.zeros(len(space.dims), dtype=bool)
+        frozen[col] = True
+    rows, fits = fit_to_budget(space, space.canonicalize_indices(rows), cost_of, budget, rng, frozen)
+    return rows[fits]

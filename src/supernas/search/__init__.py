@@ -4,9 +4,10 @@ from .budgets import parse_budgets
 from .evolution import EvolutionSearch, SearchResult
 from .pareto import ParetoEntry, format_table, offline_pareto_sets, pareto_front, pareto_indices, write_pareto
 from .results import plot_pareto
+from .guided import GuidedSearch
 from .runner import search_run
-from .strategies import STRATEGIES, RandomSearch, SearchSettings
+from .strategies import OPTIONS, STRATEGIES, RandomSearch, SearchSettings
 
-__all__ = ["EvolutionSearch", "ParetoEntry", "RandomSearch", "STRATEGIES", "SearchResult", "SearchSettings",
-           "format_table", "offline_pareto_sets", "parse_budgets", "pareto_front", "pareto_indices", "plot_pareto",
-           "search_run", "write_pareto"]
+__all__ = ["EvolutionSearch", "GuidedSearch", "OPTIONS", "ParetoEntry", "RandomSearch", "STRATEGIES", "SearchResult",
+           "SearchSettings", "format_table", "offline_pareto_sets", "parse_budgets", "pareto_front", "pareto_indices",
+           "plot_pareto", "search_run", "write_pareto"]

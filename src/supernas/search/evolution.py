@@ -11,6 +11,15 @@ function of index rows: MFLOPs of the CostModel by default, or e.g. measured lat
 Parents: the reference keeps a population of 512 and breeds from it; we breed from its top
 quarter by default (`parents=population // 4`), the usual truncation selection, which
 converges faster for the same number of scored Archs. Set `parents=population` for the reference.
+
+So that a tight budget does not trap the search (issue 22, `operators.py`), by default:
+`init="spread"` draws the initial population with the FLOPs tables of the constrained sampler,
+target bins spread uniformly over the budget's range (candidates over the budget shrunk to fit);
+`niche="auto"` keeps, in the population and among the parents, the best `niche_share` of them
+spread over every resolution the budget allows; `edge` of the mutations grow one dimension and
+shrink others to stay within the budget; `fresh` of each generation's children are drawn afresh
+near the budget. The search scores as many Archs as before. `init="uniform", niche="none",
+edge=0, fresh=0` is the search before them, draw for draw (`LEGACY`).
 """
 from __future__ import annotations
 
@@ -22,6 +31,7 @@ import numpy as np
 
 from ..errors import SupernasError, SupernasWarning, require_int
 from ..spaces import Arch, CostModel, SearchSpace
+from .operators import BudgetDraws, edge_moves, feasible_values, niche_column, niche_keep
 from .pareto import COSTS, ParetoEntry, pareto_front
 
 ScoreFn = Callable[[list[Arch]], "np.ndarray | Sequence[float]"]
@@ -29,7 +39,13 @@ CostFn = Callable[[np.ndarray], np.ndarray]  # (N, D) index rows -> (N,) cost
 Callback = Callable[[int, float, ParetoEntry], None]
 _MAX_ROUNDS = 100  # redraw rounds for children before settling for fewer (tight budgets)
 STATE_VERSION = 1
-_SAVED_DEFAULTS = {"constraint": "mflops"}  # settings that states saved before they existed had
+# settings that states saved before they existed had
+_SAVED_DEFAULTS = {"constraint": "mflops", "init": "uniform", "niche": "none", "niche_share": 0.0, "edge": 0.0,
+                   "fresh": 0.0}
+INITS = ("spread", "uniform")
+# the evolution before issue 22, draw for draw: uniform draws rejected against the budget, no niches,
+# no edge moves, no fresh draws
+LEGACY = {"init": "uniform", "niche": "none", "edge": 0.0, "fresh": 0.0}
 
 
 @dataclass
@@ -41,10 +57,23 @@ class SearchResult:
     best: list[ParetoEntry | None]
     evaluated: list[ParetoEntry]
     cost: str = "mflops"
+    scored: int = 0  # Archs the real score_fn scored (each once)
+    ranked: int = 0  # Archs a surrogate rated to choose what score_fn sees (guided search; 0 for the others)
+
+    def missing(self) -> list[str]:
+        """One line per budget without a best Arch, saying why (only a search stopped before it)."""
+        return [f"budget {b:g} {COSTS.get(self.cost, self.cost)} was not searched yet (the search stopped before "
+                "it; continue it with --resume)" for b, e in zip(self.budgets, self.best) if e is None]
 
     def pareto(self) -> list[ParetoEntry]:
         """Pareto front of all scored Archs (accuracy against the constrained cost)."""
         return pareto_front(self.evaluated, cost=self.cost)
+
+
+def check_fraction(name: str, value: Any) -> None:
+    """Refuse, in one line, a setting that must be a fraction in [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise SupernasError(f"{name} must be a fraction in [0, 1], got {value!r}")
 
 
 def check_budgets(space: SearchSpace, cost_of: CostFn, budgets: Sequence[float], unit: str) -> None:
@@ -92,19 +121,39 @@ class EvolutionSearch(StepwiseSearch):
     """Budgeted evolutionary search; `run()` or repeated `step()`, resumable via `state_dict()`.
 
     `constraint` = (name, cost of index rows) is what the budgets bound: a cost field of
-    ParetoEntry ("mflops" or "latency_ms"); default the MFLOPs of `cost`."""
+    ParetoEntry ("mflops" or "latency_ms"); default the MFLOPs of `cost`.
+
+    `init`, `niche`, `niche_share`, `edge` and `fresh` are described in the module's docstring;
+    `seed_rows` (index rows) join every budget's initial population where they fit (the guided
+    search starts its inner searches from the Archs it scored); `score_rows`, scores of (N, D) index
+    rows, replaces `score_fn` where building Archs would cost more than scoring them (a surrogate)."""
 
     def __init__(self, space: SearchSpace, cost: CostModel, score_fn: ScoreFn, budgets: Sequence[float],
                  population: int = 512, mutations: int = 128, crossovers: int = 128, generations: int = 20,
                  mutate_prob: float = 0.1, seed: int = 0, state: Mapping[str, Any] | None = None,
                  parents: int | None = None, crossover_prob: float = 0.5,
-                 constraint: tuple[str, CostFn] | None = None):
+                 constraint: tuple[str, CostFn] | None = None, init: str = "spread", niche: str = "auto",
+                 niche_share: float = 0.25, edge: float = 0.5, fresh: float = 0.125,
+                 seed_rows: np.ndarray | None = None, score_rows: Callable[[np.ndarray], np.ndarray] | None = None):
         for name, v, low in (("population", population, 1), ("mutations", mutations, 0),
                              ("crossovers", crossovers, 0), ("generations", generations, 0)):
             require_int(name, v, low)
         if not 0 <= mutate_prob <= 1 or not 0 <= crossover_prob <= 1:
             raise SupernasError(f"mutate_prob and crossover_prob must lie in [0, 1], "
                                 f"got {mutate_prob}, {crossover_prob}")
+        check_fraction("niche_share", niche_share)
+        check_fraction("edge", edge)
+        check_fraction("fresh", fresh)
+        if init not in INITS:
+            raise SupernasError(f"init must be one of {', '.join(INITS)} (uniform: the search before issue 22), "
+                                f"got {init!r}")
+        self.init, self.edge, self.fresh = init, float(edge), float(fresh)
+        self._niche_col = niche_column(space, niche)
+        self.niche = "none" if self._niche_col is None else space.names[self._niche_col]
+        self.niche_share = float(niche_share) if self._niche_col is not None else 0.0
+        self._seed_rows = None if seed_rows is None else np.asarray(seed_rows, dtype=np.int64).reshape(
+            -1, len(space.dims))
+        self._feasible: dict[float, np.ndarray] = {}
         self.constraint, self._cost_of = constraint or ("mflops", cost.mflops_indices)
         if self.constraint not in COSTS:
             raise SupernasError(f"unknown constraint '{self.constraint}'; choose one of {', '.join(COSTS)}")
@@ -112,8 +161,9 @@ class EvolutionSearch(StepwiseSearch):
         self.budgets = [float(b) for b in budgets]
         if not self.budgets:
             raise SupernasError(f"give at least one budget in {unit} (e.g. --budgets 200:800:100)")
-        self.space, self.cost, self.score_fn = space, cost, score_fn
+        self.space, self.cost, self.score_fn, self._score_rows = space, cost, score_fn, score_rows
         check_budgets(space, self._cost_of, self.budgets, unit)
+        self._draws = BudgetDraws(space, cost, self._cost_of, self.constraint == "mflops")
         self.population, self.mutations, self.crossovers = population, mutations, crossovers
         self.generations = generations
         self.parents = max(1, population // 4) if parents is None else int(parents)
@@ -138,10 +188,12 @@ class EvolutionSearch(StepwiseSearch):
                 seen.add(k)
                 new.append(r)
         if new:
-            archs = self.space.from_indices(np.stack(new))
-            accs = np.asarray(self.score_fn(archs), dtype=np.float64).reshape(-1)
-            if accs.size != len(archs):
-                raise SupernasError(f"score_fn returned {accs.size} scores for {len(archs)} Archs; it must return one "
+            if self._score_rows is not None:
+                accs = np.asarray(self._score_rows(np.stack(new)), dtype=np.float64).reshape(-1)
+            else:
+                accs = np.asarray(self.score_fn(self.space.from_indices(np.stack(new))), dtype=np.float64).reshape(-1)
+            if accs.size != len(new):
+                raise SupernasError(f"score_fn returned {accs.size} scores for {len(new)} Archs; it must return one "
                                     "accuracy per Arch")
             for r, a in zip(new, accs):
                 self._cache[r.tobytes()] = len(self._rows)
@@ -153,7 +205,34 @@ class EvolutionSearch(StepwiseSearch):
         return rows[self._cost_of(rows) <= budget]
 
     # ------------------------------------------------------------------ operators
+    def _niches(self, budget: float) -> np.ndarray | None:
+        """The niche column's choices that fit `budget` (None without niches)."""
+        if self._niche_col is None:
+            return None
+        if budget not in self._feasible:
+            self._feasible[budget] = feasible_values(self.space, self._cost_of, budget, self._niche_col)
+        return self._feasible[budget]
+
+    def _spread(self, budget: float, n: int, near_edge: bool) -> np.ndarray:
+        """About n distinct Archs within `budget` from the constrained sampler, target bins spread
+        over the budget's range (or its top three bins, `near_edge`), one niche after another."""
+        niches = self._niches(budget)
+        pin = None if niches is None else (self._niche_col, niches)
+        return self._draws.draw(budget, n, self._rng, near_edge, pin)
+
     def _initial(self, budget: float) -> np.ndarray:
+        if self.init == "spread":
+            fresh = self._spread(budget, self.population, near_edge=False)
+        else:
+            fresh = self._uniform_initial(budget)
+        # Archs scored for earlier budgets that fit this one compete too: free, and the best per
+        # budget can then only grow with the budget.
+        scored = self._within(np.stack(self._rows), budget) if self._rows else fresh[:0]
+        seeds = self._within(self._seed_rows, budget) if self._seed_rows is not None else fresh[:0]
+        return np.concatenate([scored, seeds, fresh])
+
+    def _uniform_initial(self, budget: float) -> np.ndarray:
+        """The reference's initial population: uniform draws rejected against the budget."""
         found: dict[bytes, np.ndarray] = {}
         batch = max(4 * self.population, 4096)
         for _ in range(_MAX_ROUNDS):
@@ -164,11 +243,7 @@ class EvolutionSearch(StepwiseSearch):
         if not found:  # a budget just above the smallest Arch: start from it and let mutation explore
             r = self.space.to_indices(self.space.smallest())[0]
             found[r.tobytes()] = r
-        fresh = np.stack(list(found.values())[: self.population])
-        # Archs scored for earlier budgets that fit this one compete too: free, and the best per
-        # budget can then only grow with the budget.
-        scored = self._within(np.stack(self._rows), budget) if self._rows else fresh[:0]
-        return np.concatenate([scored, fresh])
+        return np.stack(list(found.values())[: self.population])
 
     def _children(self, parents: np.ndarray, n: int, budget: float, crossover: bool) -> np.ndarray:
         out, have = [], 0
@@ -188,13 +263,58 @@ class EvolutionSearch(StepwiseSearch):
         return np.concatenate(out) if out else np.empty((0, len(self.space.dims)), np.int64)
 
     def _select(self, rows: np.ndarray) -> np.ndarray:
+        """The next population, best first: the best `population` distinct rows, or with niches
+        each niche's best share of them first."""
         uniq: dict[bytes, np.ndarray] = {}
         for r in rows:
             uniq.setdefault(r.tobytes(), r)
         rows = np.stack(list(uniq.values()))
         acc = np.nan_to_num(self._score(rows), nan=-np.inf)
         order = np.argsort(-acc, kind="stable")  # ties: earlier (older) first
-        return rows[order[: self.population]]
+        if self._niche_col is None:
+            return rows[order[: self.population]]
+        ranked = rows[order]
+        return ranked[niche_keep(ranked[:, self._niche_col], len(ranked), self._quota(self.population),
+                                 self.population)]
+
+    def _quota(self, total: int) -> int:
+        """Members of `total` each niche keeps at least (its best), from `niche_share`."""
+        values = len(self.space.dims[self._niche_col]) if self._niche_col is not None else 1
+        return int(self.niche_share * total // values) if self.niche_share else 0
+
+    def _parents(self, pop: np.ndarray) -> np.ndarray:
+        """The top `parents` of the population, plus each niche's best share of that many (so that
+        every resolution the budget allows keeps breeding)."""
+        if self._niche_col is None or not self.niche_share:
+            return pop[: self.parents]
+        quota = max(1, self._quota(self.parents))
+        keep = np.zeros(len(pop), dtype=bool)
+        keep[: self.parents] = True
+        for v in np.unique(pop[:, self._niche_col]):
+            keep[np.flatnonzero(pop[:, self._niche_col] == v)[:quota]] = True
+        return pop[keep]
+
+    def _edge_children(self, parents: np.ndarray, n: int, budget: float) -> np.ndarray:
+        out, have = [], 0
+        for _ in range(_MAX_ROUNDS):
+            if have >= n:
+                break
+            a = parents[self._rng.integers(len(parents), size=2 * (n - have))]
+            child = edge_moves(self.space, a, self._cost_of, budget, self._rng, keep=self._niche_col)[: n - have]
+            out.append(child)
+            have += len(child)
+        return np.concatenate(out) if out else np.empty((0, len(self.space.dims)), np.int64)
+
+    def _counts(self) -> tuple[int, int, int, int]:
+        """(plain mutations, edge moves, crossovers, fresh draws) of one generation: fresh draws
+        replace children of both kinds in proportion, so a generation scores as many Archs as the
+        reference's."""
+        total = self.mutations + self.crossovers
+        n_fresh = int(round(self.fresh * total))
+        from_mut = int(round(n_fresh * self.mutations / total)) if total else 0
+        mut, cross = self.mutations - from_mut, self.crossovers - (n_fresh - from_mut)
+        n_edge = int(round(self.edge * mut))
+        return mut - n_edge, n_edge, cross, n_fresh
 
     # ------------------------------------------------------------------ driving
     @property
@@ -210,9 +330,13 @@ class EvolutionSearch(StepwiseSearch):
             self._pops[self._bi] = self._select(self._initial(budget))
         else:
             pop = self._pops[self._bi]
-            par = pop[: self.parents]
-            kids = [self._children(par, self.mutations, budget, False),
-                    self._children(par, self.crossovers, budget, True)]
+            par = self._parents(pop)
+            n_mut, n_edge, n_cross, n_fresh = self._counts()
+            kids = [self._children(par, n_mut, budget, False), self._children(par, n_cross, budget, True)]
+            if n_edge:
+                kids.append(self._edge_children(par, n_edge, budget))
+            if n_fresh:
+                kids.append(self._spread(budget, n_fresh, near_edge=True))
             self._pops[self._bi] = self._select(np.concatenate([pop, *kids]))
         gen = self._gen + 1
         if callback is not None:
@@ -233,17 +357,24 @@ class EvolutionSearch(StepwiseSearch):
     def _entry(self, row: np.ndarray) -> ParetoEntry:
         return self._entries(row[None])[0]
 
+    def scored_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every Arch scored so far as (N, D) index rows, and their scores, in scoring order."""
+        if not self._rows:
+            return np.empty((0, len(self.space.dims)), np.int64), np.empty(0)
+        return np.stack(self._rows), np.asarray(self._accs, dtype=np.float64)
+
     def result(self) -> SearchResult:
         best = [self._entry(self._pops[i][0]) if i in self._pops else None for i in range(len(self.budgets))]
         evaluated = self._entries(np.stack(self._rows)) if self._rows else []
-        return SearchResult(list(self.budgets), best, evaluated, self.constraint)
+        return SearchResult(list(self.budgets), best, evaluated, self.constraint, scored=len(self._rows))
 
     # ------------------------------------------------------------------ state
     def _config(self) -> dict[str, Any]:
         return {"space": self.space.name, "budgets": self.budgets, "population": self.population,
                 "mutations": self.mutations, "crossovers": self.crossovers, "generations": self.generations,
                 "parents": self.parents, "mutate_prob": self.mutate_prob, "crossover_prob": self.crossover_prob,
-                "seed": self.seed, "constraint": self.constraint}
+                "seed": self.seed, "constraint": self.constraint, "init": self.init, "niche": self.niche,
+                "niche_share": self.niche_share, "edge": self.edge, "fresh": self.fresh}
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-able state: settings, generator, position, populations and every score so far."""

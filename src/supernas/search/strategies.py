@@ -5,7 +5,10 @@ every scored Arch, the Pareto front), resumable through `state_dict()`.
 - `evolution` (the paper's): `EvolutionSearch`.
 - `random`: the baseline every NAS method must beat: per budget, as many distinct random Archs
   within the budget as the evolution would score (population + generations x (mutations +
-  crossovers)), the best of them kept.
+  crossovers)), drawn by the FLOPs-constrained sampler so that every budget the space can meet
+  gets them, the best of them kept.
+- `guided`: `GuidedSearch` (guided.py): a random forest fitted online on the Archs scored so far
+  chooses which Archs the real `score_fn` sees; a twelfth of the evolution's Archs by default.
 
 A new strategy is a class with the same `run(callback, checkpoint)` / `state_dict()` (a
 `StepwiseSearch` gets `run` from its `step()`) and a builder registered in STRATEGIES
@@ -13,7 +16,9 @@ A new strategy is a class with the same `run(callback, checkpoint)` / `state_dic
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import difflib
+import math
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -21,23 +26,116 @@ import numpy as np
 from ..errors import SupernasError, require_int
 from ..registry import Registry
 from ..spaces import CostModel, SearchSpace
-from .evolution import Callback, CostFn, EvolutionSearch, ScoreFn, SearchResult, StepwiseSearch, check_budgets
+from .evolution import (INITS, Callback, CostFn, EvolutionSearch, ScoreFn, SearchResult, StepwiseSearch,
+                        check_budgets, check_fraction)
+from .guided import GuidedSearch
+from .operators import BudgetDraws
 from .pareto import COSTS, ParetoEntry
+
+
+# The settings `supernas search` takes as search.KEY=VALUE: key -> what it allows and does.
+OPTIONS = {
+    "parents": "an integer >= 1 or null: members of the population that breed (null: a quarter of it; the "
+               "population itself: the reference code)",
+    "init": "spread or uniform: the initial population from the FLOPs-constrained sampler spread over the budget's "
+            "range, or uniform draws rejected against the budget (the search before issue 22)",
+    "niche": "auto, none or a dimension's name: the dimension whose every choice the budget allows keeps a share "
+             "of the population (auto: the resolution)",
+    "niche_share": "a fraction in [0, 1]: the share of the population (and of the parents) kept across niches",
+    "edge": "a fraction in [0, 1]: the share of mutations that grow one dimension and shrink others to stay "
+            "within the budget",
+    "fresh": "a fraction in [0, 1]: the share of each generation's children drawn afresh near the budget",
+    "calls": "an integer >= 2 or null: guided search, Archs the real scorer scores per budget (null: a twelfth of "
+             "what the evolution could score)",
+    "batch": "an integer >= 1 or null: guided search, Archs the real scorer scores per round (null: a sixteenth of "
+             "calls)",
+}
+_OPTIONAL_INTS = {"parents": 1, "calls": 2, "batch": 1}
+_FRACTIONS = ("niche_share", "edge", "fresh")
 
 
 @dataclass(frozen=True)
 class SearchSettings:
-    """How hard a strategy searches each budget; random search scores as many Archs as evolution."""
+    """How hard a strategy searches each budget (random search scores as many Archs as evolution;
+    guided search `calls` of them), and how the evolution breeds (OPTIONS says what each does)."""
 
     population: int = 512
     mutations: int = 128
     crossovers: int = 128
     generations: int = 20
     seed: int = 0
+    parents: int | None = None
+    init: str = "spread"
+    niche: str = "auto"
+    niche_share: float = 0.25
+    edge: float = 0.5
+    fresh: float = 0.125
+    calls: int | None = None
+    batch: int | None = None
+
+    def __post_init__(self) -> None:
+        for key, low in _OPTIONAL_INTS.items():
+            require_int(f"search.{key}", getattr(self, key), low, optional=True)
+        for key in _FRACTIONS:
+            check_fraction(f"search.{key}", getattr(self, key))
+        if self.init not in INITS:
+            raise SupernasError(f"search.init must be one of {', '.join(INITS)}, got {self.init!r}")
+        if not isinstance(self.niche, str) or not self.niche:
+            raise SupernasError(f"search.niche must be auto, none or a dimension's name, got {self.niche!r}")
 
     @property
     def archs_per_budget(self) -> int:
         return self.population + self.generations * (self.mutations + self.crossovers)
+
+    @property
+    def guided_calls(self) -> int:
+        """Archs the guided search's real scorer scores per budget."""
+        return self.calls if self.calls is not None else max(2, self.archs_per_budget // 12)
+
+    def evolution_options(self) -> dict[str, Any]:
+        """How the evolution breeds, as EvolutionSearch keywords."""
+        return {"init": self.init, "niche": self.niche, "niche_share": self.niche_share, "edge": self.edge,
+                "fresh": self.fresh}
+
+    def with_options(self, items: Sequence[str]) -> "SearchSettings":
+        """These settings with `search.KEY=VALUE` items applied (KEY one of OPTIONS); a malformed
+        item, an unknown key or a bad value is refused in one line."""
+        changes: dict[str, Any] = {}
+        for item in items:
+            key, sep, text = str(item).partition("=")
+            name = key[len("search."):] if key.startswith("search.") else None
+            if not sep or not name:
+                raise SupernasError(f"'{item}' is not a search setting; write search.KEY=VALUE with KEY one of "
+                                    f"{', '.join(OPTIONS)}")
+            if name not in OPTIONS:
+                close = difflib.get_close_matches(name, list(OPTIONS), n=1)
+                hint = f"did you mean search.{close[0]}? " if close else ""
+                raise SupernasError(f"unknown search setting 'search.{name}'; {hint}the settings are "
+                                    f"{', '.join('search.' + k for k in OPTIONS)}")
+            changes[name] = _parse_option(name, text.strip())
+        return replace(self, **changes)
+
+
+def _parse_option(name: str, text: str) -> Any:
+    """The value of search.NAME=TEXT, as its field's type; one line naming what it allows otherwise."""
+    bad = SupernasError(f"search.{name}={text!r} is not allowed; search.{name} takes {OPTIONS[name]}")
+    if name in _OPTIONAL_INTS:
+        if text.lower() in ("null", "none"):
+            return None
+        if not text.lstrip("-").isdigit():
+            raise bad
+        return int(text)
+    if name in _FRACTIONS:
+        try:
+            value = float(text)
+        except ValueError:
+            raise bad from None
+        if not math.isfinite(value) or not 0 <= value <= 1:
+            raise bad
+        return value
+    if not text:
+        raise bad
+    return text
 
 
 Builder = Callable[..., Any]
@@ -50,7 +148,8 @@ def _evolution(space: SearchSpace, cost: CostModel, score_fn: ScoreFn, budgets: 
                state: Mapping[str, Any] | None = None) -> EvolutionSearch:
     return EvolutionSearch(space, cost, score_fn, budgets, population=settings.population,
                            mutations=settings.mutations, crossovers=settings.crossovers,
-                           generations=settings.generations, seed=settings.seed, state=state, constraint=constraint)
+                           generations=settings.generations, seed=settings.seed, state=state, constraint=constraint,
+                           parents=settings.parents, **settings.evolution_options())
 
 
 @STRATEGIES.register("random")
@@ -58,6 +157,16 @@ def _random(space: SearchSpace, cost: CostModel, score_fn: ScoreFn, budgets: Seq
             settings: SearchSettings, constraint: tuple[str, CostFn] | None = None,
             state: Mapping[str, Any] | None = None) -> "RandomSearch":
     return RandomSearch(space, cost, score_fn, budgets, settings.archs_per_budget, settings.seed, constraint, state)
+
+
+@STRATEGIES.register("guided")
+def _guided(space: SearchSpace, cost: CostModel, score_fn: ScoreFn, budgets: Sequence[float],
+            settings: SearchSettings, constraint: tuple[str, CostFn] | None = None,
+            state: Mapping[str, Any] | None = None) -> GuidedSearch:
+    return GuidedSearch(space, cost, score_fn, budgets, settings.guided_calls, settings.batch,
+                        population=settings.population, mutations=settings.mutations, crossovers=settings.crossovers,
+                        generations=settings.generations, seed=settings.seed, constraint=constraint, state=state,
+                        evolution=settings.evolution_options())
 
 
 class RandomSearch(StepwiseSearch):
@@ -78,6 +187,7 @@ class RandomSearch(StepwiseSearch):
         if not self.budgets:
             raise SupernasError(f"give at least one budget in {COSTS[self.constraint]}")
         check_budgets(space, self._cost_of, self.budgets, COSTS[self.constraint])
+        self._draws = BudgetDraws(space, cost, self._cost_of, self.constraint == "mflops")
         self.per_budget, self.seed = per_budget, seed
         self._rng = np.random.default_rng(seed)
         self._scores: dict[bytes, float] = {}
@@ -91,17 +201,11 @@ class RandomSearch(StepwiseSearch):
         return self._bi >= len(self.budgets)
 
     def _draw(self, budget: float, n: int, have: set[bytes]) -> list[np.ndarray]:
-        out: list[np.ndarray] = []
-        for _ in range(100):
-            rows = self.space.sample_indices(self._rng, max(4 * n, 1024))
-            for r in rows[self._cost_of(rows) <= budget]:
-                k = r.tobytes()
-                if k not in have:
-                    have.add(k)
-                    out.append(r)
-                    if len(out) == n:
-                        return out
-        return out  # a budget that holds fewer distinct Archs: all that were found
+        # The constrained sampler: a target bin from the FLOPs prior cut at the budget, a candidate
+        # from its proposal, shrunk to fit when over. Uniform draws rejected against the budget
+        # found nothing near the smallest Arch (issue 22); a budget that holds fewer distinct
+        # Archs gives all that were found.
+        return list(self._draws.draw(budget, n, self._rng, spread="prior", exclude=have))
 
     def step(self, callback: Callback | None = None) -> bool:
         """One chunk of the current budget; False once every budget is done."""
@@ -137,7 +241,8 @@ class RandomSearch(StepwiseSearch):
 
     def result(self) -> SearchResult:
         best = [self._best(i) if i < self._bi else None for i in range(len(self.budgets))]
-        return SearchResult(list(self.budgets), best, self._entries(list(self._scores)), self.constraint)
+        return SearchResult(list(self.budgets), best, self._entries(list(self._scores)), self.constraint,
+                            scored=len(self._scores))
 
     def state_dict(self) -> dict[str, Any]:
         return {"strategy": "random", "config": self._config(), "rng": self._rng.bit_generator.state,
