@@ -193,6 +193,9 @@ def cmd_search(args: argparse.Namespace) -> None:
         raise SupernasError("give either --budgets (e.g. 200:800:100) or --max-mflops B")
     budgets = parse_budgets(args.budgets if args.budgets is not None else args.max_mflops,
                             "ms" if latency else "MFLOPs")
+    # search.KEY=VALUE settings are the strategy's; the others replace the run's data settings
+    options = [o for o in args.overrides if str(o).startswith("search.")]
+    overrides = [o for o in args.overrides if not str(o).startswith("search.")]
     if args.dry_run:
         from .search.dry_run import estimate_search
 
@@ -200,15 +203,15 @@ def cmd_search(args: argparse.Namespace) -> None:
             args.run, budgets, predictor=args.predictor, population=args.population, mutations=args.mutations,
             crossovers=args.crossovers, generations=args.generations, seed=args.seed, bn_batches=args.bn_batches,
             max_batches=args.max_batches, device=args.device, cost=args.cost, latency_batch=args.latency_batch,
-            latency_warmup=args.latency_warmup, latency_repeats=args.latency_repeats, overrides=args.overrides,
-            strategy=args.strategy)))
+            latency_warmup=args.latency_warmup, latency_repeats=args.latency_repeats, overrides=overrides,
+            strategy=args.strategy, options=options)))
         return
     result = search_run(args.run, budgets, out_dir=args.out, predictor=args.predictor, population=args.population,
                         mutations=args.mutations, crossovers=args.crossovers, generations=args.generations,
                         seed=args.seed, bn_batches=args.bn_batches, max_batches=args.max_batches,
                         device=args.device, resume=args.resume, cost=args.cost, latency_batch=args.latency_batch,
                         latency_warmup=args.latency_warmup, latency_repeats=args.latency_repeats,
-                        overrides=args.overrides, strategy=args.strategy)
+                        overrides=overrides, strategy=args.strategy, options=options)
     out = args.out or f"{args.run}/search"
     print(format_table(result.pareto()))
     print(f"Pareto set: {out}/pareto.json, {out}/pareto.csv; plot: {out}/pareto.png"
@@ -555,8 +558,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-mflops", help="a single budget")
     s.add_argument("--predictor", help="score with a saved predictor instead of the calibrated supernet")
     s.add_argument("--strategy", default="evolution", help="evolution (the paper's), random (the baseline: as "
-                   "many random Archs per budget as the evolution scores), or one registered in "
-                   "supernas.search.STRATEGIES")
+                   "many random Archs per budget as the evolution scores), guided (a surrogate fitted on the scores "
+                   "so far picks what the scorer sees: a twelfth of the evolution's Archs), or one registered in "
+                   "supernas.search.STRATEGIES; search.KEY=VALUE settings tune them (docs/search.md), e.g. "
+                   "search.init=uniform search.niche=none search.edge=0 search.fresh=0 for the previous "
+                   "evolution, search.parents=512 to breed from the whole population as the reference code")
     s.add_argument("--population", default=512)
     s.add_argument("--mutations", default=128)
     s.add_argument("--crossovers", default=128)

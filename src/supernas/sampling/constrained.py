@@ -191,67 +191,86 @@ def sample_in_range(space: SearchSpace, cost: CostModel, rng: np.random.Generato
 
 
 # ---------------------------------------------------------------------- within a budget (stage 2)
-def fit_to_budget(space: SearchSpace, idx: np.ndarray, cost_of: "Any", budget: float,
+def fit_to_budget(space: SearchSpace, idx: np.ndarray, cost_of: "Any", budget: "float | np.ndarray",
                   rng: np.random.Generator, frozen: "np.ndarray | None" = None) -> tuple[np.ndarray, np.ndarray]:
-    """Shrink rows over `budget` until they fit: each round, every row still over it steps one
-    random dimension that is above its smallest choice (and not `frozen`, an (N, D) or (D,) mask)
-    one choice down. What comes out sits just under the budget's edge, wherever the row started.
+    """Shrink rows over `budget` (one number, or one per row) until they fit: each round, every row
+    still over it steps one random dimension that is above its smallest choice (and not `frozen`,
+    an (N, D) or (D,) mask) one choice down. What comes out sits just under the budget's edge,
+    wherever the row started.
 
     Returns (rows, fits): a copy of `idx` shrunk, and which rows now fit (a row whose unfrozen
     dimensions are all minimal and still costs too much cannot).
     """
     idx = space.canonicalize_indices(np.array(idx, dtype=np.int64, copy=True).reshape(-1, len(space.dims)))
+    limit = np.broadcast_to(np.asarray(budget, dtype=np.float64), (len(idx),))
     frozen_m = np.zeros(idx.shape, dtype=bool) if frozen is None else np.broadcast_to(frozen, idx.shape)
     costs = np.asarray(cost_of(idx), dtype=np.float64) if len(idx) else np.zeros(0)
-    over = np.flatnonzero(costs > budget)
-    fits = costs <= budget
+    fits = costs <= limit
+    over = np.flatnonzero(~fits)
     while len(over):
         movable = (idx[over] > 0) & ~frozen_m[over]
         stuck = ~movable.any(axis=1)
-        over = over[~stuck]
+        over, movable = over[~stuck], movable[~stuck]
         if not len(over):
             break
-        movable = movable[~stuck]
         col = np.argmax(rng.random(movable.shape) * movable, axis=1)  # a random movable column per row
         idx[over, col] -= 1
         idx[over] = space.canonicalize_indices(idx[over])  # a lower depth switches blocks off
-        c = np.asarray(cost_of(idx[over]), dtype=np.float64)
-        fits[over[c <= budget]] = True
-        over = over[c > budget]
+        ok = np.asarray(cost_of(idx[over]), dtype=np.float64) <= limit[over]
+        fits[over[ok]] = True
+        over = over[~ok]
     return idx, fits
 
 
-def sample_within_budget(space: SearchSpace, tables: "tuple[FlopsPrior, ProposalTable]", rng: np.random.Generator,
-                         n: int, budget: float, cost_of: "Any", mflops_range: tuple[float, float],
-                         spread: str = "uniform", pin: "tuple[int, np.ndarray] | None" = None) -> np.ndarray:
-    """Up to n Archs (index rows, maybe repeated) that fit `budget` of `cost_of`, from the FLOPs
-    tables of section 4.2: a target bin among the prior's bins inside `mflops_range` (uniformly,
-    `spread="uniform"`, so that the Archs spread over the budget's range instead of piling at its
-    upper edge; or by the prior's weights, `spread="prior"`, the distribution of uniform draws
-    under the budget), then a candidate from that bin's proposal. A candidate over the budget is
-    shrunk to fit (`fit_to_budget`) rather than rejected, so a budget just above the smallest Arch,
-    which uniform draws almost never meet, gets Archs too. `pin=(column, values)` sets that column
-    of row i to values[i % len(values)] first (kept while shrinking): one niche per value.
+def sample_within_budget(space: SearchSpace, cost_model: CostModel, tables: "tuple[FlopsPrior, ProposalTable]",
+                         rng: np.random.Generator, n: int, budget: float, cost_of: "Any" = None,
+                         mflops_range: "tuple[float, float] | None" = None, spread: str = "uniform",
+                         pin: "tuple[int, np.ndarray] | None" = None) -> np.ndarray:
+    """Up to n Archs (index rows, maybe repeated) that fit `budget` of `cost_of` (default MFLOPs),
+    from the FLOPs tables of section 4.2: a target bin among the prior's bins inside `mflops_range`
+    (default: the smallest Arch to the budget) -- uniformly (`spread="uniform"`), so that the Archs
+    spread over the budget's range instead of piling at its upper edge, or by the prior's weights
+    (`spread="prior"`, the distribution of uniform draws under the budget) -- then a candidate from
+    that bin's proposal. A candidate above its bin is shrunk into it (`fit_to_budget`) rather than
+    rejected, so that a budget just above the smallest Arch, which uniform draws almost never meet,
+    gets Archs too. `pin=(column, values)` sets that column of row i to values[i % len(values)]
+    (kept while shrinking; its bins start at that choice's smallest Arch): one niche per value.
     """
     if spread not in ("uniform", "prior"):
         raise SupernasError(f"spread must be 'uniform' or 'prior', got {spread!r}")
     prior, table = tables
-    lo_b, hi_b = (int(b) for b in prior.bin_of(np.asarray(mflops_range, dtype=np.float64)))
+    mflops_of = cost_model.mflops_indices
+    cost_of = cost_of or mflops_of
+    if mflops_range is None:
+        mflops_range = (float(mflops_of(space.to_indices(space.smallest()))[0]), budget)
+    d = len(space.dims)
+    frozen, values, floors = None, np.zeros(n, np.int64), np.full(n, mflops_range[0])
+    if pin is not None:
+        col, choices = pin
+        values = np.resize(np.asarray(choices, dtype=np.int64), n)
+        base = np.zeros((len(space.dims[col]), d), dtype=np.int64)
+        base[:, col] = np.arange(len(base))
+        floors = np.maximum(floors, mflops_of(space.canonicalize_indices(base))[values])
+        frozen = np.zeros(d, dtype=bool)
+        frozen[col] = True
+    hi_b = int(prior.bin_of(mflops_range[1]))
     bins = prior.bins
-    inside = bins[(bins >= lo_b) & (bins <= hi_b)]
-    if not len(inside):  # a range no pooled Arch fell into: the nearest reachable bin, then shrink
-        inside = bins[[int(np.argmin(np.abs(bins - hi_b)))]]
-    weights = np.ones(len(inside)) if spread == "uniform" else prior.counts[inside - prior.lo].astype(np.float64)
-    targets = inside[rng.choice(len(inside), size=n, p=weights / weights.sum())]
-    rows = np.empty((n, len(space.dims)), dtype=np.int64)
+    rows, targets = np.empty((n, d), dtype=np.int64), np.empty(n, dtype=np.int64)
+    for lo in np.unique(floors):  # rows of one niche share their target bins
+        at = np.flatnonzero(floors == lo)
+        inside = bins[(bins >= int(prior.bin_of(lo))) & (bins <= hi_b)]
+        if not len(inside):  # a range no pooled Arch fell into: the nearest reachable bin, then shrink
+            inside = bins[[int(np.argmin(np.abs(bins - hi_b)))]]
+        w = np.ones(len(inside)) if spread == "uniform" else prior.counts[inside - prior.lo].astype(np.float64)
+        targets[at] = inside[rng.choice(len(inside), size=len(at), p=w / w.sum())]
     for b in np.unique(targets):
         at = np.flatnonzero(targets == b)
         rows[at] = table.sample_indices(rng, int(b), len(at))
-    frozen = None
     if pin is not None:
-        col, values = pin
-        rows[:, col] = np.resize(np.asarray(values, dtype=np.int64), n)
-        frozen = np.zeros(len(space.dims), dtype=bool)
-        frozen[col] = True
-    rows, fits = fit_to_budget(space, space.canonicalize_indices(rows), cost_of, budget, rng, frozen)
+        rows[:, pin[0]] = values
+    rows = space.canonicalize_indices(rows)
+    # into the target bin (its upper edge, never below the row's smallest Arch), then within the budget
+    top = np.maximum((targets + 0.5) * prior.bin_width, floors)
+    rows, _ = fit_to_budget(space, rows, mflops_of, top, rng, frozen)
+    rows, fits = fit_to_budget(space, rows, cost_of, budget, rng, frozen)
     return rows[fits]

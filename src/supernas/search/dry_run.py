@@ -46,7 +46,8 @@ def estimate_search(run_dir: "str | Path", budgets: Sequence[float], predictor: 
                     population: int = 512, mutations: int = 128, crossovers: int = 128, generations: int = 20,
                     seed: int = 0, bn_batches: int = 64, max_batches: int | None = None, device: str = "auto",
                     cost: str = "mflops", latency_batch: int = 1, latency_warmup: int = 10, latency_repeats: int = 30,
-                    overrides: Sequence[str] = (), strategy: str = "evolution") -> list[str]:
+                    overrides: Sequence[str] = (), strategy: str = "evolution",
+                    options: Sequence[str] = ()) -> list[str]:
     """Lines saying what `search_run` with these settings would score and an estimate of its time."""
     build = STRATEGIES.get(strategy, "--strategy")
     net, _, data = load_run(run_dir, device, overrides)
@@ -59,11 +60,12 @@ def estimate_search(run_dir: "str | Path", budgets: Sequence[float], predictor: 
         cost_of = table.latency_indices
     else:
         cost_of = cost_model.mflops_indices
-    settings = SearchSettings(population, mutations, crossovers, generations, seed)
+    settings = SearchSettings(population, mutations, crossovers, generations, seed).with_options(options)
     # built as the search would be (nothing is scored yet): its settings and budgets are checked alike
     build(space, cost_model, lambda archs: [], budgets, settings, constraint=(constraint, cost_of))
     lo, hi = (float(c) for c in cost_of(space.to_indices([space.smallest(), space.largest()])))
-    per_budget = settings.archs_per_budget
+    guided = strategy == "guided"
+    per_budget = settings.guided_calls if guided else settings.archs_per_budget
     total = per_budget * len(budgets)
     rng = np.random.default_rng(seed)
     archs = space.sample(rng, TIMED_ARCHS + 1)
@@ -74,6 +76,8 @@ def estimate_search(run_dir: "str | Path", budgets: Sequence[float], predictor: 
                  f"a population of {population}, then {generations} generation{'' if generations == 1 else 's'} of "
                  f"{mutations} mutations and "
                  f"{crossovers} crossovers" if strategy == "evolution" else
+                 f"Archs chosen by a surrogate refitted on the scores so far, "
+                 f"{settings.batch or max(8, per_budget // 16)} at a time (search.calls, search.batch)" if guided else
                  "as many Archs as the evolution would score") +
              f": up to {per_budget} Archs scored ({total} for all budgets; an Arch scored once is not scored again)"]
     if predictor:

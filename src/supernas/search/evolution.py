@@ -357,6 +357,11 @@ class EvolutionSearch(StepwiseSearch):
     def _entry(self, row: np.ndarray) -> ParetoEntry:
         return self._entries(row[None])[0]
 
+    def population_rows(self, budget_index: int) -> np.ndarray:
+        """The current population of a budget as (N, D) index rows, best first (empty before it starts)."""
+        pop = self._pops.get(budget_index)
+        return pop.copy() if pop is not None else np.empty((0, len(self.space.dims)), np.int64)
+
     def scored_rows(self) -> tuple[np.ndarray, np.ndarray]:
         """Every Arch scored so far as (N, D) index rows, and their scores, in scoring order."""
         if not self._rows:

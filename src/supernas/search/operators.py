@@ -109,8 +109,8 @@ class BudgetDraws:
         if self.is_mflops:
             return self.floor, min(budget, self.top)
         if budget not in self._ceilings:
-            pilot = sample_within_budget(self.space, search_tables(self.space, self.cost), rng, 256, budget,
-                                         self.cost_of, (self.floor, self.top))
+            pilot = sample_within_budget(self.space, self.cost, search_tables(self.space, self.cost), rng, 256,
+                                         budget, self.cost_of, (self.floor, self.top))
             self._ceilings[budget] = float(self.cost.mflops_indices(pilot).max()) if len(pilot) else self.floor
         return self.floor, self._ceilings[budget]
 
@@ -126,8 +126,8 @@ class BudgetDraws:
         found: dict[bytes, np.ndarray] = {}
         skip = exclude or set()
         for _ in range(8):  # a budget with few Archs (just above the smallest) yields fewer distinct ones
-            for r in sample_within_budget(self.space, tables, rng, 2 * (n - len(found)), budget, self.cost_of,
-                                          (lo, hi), spread=spread, pin=pin):
+            for r in sample_within_budget(self.space, self.cost, tables, rng, 2 * (n - len(found)), budget,
+                                          self.cost_of, (lo, hi), spread=spread, pin=pin):
                 k = r.tobytes()
                 if k not in skip:
                     found.setdefault(k, r)

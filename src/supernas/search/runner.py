@@ -80,8 +80,9 @@ def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | 
                crossovers: int = 128, generations: int = 20, seed: int = 0, bn_batches: int = 64,
                max_batches: int | None = None, device: str = "auto", resume: bool = False,
                progress: bool = True, cost: str = "mflops", latency_batch: int = 1, latency_warmup: int = 10,
-               latency_repeats: int = 30, overrides: Sequence[str] = (), strategy: str = "evolution") -> SearchResult:
-    """Search each budget with `strategy` (a name of STRATEGIES: evolution, random); write
+               latency_repeats: int = 30, overrides: Sequence[str] = (), strategy: str = "evolution",
+               options: Sequence[str] = ()) -> SearchResult:
+    """Search each budget with `strategy` (a name of STRATEGIES: evolution, random, guided); write
     pareto.json/.csv/.png, evaluated.json/.csv (every scored Arch),
     best_per_budget.json and search_state.json into `out_dir`
     (default RUN/search). With `resume`, continue from search_state.json.
@@ -89,15 +90,17 @@ def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | 
     `cost="latency"`: budgets are in ms of latency on the search device, estimated by a
     LatencyTable (batch `latency_batch`) kept in latency_table.json beside the results and reused
     from there; the Pareto front is then accuracy against latency. `overrides`: data.KEY=VALUE
-    settings replacing the run's (see `load_supernet`)."""
+    settings replacing the run's (see `load_supernet`); `options`: search.KEY=VALUE settings of the
+    strategy (`SearchSettings.with_options`, e.g. search.parents=512)."""
     if cost not in ("mflops", "latency"):
         raise SupernasError(f"unknown cost '{cost}'; choose mflops or latency")
     STRATEGIES.get(strategy, "--strategy")  # an unknown name fails before any work
+    SearchSettings(population, mutations, crossovers, generations, seed).with_options(options)  # so does a bad option
     out = Path(out_dir or Path(run_dir).expanduser() / "search")
     with locked_dir(out, "--out", fresh=not resume, ours=SEARCH_MARKS):  # one search writes a folder at a time
         return _search(run_dir, budgets, out, predictor, population, mutations, crossovers, generations, seed,
                        bn_batches, max_batches, device, resume, progress, cost, latency_batch, latency_warmup,
-                       latency_repeats, overrides, strategy)
+                       latency_repeats, overrides, strategy, options)
 
 
 def _steps_done(search: Any, per_budget: int) -> int:
@@ -111,7 +114,7 @@ def _steps_done(search: Any, per_budget: int) -> int:
 
 def _search(run_dir, budgets, out, predictor, population, mutations, crossovers, generations, seed, bn_batches,
             max_batches, device, resume, progress, cost, latency_batch, latency_warmup, latency_repeats, overrides,
-            strategy) -> SearchResult:
+            strategy, options=()) -> SearchResult:
     """The body of `search_run`, while it holds the lock on `out`."""
     state_path = out / "search_state.json"
     if state_path.exists() and not resume:
@@ -138,7 +141,7 @@ def _search(run_dir, budgets, out, predictor, population, mutations, crossovers,
     if cost == "latency":
         table_args = (space, data.num_classes, latency_batch, latency_warmup, latency_repeats, device_)
         table = LatencyTable.load(table_path, *table_args) if table_path.exists() else LatencyTable(*table_args)
-    settings = SearchSettings(population, mutations, crossovers, generations, seed)
+    settings = SearchSettings(population, mutations, crossovers, generations, seed).with_options(options)
     search = build(space, cost_model, score_fn, budgets, settings, state=state["search"] if state else None,
                    constraint=("latency_ms", table.latency_indices) if table else None)
     info = ddp.current()
@@ -176,7 +179,9 @@ def _search(run_dir, budgets, out, predictor, population, mutations, crossovers,
                 "search": {"strategy": strategy, "population": population, "mutations": mutations,
                            "crossovers": crossovers,
                            "generations": generations, "seed": seed, "overrides": list(overrides),
-                           "device": device_.type,
+                           "options": list(options), "device": device_.type,
+                           # Archs the real scorer scored, and ratings a surrogate gave (guided search)
+                           "scored": result.scored, "ranked": result.ranked,
                            **({"latency_batch": latency_batch, "latency_warmup": latency_warmup,
                                "latency_repeats": latency_repeats} if cost == "latency" else {})}}
         write_pareto(out, front, space, meta=meta)
