@@ -10,22 +10,28 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import math
 import os
+import statistics
+import sys
 import tarfile
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
 import yaml
 
 import supernas
+from supernas import get_space
 from supernas.data import DataConfig, build_datasets
 from supernas.nn import SuperNet
 from supernas.runtime import ResumableLoader, ResumableSampler
+from supernas.spaces import to_reference
 from supernas.train import SupernetTrainer
 
 CONFIGS = Path(supernas.__file__).resolve().parent / "configs"
@@ -285,3 +291,161 @@ TINY_FPNAS_OVERRIDES = ["data.train_subset=96", "train.batch_size=16", "train.ep
                         "search.mc_samples=8", "log.progress=false", "checkpoint.every_steps=1000"]
 TINY_RETRAIN_SETS = ["data.train_subset=64", "data.val_subset=64", "train.batch_size=32", "eval.every_epochs=0",
                      "log.progress=false"]
+
+
+# ---------------------------------------------------------------------------- the reference, side by side
+REFERENCE_PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+
+
+# ---------------------------------------------------------------------------- the reference code
+@contextlib.contextmanager
+def reference_code(path: "str | Path") -> Iterator[SimpleNamespace]:
+    """The reference's modules, imported from `path` (its archive, unpacked for the run, or its
+    folder); removed from `sys.modules` afterwards, since its top-level names (`models`, `utils`)
+    are generic."""
+    p = Path(path).expanduser()
+    with contextlib.ExitStack() as stack:
+        if p.is_file() and tarfile.is_tarfile(p):
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            with tarfile.open(p) as tar:
+                tar.extractall(tmp, filter="data") if hasattr(tarfile, "data_filter") else tar.extractall(tmp)
+            p = tmp
+        roots = [d.parent for d in sorted(p.rglob("train_attentive_nas.py"))]
+        if not roots:
+            raise SystemExit(f"--reference '{path}' holds no AttentiveNAS code (no train_attentive_nas.py)")
+        root = roots[0]
+        before = set(sys.modules)
+        sys.path.insert(0, str(root))  # the reference implementation's own folder
+        try:
+            yield SimpleNamespace(
+                root=root,
+                setup=importlib.import_module("utils.config").setup,
+                create_model=importlib.import_module("models.model_factory").create_model,
+                loss_ops=importlib.import_module("utils.loss_ops"),
+                build_optimizer=importlib.import_module("solver").build_optimizer)
+        finally:
+            sys.path.remove(str(root))  # the reference implementation's own folder
+            for name in set(sys.modules) - before:
+                del sys.modules[name]
+
+
+class ReferenceStep:
+    """The reference's sandwich step on its own model, optimizer and losses."""
+
+    def __init__(self, ref: SimpleNamespace, device: torch.device, classes: int, amp: torch.dtype | None,
+                 resolutions: Sequence[int] | None = None):
+        cfg = ref.setup(str(ref.root / "configs" / "train_attentive_nas_models.yml"))
+        cfg.n_classes = classes
+        if resolutions:
+            cfg.supernet_config.resolutions = list(resolutions)
+        self.cfg, self.device, self.amp = cfg, device, amp
+        self.model = ref.create_model(cfg).to(device)
+        self.model.set_dropout_rate(cfg.dropout, cfg.drop_connect, cfg.drop_connect_only_last_two_stages)
+        self.optimizer = ref.build_optimizer(cfg, self.model)
+        self.criterion = ref.loss_ops.CrossEntropyLossSmooth(cfg.label_smoothing)
+        self.soft_criterion = ref.loss_ops.KLLossSoft()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
+            return self.model(x)
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, middle: Sequence[dict[str, Any]]) -> None:
+        self.model.train()
+        self.optimizer.zero_grad()
+        self.model.sample_max_subnet()
+        out = self.forward(x)
+        self.criterion(out.float(), y).backward()
+        soft_logits = out.detach().float()
+        for arch in list(middle) + [None]:
+            if arch is None:
+                self.model.sample_min_subnet()
+            else:
+                self.model.set_active_subnet(**arch)
+            self.soft_criterion(self.forward(x).float(), soft_logits).backward()
+        torch.nn.utils.clip_grad_value_(self.model.parameters(), self.cfg.grad_clip_value)
+        self.optimizer.step()
+
+
+# ---------------------------------------------------------------------------- timing
+def sync_device(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed_round(step: Callable[[int], None], device: torch.device, first: int, steps: int) -> float:
+    sync_device(device)
+    t0 = time.perf_counter()
+    for i in range(steps):
+        step(first + i)
+    sync_device(device)
+    return (time.perf_counter() - t0) / steps
+
+
+def middle_archs(space, step: int) -> list:
+    return [space.sample(rng=1000 * step + i) for i in range(2)]
+
+
+def reference_side_by_side(reference: "str | Path", device: torch.device, batch: int, steps: int, warmup: int, rounds: int,
+                 precisions: Sequence[str], classes: int = 1000, image_size: int = 224,
+                 resolutions: Sequence[int] | None = None) -> dict[str, Any]:
+    """Per precision: images/s and peak memory of ours and of the reference, and the ratios.
+    `resolutions` replaces the space's (192..288) on both sides: smaller inputs for a CPU check."""
+    definition: Any = {"base": "attentivenas", "resolution": list(resolutions)} if resolutions else "attentivenas"
+    space = get_space(definition)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 3, image_size, image_size, generator=g).to(device)
+    y = torch.randint(0, classes, (batch,), generator=g).to(device)
+    out: dict[str, Any] = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                           "batch": batch, "classes": classes, "input_px": image_size, "steps": steps,
+                           "rounds": rounds, "resolutions": list(space.spec.resolution.choices), "precisions": {}}
+    settings = Settings(small=False)
+    settings.classes, settings.space = classes, definition
+    with reference_code(reference) as ref, tempfile.TemporaryDirectory() as tmp:
+        for name in precisions:
+            amp = REFERENCE_PRECISIONS[name]
+            ours = make_trainer(settings, device, "bf16" if amp else "fp32", "uniform", batch, tmp)
+            theirs = ReferenceStep(ref, device, classes, amp, resolutions)
+            steps_of = {
+                "supernas": lambda i: ours.train_step(x, y, middle_archs(space, i)),
+                "reference": lambda i: theirs(x, y, [to_reference(space, a) for a in middle_archs(space, i)]),
+            }
+            times: dict[str, list[float]] = {k: [] for k in steps_of}
+            peaks: dict[str, float | None] = {k: None for k in steps_of}
+            for k, step in steps_of.items():  # warm-up, each on its own
+                timed_round(step, device, 0, warmup)
+            for r in range(rounds):
+                order = list(steps_of) if r % 2 == 0 else list(reversed(steps_of))
+                for k in order:
+                    if device.type == "cuda":
+                        torch.cuda.reset_peak_memory_stats(device)
+                    times[k].append(timed_round(steps_of[k], device, warmup + r * steps, steps))
+                    if device.type == "cuda":
+                        peak = torch.cuda.max_memory_allocated(device) / 2**30
+                        peaks[k] = max(peaks[k] or 0.0, peak)
+            ours.close()
+            row = {k: {"images_per_s": batch / statistics.median(v), "step_ms": 1e3 * statistics.median(v),
+                       "peak_gib": peaks[k]} for k, v in times.items()}
+            row["speed_ratio"] = row["supernas"]["images_per_s"] / row["reference"]["images_per_s"]
+            if peaks["supernas"] and peaks["reference"]:
+                row["memory_ratio"] = peaks["supernas"] / peaks["reference"]
+            out["precisions"][name] = row
+            steps_of.clear()  # frees both models before the next precision's are built
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    return out
+
+
+def reference_table(result: dict[str, Any]) -> str:
+    lines = [f"Sandwich step against the reference: {result['device']}, batch {result['batch']}, "
+             f"{result['classes']} classes, input {result['input_px']} px resized to the Arch's "
+             f"{'/'.join(map(str, result['resolutions']))}, median of {result['rounds']} rounds of "
+             f"{result['steps']} steps", "",
+             "| precision | supernas images/s | reference images/s | speed ratio | supernas peak GiB | "
+             "reference peak GiB | memory ratio |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+    for name, row in result["precisions"].items():
+        ours, ref = row["supernas"], row["reference"]
+        lines.append(f"| {name} | {ours['images_per_s']:.1f} | {ref['images_per_s']:.1f} | {row['speed_ratio']:.2f} | "
+                     f"{fmt(ours['peak_gib'], '.2f')} | {fmt(ref['peak_gib'], '.2f')} | "
+                     f"{fmt(row.get('memory_ratio'), '.2f')} |")
+    return "\n".join(lines)

@@ -19,6 +19,9 @@ and the rest still run:
   FP-NAS weight step and architecture step on `fpnas-l0`;
 - loader: images/s of the training loader (224 px, RandomResizedCrop + flip + AutoAugment) per
   number of workers, on the CIFAR-10 JPEG tree when `--data` gives it (see bench/loader.py);
+- reference (with `--reference PATH`, the AttentiveNAS reference code's archive or folder): its
+  own sandwich step and ours interleaved in one process on the same batch and Archs, fp32 and
+  bf16, at batch 64 and at its config's per-GPU batch of 32 (bench/reference_step.py alone);
 - the device, torch / CUDA / cuDNN versions and the cudnn.benchmark setting of each section.
 
 Steps run back to back without a host synchronisation in between (as training runs); the clock
@@ -41,8 +44,8 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from common import (PRECISIONS, Settings, add_small_flag, batch_of, loader_throughput, make_trainer, resolve_data,
-                    sampled_archs, tiny_image_tree)
+from common import (PRECISIONS, Settings, add_small_flag, batch_of, loader_throughput, make_trainer,
+                    reference_side_by_side, reference_table, resolve_data, sampled_archs, tiny_image_tree)
 from supernas import CostModel, get_space
 from supernas.evaluation import Evaluator, LatencyTable
 from supernas.fpnas import ProbabilisticSearch
@@ -346,6 +349,9 @@ def table(res: dict[str, Any]) -> str:
     for name, r in res.get("profile", {}).items():
         lines += ["", f"Profile, {name} (device time by kernel):", ""]
         lines += [f"- {row}" for row in r.get("top", [r.get("error", r.get("skipped", ""))])]
+    for name, r in res.get("reference", {}).items():
+        lines += ["", f"Against the reference ({name}):", ""]
+        lines += [reference_table(r)] if "precisions" in r else [f"- {r.get('error', r.get('skipped', ''))}"]
     ld = res.get("loader", {})
     if "per_workers" in ld:
         lines += ["", f"Loader ({ld['what']}):", "", "| workers | images/s |", "| ---: | ---: |"]
@@ -422,7 +428,7 @@ def profile_step(s: Settings, device: torch.device, precision: str, run_dir: str
             "top": [f"{ms / 1e3:.1f} ms x{n}: {name[:90]}" for ms, name, n in rows[:14]]}
 
 
-def sections(s: Settings, device: torch.device, data: str | None, tmp: str):
+def sections(s: Settings, device: torch.device, data: str | None, tmp: str, reference: str | None = None):
     """(group, name, thunk) in the order they run: what the issue's targets need first, so that a
     run cut short by the deadline still answers them."""
     run = lambda name: str(Path(tmp) / name.replace(" ", "_"))  # noqa: E731
@@ -430,6 +436,12 @@ def sections(s: Settings, device: torch.device, data: str | None, tmp: str):
     out = []
     for p in ("fp32", "bf16+cl"):
         out.append(("train", f"sandwich {p} uniform", lambda p=p: sandwich(s, device, p, "uniform", s.batch, run(p))))
+    if reference:  # the ratio against the reference, measured side by side, comes right after
+        small = dict(classes=s.classes, resolutions=(32, 48)) if s.space != "attentivenas" else {}
+        for batch in (s.batch, s.batch // 2):  # ours at 64, and the reference's own 32 per GPU
+            out.append(("reference", f"batch {batch}", lambda b=batch: reference_side_by_side(
+                reference, device, b, steps=s.steps, warmup=s.warmup, rounds=3 if s.max_batch else 1,
+                precisions=["fp32", "bf16"], image_size=s.input, **small)))
     for p in ("fp32", "bf16+cl"):  # the memory target: BatchNorm + activation storing only its input
         out.append(("train", f"sandwich {p} uniform, recompute_bn_act",
                     lambda p=p: sandwich(s, device, p, "uniform", s.batch, run("r" + p), recompute=True)))
@@ -485,6 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--only", default=None, help="comma-separated groups: train,stage2,loader")
     ap.add_argument("--deadline-s", type=float, default=420.0, help="start no section after this many seconds")
     ap.add_argument("--skip", default="", help="';'-separated section names (as printed) not to run")
+    ap.add_argument("--reference", default=None, help="the AttentiveNAS reference code (its .tar.gz or folder): "
+                    "time its sandwich step beside ours (the 'reference' group)")
     return ap
 
 
@@ -498,7 +512,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           "cpu" if args.device == "auto" else args.device)
     s = Settings(args.small)
-    groups = set((args.only or "train,stage2,profile,loader").split(","))
+    groups = set((args.only or "train,reference,stage2,profile,loader").split(","))
     res: dict[str, Any] = {"environment": environment(device), "settings": {k: str(v) for k, v in vars(s).items()}}
     print(json.dumps(res["environment"]), flush=True)
     t_all = time.perf_counter()
@@ -507,7 +521,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         skip = {k.strip() for k in args.skip.split(";")}
         data = args.data or (str(tiny_image_tree(Path(tmp) / "images")) if args.small else None)
-        for group, name, fn in sections(s, device, data, tmp):
+        for group, name, fn in sections(s, device, data, tmp, args.reference):
             if group in groups and name not in skip:
                 run_section(res, group, name, fn, deadline)
                 _measured[name] = res[group][name]
