@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from supernas.cli import build_parser
+from supernas.cli import parse_args
 from supernas.config import SCHEMAS, SupernetConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,14 +134,9 @@ def _parse(parse, cmd: Command):
 
 
 def cli_parse(argv: list[str]):
-    """The CLI's arguments as `supernas.cli` reads them: key=value settings may also follow options."""
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
-        args.overrides = [*args.overrides, *extra]
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    return args
+    """The CLI's arguments as `supernas.cli` reads them (numbers too: shell variables stand in the
+    docs' lines, so their flags are read as text here)."""
+    return parse_args(argv, numbers=False)
 
 
 def _settings(where: str, schema: type, config: "str | None", overrides: list[str]) -> None:

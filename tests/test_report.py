@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from supernas import get_space
-from supernas.cli import build_parser, main
+from supernas.cli import main, parse_args
 from supernas.search import ParetoEntry, format_table
 from supernas.search import results as results_mod
 from supernas.search.pareto import mflops_decimals
@@ -199,8 +199,7 @@ def test_report_commands_rebuild_what_made_the_run(attentive_run):
 
     lines = [c for c, _ in commands(collect(attentive_run)) if c]
     assert lines[0] == shlex.join(["supernas", "train", str(attentive_run / "config.yaml")])
-    parser = build_parser()
-    parsed = [parser.parse_args(shlex.split(c)[1:]) for c in lines[1:]]
+    parsed = [parse_args(shlex.split(c)[1:]) for c in lines[1:]]
     assert [a.command for a in parsed] == ["predictor", "predictor", "search", "search", "export"]
     fit, check, search, pred_search, export = parsed
     assert (check.action, check.n, check.seed) == ("eval", 4, 0)
@@ -330,7 +329,7 @@ def test_report_bad_inputs_are_one_line_errors(tmp_path, capsys, monkeypatch):
     (tmp_path / "run" / "metrics.jsonl").write_text("")
     (tmp_path / "run" / "config.yaml").write_text("sampler: {kind: uniform}\n")
     assert "no directory" in error(["report", str(tmp_path / "run"), "--out", str(tmp_path / "no" / "r.html")])
-    assert "is a directory" in error(["report", str(tmp_path / "run"), "--out", str(tmp_path)])
+    assert "is a folder; give --out the file" in error(["report", str(tmp_path / "run"), "--out", str(tmp_path)])
     monkeypatch.setitem(sys.modules, "plotly", None)
     assert 'pip install "supernas[report]"' in error(["report", str(tmp_path / "run")])
 
@@ -380,6 +379,6 @@ def test_report_of_a_latency_search_folder(attentive_run, tmp_path):
     assert list(fig.data[0].x) == sorted(e["latency_ms"] for e in front)
     assert sorted(s.x0 for s in fig.layout.shapes) == [2.5, 3.0]  # the budgets, in ms
     line = next(cmd for cmd, _ in commands(c) if cmd)
-    args = build_parser().parse_args(shlex.split(line)[1:])
+    args = parse_args(shlex.split(line)[1:])
     assert (args.run, args.cost, args.budgets, args.latency_repeats) == (str(attentive_run), "latency", "2.5,3", 2)
     assert args.out == str(folder)

@@ -752,7 +752,9 @@ def _file_system_message(e: OSError) -> str | None:
     return None
 
 
-def _run(argv: Sequence[str] | None) -> int:
+def parse_args(argv: Sequence[str] | None = None, numbers: bool = True) -> argparse.Namespace:
+    """The command line as `supernas` reads it: argparse's reading, key=value settings after options,
+    and (with `numbers`) each numeric flag read from its text and checked (a SupernasError if not)."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # key=value settings may follow options (`search RUN --budgets 300 data.path=...`): argparse
@@ -761,6 +763,13 @@ def _run(argv: Sequence[str] | None) -> int:
         args.overrides = [*args.overrides, *extra]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if numbers:
+        _read_numbers(args)
+    return args
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    args = parse_args(argv, numbers=False)
     try:
         _read_numbers(args)
         if hasattr(args, "threads"):

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping, TypeVar
 import yaml
 
 from ..errors import SupernasError
-from ..utils.structured import BoundedLoader, YamlTooLarge
+from ..utils.structured import UniqueKeyLoader, YamlTooLarge, yaml_error_line
 from .fields import build, unknown_key
 from .schema import RENAMED
 
@@ -75,41 +75,6 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     except SupernasError:
         value = text
     return key.strip().split("."), value
-
-
-class DuplicateKey(yaml.YAMLError):
-    """A mapping that gives a key twice; the message names the key and both lines."""
-
-
-class UniqueKeyLoader(BoundedLoader):
-    """yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last one
-    silently: a second `train:` section would replace the first)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            try:
-                key = self.construct_object(key_node, deep=True)
-                hash(key)
-            except (TypeError, yaml.YAMLError):
-                continue  # an unhashable key: PyYAML's own error names it below
-            line = key_node.start_mark.line + 1
-            if key in seen:
-                raise DuplicateKey(f"key '{key}' appears twice, on line {seen[key]} and on line {line}; keep one")
-            seen[key] = line
-        return super().construct_mapping(node, deep=deep)
-
-
-def yaml_error_line(error: yaml.YAMLError) -> str:
-    """One line saying what is wrong and where (line and column), from PyYAML's several-line text."""
-    problem = getattr(error, "problem", None)
-    mark = getattr(error, "problem_mark", None)
-    if problem is None:
-        return str(error).splitlines()[0] if str(error) else type(error).__name__
-    if "'\\t'" in problem:  # PyYAML shows a tab escaped
-        problem += " (a tab: YAML indents with spaces only)"
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-    return f"{problem.strip()}{where}"
 
 
 def load_yaml_text(text: str, where: str) -> Any:

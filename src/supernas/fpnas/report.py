@@ -48,7 +48,7 @@ def _run_facts(run_dir: Path) -> dict[str, Any]:
     and most likely Arch, from result.json (when finished) and config.yaml, whichever is readable."""
     import yaml
 
-    from ..config.loading import UniqueKeyLoader
+    from ..utils.structured import UniqueKeyLoader
 
     facts: dict[str, Any] = {}
     try:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import run_kind
-from ..config.loading import UniqueKeyLoader
+from ..utils.structured import UniqueKeyLoader
 from ..errors import SupernasError
 from ..predictors import run_predictor_path
 from ..search.results import exported_model, read_results, search_dirs

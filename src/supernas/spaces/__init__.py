@@ -63,8 +63,7 @@ def _not_posing_as_builtin(space: SearchSpace) -> SearchSpace:
 def _read_space_file(path: Path) -> Any:
     import yaml
 
-    from ..config.loading import UniqueKeyLoader, yaml_error_line
-    from ..utils.structured import YamlTooLarge
+    from ..utils.structured import UniqueKeyLoader, YamlTooLarge, yaml_error_line
 
     try:
         d = yaml.load(path.read_text(), Loader=UniqueKeyLoader)  # noqa: S506 - safe, and a key given twice is an error
