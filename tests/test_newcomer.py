@@ -2,7 +2,6 @@
 duplicate lines, records that disagree with what ran, estimates from too little, the quickstart's
 delivered model, latency tables)."""
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,8 @@ import pytest
 from supernas import get_space
 from supernas.cli import main
 from tiny_runs import FAST_SCORING, TINY_TRAIN
+
+TINY = get_space("attentivenas-tiny")
 
 LOCK = ".supernas.lock"
 
@@ -165,3 +166,79 @@ def test_the_tau_interval_narrows_with_more_archs():
     few = tau_interval(pred[:5], true[:5])
     assert hi - lo < 0.2 < few[1] - few[0]
     assert tau_interval(pred, true) == (lo, hi)  # seeded
+
+
+# ---------------------------------------------------------------------------- item 15
+class BurstySampler:
+    """A deterministic 'clock' for one run: the module's work, plus a burst of other processes
+    that adds 5 ms to the runs numbered [start, start + 40); records which module each run timed."""
+
+    def __init__(self, start):
+        self.start, self.calls, self.order = start, 0, []
+
+    @staticmethod
+    def work(module, x):
+        return 1e-4 * x.numel() + 1e-5 * sum(p.numel() for p in module.parameters()) + 0.01
+
+    def __call__(self, module, x):
+        self.order.append(id(module))
+        busy = self.start <= self.calls < self.start + 40
+        self.calls += 1
+        return self.work(module, x) + (5.0 if busy else 0.0)
+
+
+def test_layers_are_measured_in_interleaved_rounds_and_a_burst_does_not_move_the_table():
+    from supernas.evaluation.latency import BUILD_CHUNK, LatencyTable
+
+    idx = TINY.sample_indices(0, 30)
+    tables = []
+    for start in (0, 70):  # two tables built in a row, another process busy at different moments
+        sampler = BurstySampler(start)
+        table = LatencyTable(TINY, 10, warmup=0, repeats=10, device="cpu", sampler=sampler)
+        layers = table.build(idx)
+        assert layers == len(table.entries) > 10 and sampler.calls == 10 * layers
+        # one run of every layer (of a chunk held in memory) per round: a round times each once
+        k = min(layers, BUILD_CHUNK)
+        assert len(set(sampler.order[:k])) == k and sampler.order[:k] == sampler.order[k:2 * k]
+        tables.append(table)
+    assert tables[0].entries == tables[1].entries  # the low quantile of 10 runs ignores the burst
+    from supernas.evaluation import compare_latency
+
+    a, b = (t.latency_indices(idx[:16]) for t in tables)  # Archs whose layers the tables hold
+    assert compare_latency(a, b)["kendall_tau"] == 1.0
+
+
+def test_calibration_fits_the_overhead_a_sum_of_layers_misses_and_reports_agreement(tmp_path):
+    import numpy as np
+
+    from supernas.evaluation.latency import LatencyTable
+
+    table = LatencyTable(TINY, 10, warmup=0, repeats=3, device="cpu", sampler=BurstySampler(10 ** 9))
+    idx = TINY.sample_indices(2, 8)
+    table.build(idx)
+    sums = table.layer_sums(idx)
+    fit = table.calibrate(idx, 1.3 * sums + 0.4)  # a model costs 30% more than its layers, plus 0.4 ms
+    assert fit["scale"] == pytest.approx(1.3) and fit["offset"] == pytest.approx(0.4)
+    assert fit["kendall_tau"] == pytest.approx(1.0) and fit["mean_ratio"] == pytest.approx(1.0)
+    assert fit["layers_only_mean_ratio"] < 0.8
+    assert np.allclose(table.latency_indices(idx), 1.3 * sums + 0.4)
+    assert "Kendall tau 1.00, mean ratio 1.00" in table.describe_fit()
+    path = table.save(tmp_path / "t.json")
+    again = LatencyTable.load(path, TINY, 10, device="cpu")
+    assert np.allclose(again.latency_indices(idx), table.latency_indices(idx)) and again.fit == fit
+    data = json.loads(path.read_text())
+    data["fit"]["scale"] = -1
+    path.write_text(json.dumps(data))
+    from supernas.errors import SupernasError
+
+    with pytest.raises(SupernasError, match="holds a fit that is not a positive scale"):
+        LatencyTable.load(path, TINY, 10, device="cpu")
+
+
+def test_build_latency_table_builds_calibrates_and_describes():
+    from supernas.evaluation import build_latency_table
+
+    table = build_latency_table(TINY, 10, warmup=0, repeats=3, device="cpu", build_archs=10, check_archs=5,
+                                sampler=BurstySampler(10 ** 9))
+    assert table.fit["archs"] == 5 and table.fit["scale"] > 0
+    assert table.describe_fit().startswith("latency table against end to end on 5 Archs")

@@ -13,13 +13,20 @@ Scoring then costs a `layout` and a few gathers, fast enough to constrain an evo
 
 `measure_end_to_end` times whole extracted models, and `compare_latency` reports how well the
 table agrees with them.
+
+On a shared CPU a single timing is at the mercy of other processes, so `build` measures many layers
+in interleaved rounds (one run of each layer per round: a burst of other work hits every layer alike
+instead of all runs of one), and every latency is a low quantile of its runs (other work only ever
+adds time). A sum of layers misses what a whole model adds (the Python between layers, cache
+misses, allocations): `calibrate` fits `scale * sum + offset` against a few end-to-end measurements
+and reports, leave-one-out, how well the table then agrees with them (`build_latency_table` does
+all of it).
 """
 from __future__ import annotations
 
 import json
 import math
 import platform
-import statistics
 import warnings
 from pathlib import Path
 from typing import Callable, Sequence
@@ -38,7 +45,36 @@ from ..utils.io import atomic_write_text
 from .static_models import measure_latency, time_forward
 
 Timer = Callable[[nn.Module, torch.Tensor], float]
+Sampler = Callable[[nn.Module, torch.Tensor], float]  # one timed run (ms), for interleaved rounds
 FORMAT = 1
+QUANTILE = 0.1  # the statistic of a layer's (and a model's) runs: a low quantile, robust to interference
+BUILD_CHUNK = 64  # layers held in memory at once while measured in interleaved rounds
+
+
+def robust_ms(samples: Sequence[float]) -> float:
+    """The QUANTILE of timed runs (ms): near the undisturbed time, unlike a mean or a median that
+    other processes inflate, and steadier than the single fastest run."""
+    return float(np.quantile(np.asarray(samples, dtype=np.float64), QUANTILE))
+
+
+def one_run_ms(module: nn.Module, x: torch.Tensor) -> float:
+    """One timed forward pass (ms) of `module` on `x`, on its device."""
+    return time_forward(module, x, warmup=0, repeats=1)[0]
+
+
+MIN_LINEAR_FIT = 6  # Archs below which only an offset is fitted: a free scale from 3 noisy points swings wildly
+
+
+def fit_overhead(sums: np.ndarray, measured: np.ndarray) -> tuple[float, float]:
+    """(scale, offset) of `measured ~ scale * sums + offset` by least squares; with fewer than
+    MIN_LINEAR_FIT Archs, equal sums or a scale that is not positive, scale 1 and the mean
+    difference as offset."""
+    sums, measured = np.asarray(sums, dtype=np.float64), np.asarray(measured, dtype=np.float64)
+    if len(sums) >= MIN_LINEAR_FIT and np.ptp(sums) > 0:
+        scale, offset = np.polyfit(sums, measured, 1)
+        if np.isfinite(scale) and np.isfinite(offset) and scale > 0:
+            return float(scale), float(offset)
+    return 1.0, float(np.mean(measured - sums))
 
 # The integer fields that key each kind of layer, read from a Layout; space-wide constants
 # (activations of stem and head, SE gate, shortcut kind, classes) are appended to the key.
@@ -70,19 +106,26 @@ class LatencyTable:
     """Latency (ms) of Archs of `space` as sums of measured per-layer latencies, measured lazily.
 
     Each layer runs `warmup` times untimed, then `repeats` timed times on a random input of
-    `batch_size` images; its latency is the median. `timer(module, input) -> ms` replaces that
-    measurement (tests use a deterministic one)."""
+    `batch_size` images; its latency is a low quantile of them (`robust_ms`). `build` measures the
+    layers of many Archs at once in interleaved rounds, timing each run with `sampler` (one run,
+    ms); layers met later are measured alone with `timer`. `timer(module, input) -> ms` and
+    `sampler` replace the clock (tests use deterministic ones). After `calibrate`, an Arch's
+    latency is `scale * (sum of its layers) + offset`."""
 
     def __init__(self, space: SearchSpace, num_classes: int = 1000, batch_size: int = 1, warmup: int = 10,
-                 repeats: int = 30, device: "str | torch.device" = "auto", timer: Timer | None = None):
+                 repeats: int = 30, device: "str | torch.device" = "auto", timer: Timer | None = None,
+                 sampler: Sampler | None = None):
         for name, v, low in (("batch_size", batch_size, 1), ("warmup", warmup, 0), ("repeats", repeats, 1)):
             require_int(f"latency {name}", v, low)
         self.space, self.num_classes = space, int(num_classes)
         self.batch_size, self.warmup, self.repeats = batch_size, warmup, repeats
         self.device = resolve_device(device)
         self.device_name = describe_device(self.device)
-        self.timer = timer or self._median_ms
+        self.timer = timer or self._robust_ms
+        self.sampler = sampler or one_run_ms
         self.entries: dict[str, float] = {}  # layer key -> ms
+        self.scale, self.offset = 1.0, 0.0  # the per-Arch overhead a sum of layers misses (calibrate)
+        self.fit: dict | None = None  # what calibrate fitted on, and how well the table then agreed
         self.measured = 0  # layers this object has measured (the others were loaded)
         s = space.spec
         self._const = {"stem": f"stride={s.stem_stride} act={s.stem_act}",
@@ -91,7 +134,12 @@ class LatencyTable:
 
     # ------------------------------------------------------------------ scoring
     def latency_indices(self, idx: np.ndarray) -> np.ndarray:
-        """Estimated latency (ms) of each row of an (N, D) index matrix, float64 (N,)."""
+        """Estimated latency (ms) of each row of an (N, D) index matrix, float64 (N,): the sum of
+        its layers, with the fitted overhead after `calibrate`."""
+        return self.scale * self.layer_sums(idx) + self.offset
+
+    def layer_sums(self, idx: np.ndarray) -> np.ndarray:
+        """The sum of the measured latencies (ms) of each row's layers, float64 (N,)."""
         idx = np.asarray(idx, dtype=np.int64).reshape(-1, len(self.space.dims))
         if idx.size and ((idx < 0) | (idx >= self.space.cardinalities)).any():
             raise SupernasError(f"choice index out of range for space '{self.space.name}'")
@@ -147,14 +195,85 @@ class LatencyTable:
         head = static.Head(s.head_kind, cin, mid, cout, s.head_act)
         return nn.Sequential(head, nn.Linear(cout, self.num_classes)), (cin, hw, hw)
 
-    def _median_ms(self, module: nn.Module, x: torch.Tensor) -> float:
-        return statistics.median(time_forward(module, x, self.warmup, self.repeats))
+    def _robust_ms(self, module: nn.Module, x: torch.Tensor) -> float:
+        return robust_ms(time_forward(module, x, self.warmup, self.repeats))
+
+    def build(self, idx: np.ndarray) -> int:
+        """Measure the layers of the Archs of `idx` not in the table yet, in interleaved rounds:
+        each layer warmed up, then `repeats` rounds of one run of every layer, each layer's latency
+        the low quantile of its runs. Returns how many layers were measured."""
+        idx = np.asarray(idx, dtype=np.int64).reshape(-1, len(self.space.dims))
+        stem, blocks, head = _layer_rows(layout(self.space, idx))
+        todo: dict[str, tuple[str, list[int]]] = {}
+        for kind, rows in (("stem", stem), ("block", blocks), ("head", head)):
+            for values in (_distinct_rows(rows)[0].tolist() if len(rows) else []):
+                key = self._key(kind, values)
+                if key not in self.entries:
+                    todo[key] = (kind, values)
+        items = list(todo.items())
+        for start in range(0, len(items), BUILD_CHUNK):
+            chunk = items[start:start + BUILD_CHUNK]
+            runs = self._rounds([self._prepared(kind, values) for _, (kind, values) in chunk])
+            for (key, _), samples in zip(chunk, runs):
+                self.entries[key] = robust_ms(samples)
+        self.measured += len(items)
+        return len(items)
+
+    def _prepared(self, kind: str, values: list[int]) -> tuple[nn.Module, torch.Tensor]:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            module, shape = self._layer(kind, values)
+            x = torch.randn(self.batch_size, *shape).to(self.device)
+        return module.to(self.device).eval(), x
+
+    def _rounds(self, pairs: list[tuple[nn.Module, torch.Tensor]]) -> list[list[float]]:
+        """`repeats` runs of each (module, input), one of each per round, after `warmup` each."""
+        with torch.no_grad():
+            for module, x in pairs:
+                for _ in range(self.warmup):
+                    module(x)
+            runs: list[list[float]] = [[] for _ in pairs]
+            for _ in range(self.repeats):
+                for samples, (module, x) in zip(runs, pairs):
+                    samples.append(float(self.sampler(module, x)))
+        return runs
+
+    def calibrate(self, idx: np.ndarray, measured_ms: "Sequence[float] | np.ndarray") -> dict:
+        """Fit the per-Arch overhead (`scale`, `offset`) that the sum of layers misses against the
+        end-to-end latencies `measured_ms` of the Archs of `idx`; returns (and keeps in `fit`) how
+        well the table agrees with them, each Arch estimated by a fit without it (leave-one-out)."""
+        sums = self.layer_sums(idx)
+        measured = np.asarray(measured_ms, dtype=np.float64).reshape(-1)
+        if len(measured) != len(sums) or len(sums) < 2:
+            raise SupernasError(f"calibrate needs the end-to-end latency of each of at least 2 Archs, got "
+                                f"{len(measured)} for {len(sums)}")
+        loo = np.empty(len(sums))
+        for i in range(len(sums)):
+            keep = np.arange(len(sums)) != i
+            scale, offset = fit_overhead(sums[keep], measured[keep])
+            loo[i] = scale * sums[i] + offset
+        self.scale, self.offset = fit_overhead(sums, measured)
+        agreement = compare_latency(loo, measured)
+        self.fit = {"archs": len(sums), "scale": self.scale, "offset": self.offset,
+                    "kendall_tau": agreement["kendall_tau"], "mean_ratio": agreement["mean_ratio"],
+                    "layers_only_mean_ratio": float(np.mean(sums / measured))}
+        return self.fit
+
+    def describe_fit(self) -> str:
+        """One line: how well the table agrees with end-to-end measurement, and the fit."""
+        if self.fit is None:
+            return "latency table: sums of layers, not calibrated against end-to-end measurement"
+        f = self.fit
+        return (f"latency table against end to end on {f['archs']} Archs (each estimated without it): Kendall tau "
+                f"{f['kendall_tau']:.2f}, mean ratio {f['mean_ratio']:.2f} (layers alone: "
+                f"{f['layers_only_mean_ratio']:.2f}); estimate = {f['scale']:.3f} x layers + {f['offset']:.3f} ms")
 
     # ------------------------------------------------------------------ files
     def _header(self) -> dict:
         return {"format": FORMAT, "device": self.device_name, "batch_size": self.batch_size,
                 "torch": torch.__version__, "warmup": self.warmup, "repeats": self.repeats,
-                "space": self.space.name}
+                "space": self.space.name, "statistic": f"quantile {QUANTILE}",
+                **({"fit": self.fit} if self.fit is not None else {})}
 
     def save(self, path: "str | Path") -> Path:
         """Write the measured layers with what they were measured on (atomically)."""
@@ -192,6 +311,14 @@ class LatencyTable:
                                     ">= 0; delete the file to measure afresh")
             entries[str(k)] = float(v)
         table.entries = entries
+        fit = data.get("fit")
+        if fit is not None:
+            scale, offset = (fit.get(k) if isinstance(fit, dict) else None for k in ("scale", "offset"))
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                       for v in (scale, offset)) or scale <= 0:
+                raise SupernasError(f"latency table '{p}' holds a fit that is not a positive scale and a finite "
+                                    "offset; delete the file to measure afresh")
+            table.scale, table.offset, table.fit = float(scale), float(offset), fit
         return table
 
 
@@ -224,20 +351,48 @@ def _distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 # ---------------------------------------------------------------------- checking the table
 def measure_end_to_end(space: SearchSpace, archs: Sequence[Arch], num_classes: int = 1000, batch_size: int = 1,
-                       warmup: int = 10, repeats: int = 30, device: str = "auto", seed: int = 0) -> np.ndarray:
-    """Measured latency (ms, median) of each Arch extracted whole from a randomly initialised
-    SuperNet: what the table estimates."""
+                       warmup: int = 10, repeats: int = 30, device: str = "auto", seed: int = 0,
+                       sampler: Sampler | None = None) -> np.ndarray:
+    """Measured latency (ms) of each Arch extracted whole from a randomly initialised SuperNet:
+    what the table estimates. Measured as the table measures layers: in interleaved rounds (one run
+    of each model per round, after `warmup` each), the low quantile of each model's runs."""
     from ..nn import SuperNet
 
     dev = resolve_device(device)
-    with torch.random.fork_rng(devices=[]):  # random weights without moving the caller's generator
+    with torch.random.fork_rng(devices=[]):  # random weights and inputs without moving the caller's generator
         torch.manual_seed(seed)
         net = SuperNet(space, num_classes).eval()
-    out = []
-    for arch in archs:
-        model = net.extract(arch)
-        out.append(measure_latency(model, model.resolution, batch_size, warmup, repeats, str(dev))["median_ms"])
-    return np.asarray(out, dtype=np.float64)
+        pairs = []
+        for arch in archs:
+            model = net.extract(arch).to(dev).eval()
+            pairs.append((model, torch.randn(batch_size, 3, model.resolution, model.resolution).to(dev)))
+    sample = sampler or one_run_ms
+    runs: list[list[float]] = [[] for _ in pairs]
+    with torch.no_grad():
+        for model, x in pairs:
+            for _ in range(warmup):
+                model(x)
+        for _ in range(repeats):
+            for samples, (model, x) in zip(runs, pairs):
+                samples.append(float(sample(model, x)))
+    return np.asarray([robust_ms(r) for r in runs], dtype=np.float64)
+
+
+def build_latency_table(space: SearchSpace, num_classes: int = 1000, batch_size: int = 1, warmup: int = 10,
+                        repeats: int = 30, device: "str | torch.device" = "auto", seed: int = 0,
+                        build_archs: int = 200, check_archs: int = 8, sampler: Sampler | None = None) -> LatencyTable:
+    """A table built for searching `space`: the layers of `build_archs` random Archs (and of the
+    smallest and largest) measured in interleaved rounds, then calibrated against `check_archs`
+    Archs (the smallest, the largest and random ones) measured end to end; `describe_fit()` says how
+    well it agrees with them."""
+    table = LatencyTable(space, num_classes, batch_size, warmup, repeats, device, sampler=sampler)
+    ends = space.to_indices([space.smallest(), space.largest()])
+    check = np.concatenate([ends, space.sample_indices(seed + 1, max(check_archs - 2, 1))])
+    table.build(np.concatenate([ends, space.sample_indices(seed, build_archs), check]))
+    measured = measure_end_to_end(space, space.from_indices(check), num_classes, batch_size, warmup, repeats,
+                                  str(table.device), seed, sampler=sampler)
+    table.calibrate(check, measured)
+    return table
 
 
 def compare_latency(table_ms: "Sequence[float] | np.ndarray",

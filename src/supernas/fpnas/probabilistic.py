@@ -29,7 +29,7 @@ from ..config import FpnasConfig, load_config
 from ..data import build_datasets
 from ..errors import SupernasError
 from ..evaluation import Evaluator
-from ..evaluation.latency import LatencyTable
+from ..evaluation.latency import LatencyTable, build_latency_table
 from ..nn import SuperNet
 from ..nn.calibrate import frozen_bn_stats
 from ..runtime import distributed as ddp
@@ -139,7 +139,7 @@ class ProbabilisticSearch:
             return None
         lat = s.latency
         args = (self.space, self.data.num_classes, lat.batch_size, lat.warmup, lat.repeats, lat.device or self.device)
-        return LatencyTable.load(self.latency_path, *args) if self.latency_path.exists() else LatencyTable(*args)
+        return LatencyTable.load(self.latency_path, *args) if self.latency_path.exists() else build_latency_table(*args)
 
     def sample_costs(self, idx: torch.Tensor) -> np.ndarray:
         """Cost of each sampled Arch in the unit of search.cost, equal on every rank."""

@@ -18,7 +18,7 @@ from .logging import METRICS, RunLogger
 # it when it ends): a run's checkpoint and metrics (written from its first step: a config.yaml
 # alone may be the user's own, which a run would overwrite); a search's state and Pareto set.
 RUN_MARKS = (LOCK_FILE, CHECKPOINT, METRICS)
-SEARCH_MARKS = (LOCK_FILE, "search_state.json", "pareto.json")
+SEARCH_MARKS = (LOCK_FILE, "search_state.json", "pareto.json", "latency_table.json")  # a table put there to reuse
 
 
 def foreign_files(folder: Path, ours: Iterable[str] = (LOCK_FILE,)) -> list[str]:

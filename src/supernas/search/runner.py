@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from ..errors import SupernasError
-from ..evaluation import Evaluator, LatencyTable, load_run
+from ..evaluation import Evaluator, LatencyTable, build_latency_table, load_run
 from ..runtime import distributed as ddp
 from ..runtime.checkpoint import weights_fingerprint
 from ..runtime.logging import progress_bar
@@ -140,7 +140,12 @@ def _search(run_dir, budgets, out, predictor, population, mutations, crossovers,
     table, table_path = None, out / "latency_table.json"
     if cost == "latency":
         table_args = (space, data.num_classes, latency_batch, latency_warmup, latency_repeats, device_)
-        table = LatencyTable.load(table_path, *table_args) if table_path.exists() else LatencyTable(*table_args)
+        if table_path.exists():
+            table = LatencyTable.load(table_path, *table_args)
+        else:  # layers measured in interleaved rounds, the per-Arch overhead fitted end to end
+            table = build_latency_table(*table_args, seed=seed)
+            if progress and ddp.current().is_main:
+                print(table.describe_fit(), flush=True)
     settings = SearchSettings(population, mutations, crossovers, generations, seed).with_options(options)
     search = build(space, cost_model, score_fn, budgets, settings, state=state["search"] if state else None,
                    constraint=("latency_ms", table.latency_indices) if table else None)
