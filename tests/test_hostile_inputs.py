@@ -428,3 +428,55 @@ def test_a_config_that_is_not_utf8_is_one_line(tmp_path, capsys):
     f = tmp_path / "c.yaml"
     f.write_bytes(b"train:\n  epochs: \xff\xfe\n")
     refused(capsys, ["train", str(f), "--dry-run"], "is not a text file")
+
+
+def test_a_run_keeps_the_space_it_trained_when_its_space_file_is_edited(tmp_path, capsys):
+    import warnings
+
+    import yaml
+
+    from supernas import get_space
+    from supernas.errors import SupernasWarning
+    from supernas.evaluation import load_run
+    from tiny_runs import TINY_TRAIN
+
+    definition = {**get_space("attentivenas-tiny").definition, "name": "my-tiny"}
+    space_file = tmp_path / "my-tiny.yaml"
+    space_file.write_text(yaml.safe_dump(definition))
+    run = tmp_path / "run"
+    settings = [s for s in TINY_TRAIN if not s.startswith("space=")] + [f"space={space_file}", f"run.dir={run}"]
+    assert main(["train", *settings]) == 0
+    edited = {**definition, "stem": {**definition["stem"], "width": [8, 12]}}  # the user edits the file later
+    space_file.write_text(yaml.safe_dump(edited))
+    capsys.readouterr()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        net, _, _ = load_run(run, "cpu")
+    assert net.space.definition == definition  # the weights' own space, not the edited one
+    assert any(issubclass(w.category, SupernasWarning) and "differs from the one it trained" in str(w.message)
+               for w in caught)
+    # resuming would read the weights into another network: refused, saying how to go on
+    assert main(["train", *settings, "train.max_steps=6", "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "its definition has changed since" in err and len(err.splitlines()) == 1
+
+
+def test_export_pick_refuses_an_arch_searched_with_another_runs_weights(trained_run, tmp_path, capsys):
+    import shutil
+
+    import torch
+
+    from tiny_runs import FAST_SCORING
+
+    a = shutil.copytree(trained_run, tmp_path / "a")
+    b = shutil.copytree(trained_run, tmp_path / "b")
+    ck = torch.load(b / "checkpoint.pt", weights_only=True)
+    ck["model"]["classifier.weight"] += 0.01  # another run: other weights
+    torch.save(ck, b / "checkpoint.pt")
+    assert main(["search", str(a), "--max-mflops", "2", "--population", "4", "--mutations", "2", "--crossovers", "2",
+                 "--generations", "1", "--out", str(b / "search"), *FAST_SCORING]) == 0
+    capsys.readouterr()
+    export = ["--pick", "2", "--bn-batches", "1", "--device", "cpu"]
+    refused(capsys, ["export", str(b), *export, "--out", str(tmp_path / "xb")], "scored its Archs with the weights")
+    assert not (tmp_path / "xb").exists()
+    assert main(["export", str(a), "--search", str(b / "search"), *export, "--out", str(tmp_path / "xa")]) == 0

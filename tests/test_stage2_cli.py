@@ -37,33 +37,36 @@ def _export(run, fmt, out):
 
 @pytest.mark.parametrize("fmt", ["pt", "torchscript"])
 def test_export_picks_and_writes_a_standalone_model(run_copy, fmt, tmp_path):
-    assert _export(run_copy, fmt, tmp_path) == 0
-    meta = json.loads((tmp_path / "arch.json").read_text())
+    out = tmp_path / "export"  # beside the run, not over it
+    assert _export(run_copy, fmt, out) == 0
+    meta = json.loads((out / "arch.json").read_text())
     assert meta["mflops"] <= 2 and meta["num_classes"] == 10
     x = torch.randn(2, 3, meta["resolution"], meta["resolution"])
-    model = load_exported(tmp_path)[0] if fmt == "pt" else torch.jit.load(str(tmp_path / "model.torchscript.pt"))
-    assert not (tmp_path / "model.pt").exists()  # no pickled module unless asked for
+    model = load_exported(out)[0] if fmt == "pt" else torch.jit.load(str(out / "model.torchscript.pt"))
+    assert not (out / "model.pt").exists()  # no pickled module unless asked for
     assert model(x).shape == (2, 10)
 
 
 def test_eval_reports_accuracy_and_latency_of_an_export(run_copy, tmp_path, capsys):
-    assert _export(run_copy, "pt", tmp_path) == 0
+    out = tmp_path / "export"  # beside the run, not over it
+    assert _export(run_copy, "pt", out) == 0
     capsys.readouterr()
-    assert main(["eval", str(tmp_path), "--data", "digits", "--latency", "--json", "--device", "cpu"]) == 0
+    assert main(["eval", str(out), "--data", "digits", "--latency", "--json", "--device", "cpu"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["images"] == 359 and 0 <= r["top1"] <= r["top5"] <= 100 and r["latency"]["median_ms"] > 0
-    assert main(["eval", str(tmp_path / "nowhere")]) == 2
+    assert main(["eval", str(out / "nowhere")]) == 2
 
 
 def test_onnx_export_matches_pytorch(run_copy, tmp_path):
+    out = tmp_path / "export"  # beside the run, not over it
     ort = pytest.importorskip("onnxruntime")
-    assert _export(run_copy, "onnx", tmp_path) == 0
-    assert _export(run_copy, "pt", tmp_path) == 0  # same Arch, same seeded calibration
-    meta = json.loads((tmp_path / "arch.json").read_text())
+    assert _export(run_copy, "onnx", out) == 0
+    assert _export(run_copy, "pt", out) == 0  # same Arch, same seeded calibration
+    meta = json.loads((out / "arch.json").read_text())
     x = torch.randn(3, 3, meta["resolution"], meta["resolution"])
-    got = ort.InferenceSession(str(tmp_path / "model.onnx")).run(None, {"images": x.numpy()})[0]
+    got = ort.InferenceSession(str(out / "model.onnx")).run(None, {"images": x.numpy()})[0]
     with torch.no_grad():
-        want = load_exported(tmp_path)[0](x)
+        want = load_exported(out)[0](x)
     assert (torch.from_numpy(got) - want).abs().max() < 1e-4
 
 

@@ -303,8 +303,11 @@ def cmd_export(args: argparse.Namespace) -> None:
     if args.arch is not None:
         arch = load_arch(net.space, args.arch)
     else:
-        entry, unit, score = picked_entry(args.search or f"{args.run}/search", args.pick)
+        search_dir = args.search or f"{args.run}/search"
+        entry, unit, header = picked_entry(search_dir, args.pick)
+        _require_same_weights(header, net, search_dir, args.run)
         arch = load_arch(net.space, entry["arch"])
+        score = header.get("score") if isinstance(header.get("score"), dict) else {}
         print(f"--pick {args.pick:g}: {_describe_pick(entry, unit, score)}, at {net.plan(arch).resolution} px")
     out = args.out or f"{args.run}/export"
     _make_room(out, arch.to_dict(), args.force)
@@ -342,9 +345,9 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 
 def picked_entry(search_dir: str, budget: float) -> tuple[dict, str, dict]:
-    """(the pareto.json entry of the best searched Arch within `budget`, the budget's unit, where
-    the accuracies came from): MFLOPs, or ms when the search bounded latency (`--cost latency`,
-    whose entries carry latency_ms)."""
+    """(the pareto.json entry of the best searched Arch within `budget`, the budget's unit, the
+    file's header: where the accuracies came from, which run's weights scored them): MFLOPs, or ms
+    when the search bounded latency (`--cost latency`, whose entries carry latency_ms)."""
     from pathlib import Path
 
     f = Path(search_dir).expanduser() / "pareto.json"
@@ -365,7 +368,19 @@ def picked_entry(search_dir: str, budget: float) -> tuple[dict, str, dict]:
     within = [e for e in entries if e[key] <= budget]
     if not within:
         raise SupernasError(f"no searched Arch costs at most {budget:g} {unit}; raise --pick")
-    return max(within, key=lambda e: e["accuracy"]), unit, results.get("score", {})
+    return max(within, key=lambda e: e["accuracy"]), unit, {k: v for k, v in results.items() if k != "entries"}
+
+
+def _require_same_weights(header: dict, net, search_dir: str, run: str) -> None:
+    """A search's best Arch is the best for the weights that scored it: refuse another run's search
+    (searches before the fingerprint was recorded are taken as they are)."""
+    from .runtime.checkpoint import weights_fingerprint
+
+    searched = header.get("weights")
+    if isinstance(searched, str) and searched != weights_fingerprint(net.state_dict()):
+        raise SupernasError(f"the search in '{search_dir}' scored its Archs with the weights of the run "
+                            f"'{header.get('run', 'another run')}', not those of '{run}'; pick from a search of "
+                            f"this run (supernas search {run} ...), or export from that run")
 
 
 def _describe_pick(entry: dict, unit: str, score: dict) -> str:

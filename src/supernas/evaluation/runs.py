@@ -38,7 +38,7 @@ def load_supernet(run_dir: "str | Path", device: str = "auto", overrides: Sequen
     if not isinstance(model, Mapping) or not isinstance(model.get("classifier.weight"), torch.Tensor):
         raise SupernasError(f"'{run_dir / CHECKPOINT}' holds no supernet weights (a checkpoint of `supernas train` "
                             "or `supernas import` has them under 'model'); give such a run directory")
-    net = SuperNet(get_space(ck.get("space", cfg.space)), int(model["classifier.weight"].shape[0])).to(dev)
+    net = SuperNet(_trained_space(run_dir, ck, cfg), int(model["classifier.weight"].shape[0])).to(dev)
     try:
         net.load_state_dict(model)
     except RuntimeError as e:
@@ -50,6 +50,23 @@ def load_supernet(run_dir: "str | Path", device: str = "auto", overrides: Sequen
         warnings.warn(f"'{run_dir}' is still training: this uses its checkpoint of step {net.origin['step']} "
                       f"(epoch {net.origin['epoch']:.2f}), not its final weights", SupernasWarning, stacklevel=2)
     return net.eval(), cfg
+
+
+def _trained_space(run_dir: Path, ck: Mapping, cfg: SupernetConfig):
+    """The space the run trained: the definition its checkpoint keeps (a space file edited since is
+    said, not used), else what its config names."""
+    stored = ck.get("space_definition")
+    if not isinstance(stored, Mapping):
+        return get_space(ck.get("space", cfg.space))
+    trained = get_space(dict(stored))
+    try:
+        now = get_space(cfg.space).definition
+    except SupernasError:  # the space file is gone or broken: the stored definition is all there is
+        now = None
+    if now != trained.definition:
+        warnings.warn(f"the space of '{run_dir}' ({cfg.space}) differs from the one it trained, which its checkpoint "
+                      "keeps; that one is used", SupernasWarning, stacklevel=3)
+    return trained
 
 
 def checkpoint_origin(run_dir: Path, ck: Mapping) -> dict:

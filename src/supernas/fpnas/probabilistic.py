@@ -33,6 +33,7 @@ from ..evaluation.latency import LatencyTable, build_latency_table
 from ..nn import SuperNet
 from ..nn.calibrate import frozen_bn_stats
 from ..runtime import distributed as ddp
+from ..runtime.checkpoint import require_same_space
 from ..runtime.data_order import ResumableLoader, ResumableSampler
 from ..runtime.logging import RunLogger
 from ..runtime.loop import Loop, Schedule
@@ -440,12 +441,14 @@ class ProbabilisticSearch:
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "dist_kind": self.distribution_kind, "dist": self.distribution.state_dict(),
                 "arch_optimizer": self.arch_opt.state_dict(), "generator": self.gen.get_state(),
-                "space": self.cfg.space, "num_classes": self.data.num_classes}
+                "space": self.cfg.space, "space_definition": self.space.definition,
+                "num_classes": self.data.num_classes}
 
     def load_state_dict(self, ck: Mapping[str, Any]) -> None:
         if "dist_kind" not in ck:
             raise SupernasError(f"the checkpoint in '{self.run_dir}' is not from an FP-NAS/PARSEC search; "
                                 "point run.dir at a search run")
+        require_same_space(ck, self.space, self.run_dir)
         if ck["dist_kind"] == "joint" and self.distribution_kind == "factorized":
             self.switch_to_joint()
         self.net.load_state_dict(ck["model"])

@@ -79,7 +79,7 @@ def read_checkpoint(path: "str | Path", map_location: Any = "cpu") -> Any:
     path = Path(path)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
+    except pickle.UnpicklingError:
         refused = _unsafe_globals(path)
         if refused and all(g in _LEGACY_NUMPY for g in refused):
             return _read_legacy(path, map_location)
@@ -128,3 +128,15 @@ def weights_fingerprint(state: "dict[str, torch.Tensor]") -> str:
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
+
+
+def require_same_space(ck: Any, space: Any, run_dir: "str | Path") -> None:
+    """Refuse to resume a run whose space changed since it started (a space file edited after the
+    run began): its weights and sampler would be read into another network. Checkpoints before
+    the space was stored in them are taken as they are."""
+    stored = ck.get("space_definition") if isinstance(ck, dict) else None
+    if isinstance(stored, dict) and stored != space.definition:
+        raise SupernasError(f"the run in '{run_dir}' trained the space '{stored.get('name')}' as it was when it "
+                            "started, and its definition has changed since (an edited space file?); restore that "
+                            "definition to resume, or start a new run in another run.dir")
+

@@ -179,7 +179,9 @@ def _search(run_dir, budgets, out, predictor, population, mutations, crossovers,
         bar.close()
     if info.is_main:
         front = result.pareto()
-        meta = {"run": str(Path(run_dir).expanduser()), "data": data.describe(), "cost": result.cost,
+        # the weights' fingerprint: `export --pick` takes an Arch only for the weights that scored it
+        meta = {"run": str(Path(run_dir).expanduser()), "weights": scored["weights"], "data": data.describe(),
+                "cost": result.cost,
                 "budgets": list(result.budgets), "score": score_source(evaluator, predictor),
                 "search": {"strategy": strategy, "population": population, "mutations": mutations,
                            "crossovers": crossovers,

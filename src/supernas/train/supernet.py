@@ -22,6 +22,7 @@ from ..evaluation import Evaluator
 from ..nn import SuperNet
 from ..nn.calibrate import frozen_bn_stats
 from ..runtime import distributed as ddp
+from ..runtime.checkpoint import require_same_space
 from ..runtime.data_order import ResumableLoader, ResumableSampler
 from ..runtime.logging import RunLogger
 from ..runtime.loop import Loop, Schedule
@@ -195,7 +196,8 @@ class SupernetTrainer:
         return {"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "sampler": self._sampler_state or self.arch_sampler.state_dict(),
-                "space": self.cfg.space, "num_classes": self.data.num_classes}
+                "space": self.cfg.space, "space_definition": self.space.definition,
+                "num_classes": self.data.num_classes}
 
     def load_state_dict(self, ck: Mapping[str, Any]) -> None:
         if "optimizer" not in ck:
@@ -204,6 +206,7 @@ class SupernetTrainer:
         if "sampler" not in ck:
             raise SupernasError(f"the checkpoint in '{self.run_dir}' is not from `supernas train`; point run.dir at "
                                 "a supernet run")
+        require_same_space(ck, self.space, self.run_dir)
         self.net.load_state_dict(ck["model"])
         self.optimizer.load_state_dict(ck["optimizer"])
         self.scheduler.load_state_dict(ck["scheduler"])
