@@ -138,3 +138,32 @@ def test_a_dataset_of_one_class_gets_a_warning(tmp_path):
         (data / split / "dog").rmdir()
     with pytest.warns(UserWarning, match="has one class \\('cat'\\): every prediction is right"):
         build_datasets(DataConfig(path=str(data)))
+
+
+def bomb_png(path):
+    """A PNG of 100 bytes whose header says 20000 x 20000 pixels: PIL refuses it as a decompression
+    bomb when it opens it, before decoding anything."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 20000, 20000, 1, 0, 0, 0, 0)  # 1-bit grey
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def test_a_decompression_bomb_is_an_unreadable_image_everywhere(tmp_path, capsys):
+    data, _ = image_folder(tmp_path / "data", bad=False)
+    bomb = str(bomb_png(data / "train" / "dog" / "9.png"))
+    assert main(["data", "check", str(data), "--workers", "2"]) == 1
+    out = capsys.readouterr().out
+    assert f"{bomb}: a decompression bomb, refused before decoding" in out and "1 unreadable" in out
+    cfg = config(tmp_path / "run", data)
+    assert main(["train", *words(cfg)]) == 2  # one line naming it, as any unreadable image
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("supernas")]
+    assert len(lines) == 1 and f"'{bomb}' is not a readable image (a decompression bomb" in lines[0], lines
+    assert main(["train", *words(config(tmp_path / "skip", data, on_bad_image="skip"))]) == 0
+    assert f"skipped unreadable image '{bomb}'" in (tmp_path / "skip" / "log.txt").read_text()

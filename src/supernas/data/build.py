@@ -163,7 +163,7 @@ def _side(source: ImageFiles, index: int, strict: bool) -> "int | None":
     try:
         with Image.open(path) as image:
             return max(image.size)
-    except (OSError, ValueError, SyntaxError) as e:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         if strict:
             raise SupernasError(f"'{path}' is not a readable image ({e}); remove or replace it, or set "
                                 "data.on_bad_image: skip") from None

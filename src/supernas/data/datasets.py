@@ -58,6 +58,8 @@ def decode_image(path: str) -> tuple[Any, Optional[str]]:
             image = Image.open(f)
             image.load()
             return to_rgb(image), None
+    except Image.DecompressionBombError as e:  # a small file that would decode to billions of pixels
+        return None, f"a decompression bomb, refused before decoding ({str(e).split(' could be')[0].strip()})"
     except (OSError, ValueError, SyntaxError) as e:  # PIL's errors of a damaged or foreign file
         if "cannot identify image file" in str(e):  # PIL names its file object, not the file
             size = os.path.getsize(path) if os.path.isfile(path) else None
