@@ -173,6 +173,11 @@ def test_supernas_command_of_the_docs_parses(cmd, monkeypatch):
     elif args.command == "predictor" and args.action == "import":  # predictor import attentivenas FILE --out P
         assert args.run == "attentivenas" and len(overrides) == 1 and args.out, cmd.where
     elif args.command in STAGE2:
+        if args.command == "search":  # search.KEY=VALUE: the strategy's settings (docs/search.md)
+            from supernas.search import SearchSettings
+
+            SearchSettings().with_options([o for o in overrides if o.startswith("search.")])
+            overrides = [o for o in overrides if not o.startswith("search.")]
         assert all(o.startswith("data.") for o in overrides), f"{cmd.where}: stage 2 takes data.KEY=VALUE only"
         _settings(cmd.where, SupernetConfig, None, overrides)
 
