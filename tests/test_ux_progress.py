@@ -94,7 +94,7 @@ def test_standalone_and_fpnas_say_what_runs_after_the_last_step(tmp_path, capsys
     assert main(["fpnas", str(CONFIGS / "fpnas_digits_quick.yaml"), f"run.dir={run}", "train.max_steps=1",
                  "data.train_subset=128", "run.threads=1", "log.tensorboard=false"]) == 0
     assert re.search(r"step 1/1 .*\n.*scoring the top 5 Archs, each after BatchNorm re-calibration on \d+ batches"
-                     r"( \([^)]*\))?: top-1 on \d+ search images; then writing .*result\.json \(the top 5 Archs\), distribution\.pt "
-                     r"and the plots",
+                     r"( \([^)]*\))?: top-1 on \d+ search images; then writing .*result\.json \(the top 5 Archs\), "
+                     r"distribution\.pt and the plots",
                      (run / "log.txt").read_text())
     assert "\r" not in "".join(capsys.readouterr())
