@@ -116,6 +116,12 @@ def _fpnas_variants(mod, tmp_path, capsys):
     assert set(report["mean_over_seeds"]) == {"uniform", "importance"}
 
 
+def _search_quality(mod, tmp_path, capsys):
+    report = mod.main(["--small", "--out", str(tmp_path / "q.json")])
+    assert "guided real calls / new evolution real calls" in report["objectives"]["stuck"]["ratios"]
+    assert json.loads((tmp_path / "q.json").read_text())["budgets"] == report["budgets"]
+
+
 REFERENCE = BENCH.parents[1] / "shared" / "reference" / "attentivenas-c4c16f1.tar.gz"
 
 
@@ -140,6 +146,7 @@ SMALL_RUNS = {
     "fpnas_vs_parsec": pytest.param(_fpnas_vs_parsec, marks=pytest.mark.slow),
     "fpnas_variants": pytest.param(_fpnas_variants, marks=pytest.mark.slow),
     "reference_step": pytest.param(_reference_step, marks=pytest.mark.slow),
+    "search_quality": pytest.param(_search_quality, marks=pytest.mark.slow),
 }
 
 

@@ -174,3 +174,38 @@ def test_import_refuses_what_is_not_the_published_forest_in_one_line(tmp_path, c
     assert main(["predictor", "import", "attentivenas", str(whole), "--out", str(tmp_path / "mine.txt")]) == 2
     assert "is not a saved supernas predictor" in capsys.readouterr().err
     assert (tmp_path / "mine.txt").read_text() == "a user's file"
+
+
+def test_a_predictor_searches_alone_and_a_run_exports_its_pick(run_copy, tmp_path, capsys):
+    """`search --predictor P` with no run directory: the predictor's own space, no supernet; then
+    `export RUN --pick --search DIR` takes the Arch for the run's weights."""
+    space = get_space("attentivenas-tiny")
+    archs = space.sample(2, 60)
+    mflops = np.asarray([a["resolution"] for a in archs], dtype=np.float64)  # a rating that prefers resolution
+    pred = AccuracyPredictor(space, n_estimators=5, max_depth=6).fit(archs, mflops + np.arange(60) / 100)
+    path = pred.save(tmp_path / "p.npz")
+    out = tmp_path / "alone"
+    small = ["--population", "8", "--mutations", "4", "--crossovers", "4", "--generations", "2", "--device", "cpu"]
+    assert main(["search", "--predictor", str(path), "--max-mflops", "2", "--out", str(out), "--num-classes", "10",
+                 *small]) == 0
+    header = json.loads((out / "pareto.json").read_text())
+    assert header["run"] is None and header["weights"] is None and header["space"] == "attentivenas-tiny"
+    assert header["score"]["source"] == "predictor" and header["num_classes"] == 10
+    best = max(header["entries"], key=lambda e: e["accuracy"])
+    assert best["accuracy"] == pytest.approx(float(pred.predict([space.arch(best["arch"])])[0]))
+    capsys.readouterr()
+    assert main(["export", str(run_copy), "--pick", "2", "--search", str(out), "--out", str(tmp_path / "x"),
+                 "--bn-batches", "1", "--device", "cpu"]) == 0
+    assert json.loads((tmp_path / "x" / "arch.json").read_text())["arch"] == best["arch"]
+    # its bad forms, one line each
+    for argv, words in ((["--max-mflops", "2", "--out", str(tmp_path / "a")], "give --predictor"),
+                        (["--predictor", str(path), "--max-mflops", "2"], "needs --out"),
+                        (["--predictor", str(path), "--space", "attentivenas", "--max-mflops", "2", "--out",
+                          str(tmp_path / "b")], "fitted on space 'attentivenas-tiny'"),
+                        (["data.path=digits", "--predictor", str(path), "--max-mflops", "2", "--out",
+                          str(tmp_path / "c")], "no run directory was given"),
+                        ([str(run_copy), "--space", "attentivenas-tiny", "--max-mflops", "2", "--out",
+                          str(tmp_path / "d")], "for a search without a run")):
+        assert main(["search", *argv, *small]) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and words in err, (argv, err)

@@ -193,9 +193,14 @@ def cmd_search(args: argparse.Namespace) -> None:
         raise SupernasError("give either --budgets (e.g. 200:800:100) or --max-mflops B")
     budgets = parse_budgets(args.budgets if args.budgets is not None else args.max_mflops,
                             "ms" if latency else "MFLOPs")
+    if args.run is not None and "=" in args.run and not os.path.isdir(args.run):  # no run: a setting came first
+        args.overrides, args.run = [args.run, *args.overrides], None
     # search.KEY=VALUE settings are the strategy's; the others replace the run's data settings
     options = [o for o in args.overrides if str(o).startswith("search.")]
     overrides = [o for o in args.overrides if not str(o).startswith("search.")]
+    if args.run is None and overrides:
+        raise SupernasError(f"'{overrides[0]}' replaces a run's data setting, and no run directory was given")
+    alone = {"space": args.space, "num_classes": args.num_classes}
     if args.dry_run:
         from .search.dry_run import estimate_search
 
@@ -204,14 +209,14 @@ def cmd_search(args: argparse.Namespace) -> None:
             crossovers=args.crossovers, generations=args.generations, seed=args.seed, bn_batches=args.bn_batches,
             max_batches=args.max_batches, device=args.device, cost=args.cost, latency_batch=args.latency_batch,
             latency_warmup=args.latency_warmup, latency_repeats=args.latency_repeats, overrides=overrides,
-            strategy=args.strategy, options=options)))
+            strategy=args.strategy, options=options, **alone)))
         return
     result = search_run(args.run, budgets, out_dir=args.out, predictor=args.predictor, population=args.population,
                         mutations=args.mutations, crossovers=args.crossovers, generations=args.generations,
                         seed=args.seed, bn_batches=args.bn_batches, max_batches=args.max_batches,
                         device=args.device, resume=args.resume, cost=args.cost, latency_batch=args.latency_batch,
                         latency_warmup=args.latency_warmup, latency_repeats=args.latency_repeats,
-                        overrides=overrides, strategy=args.strategy, options=options)
+                        overrides=overrides, strategy=args.strategy, options=options, **alone)
     out = args.out or f"{args.run}/search"
     print(format_table(result.pareto()))
     print(f"Pareto set: {out}/pareto.json, {out}/pareto.csv; plot: {out}/pareto.png"
@@ -547,8 +552,12 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--latency-warmup", default=10, help=f"untimed runs of {what} before timing")
         s.add_argument("--latency-repeats", default=30, help=f"timed runs of {what} (median)")
 
-    def stage2(s: argparse.ArgumentParser) -> None:
-        s.add_argument("run", help="run directory of `supernas train` or `supernas import`")
+    def stage2(s: argparse.ArgumentParser, run_optional: bool = False) -> None:
+        if run_optional:
+            s.add_argument("run", nargs="?", help="run directory of `supernas train` or `supernas import` (none: "
+                           "--predictor scores alone, over --space)")
+        else:
+            s.add_argument("run", help="run directory of `supernas train` or `supernas import`")
         s.add_argument("overrides", nargs="*", metavar="data.KEY=VALUE",
                        help="data settings replacing the run's, e.g. data.path=~/imagenet")
         s.add_argument("--bn-batches", default=64, help="training batches for BN re-calibration")
@@ -562,8 +571,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.epilog = ("The defaults are the paper's: per budget a population of 512 and 20 generations of 128 mutations "
                 "and 128 crossovers (up to 5632 Archs), each Arch re-calibrated on 64 batches of 256 images: hours "
                 "on a GPU, days on a CPU. See the cost first with --dry-run; lower --population, --generations, "
-                "--mutations/--crossovers, --bn-batches or --max-batches, or score with --predictor.")
-    stage2(s)
+                "--mutations/--crossovers, --bn-batches or --max-batches, or score with --predictor. With a "
+                "predictor and no run, the search needs no supernet at all: supernas search --space attentivenas "
+                "--predictor P --budgets 200:700:100 --out DIR.")
+    stage2(s, run_optional=True)
     s.add_argument("--budgets", help="budgets in MFLOPs (in ms with --cost latency): START:STOP:STEP, a comma "
                    "list, or one number (plain decimals: no underscores, no empty items; at most 1000 budgets)")
     s.add_argument("--cost", choices=["mflops", "latency"], default="mflops",
@@ -572,6 +583,10 @@ def build_parser() -> argparse.ArgumentParser:
     latency_args(s, "each layer")
     s.add_argument("--max-mflops", help="a single budget")
     s.add_argument("--predictor", help="score with a saved predictor instead of the calibrated supernet")
+    s.add_argument("--space", help="without a run: the space to search, which the predictor must be of (default: "
+                   "the predictor's own)")
+    s.add_argument("--num-classes", help="without a run: the classes of the head the MFLOPs count (default 1000, "
+                   "ImageNet's)")
     s.add_argument("--strategy", default="evolution", help="evolution (the paper's), random (the baseline: as "
                    "many random Archs per budget as the evolution scores), guided (a surrogate fitted on the scores "
                    "so far picks what the scorer sees: a twelfth of the evolution's Archs), or one registered in "
@@ -582,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mutations", default=128)
     s.add_argument("--crossovers", default=128)
     s.add_argument("--generations", default=20)
-    s.add_argument("--out", help="output directory (default RUN/search)")
+    s.add_argument("--out", help="output directory (default RUN/search; required without a run)")
     s.add_argument("--resume", action="store_true", help="continue an interrupted search")
     s.add_argument("--dry-run", action="store_true", help="print how many Archs the search would score and an "
                    "estimate of its time from a few Archs scored on --device, then exit without searching")

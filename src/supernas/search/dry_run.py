@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from ..evaluation import Evaluator, LatencyTable, load_run
+from ..evaluation import Evaluator, LatencyTable
 from ..runtime.logging import format_duration
 from ..spaces import CostModel
 from .pareto import COSTS
@@ -47,16 +47,18 @@ def estimate_search(run_dir: "str | Path", budgets: Sequence[float], predictor: 
                     seed: int = 0, bn_batches: int = 64, max_batches: int | None = None, device: str = "auto",
                     cost: str = "mflops", latency_batch: int = 1, latency_warmup: int = 10, latency_repeats: int = 30,
                     overrides: Sequence[str] = (), strategy: str = "evolution",
-                    options: Sequence[str] = ()) -> list[str]:
+                    options: Sequence[str] = (), space: Any = None, num_classes: int | None = None) -> list[str]:
     """Lines saying what `search_run` with these settings would score and an estimate of its time."""
+    from .runner import Scoring
+
     build = STRATEGIES.get(strategy, "--strategy")
-    net, _, data = load_run(run_dir, device, overrides)
-    space, dev = net.space, next(net.parameters()).device
-    cost_model = CostModel(space, data.num_classes)
+    scoring = Scoring(run_dir, predictor, device, overrides, bn_batches, max_batches, space, num_classes)
+    space, dev = scoring.space, scoring.device
+    cost_model = CostModel(space, scoring.num_classes)
     constraint = "latency_ms" if cost == "latency" else "mflops"
     unit = COSTS[constraint]
     if cost == "latency":
-        table = LatencyTable(space, data.num_classes, latency_batch, latency_warmup, latency_repeats, dev)
+        table = LatencyTable(space, scoring.num_classes, latency_batch, latency_warmup, latency_repeats, dev)
         cost_of = table.latency_indices
     else:
         cost_of = cost_model.mflops_indices
@@ -69,8 +71,9 @@ def estimate_search(run_dir: "str | Path", budgets: Sequence[float], predictor: 
     total = per_budget * len(budgets)
     rng = np.random.default_rng(seed)
     archs = space.sample(rng, TIMED_ARCHS + 1)
-    lines = [f"# dry run of the search on {run_dir}: nothing is written",
-             f"space {space.name} ({lo:.4g} to {hi:.4g} {unit}); data {data.describe()}",
+    lines = [f"# dry run of the search on {run_dir or 'the predictor alone'}: nothing is written",
+             f"space {space.name} ({lo:.4g} to {hi:.4g} {unit}); data "
+             f"{scoring.data_description or 'none (the predictor scores)'}",
              f"{len(budgets)} budget(s): {', '.join(f'{b:g}' for b in budgets)} {unit}",
              f"per budget ({strategy}): " + (
                  f"a population of {population}, then {generations} generation{'' if generations == 1 else 's'} of "
@@ -80,22 +83,18 @@ def estimate_search(run_dir: "str | Path", budgets: Sequence[float], predictor: 
                  f"{settings.batch or max(8, per_budget // 16)} at a time (search.calls, search.batch)" if guided else
                  "as many Archs as the evolution would score") +
              f": up to {per_budget} Archs scored ({total} for all budgets; an Arch scored once is not scored again)"]
-    if predictor:
-        from ..predictors import load_predictor
-
-        model = load_predictor(predictor, space)
+    if predictor:  # the predictor scores, with or without a run
         many = space.sample(rng, 1000)
         t = time.perf_counter()
-        model.predict(many)
+        scoring.score_fn(many)
         per_arch = (time.perf_counter() - t) / len(many)
         lines.append(f"scored by the predictor {predictor}: {per_arch * 1e3:.3g} ms an Arch")
     else:
-        evaluator = Evaluator(net, data, device=dev, bn_batches=bn_batches, max_batches=max_batches,
-                              amp_dtype=torch.bfloat16 if dev.type == "cuda" else None)
-        bn, scoring = evaluator.batches_per_arch()
+        evaluator = scoring.evaluator
+        bn, scored_batches = evaluator.batches_per_arch()
         per_arch = _seconds_per_arch(evaluator, archs)
         lines.append(f"each Arch: BatchNorm re-calibration on {bn} batches of {evaluator.batch_size} images, then "
-                     f"top-1 on {scoring} batch{'es' if scoring != 1 else ''} of the {evaluator.split} split; "
+                     f"top-1 on {scored_batches} batch{'es' if scored_batches != 1 else ''} of the {evaluator.split} split; "
                      f"timed on {dev.type} "
                      f"with {torch.get_num_threads()} thread(s) (--threads) "
                      f"({TIMED_ARCHS} random Archs, shortened to one batch of each): about {per_arch:.3g} s an Arch")

@@ -121,9 +121,10 @@ def exported_model(export_dir: "str | Path") -> dict[str, Any] | None:
 def search_title(front: Mapping[str, Any], search_dir: Path) -> str:
     """A plot title that tells two searches of one run apart: the run, the search's folder, where
     the scores came from, the strategy, its budgets and size, and the data."""
-    run = Path(front.get("run", search_dir.parent)).name
+    run = front.get("run", search_dir.parent)
     source = f"{front['score']['source']}-scored " if isinstance(front.get("score"), Mapping) else ""
-    title = f"run {run}, {search_dir.name}/: {front.get('space', '?')}, {source}search"
+    where = f"run {Path(run).name}, " if run else "no run, "  # a predictor searched alone
+    title = f"{where}{search_dir.name}/: {front.get('space', '?')}, {source}search"
     settings = front.get("search") if isinstance(front.get("search"), Mapping) else {}
     unit = " ms" if front.get("cost") == "latency_ms" else " MFLOPs"
     shown = [f"{b:g}" for b in front.get("budgets", ()) if isinstance(b, (int, float))]

@@ -25,7 +25,7 @@ from .strategies import STRATEGIES, SearchSettings
 from .results import plot_search_results
 
 
-def score_source(evaluator: Evaluator, predictor: "str | Path | None") -> dict[str, Any]:
+def score_source(evaluator: "Evaluator | None", predictor: "str | Path | None") -> dict[str, Any]:
     """Where a search's accuracies come from, for pareto.json: the predictor file (and what it was
     fitted on, when its fit record is beside it), or the supernet on which split, how many images
     and BN batches."""
@@ -75,13 +75,56 @@ def read_search_state(path: Path, scored: Mapping[str, Any]) -> dict[str, Any]:
     return state
 
 
-def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | Path | None" = None,
+class Scoring:
+    """What scores a search's Archs: a run's supernet (BN re-calibrated), or a predictor, which
+    needs no run: then the space and the head's classes come from the predictor and `num_classes`."""
+
+    def __init__(self, run_dir: "str | Path | None", predictor: "str | Path | None", device: str,
+                 overrides: Sequence[str], bn_batches: int, max_batches: int | None,
+                 space: Any = None, num_classes: int | None = None):
+        from ..predictors import load_predictor
+
+        self.evaluator: Evaluator | None = None
+        if run_dir is None:
+            if not predictor:
+                raise SupernasError("a search without a run directory scores with a predictor: give --predictor "
+                                    "(supernas predictor import attentivenas FILE, or one fitted on a run)")
+            model = load_predictor(predictor, space)
+            self.space, self.num_classes = model.space, num_classes or 1000
+            self.device = ddp.resolve_device(device)
+            self.scored = {"weights": None, "data": None, "predictor": file_sha256(Path(predictor).expanduser())}
+            self.data_description = None
+        else:
+            if space is not None or num_classes is not None:
+                raise SupernasError("--space and --num-classes are for a search without a run (the run's own are "
+                                    "used); drop them, or the run directory")
+            net, _, data = load_run(run_dir, device, overrides)
+            self.space, self.num_classes = net.space, data.num_classes
+            self.device = next(net.parameters()).device
+            self.scored = scored_by(net, data, predictor)
+            self.data_description = data.describe()
+            self.evaluator = Evaluator(net, data, device=self.device, bn_batches=bn_batches, max_batches=max_batches,
+                                       amp_dtype=torch.bfloat16 if self.device.type == "cuda" else None)
+            if predictor:
+                model = load_predictor(predictor, self.space)
+        self.score_fn: Any = (lambda archs: model.predict(archs)) if predictor else self.evaluator.score_fn
+        self.source = score_source(self.evaluator, predictor)
+
+    def cache_state(self) -> dict[str, Any]:
+        return self.evaluator.cache_state() if self.evaluator is not None else {}
+
+    def load_cache(self, state: Any) -> None:
+        if self.evaluator is not None:
+            self.evaluator.load_cache(state)
+
+
+def search_run(run_dir: "str | Path | None", budgets: Sequence[float], out_dir: "str | Path | None" = None,
                predictor: "str | Path | None" = None, population: int = 512, mutations: int = 128,
                crossovers: int = 128, generations: int = 20, seed: int = 0, bn_batches: int = 64,
                max_batches: int | None = None, device: str = "auto", resume: bool = False,
                progress: bool = True, cost: str = "mflops", latency_batch: int = 1, latency_warmup: int = 10,
                latency_repeats: int = 30, overrides: Sequence[str] = (), strategy: str = "evolution",
-               options: Sequence[str] = ()) -> SearchResult:
+               options: Sequence[str] = (), space: Any = None, num_classes: int | None = None) -> SearchResult:
     """Search each budget with `strategy` (a name of STRATEGIES: evolution, random, guided); write
     pareto.json/.csv/.png, evaluated.json/.csv (every scored Arch),
     best_per_budget.json and search_state.json into `out_dir`
@@ -91,16 +134,21 @@ def search_run(run_dir: "str | Path", budgets: Sequence[float], out_dir: "str | 
     LatencyTable (batch `latency_batch`) kept in latency_table.json beside the results and reused
     from there; the Pareto front is then accuracy against latency. `overrides`: data.KEY=VALUE
     settings replacing the run's (see `load_supernet`); `options`: search.KEY=VALUE settings of the
-    strategy (`SearchSettings.with_options`, e.g. search.parents=512)."""
+    strategy (`SearchSettings.with_options`, e.g. search.parents=512). Without a run (`run_dir`
+    None) a `predictor` scores, over its own space (or `space`, which must match it) with a head of
+    `num_classes` (1000, ImageNet's, when None), and `out_dir` is required."""
     if cost not in ("mflops", "latency"):
         raise SupernasError(f"unknown cost '{cost}'; choose mflops or latency")
     STRATEGIES.get(strategy, "--strategy")  # an unknown name fails before any work
     SearchSettings(population, mutations, crossovers, generations, seed).with_options(options)  # so does a bad option
+    if run_dir is None and not out_dir:
+        raise SupernasError("a search without a run directory needs --out DIR for its results")
     out = Path(out_dir or Path(run_dir).expanduser() / "search")
     with locked_dir(out, "--out", fresh=not resume, ours=SEARCH_MARKS):  # one search writes a folder at a time
-        return _search(run_dir, budgets, out, predictor, population, mutations, crossovers, generations, seed,
-                       bn_batches, max_batches, device, resume, progress, cost, latency_batch, latency_warmup,
-                       latency_repeats, overrides, strategy, options)
+        scoring = Scoring(run_dir, predictor, device, overrides, bn_batches, max_batches, space, num_classes)
+        return _search(run_dir, scoring, budgets, out, predictor, population, mutations, crossovers, generations,
+                       seed, resume, progress, cost, latency_batch, latency_warmup, latency_repeats, overrides,
+                       strategy, options)
 
 
 def _steps_done(search: Any, per_budget: int) -> int:
@@ -112,34 +160,22 @@ def _steps_done(search: Any, per_budget: int) -> int:
     return budget * per_budget + (generation + 1 if per_budget > 1 else 0)
 
 
-def _search(run_dir, budgets, out, predictor, population, mutations, crossovers, generations, seed, bn_batches,
-            max_batches, device, resume, progress, cost, latency_batch, latency_warmup, latency_repeats, overrides,
-            strategy, options=()) -> SearchResult:
+def _search(run_dir, scoring: Scoring, budgets, out, predictor, population, mutations, crossovers, generations,
+            seed, resume, progress, cost, latency_batch, latency_warmup, latency_repeats, overrides, strategy,
+            options=()) -> SearchResult:
     """The body of `search_run`, while it holds the lock on `out`."""
     state_path = out / "search_state.json"
     if state_path.exists() and not resume:
         raise SupernasError(f"'{out}' already holds a search; continue it with --resume or choose another --out")
     build = STRATEGIES.get(strategy, "--strategy")
-    net, cfg, data = load_run(run_dir, device, overrides)
-    scored = scored_by(net, data, predictor)
-    space = net.space
-    cost_model = CostModel(space, data.num_classes)
-    device_ = next(net.parameters()).device
-    evaluator = Evaluator(net, data, device=device_, bn_batches=bn_batches, max_batches=max_batches,
-                          amp_dtype=torch.bfloat16 if device_.type == "cuda" else None)
-    if predictor:
-        from ..predictors import load_predictor
-
-        model = load_predictor(predictor, space)
-        score_fn: Any = lambda archs: model.predict(archs)  # noqa: E731
-    else:
-        score_fn = evaluator.score_fn
+    scored, space, device_, score_fn = scoring.scored, scoring.space, scoring.device, scoring.score_fn
+    cost_model = CostModel(space, scoring.num_classes)
     state = read_search_state(state_path, scored) if resume and state_path.exists() else None
     if state is not None and "evaluator" in state:
-        evaluator.load_cache(state["evaluator"])
+        scoring.load_cache(state["evaluator"])
     table, table_path = None, out / "latency_table.json"
     if cost == "latency":
-        table_args = (space, data.num_classes, latency_batch, latency_warmup, latency_repeats, device_)
+        table_args = (space, scoring.num_classes, latency_batch, latency_warmup, latency_repeats, device_)
         if table_path.exists():
             table = LatencyTable.load(table_path, *table_args)
         else:  # layers measured in interleaved rounds, the per-Arch overhead fitted end to end
@@ -171,7 +207,7 @@ def _search(run_dir, budgets, out, predictor, population, mutations, crossovers,
         if info.is_main:
             if table is not None:  # first: the state must not rely on latencies that were not kept
                 table.save(table_path)
-            atomic_write_text(state_path, json.dumps({"search": search_state, "evaluator": evaluator.cache_state(),
+            atomic_write_text(state_path, json.dumps({"search": search_state, "evaluator": scoring.cache_state(),
                                                       "scored_by": scored}))
 
     result = search.run(callback=on_generation, checkpoint=checkpoint)
@@ -180,9 +216,9 @@ def _search(run_dir, budgets, out, predictor, population, mutations, crossovers,
     if info.is_main:
         front = result.pareto()
         # the weights' fingerprint: `export --pick` takes an Arch only for the weights that scored it
-        meta = {"run": str(Path(run_dir).expanduser()), "weights": scored["weights"], "data": data.describe(),
-                "cost": result.cost,
-                "budgets": list(result.budgets), "score": score_source(evaluator, predictor),
+        meta = {"run": str(Path(run_dir).expanduser()) if run_dir is not None else None, "weights": scored["weights"],
+                "data": scoring.data_description, "cost": result.cost, "num_classes": scoring.num_classes,
+                "budgets": list(result.budgets), "score": scoring.source,
                 "search": {"strategy": strategy, "population": population, "mutations": mutations,
                            "crossovers": crossovers,
                            "generations": generations, "seed": seed, "overrides": list(overrides),
@@ -193,8 +229,8 @@ def _search(run_dir, budgets, out, predictor, population, mutations, crossovers,
                                "latency_repeats": latency_repeats} if cost == "latency" else {})}}
         write_pareto(out, front, space, meta=meta)
         write_pareto(out, result.evaluated, space, name="evaluated", meta=meta)  # every scored Arch, not just the front
-        export = Path(run_dir).expanduser() / "export"
-        plot_search_results(out, export if export.is_dir() else None)
+        export = Path(run_dir).expanduser() / "export" if run_dir is not None else None
+        plot_search_results(out, export if export is not None and export.is_dir() else None)
         best = [{"budget": b, **(e.to_dict() if e else {})} for b, e in zip(result.budgets, result.best)]
         atomic_write_text(out / "best_per_budget.json", json.dumps(best, indent=1))
     return result
