@@ -105,7 +105,7 @@ def test_search_and_predictor_outputs_are_locked(run_copy, tmp_path):
     assert not (out / "search_state.json").exists()
     with DirectoryLock(run_copy, name=".predictor.npz.lock"):
         with pytest.raises(SupernasError, match="in use by another supernas process"):
-            fit_predictor_run(run_copy, n=4, bn_batches=1, max_batches=1, device="cpu")
+            fit_predictor_run(run_copy, n=8, bn_batches=1, max_batches=1, device="cpu")
     assert not (run_copy / "predictor.npz").exists()
 
 
