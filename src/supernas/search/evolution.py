@@ -89,7 +89,21 @@ def check_budgets(space: SearchSpace, cost_of: CostFn, budgets: Sequence[float],
         warnings.warn(f"budget{'s' if len(high) > 1 else ''} {', '.join(f'{b:g}' for b in high)} {unit} "
                       f"{'are' if len(high) > 1 else 'is'} above the largest Arch of space '{space.name}' "
                       f"({ceiling:.4g} {unit}): every Arch fits, so each searches the whole space; budgets up to "
-                      f"{ceiling:.4g} {unit} cover it", SupernasWarning, stacklevel=3)
+                      f"{ceiling:.4g} {unit} cover it", SupernasWarning, stacklevel=4)  # the strategy's caller
+
+
+def budget_constraint(space: SearchSpace, cost: CostModel, budgets: Sequence[float],
+                      constraint: "tuple[str, CostFn] | None") -> tuple[str, CostFn, list[float]]:
+    """(the constraint's name, its cost function, the budgets) of a strategy, checked: a known
+    constraint (MFLOPs by default), at least one budget, none below the smallest Arch's cost."""
+    name, cost_of = constraint or ("mflops", cost.mflops_indices)
+    if name not in COSTS:
+        raise SupernasError(f"unknown constraint '{name}'; choose one of {', '.join(COSTS)}")
+    values = [float(b) for b in budgets]
+    if not values:
+        raise SupernasError(f"give at least one budget in {COSTS[name]} (e.g. --budgets 200:800:100)")
+    check_budgets(space, cost_of, values, COSTS[name])
+    return name, cost_of, values
 
 
 class StepwiseSearch:
@@ -154,15 +168,8 @@ class EvolutionSearch(StepwiseSearch):
         self._seed_rows = None if seed_rows is None else np.asarray(seed_rows, dtype=np.int64).reshape(
             -1, len(space.dims))
         self._feasible: dict[float, np.ndarray] = {}
-        self.constraint, self._cost_of = constraint or ("mflops", cost.mflops_indices)
-        if self.constraint not in COSTS:
-            raise SupernasError(f"unknown constraint '{self.constraint}'; choose one of {', '.join(COSTS)}")
-        unit = COSTS[self.constraint]
-        self.budgets = [float(b) for b in budgets]
-        if not self.budgets:
-            raise SupernasError(f"give at least one budget in {unit} (e.g. --budgets 200:800:100)")
+        self.constraint, self._cost_of, self.budgets = budget_constraint(space, cost, budgets, constraint)
         self.space, self.cost, self.score_fn, self._score_rows = space, cost, score_fn, score_rows
-        check_budgets(space, self._cost_of, self.budgets, unit)
         self._draws = BudgetDraws(space, cost, self._cost_of, self.constraint == "mflops")
         self.population, self.mutations, self.crossovers = population, mutations, crossovers
         self.generations = generations

@@ -23,10 +23,10 @@ import numpy as np
 
 from ..errors import SupernasError, require_int
 from ..spaces import CostModel, SearchSpace
-from .evolution import (Callback, CostFn, EvolutionSearch, ScoreFn, SearchResult, StepwiseSearch, check_budgets,
+from .evolution import (Callback, CostFn, EvolutionSearch, ScoreFn, SearchResult, StepwiseSearch, budget_constraint,
                         check_fraction)
 from .operators import BudgetDraws, feasible_values, niche_column, niche_keep
-from .pareto import COSTS, ParetoEntry
+from .pareto import ParetoEntry
 
 SURROGATE_TREES = 64  # enough for ranking; an online refit on ~5000 Archs stays under a second on one core
 EXPLORE = 8  # one Arch in EXPLORE of a round is drawn at random among the rated candidates
@@ -77,13 +77,7 @@ class GuidedSearch(StepwiseSearch):
                              ("crossovers", crossovers, 0), ("generations", generations, 0)):
             require_int(name, v, low)
         self.space, self.cost, self.score_fn = space, cost, score_fn
-        self.constraint, self._cost_of = constraint or ("mflops", cost.mflops_indices)
-        if self.constraint not in COSTS:
-            raise SupernasError(f"unknown constraint '{self.constraint}'; choose one of {', '.join(COSTS)}")
-        self.budgets = [float(b) for b in budgets]
-        if not self.budgets:
-            raise SupernasError(f"give at least one budget in {COSTS[self.constraint]}")
-        check_budgets(space, self._cost_of, self.budgets, COSTS[self.constraint])
+        self.constraint, self._cost_of, self.budgets = budget_constraint(space, cost, budgets, constraint)
         self.calls, self.seed = calls, seed
         self.batch = batch if batch is not None else max(8, calls // 16)
         self.initial = max(2, calls // 8)  # the first spread of a budget, before any surrogate

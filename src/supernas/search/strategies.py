@@ -27,10 +27,10 @@ from ..errors import SupernasError, require_int
 from ..registry import Registry
 from ..spaces import CostModel, SearchSpace
 from .evolution import (INITS, Callback, CostFn, EvolutionSearch, ScoreFn, SearchResult, StepwiseSearch,
-                        check_budgets, check_fraction)
+                        budget_constraint, check_fraction)
 from .guided import GuidedSearch
 from .operators import BudgetDraws
-from .pareto import COSTS, ParetoEntry
+from .pareto import ParetoEntry
 
 
 # The settings `supernas search` takes as search.KEY=VALUE: key -> what it allows and does.
@@ -180,13 +180,7 @@ class RandomSearch(StepwiseSearch):
                  state: Mapping[str, Any] | None = None):
         require_int("per_budget", per_budget, 1)
         self.space, self.cost, self.score_fn = space, cost, score_fn
-        self.constraint, self._cost_of = constraint or ("mflops", cost.mflops_indices)
-        if self.constraint not in COSTS:
-            raise SupernasError(f"unknown constraint '{self.constraint}'; choose one of {', '.join(COSTS)}")
-        self.budgets = [float(b) for b in budgets]
-        if not self.budgets:
-            raise SupernasError(f"give at least one budget in {COSTS[self.constraint]}")
-        check_budgets(space, self._cost_of, self.budgets, COSTS[self.constraint])
+        self.constraint, self._cost_of, self.budgets = budget_constraint(space, cost, budgets, constraint)
         self._draws = BudgetDraws(space, cost, self._cost_of, self.constraint == "mflops")
         self.per_budget, self.seed = per_budget, seed
         self._rng = np.random.default_rng(seed)
