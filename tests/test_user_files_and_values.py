@@ -387,3 +387,9 @@ def test_long_arch_values_are_cut_in_messages(tmp_path, capsys):
         assert main(["flops", "--space", TINY, "--arch", str(f)]) == 2
         line = _one_line(capsys.readouterr().err)
         assert len(line) < 1000 and "characters)" in line
+
+
+def test_config_show_quotes_a_path_yaml_would_read_as_null(capsys):
+    assert main(["config", "show", "train", "data.path=~", "run.dir=yes"]) == 0
+    out = capsys.readouterr().out
+    assert "  path: '~'  #" in out and "  dir: 'yes'  #" in out

@@ -16,6 +16,8 @@ import types
 import typing
 from typing import Any, Literal, Mapping, Union
 
+import yaml
+
 from ..errors import SupernasError
 
 
@@ -210,5 +212,16 @@ def describe(settings: Any, indent: str = "") -> list[str]:
             continue
         shown = "null" if value is None else str(value).lower() if isinstance(value, bool) else \
             (list(value) if isinstance(value, tuple) else value)
+        if isinstance(value, str) and _reads_as_other(value):  # '~' or 'yes' unquoted would be null or true
+            shown = yaml.safe_dump(value, default_style="'").strip()
         lines.append(f"{indent}{f.name}: {shown}  # {rule(tp, f.metadata)}. {doc}".rstrip())
     return lines
+
+
+def _reads_as_other(text: str) -> bool:
+    """Whether YAML reads `text`, written plain, as something other than that string."""
+    try:
+        return yaml.safe_load(text) != text
+    except yaml.YAMLError:
+        return True
+
