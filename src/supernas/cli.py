@@ -83,6 +83,8 @@ def cmd_config(args: argparse.Namespace) -> None:
     from .config import SCHEMAS, describe, load_config
 
     schema = SCHEMAS[args.schema]
+    if args.file is not None and "=" in args.file and not os.path.exists(args.file):  # no file: settings alone
+        args.file, args.overrides = None, [args.file, *args.overrides]
     cfg = load_config(schema, args.file, args.overrides, require=False)  # shows what is still to give
     title = "defaults" if args.file is None and not args.overrides else "the resolved config"
     print(f"# supernas {args.schema}: {title}; every key, what it allows and what it does")
