@@ -390,6 +390,9 @@ def test_long_arch_values_are_cut_in_messages(tmp_path, capsys):
 
 
 def test_config_show_quotes_a_path_yaml_would_read_as_null(capsys):
-    assert main(["config", "show", "train", "data.path=~", "run.dir=yes"]) == 0
+    assert main(["config", "show", "train", "data.path=~", "run.dir=~/runs"]) == 0
     out = capsys.readouterr().out
-    assert "  path: '~'  #" in out and "  dir: 'yes'  #" in out
+    assert "  path: '~'  #" in out and "  dir: ~/runs  #" in out
+    from supernas.config.fields import _reads_as_other
+
+    assert _reads_as_other("yes") and _reads_as_other("~") and _reads_as_other("a: [") and not _reads_as_other("runs")
