@@ -27,7 +27,7 @@ import numpy as np
 from common import add_small_flag, parse_small, tiny_supernet_run
 from supernas.evaluation import Evaluator, load_run
 from supernas.sampling import sample_in_range
-from supernas.search import parse_budgets, search_run
+from supernas.search import SearchJob, parse_budgets, search_run
 from supernas.spaces import CostModel
 
 
@@ -95,10 +95,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
     budgets = parse_budgets(args.budgets)
     t0 = time.perf_counter()
     search_dir = out / "search"
-    result = search_run(args.run, budgets, out_dir=search_dir, population=args.population, mutations=args.mutations,
-                        crossovers=args.crossovers, generations=args.generations, seed=args.seed,
-                        bn_batches=args.bn_batches, max_batches=args.max_batches, device=args.device,
-                        resume=(search_dir / "search_state.json").exists())
+    result = search_run(SearchJob(budgets=tuple(budgets), run=args.run, out=search_dir, population=args.population,
+                                  mutations=args.mutations, crossovers=args.crossovers, generations=args.generations,
+                                  seed=args.seed, bn_batches=args.bn_batches, max_batches=args.max_batches,
+                                  device=args.device, resume=(search_dir / "search_state.json").exists()))
     search_s = time.perf_counter() - t0
 
     net, _, data = load_run(args.run, args.device)

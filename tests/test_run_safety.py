@@ -94,14 +94,14 @@ def test_a_resume_while_the_run_still_runs_is_refused(tmp_path, run_until_crash)
 
 def test_search_and_predictor_outputs_are_locked(run_copy, tmp_path):
     from supernas.search.predictor_runs import fit_predictor_run
-    from supernas.search.runner import search_run
+    from supernas.search import SearchJob, search_run
     from supernas.utils.lock import DirectoryLock
 
     out = tmp_path / "search"
     with DirectoryLock(out):
         with pytest.raises(SupernasError, match=f"'{out}' is in use by another supernas process .*choose another --out"):
-            search_run(run_copy, [30], out_dir=out, population=4, mutations=2, crossovers=2, generations=1,
-                       device="cpu", progress=False, max_batches=1, bn_batches=1)
+            search_run(SearchJob(budgets=(30,), run=run_copy, out=out, population=4, mutations=2, crossovers=2,
+                                 generations=1, device="cpu", max_batches=1, bn_batches=1), progress=False)
     assert not (out / "search_state.json").exists()
     with DirectoryLock(run_copy, name=".predictor.npz.lock"):
         with pytest.raises(SupernasError, match="in use by another supernas process"):
@@ -214,10 +214,11 @@ def test_a_checkpoint_of_another_command_or_content_is_one_line(tmp_path, interr
 
 # ---------------------------------------------------------------------------- item 3: search state keyed to the weights
 def _search(run, out, resume=False):
-    from supernas.search.runner import search_run
+    from supernas.search import SearchJob, search_run
 
-    return search_run(run, [30], out_dir=out, population=4, mutations=2, crossovers=2, generations=1, device="cpu",
-                      progress=False, max_batches=1, bn_batches=1, resume=resume)
+    return search_run(SearchJob(budgets=(30,), run=run, out=out, population=4, mutations=2, crossovers=2,
+                                generations=1, device="cpu", max_batches=1, bn_batches=1, resume=resume),
+                      progress=False)
 
 
 def test_a_saved_search_does_not_resume_on_other_weights(run_copy, tmp_path):

@@ -185,7 +185,9 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------- stage 2 and delivery
 @command
 def cmd_search(args: argparse.Namespace) -> None:
-    from .search import format_table, parse_budgets
+    import dataclasses
+
+    from .search import SearchJob, format_table, parse_budgets
     from .search.runner import search_run
 
     latency = args.cost == "latency"
@@ -202,24 +204,17 @@ def cmd_search(args: argparse.Namespace) -> None:
     overrides = [o for o in args.overrides if not str(o).startswith("search.")]
     if args.run is None and overrides:
         raise SupernasError(f"'{overrides[0]}' replaces a run's data setting, and no run directory was given")
-    alone = {"space": args.space, "num_classes": args.num_classes}
+    # every other field of the job is the flag of its name
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(SearchJob)
+             if f.name not in ("budgets", "options", "overrides")}
+    job = SearchJob(budgets=tuple(budgets), options=tuple(options), overrides=tuple(overrides), **given)
     if args.dry_run:
         from .search.dry_run import estimate_search
 
-        print("\n".join(estimate_search(
-            args.run, budgets, predictor=args.predictor, population=args.population, mutations=args.mutations,
-            crossovers=args.crossovers, generations=args.generations, seed=args.seed, bn_batches=args.bn_batches,
-            max_batches=args.max_batches, device=args.device, cost=args.cost, latency_batch=args.latency_batch,
-            latency_warmup=args.latency_warmup, latency_repeats=args.latency_repeats, overrides=overrides,
-            strategy=args.strategy, options=options, **alone)))
+        print("\n".join(estimate_search(job)))
         return
-    result = search_run(args.run, budgets, out_dir=args.out, predictor=args.predictor, population=args.population,
-                        mutations=args.mutations, crossovers=args.crossovers, generations=args.generations,
-                        seed=args.seed, bn_batches=args.bn_batches, max_batches=args.max_batches,
-                        device=args.device, resume=args.resume, cost=args.cost, latency_batch=args.latency_batch,
-                        latency_warmup=args.latency_warmup, latency_repeats=args.latency_repeats,
-                        overrides=overrides, strategy=args.strategy, options=options, **alone)
-    out = args.out or f"{args.run}/search"
+    result = search_run(job)
+    out = job.out_dir
     print(format_table(result.pareto()))
     print(f"Pareto set: {out}/pareto.json, {out}/pareto.csv; plot: {out}/pareto.png"
           + (f"; latency table: {out}/latency_table.json" if latency else ""))

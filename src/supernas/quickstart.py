@@ -43,7 +43,7 @@ def quickstart(run_dir: "str | Path" = "runs/quickstart", device: str = "auto", 
     from .deliver import export_arch
     from .evaluation import evaluate_model, load_exported, load_run
     from .search import format_table
-    from .search.runner import search_run
+    from .search import SearchJob, search_run
     from .spaces import CostModel
     from .train.standalone import finetune
     from .train.supernet import SupernetTrainer
@@ -61,8 +61,8 @@ def quickstart(run_dir: "str | Path" = "runs/quickstart", device: str = "auto", 
     budgets = budgets_in_range(lo, hi)
     print(f"2/4 evolutionary search at {len(budgets)} MFLOPs budgets inside the space's range ({lo:.2f} to "
           f"{hi:.2f} MFLOPs at {data.num_classes} classes): {', '.join(f'{b:g}' for b in budgets)}")
-    result = search_run(run_dir, budgets, population=16, mutations=8, crossovers=8, generations=3,
-                        bn_batches=4, device=device)
+    result = search_run(SearchJob(budgets=tuple(budgets), run=str(run_dir), population=16, mutations=8, crossovers=8,
+                                  generations=3, bn_batches=4, device=device))
     front = result.pareto()
     print(format_table(front))
     print("3/4 exporting the most accurate Arch of the largest budget (BatchNorm calibrated)")

@@ -19,10 +19,11 @@ def _search_command(run: Path, search) -> str | None:
     settings = meta.get("search")
     if settings is None or "budgets" not in meta:
         return None
-    run = Path(meta.get("run", run))  # the supernet run it searched (a search --out may lie elsewhere)
+    searched = meta.get("run", run)  # the supernet run it searched (a search --out may lie elsewhere)
+    run = Path(searched) if searched else None  # None: a predictor searched alone
     cost = meta.get("cost", "mflops")
-    words: list[object] = ["supernas", "search", run, *settings.get("overrides", []),
-                           "--budgets", ",".join(f"{b:g}" for b in meta["budgets"])]
+    words: list[object] = ["supernas", "search", *([run] if run else []), *settings.get("overrides", []),
+                           *settings.get("options", []), "--budgets", ",".join(f"{b:g}" for b in meta["budgets"])]
     if cost == "latency_ms":
         words += ["--cost", "latency"]
         for key in ("latency_batch", "latency_warmup", "latency_repeats"):
@@ -41,7 +42,7 @@ def _search_command(run: Path, search) -> str | None:
             words += ["--max-batches", score["max_batches"]]
     if "device" in settings:
         words += ["--device", settings["device"]]
-    if search.path.parent != run or search.path.name != "search":
+    if run is None or search.path.parent != run or search.path.name != "search":
         words += ["--out", search.path]
     return _cmd(*words)
 

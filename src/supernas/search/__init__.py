@@ -5,9 +5,11 @@ from .evolution import EvolutionSearch, SearchResult
 from .pareto import ParetoEntry, format_table, offline_pareto_sets, pareto_front, pareto_indices, write_pareto
 from .results import plot_pareto
 from .guided import GuidedSearch
+from .job import SearchJob
 from .runner import search_run
 from .strategies import OPTIONS, STRATEGIES, RandomSearch, SearchSettings
 
-__all__ = ["EvolutionSearch", "GuidedSearch", "OPTIONS", "ParetoEntry", "RandomSearch", "STRATEGIES", "SearchResult",
+__all__ = ["EvolutionSearch", "GuidedSearch", "OPTIONS", "ParetoEntry", "RandomSearch", "STRATEGIES", "SearchJob",
+           "SearchResult",
            "SearchSettings", "format_table", "offline_pareto_sets", "parse_budgets", "pareto_front", "pareto_indices",
            "plot_pareto", "search_run", "write_pareto"]

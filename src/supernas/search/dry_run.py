@@ -8,8 +8,7 @@ afternoon, on a CPU days. The estimate says so before the search starts, and wha
 from __future__ import annotations
 
 import time
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -18,7 +17,8 @@ from ..evaluation import Evaluator, LatencyTable
 from ..runtime.logging import format_duration
 from ..spaces import CostModel
 from .pareto import COSTS
-from .strategies import STRATEGIES, SearchSettings
+from .job import SearchJob
+from .strategies import STRATEGIES
 
 TIMED_ARCHS = 2
 SHORTEN = ("to shorten it: fewer Archs per budget (--population, --generations, --mutations, --crossovers), "
@@ -42,36 +42,33 @@ def _seconds_per_arch(evaluator: Evaluator, archs: Sequence) -> float:
     return per_batch * sum(e.batches_per_arch())
 
 
-def estimate_search(run_dir: "str | Path", budgets: Sequence[float], predictor: "str | Path | None" = None,
-                    population: int = 512, mutations: int = 128, crossovers: int = 128, generations: int = 20,
-                    seed: int = 0, bn_batches: int = 64, max_batches: int | None = None, device: str = "auto",
-                    cost: str = "mflops", latency_batch: int = 1, latency_warmup: int = 10, latency_repeats: int = 30,
-                    overrides: Sequence[str] = (), strategy: str = "evolution",
-                    options: Sequence[str] = (), space: Any = None, num_classes: int | None = None) -> list[str]:
-    """Lines saying what `search_run` with these settings would score and an estimate of its time."""
+def estimate_search(job: SearchJob) -> list[str]:
+    """Lines saying what `search_run(job)` would score and an estimate of its time."""
     from .runner import Scoring
 
+    budgets, strategy, cost, predictor = job.budgets, job.strategy, job.cost, job.predictor
+    population, mutations, crossovers, generations = job.population, job.mutations, job.crossovers, job.generations
     build = STRATEGIES.get(strategy, "--strategy")
-    scoring = Scoring(run_dir, predictor, device, overrides, bn_batches, max_batches, space, num_classes)
+    scoring = Scoring(job)
     space, dev = scoring.space, scoring.device
     cost_model = CostModel(space, scoring.num_classes)
     constraint = "latency_ms" if cost == "latency" else "mflops"
     unit = COSTS[constraint]
     if cost == "latency":
-        table = LatencyTable(space, scoring.num_classes, latency_batch, latency_warmup, latency_repeats, dev)
+        table = LatencyTable(space, scoring.num_classes, job.latency_batch, job.latency_warmup, job.latency_repeats, dev)
         cost_of = table.latency_indices
     else:
         cost_of = cost_model.mflops_indices
-    settings = SearchSettings(population, mutations, crossovers, generations, seed).with_options(options)
+    settings = job.settings()
     # built as the search would be (nothing is scored yet): its settings and budgets are checked alike
     build(space, cost_model, lambda archs: [], budgets, settings, constraint=(constraint, cost_of))
     lo, hi = (float(c) for c in cost_of(space.to_indices([space.smallest(), space.largest()])))
     guided = strategy == "guided"
     per_budget = settings.guided_calls if guided else settings.archs_per_budget
     total = per_budget * len(budgets)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(job.seed)
     archs = space.sample(rng, TIMED_ARCHS + 1)
-    lines = [f"# dry run of the search on {run_dir or 'the predictor alone'}: nothing is written",
+    lines = [f"# dry run of the search on {job.run or 'the predictor alone'}: nothing is written",
              f"space {space.name} ({lo:.4g} to {hi:.4g} {unit}); data "
              f"{scoring.data_description or 'none (the predictor scores)'}",
              f"{len(budgets)} budget(s): {', '.join(f'{b:g}' for b in budgets)} {unit}",

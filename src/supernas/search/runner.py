@@ -1,13 +1,13 @@
 """AttentiveNAS stage 2 on a trained run directory: evolutionary search per FLOPs budget (scored by
 the BN-recalibrated supernet or by a predictor) and the Pareto set written out.
 
-    result = search_run("runs/cifar10-supernet", budgets=[50, 100, 150])
+    result = search_run(SearchJob(budgets=(50, 100, 150), run="runs/cifar10-supernet"))
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import torch
 
@@ -20,8 +20,9 @@ from ..runtime.run_dir import SEARCH_MARKS, locked_dir
 from ..spaces import CostModel
 from ..utils.io import atomic_write_text, file_sha256
 from .evolution import SearchResult
+from .job import SearchJob
 from .pareto import write_pareto
-from .strategies import STRATEGIES, SearchSettings
+from .strategies import STRATEGIES
 from .results import plot_search_results
 
 
@@ -79,11 +80,11 @@ class Scoring:
     """What scores a search's Archs: a run's supernet (BN re-calibrated), or a predictor, which
     needs no run: then the space and the head's classes come from the predictor and `num_classes`."""
 
-    def __init__(self, run_dir: "str | Path | None", predictor: "str | Path | None", device: str,
-                 overrides: Sequence[str], bn_batches: int, max_batches: int | None,
-                 space: Any = None, num_classes: int | None = None):
+    def __init__(self, job: SearchJob):
         from ..predictors import load_predictor
 
+        run_dir, predictor, device = job.run, job.predictor, job.device
+        space, num_classes = job.space, job.num_classes
         self.evaluator: Evaluator | None = None
         if run_dir is None:
             if not predictor:
@@ -98,12 +99,13 @@ class Scoring:
             if space is not None or num_classes is not None:
                 raise SupernasError("--space and --num-classes are for a search without a run (the run's own are "
                                     "used); drop them, or the run directory")
-            net, _, data = load_run(run_dir, device, overrides)
+            net, _, data = load_run(run_dir, device, job.overrides)
             self.space, self.num_classes = net.space, data.num_classes
             self.device = next(net.parameters()).device
             self.scored = scored_by(net, data, predictor)
             self.data_description = data.describe()
-            self.evaluator = Evaluator(net, data, device=self.device, bn_batches=bn_batches, max_batches=max_batches,
+            self.evaluator = Evaluator(net, data, device=self.device, bn_batches=job.bn_batches,
+                                       max_batches=job.max_batches,
                                        amp_dtype=torch.bfloat16 if self.device.type == "cuda" else None)
             if predictor:
                 model = load_predictor(predictor, self.space)
@@ -118,37 +120,24 @@ class Scoring:
             self.evaluator.load_cache(state)
 
 
-def search_run(run_dir: "str | Path | None", budgets: Sequence[float], out_dir: "str | Path | None" = None,
-               predictor: "str | Path | None" = None, population: int = 512, mutations: int = 128,
-               crossovers: int = 128, generations: int = 20, seed: int = 0, bn_batches: int = 64,
-               max_batches: int | None = None, device: str = "auto", resume: bool = False,
-               progress: bool = True, cost: str = "mflops", latency_batch: int = 1, latency_warmup: int = 10,
-               latency_repeats: int = 30, overrides: Sequence[str] = (), strategy: str = "evolution",
-               options: Sequence[str] = (), space: Any = None, num_classes: int | None = None) -> SearchResult:
-    """Search each budget with `strategy` (a name of STRATEGIES: evolution, random, guided); write
-    pareto.json/.csv/.png, evaluated.json/.csv (every scored Arch),
-    best_per_budget.json and search_state.json into `out_dir`
-    (default RUN/search). With `resume`, continue from search_state.json.
+def search_run(job: SearchJob, progress: bool = True) -> SearchResult:
+    """Search each of `job`'s budgets with its strategy (a name of STRATEGIES: evolution, random,
+    guided); write pareto.json/.csv/.png, evaluated.json/.csv (every scored Arch),
+    best_per_budget.json and search_state.json into `job.out_dir` (default RUN/search), the job
+    whole in their metadata. With `job.resume`, continue from search_state.json.
 
     `cost="latency"`: budgets are in ms of latency on the search device, estimated by a
     LatencyTable (batch `latency_batch`) kept in latency_table.json beside the results and reused
-    from there; the Pareto front is then accuracy against latency. `overrides`: data.KEY=VALUE
-    settings replacing the run's (see `load_supernet`); `options`: search.KEY=VALUE settings of the
-    strategy (`SearchSettings.with_options`, e.g. search.parents=512). Without a run (`run_dir`
-    None) a `predictor` scores, over its own space (or `space`, which must match it) with a head of
-    `num_classes` (1000, ImageNet's, when None), and `out_dir` is required."""
-    if cost not in ("mflops", "latency"):
-        raise SupernasError(f"unknown cost '{cost}'; choose mflops or latency")
-    STRATEGIES.get(strategy, "--strategy")  # an unknown name fails before any work
-    SearchSettings(population, mutations, crossovers, generations, seed).with_options(options)  # so does a bad option
-    if run_dir is None and not out_dir:
-        raise SupernasError("a search without a run directory needs --out DIR for its results")
-    out = Path(out_dir or Path(run_dir).expanduser() / "search")
-    with locked_dir(out, "--out", fresh=not resume, ours=SEARCH_MARKS):  # one search writes a folder at a time
-        scoring = Scoring(run_dir, predictor, device, overrides, bn_batches, max_batches, space, num_classes)
-        return _search(run_dir, scoring, budgets, out, predictor, population, mutations, crossovers, generations,
-                       seed, resume, progress, cost, latency_batch, latency_warmup, latency_repeats, overrides,
-                       strategy, options)
+    from there; the Pareto front is then accuracy against latency. Without a run (`job.run` None)
+    a predictor scores, over its own space with a head of `num_classes` (1000 when None).
+
+        search_run(SearchJob(budgets=(50, 100, 150), run="runs/cifar10-supernet"))
+    """
+    STRATEGIES.get(job.strategy, "--strategy")  # an unknown name fails before any work
+    job.settings()  # so does a bad option
+    out = job.out_dir
+    with locked_dir(out, "--out", fresh=not job.resume, ours=SEARCH_MARKS):  # one search writes a folder at a time
+        return _search(job, Scoring(job), out, progress)
 
 
 def _steps_done(search: Any, per_budget: int) -> int:
@@ -160,10 +149,9 @@ def _steps_done(search: Any, per_budget: int) -> int:
     return budget * per_budget + (generation + 1 if per_budget > 1 else 0)
 
 
-def _search(run_dir, scoring: Scoring, budgets, out, predictor, population, mutations, crossovers, generations,
-            seed, resume, progress, cost, latency_batch, latency_warmup, latency_repeats, overrides, strategy,
-            options=()) -> SearchResult:
+def _search(job: SearchJob, scoring: Scoring, out: Path, progress: bool) -> SearchResult:
     """The body of `search_run`, while it holds the lock on `out`."""
+    resume, cost, strategy, generations = job.resume, job.cost, job.strategy, job.generations
     state_path = out / "search_state.json"
     if state_path.exists() and not resume:
         raise SupernasError(f"'{out}' already holds a search; continue it with --resume or choose another --out")
@@ -175,15 +163,14 @@ def _search(run_dir, scoring: Scoring, budgets, out, predictor, population, muta
         scoring.load_cache(state["evaluator"])
     table, table_path = None, out / "latency_table.json"
     if cost == "latency":
-        table_args = (space, scoring.num_classes, latency_batch, latency_warmup, latency_repeats, device_)
+        table_args = (space, scoring.num_classes, job.latency_batch, job.latency_warmup, job.latency_repeats, device_)
         if table_path.exists():
             table = LatencyTable.load(table_path, *table_args)
         else:  # layers measured in interleaved rounds, the per-Arch overhead fitted end to end
-            table = build_latency_table(*table_args, seed=seed)
+            table = build_latency_table(*table_args, seed=job.seed)
             if progress and ddp.current().is_main:
                 print(table.describe_fit(), flush=True)
-    settings = SearchSettings(population, mutations, crossovers, generations, seed).with_options(options)
-    search = build(space, cost_model, score_fn, budgets, settings, state=state["search"] if state else None,
+    search = build(space, cost_model, score_fn, job.budgets, job.settings(), state=state["search"] if state else None,
                    constraint=("latency_ms", table.latency_indices) if table else None)
     info = ddp.current()
     # evolution scores per budget an initial population and `generations` more: the bar counts the
@@ -216,20 +203,15 @@ def _search(run_dir, scoring: Scoring, budgets, out, predictor, population, muta
     if info.is_main:
         front = result.pareto()
         # the weights' fingerprint: `export --pick` takes an Arch only for the weights that scored it
-        meta = {"run": str(Path(run_dir).expanduser()) if run_dir is not None else None, "weights": scored["weights"],
+        run = Path(job.run).expanduser() if job.run is not None else None
+        meta = {"run": str(run) if run is not None else None, "weights": scored["weights"],
                 "data": scoring.data_description, "cost": result.cost, "num_classes": scoring.num_classes,
                 "budgets": list(result.budgets), "score": scoring.source,
-                "search": {"strategy": strategy, "population": population, "mutations": mutations,
-                           "crossovers": crossovers,
-                           "generations": generations, "seed": seed, "overrides": list(overrides),
-                           "options": list(options), "device": device_.type,
-                           # Archs the real scorer scored, and ratings a surrogate gave (guided search)
-                           "scored": result.scored, "ranked": result.ranked,
-                           **({"latency_batch": latency_batch, "latency_warmup": latency_warmup,
-                               "latency_repeats": latency_repeats} if cost == "latency" else {})}}
+                # the job whole, and the Archs the real scorer scored and a surrogate rated (guided search)
+                "search": {**job.record(device_.type), "scored": result.scored, "ranked": result.ranked}}
         write_pareto(out, front, space, meta=meta)
         write_pareto(out, result.evaluated, space, name="evaluated", meta=meta)  # every scored Arch, not just the front
-        export = Path(run_dir).expanduser() / "export" if run_dir is not None else None
+        export = run / "export" if run is not None else None
         plot_search_results(out, export if export is not None and export.is_dir() else None)
         best = [{"budget": b, **(e.to_dict() if e else {})} for b, e in zip(result.budgets, result.best)]
         atomic_write_text(out / "best_per_budget.json", json.dumps(best, indent=1))
