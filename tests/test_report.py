@@ -382,3 +382,17 @@ def test_report_of_a_latency_search_folder(attentive_run, tmp_path):
     args = parse_args(shlex.split(line)[1:])
     assert (args.run, args.cost, args.budgets, args.latency_repeats) == (str(attentive_run), "latency", "2.5,3", 2)
     assert args.out == str(folder)
+
+
+def test_a_rebuilt_search_command_keeps_its_strategy_settings_and_a_run_less_search(tmp_path):
+    from types import SimpleNamespace
+
+    from supernas.report.commands import _search_command
+
+    front = {"run": None, "budgets": [300.0], "cost": "mflops", "score": {"source": "predictor", "predictor": "p.npz"},
+             "search": {"strategy": "evolution", "population": 8, "mutations": 4, "crossovers": 4, "generations": 2,
+                        "seed": 0, "overrides": [], "options": ["search.edge=0"], "device": "cpu"}}
+    line = _search_command(tmp_path, SimpleNamespace(front=front, path=tmp_path / "alone"))
+    args = parse_args(shlex.split(line)[1:])
+    assert args.run is None and args.overrides == ["search.edge=0"] and args.predictor == "p.npz"
+    assert args.out == str(tmp_path / "alone") and args.budgets == "300"

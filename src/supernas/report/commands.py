@@ -23,7 +23,7 @@ def _search_command(run: Path, search) -> str | None:
     run = Path(searched) if searched else None  # None: a predictor searched alone
     cost = meta.get("cost", "mflops")
     words: list[object] = ["supernas", "search", *([run] if run else []), *settings.get("overrides", []),
-                           *settings.get("options", []), "--budgets", ",".join(f"{b:g}" for b in meta["budgets"])]
+                           "--budgets", ",".join(f"{b:g}" for b in meta["budgets"])]
     if cost == "latency_ms":
         words += ["--cost", "latency"]
         for key in ("latency_batch", "latency_warmup", "latency_repeats"):
@@ -44,6 +44,7 @@ def _search_command(run: Path, search) -> str | None:
         words += ["--device", settings["device"]]
     if run is None or search.path.parent != run or search.path.name != "search":
         words += ["--out", search.path]
+    words += settings.get("options", [])  # search.KEY=VALUE last: before any flag, one would read as the run
     return _cmd(*words)
 
 
