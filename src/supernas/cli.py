@@ -197,8 +197,6 @@ def cmd_search(args: argparse.Namespace) -> None:
         raise SupernasError("give either --budgets (e.g. 200:800:100) or --max-mflops B")
     budgets = parse_budgets(args.budgets if args.budgets is not None else args.max_mflops,
                             "ms" if latency else "MFLOPs")
-    if args.run is not None and "=" in args.run and not os.path.isdir(args.run):  # no run: a setting came first
-        args.overrides, args.run = [args.run, *args.overrides], None
     # search.KEY=VALUE settings are the strategy's; the others replace the run's data settings
     options = [o for o in args.overrides if str(o).startswith("search.")]
     overrides = [o for o in args.overrides if not str(o).startswith("search.")]
@@ -790,6 +788,9 @@ def parse_args(argv: Sequence[str] | None = None, numbers: bool = True) -> argpa
         args.overrides = [*args.overrides, *extra]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    run = getattr(args, "run", None)
+    if args.command == "search" and run is not None and "=" in run and not os.path.isdir(run):
+        args.overrides, args.run = [run, *args.overrides], None  # no run (a predictor's search): a setting came first
     if numbers:
         _read_numbers(args)
     return args
