@@ -192,7 +192,8 @@ def cmd_search(args: argparse.Namespace) -> None:
 
     latency = args.cost == "latency"
     if latency and args.max_mflops is not None:
-        raise SupernasError("--max-mflops is a MFLOPs budget; with --cost latency give --budgets in ms (e.g. 1.5:3:0.5)")
+        raise SupernasError("--max-mflops is a MFLOPs budget; with --cost latency give --budgets in ms "
+                            "(e.g. 1.5:3:0.5)")
     if (args.budgets is None) == (args.max_mflops is None):
         raise SupernasError("give either --budgets (e.g. 200:800:100) or --max-mflops B")
     budgets = parse_budgets(args.budgets if args.budgets is not None else args.max_mflops,
@@ -240,7 +241,8 @@ def cmd_predictor(args: argparse.Namespace) -> None:
               f"predictor: {path}; Kendall tau on {args.holdout:.0%} held-out Archs: {tau:.3f}" if tau is not None
               else f"predictor: {path} (no held-out Archs, no Kendall tau)")
     elif args.action == "eval":
-        r = runs.eval_predictor_run(args.run, args.predictor, n=200 if args.n is None else args.n, bn_batches=args.bn_batches,
+        r = runs.eval_predictor_run(args.run, args.predictor, n=200 if args.n is None else args.n,
+                                    bn_batches=args.bn_batches,
                                     max_batches=args.max_batches, device=args.device, seed=args.seed + 1,
                                     overrides=args.overrides)
         print(f"predictor {r['predictor']} on {r['archs']} Archs it was not fitted on: Kendall tau "

@@ -38,12 +38,11 @@ def quickstart(run_dir: "str | Path" = "runs/quickstart", device: str = "auto", 
     """Run the quickstart into `run_dir` and return what it delivered: the export, its MFLOPs and
     its top-1 on the validation split before and after the fine-tune. `overrides` (key=value) change
     the supernet's config, `finetune_overrides` the fine-tune's (tests shorten both)."""
-    from .search.pareto import mflops_decimals
-    from .search.results import mark_exported
     from .deliver import export_arch
     from .evaluation import evaluate_model, load_exported, load_run
-    from .search import format_table
-    from .search import SearchJob, search_run
+    from .search import SearchJob, format_table, search_run
+    from .search.pareto import mflops_decimals
+    from .search.results import mark_exported
     from .spaces import CostModel
     from .train.standalone import finetune
     from .train.supernet import SupernetTrainer

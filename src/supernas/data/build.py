@@ -9,10 +9,12 @@ import numpy as np
 from PIL import Image
 
 from ..errors import SupernasError, SupernasWarning
-from . import splits
+from . import (
+    readers,  # noqa: F401  (registers the built-in formats)
+    splits,
+)
 from .config import DataConfig
 from .datasets import BadImages, ImageFiles, View
-from . import readers  # noqa: F401  (registers the built-in formats)
 from .formats import FORMATS, detect_format, is_builtin, locate
 from .transforms import Recipe, eval_transform, recipe, train_transform
 

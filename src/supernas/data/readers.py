@@ -17,9 +17,8 @@ from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_datas
 from ..errors import SupernasError
 from ..utils.safe_pickle import NUMPY_GLOBALS, read_restricted
 from .datasets import ImageFiles, ImageTensors
+from .formats import FORMATS, MNIST_FILES, DataFormat, cifar10_dir, cifar100_dir, imagefolder_dir, mnist_dir, mnist_file
 from .walk import refuse_symlink_loops
-from .formats import (FORMATS, MNIST_FILES, DataFormat, cifar10_dir, cifar100_dir, imagefolder_dir, mnist_dir,
-                      mnist_file)
 
 # What each layout looks like, for error messages; `root` is the path the user gave.
 IMAGEFOLDER = ("root/train/<class>/*.jpg|png|... with root/val/<class>/... or root/test/<class>/... "

@@ -20,9 +20,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..errors import SupernasError
-from ..registry import Registry
 from ..nn.calibrate import recalibrate_bn
 from ..nn.static import resize_to
+from ..registry import Registry
 from ..spaces import Arch, CostModel
 from ..utils.io import atomic_torch_save, atomic_write, atomic_write_bytes, atomic_write_text
 from ..utils.lock import DirectoryLock
@@ -139,5 +139,6 @@ def export_arch(net, arch: Arch, data, out_dir: "str | Path", fmt: str = "pt", b
     # the checkpoint the weights came from (its step and epoch: a run may still be training)
     origin = dict(getattr(net, "origin", None) or {})
     return save_export(model, net.space, arch, data, out_dir, fmt=fmt,
-                       made_by={"command": "export", "format": fmt, "bn_batches": bn_batches, "bn_batch_size": batch_size,
+                       made_by={"command": "export", "format": fmt, "bn_batches": bn_batches,
+                                "bn_batch_size": batch_size,
                                 **({"checkpoint": origin} if origin else {})})

@@ -9,8 +9,8 @@ from torch.utils.data import DataLoader
 
 from ..errors import SupernasError
 from ..nn.calibrate import preserved_bn_stats, recalibrate_bn
-from ..spaces import Arch
 from ..runtime.precision import autocast
+from ..spaces import Arch
 
 CACHE_VERSION = 1
 

@@ -37,12 +37,12 @@ from torch import nn
 
 from ..errors import SupernasError, require_int
 from ..nn import static
+from ..runtime.distributed import resolve_device
 from ..spaces import Arch, SearchSpace
 from ..spaces.layout import Layout, layout
 from ..spaces.spec import ACTIVATIONS
-from ..runtime.distributed import resolve_device
 from ..utils.io import atomic_write_text
-from .static_models import measure_latency, time_forward
+from .static_models import time_forward
 
 Timer = Callable[[nn.Module, torch.Tensor], float]
 Sampler = Callable[[nn.Module, torch.Tensor], float]  # one timed run (ms), for interleaved rounds

@@ -69,7 +69,8 @@ def _rebuilt(path: Path, meta: dict[str, Any]) -> torch.nn.Module:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # not a state dict of tensors (weights_only refuses any code)
         raise SupernasError(f"'{path}' is not a readable state dict ({type(e).__name__}: "
-                            f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}); export the model again") from None
+                            f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}); export the model "
+                            "again") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise SupernasError(f"'{path}' is not a state dict of tensors; export the model again")
     where = path.parent / "arch.json"

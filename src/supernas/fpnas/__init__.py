@@ -1,8 +1,14 @@
 """FP-NAS and PARSEC: learn a distribution over Archs, sampling K of them per architecture step."""
 from typing import Any
 
-from .distribution import (ArchDistribution, FactorizedDistribution, JointDistribution, block_groups,
-                           dimension_groups, parameter_counts)
+from .distribution import (
+    ArchDistribution,
+    FactorizedDistribution,
+    JointDistribution,
+    block_groups,
+    dimension_groups,
+    parameter_counts,
+)
 from .estimator import arch_loss, arch_weights, beta_for_target, loglik_from_losses
 from .num_samples import RULES, adaptive_num_samples
 

@@ -363,11 +363,11 @@ class ProbabilisticSearch:
         mflops, params = self.cost.costs_indices(rows)
         ms = self.latency.latency_indices(rows) if self.latency is not None else [None] * len(archs)
         top, seen = [], set()
-        for arch, m, p, l, t in zip(archs, mflops, params, lp, ms):
+        for arch, m, p, logp, t in zip(archs, mflops, params, lp, ms):
             if arch in seen:  # raw rows differing only in switched-off blocks are one network
                 continue
             seen.add(arch)
-            top.append({"arch": arch, "mflops": float(m), "params": int(p), "log_prob": float(l),
+            top.append({"arch": arch, "mflops": float(m), "params": int(p), "log_prob": float(logp),
                         **({"latency_ms": float(t)} if t is not None else {})})
         return top
 

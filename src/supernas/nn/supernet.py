@@ -15,7 +15,6 @@ from . import static
 from .bn_act import activation, storing_rebuilds
 from .elastic import ElasticAttention, ElasticBatchNorm2d, ElasticConv2d, ElasticLinear
 
-
 # Which blocks stochastic depth (drop-connect) reaches when a forward asks for it.
 DROP_PATH_SCOPES = ("last_two_stages", "all_blocks")
 
@@ -130,8 +129,12 @@ class SuperNet(nn.Module):
         published `attentive_nas_pretrained.pth.tar`): a path, or a loaded checkpoint or state
         dict, with or without the 'module.' prefix. Every tensor is taken, BatchNorm running
         statistics included; the number of classes is the checkpoint's. In eval mode."""
-        from .reference import check_reference_layout, load_reference_weights, read_reference_checkpoint, \
-            reference_num_classes
+        from .reference import (
+            check_reference_layout,
+            load_reference_weights,
+            read_reference_checkpoint,
+            reference_num_classes,
+        )
 
         space = get_space(space)
         check_reference_layout(space)

@@ -1,6 +1,11 @@
 """Accuracy predictors: fit on evaluated Archs, rank many more without evaluating them."""
-from .forest import (AccuracyPredictor, fit_from_evaluations, import_attentivenas_predictor, load_predictor,
-                     run_predictor_path)
+from .forest import (
+                     AccuracyPredictor,
+                     fit_from_evaluations,
+                     import_attentivenas_predictor,
+                     load_predictor,
+                     run_predictor_path,
+)
 from .metrics import kendall_tau, pearson_r
 
 __all__ = ["AccuracyPredictor", "fit_from_evaluations", "import_attentivenas_predictor", "kendall_tau",

@@ -209,7 +209,8 @@ def _read_archive(p: Path) -> tuple[dict[str, Any], Any, TreeEnsemble]:
 
 # What a predictor pickled by supernas 0.1 names: its header (dicts), the space's spec, and the
 # scikit-learn forest, all read as records and turned into arrays without the library.
-_FOREST_CLASSES = {("sklearn.ensemble._forest", "RandomForestRegressor"), ("sklearn.ensemble.forest", "RandomForestRegressor"),
+_FOREST_CLASSES = {("sklearn.ensemble._forest", "RandomForestRegressor"),
+                   ("sklearn.ensemble.forest", "RandomForestRegressor"),
                    ("sklearn.tree._classes", "DecisionTreeRegressor"), ("sklearn.tree.tree", "DecisionTreeRegressor"),
                    ("sklearn.tree._tree", "Tree")}
 
@@ -225,9 +226,10 @@ def _read_legacy(p: Path) -> tuple[dict[str, Any], Any, TreeEnsemble]:
     spec_classes = {("supernas.spaces.spec", n): record_class(n) for n, v in vars(spec_module).items()
                     if isinstance(v, type) and v.__module__ == spec_module.__name__}
     blob = read_restricted(p, {**forest_globals(), **spec_classes}, "a saved supernas predictor")
-    if not isinstance(blob, dict) or not isinstance(blob.get("meta"), dict) or blob["meta"].get("format") != LEGACY_FORMAT:
+    meta = blob.get("meta") if isinstance(blob, dict) else None
+    if not isinstance(meta, dict) or meta.get("format") != LEGACY_FORMAT:
         raise SupernasError(f"'{p}' is not a saved supernas predictor (expected format {FORMAT} or {LEGACY_FORMAT})")
-    _check_meta(p, blob["meta"])
+    _check_meta(p, meta)
     forest = forest_from_record(blob.get("model"), f"'{p}'")
     warnings.warn(f"'{p}' is a predictor in the pickle format of supernas 0.1; it was read without running code "
                   f"from it. Save it again in the current format: "

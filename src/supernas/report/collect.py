@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from ..config import run_kind
-from ..utils.structured import UniqueKeyLoader
 from ..errors import SupernasError
 from ..predictors import run_predictor_path
 from ..search.results import exported_model, read_results, search_dirs
+from ..utils.structured import UniqueKeyLoader
 
 # config keys that tell the commands apart (their DEFAULTS): FP-NAS has search.mode, a standalone
 # run arch and init, a supernet the sampler

@@ -14,8 +14,8 @@ from typing import Any, Callable
 import torch
 import yaml
 
-from .loop import Loop, Schedule
 from .logging import format_duration
+from .loop import Loop, Schedule
 from .threads import apply_threads
 
 MAX_TIMING_SECONDS = 60.0  # stop timing a phase early when its steps are this slow in all

@@ -2,10 +2,10 @@
 `search` / `predictor` commands on a trained run (Archs are scored by `supernas.evaluation`)."""
 from .budgets import parse_budgets
 from .evolution import EvolutionSearch, SearchResult
-from .pareto import ParetoEntry, format_table, offline_pareto_sets, pareto_front, pareto_indices, write_pareto
-from .results import plot_pareto
 from .guided import GuidedSearch
 from .job import SearchJob
+from .pareto import ParetoEntry, format_table, offline_pareto_sets, pareto_front, pareto_indices, write_pareto
+from .results import plot_pareto
 from .runner import search_run
 from .strategies import OPTIONS, STRATEGIES, RandomSearch, SearchSettings
 

@@ -16,8 +16,8 @@ import torch
 from ..evaluation import Evaluator, LatencyTable
 from ..runtime.logging import format_duration
 from ..spaces import CostModel
-from .pareto import COSTS
 from .job import SearchJob
+from .pareto import COSTS
 from .strategies import STRATEGIES
 
 TIMED_ARCHS = 2
@@ -55,7 +55,8 @@ def estimate_search(job: SearchJob) -> list[str]:
     constraint = "latency_ms" if cost == "latency" else "mflops"
     unit = COSTS[constraint]
     if cost == "latency":
-        table = LatencyTable(space, scoring.num_classes, job.latency_batch, job.latency_warmup, job.latency_repeats, dev)
+        table = LatencyTable(space, scoring.num_classes, job.latency_batch, job.latency_warmup, job.latency_repeats,
+                             dev)
         cost_of = table.latency_indices
     else:
         cost_of = cost_model.mflops_indices
@@ -91,7 +92,8 @@ def estimate_search(job: SearchJob) -> list[str]:
         bn, scored_batches = evaluator.batches_per_arch()
         per_arch = _seconds_per_arch(evaluator, archs)
         lines.append(f"each Arch: BatchNorm re-calibration on {bn} batches of {evaluator.batch_size} images, then "
-                     f"top-1 on {scored_batches} batch{'es' if scored_batches != 1 else ''} of the {evaluator.split} split; "
+                     f"top-1 on {scored_batches} batch{'es' if scored_batches != 1 else ''} of the "
+                     f"{evaluator.split} split; "
                      f"timed on {dev.type} "
                      f"with {torch.get_num_threads()} thread(s) (--threads) "
                      f"({TIMED_ARCHS} random Archs, shortened to one batch of each): about {per_arch:.3g} s an Arch")

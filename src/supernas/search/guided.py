@@ -23,8 +23,16 @@ import numpy as np
 
 from ..errors import SupernasError, require_int
 from ..spaces import CostModel, SearchSpace
-from .evolution import (Callback, CostFn, EvolutionSearch, ScoreFn, SearchResult, StepwiseSearch, budget_constraint,
-                        check_fraction)
+from .evolution import (
+    Callback,
+    CostFn,
+    EvolutionSearch,
+    ScoreFn,
+    SearchResult,
+    StepwiseSearch,
+    budget_constraint,
+    check_fraction,
+)
 from .operators import BudgetDraws, feasible_values, niche_column, niche_keep
 from .pareto import ParetoEntry
 

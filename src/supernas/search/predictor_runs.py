@@ -17,15 +17,14 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import SupernasError, SupernasWarning
-from ..spaces import Arch, CostModel
 from ..evaluation import Evaluator, load_run, load_supernet
 from ..runtime import distributed as ddp
 from ..runtime.run_dir import locked_dir
-from ..utils.lock import LOCK_FILE
+from ..spaces import Arch, CostModel
 from ..utils.io import atomic_write_text
+from ..utils.lock import LOCK_FILE
 from .pareto import offline_pareto_sets, write_pareto
 from .runner import score_source
-
 
 # Below this many held-out Archs a Kendall tau says little (3 Archs give 1.000 by chance one time in
 # six): the fit warns, and always reports the count and a bootstrap interval.

@@ -22,8 +22,8 @@ from ..utils.io import atomic_write_text, file_sha256
 from .evolution import SearchResult
 from .job import SearchJob
 from .pareto import write_pareto
-from .strategies import STRATEGIES
 from .results import plot_search_results
+from .strategies import STRATEGIES
 
 
 def score_source(evaluator: "Evaluator | None", predictor: "str | Path | None") -> dict[str, Any]:

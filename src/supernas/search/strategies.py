@@ -26,12 +26,20 @@ import numpy as np
 from ..errors import SupernasError, require_int
 from ..registry import Registry
 from ..spaces import CostModel, SearchSpace
-from .evolution import (INITS, Callback, CostFn, EvolutionSearch, ScoreFn, SearchResult, StepwiseSearch,
-                        budget_constraint, check_fraction)
+from .evolution import (
+    INITS,
+    Callback,
+    CostFn,
+    EvolutionSearch,
+    ScoreFn,
+    SearchResult,
+    StepwiseSearch,
+    budget_constraint,
+    check_fraction,
+)
 from .guided import GuidedSearch
 from .operators import BudgetDraws
 from .pareto import ParetoEntry
-
 
 # The settings `supernas search` takes as search.KEY=VALUE: key -> what it allows and does.
 OPTIONS = {
@@ -224,7 +232,8 @@ class RandomSearch(StepwiseSearch):
         rows = np.stack([np.frombuffer(k, dtype=np.int64) for k in keys])
         mf, pa = self.cost.costs_indices(rows)
         other = {} if self.constraint == "mflops" else {self.constraint: self._cost_of(rows)}
-        return [ParetoEntry(a, float(mf[i]), float(pa[i]), self._scores[k], **{n: float(v[i]) for n, v in other.items()})
+        return [ParetoEntry(a, float(mf[i]), float(pa[i]), self._scores[k],
+                            **{n: float(v[i]) for n, v in other.items()})
                 for i, (a, k) in enumerate(zip(self.space.from_indices(rows), keys))]
 
     def _best(self, bi: int) -> ParetoEntry | None:

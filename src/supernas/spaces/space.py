@@ -151,7 +151,8 @@ class SearchSpace:
                                     f"({', '.join(map(str, d.choices))})")
             if idx is None:
                 allowed = ", ".join(map(str, d.choices))
-                raise SupernasError(f"field '{d.name}' has value {shorten(v)}, which is not allowed; allowed: {allowed}")
+                raise SupernasError(f"field '{d.name}' has value {shorten(v)}, which is not allowed; "
+                                    f"allowed: {allowed}")
             row[j] = idx
         return self.from_indices(row[None])[0]
 

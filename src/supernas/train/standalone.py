@@ -184,7 +184,8 @@ class StandaloneTrainer:
         t = self.cfg.train
         groups = param_groups(self.net, t.weight_decay)
         if t.optimizer == "rmsprop":
-            return torch.optim.RMSprop(groups, lr=self.lr, alpha=t.rmsprop_alpha, eps=t.rmsprop_eps, momentum=t.momentum)
+            return torch.optim.RMSprop(groups, lr=self.lr, alpha=t.rmsprop_alpha, eps=t.rmsprop_eps,
+                                       momentum=t.momentum)
         return torch.optim.SGD(groups, lr=self.lr, momentum=t.momentum, nesterov=t.nesterov)
 
     # ------------------------------------------------------------------ the step

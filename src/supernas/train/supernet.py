@@ -183,7 +183,8 @@ class SupernetTrainer:
         evaluator = self._validator()
         bn, scoring = evaluator.batches_per_arch()
         return (f"the smallest and largest Archs, each after BatchNorm re-calibration on {bn} batches"
-                f"{evaluator.calibration_note()}: top-1 on {evaluator.images_per_arch()} val images", 2 * (bn + scoring))
+                f"{evaluator.calibration_note()}: top-1 on {evaluator.images_per_arch()} val images",
+                2 * (bn + scoring))
 
     def validate(self) -> dict[str, float]:
         """Top-1 on val of the smallest and largest Archs after BN re-calibration (by the stage-2

@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 from ..deliver.export import calibrate_extracted
+from ..errors import SupernasError
 from ..evaluation import load_run
 from ..evaluation.static_models import load_exported
 from ..nn.static import resize_to
-from ..errors import SupernasError
 
 
 class Teacher:

@@ -13,7 +13,7 @@ import re
 import secrets
 import shutil
 from pathlib import Path
-from typing import Any, Callable, IO, Optional
+from typing import IO, Any, Callable, Optional
 
 from ..errors import SupernasError
 

@@ -21,7 +21,7 @@ import math
 import pickle
 import zlib
 from pathlib import Path
-from typing import Any, Callable, IO, Mapping
+from typing import IO, Any, Callable, Mapping
 
 import numpy as np
 
@@ -207,7 +207,8 @@ def _decompressed(raw: bytes) -> bytes:
         opener = lambda f: bz2.BZ2File(f)  # noqa: E731
     elif raw[:6] == b"\xfd7zXZ\x00":
         opener = lambda f: lzma.LZMAFile(f)  # noqa: E731
-    elif raw[:7] == b"ZF\x00\x00\x00\x00\x00" or (len(raw) > 1 and raw[0] == 0x78 and (raw[0] * 256 + raw[1]) % 31 == 0):
+    elif raw[:7] == b"ZF\x00\x00\x00\x00\x00" or (
+            len(raw) > 1 and raw[0] == 0x78 and (raw[0] * 256 + raw[1]) % 31 == 0):  # a zlib header
         return _inflate(raw[7:] if raw[:2] == b"ZF" else raw)
     if opener is None:
         return raw
