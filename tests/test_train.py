@@ -57,6 +57,9 @@ def test_training_lowers_the_loss(tmp_path):
     cfg = tiny_config(tmp_path / "r", epochs=6, lr=0.4)
     cfg["sampler"] = {"kind": "uniform"}
     cfg["data"]["train_subset"] = 512
+    # what is tested is the learning: no checkpoints but the last, no validation but the final one
+    cfg.update(checkpoint={"every_steps": 10_000}, log={"progress": False, "every_steps": 1, "tensorboard": False})
+    cfg["eval"]["every_epochs"] = 0
     t = SupernetTrainer(cfg)
     t.fit()
     rows = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
