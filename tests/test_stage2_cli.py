@@ -76,7 +76,7 @@ def test_stage2_errors_are_one_line(tmp_path, capsys):
 
 
 def test_pick_reads_the_budget_in_the_unit_the_search_bounded(tmp_path, capsys):
-    from supernas.cli import picked_entry
+    from supernas.search.picking import picked_entry
     from supernas.errors import SupernasError
     from supernas.spaces import get_space, load_arch
 

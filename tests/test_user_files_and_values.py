@@ -292,7 +292,8 @@ def test_out_of_memory_on_the_cpu_does_not_suggest_the_cpu(capsys, monkeypatch):
 
 
 def test_export_pick_reads_a_search_written_with_out(tmp_path, capsys):
-    from supernas.cli import build_parser, picked_entry
+    from supernas.cli import build_parser
+    from supernas.search.picking import picked_entry
 
     args = build_parser().parse_args(["export", "RUN", "--pick", "100", "--search", "elsewhere"])
     assert args.search == "elsewhere"

@@ -281,7 +281,9 @@ def _import_predictor(args: argparse.Namespace) -> None:
 @command
 def cmd_export(args: argparse.Namespace) -> None:
     from .deliver import export_arch
+    from .deliver.export import make_room_for_export
     from .evaluation import load_run
+    from .search.picking import describe_pick, picked_entry, require_same_weights
     from .search.results import mark_exported
     from .spaces import load_arch
 
@@ -293,7 +295,7 @@ def cmd_export(args: argparse.Namespace) -> None:
         if args.arch is not None or args.pick is not None:
             raise SupernasError("--format reference writes the whole supernet; drop --arch / --pick")
         out = args.out or f"{args.run}/export"
-        _make_room(out, None, args.force)
+        make_room_for_export(out, None, args.force)
         print(f"exported: {export_reference(args.run, out)} (the supernet in the AttentiveNAS reference layout)")
         return
     from .deliver.export import EXPORT_FORMATS
@@ -307,12 +309,12 @@ def cmd_export(args: argparse.Namespace) -> None:
     else:
         search_dir = args.search or f"{args.run}/search"
         entry, unit, header = picked_entry(search_dir, args.pick)
-        _require_same_weights(header, net, search_dir, args.run)
+        require_same_weights(header, net, search_dir, args.run)
         arch = load_arch(net.space, entry["arch"])
         score = header.get("score") if isinstance(header.get("score"), dict) else {}
-        print(f"--pick {args.pick:g}: {_describe_pick(entry, unit, score)}, at {net.plan(arch).resolution} px")
+        print(f"--pick {args.pick:g}: {describe_pick(entry, unit, score)}, at {net.plan(arch).resolution} px")
     out = args.out or f"{args.run}/export"
-    _make_room(out, arch.to_dict(), args.force)
+    make_room_for_export(out, arch.to_dict(), args.force)
     path = export_arch(net, arch, data, out, args.format, args.bn_batches, batch_size=args.bn_batch_size)
     print(f"exported: {path}")
     for plot in mark_exported(args.run, path.parent):
@@ -345,92 +347,6 @@ def cmd_eval(args: argparse.Namespace) -> None:
         + (f"  latency {result['latency']['median_ms']:.2f} ms (batch {args.latency_batch}, {device})"
            if "latency" in result else ""))
 
-
-def picked_entry(search_dir: str, budget: float) -> tuple[dict, str, dict]:
-    """(the pareto.json entry of the best searched Arch within `budget`, the budget's unit, the
-    file's header: where the accuracies came from, which run's weights scored them): MFLOPs, or ms
-    when the search bounded latency (`--cost latency`, whose entries carry latency_ms)."""
-    from pathlib import Path
-
-    f = Path(search_dir).expanduser() / "pareto.json"
-    if not f.is_file():
-        raise SupernasError(f"no search results at '{f}'; run `supernas search RUN --budgets ...` first, or give "
-                            "the folder of a search written with --out as --search DIR")
-    from .utils.structured import read_json
-
-    results = read_json(f, "the search results")  # empty, garbage or too deeply nested: one line
-    entries = results.get("entries") if isinstance(results, dict) else None
-    key, unit = (("latency_ms", "ms") if isinstance(entries, list) and entries
-                 and all(isinstance(e, dict) and "latency_ms" in e for e in entries) else ("mflops", "MFLOPs"))
-    if not isinstance(entries, list) or not entries or not all(
-            isinstance(e, dict) and isinstance(e.get(key), (int, float)) and isinstance(e.get("accuracy"), (int, float))
-            and isinstance(e.get("arch"), dict) for e in entries):
-        raise SupernasError(f"'{f}' holds no searched Archs (a list of entries with arch, {key} and accuracy); "
-                            "run the search again or give another --search")
-    within = [e for e in entries if e[key] <= budget]
-    if not within:
-        raise SupernasError(f"no searched Arch costs at most {budget:g} {unit}; raise --pick")
-    return max(within, key=lambda e: e["accuracy"]), unit, {k: v for k, v in results.items() if k != "entries"}
-
-
-def _require_same_weights(header: dict, net, search_dir: str, run: str) -> None:
-    """A search's best Arch is the best for the weights that scored it: refuse another run's search
-    (searches before the fingerprint was recorded are taken as they are)."""
-    from .runtime.checkpoint import weights_fingerprint
-
-    searched = header.get("weights")
-    if isinstance(searched, str) and searched != weights_fingerprint(net.state_dict()):
-        raise SupernasError(f"the search in '{search_dir}' scored its Archs with the weights of the run "
-                            f"'{header.get('run', 'another run')}', not those of '{run}'; pick from a search of "
-                            f"this run (supernas search {run} ...), or export from that run")
-
-
-def _describe_pick(entry: dict, unit: str, score: dict) -> str:
-    """'the Arch of 287.3 MFLOPs (1.21 ms), 3.10 M params, top-1 71.23 (supernet, 5000 search images)'."""
-    source = score.get("source")
-    if source == "predictor":
-        accuracy = f"predicted top-1 {entry['accuracy']:.2f} (predictor {score.get('predictor')})"
-    elif source == "supernet":
-        accuracy = f"top-1 {entry['accuracy']:.2f} (the supernet on {score.get('images')} {score.get('split')} images)"
-    else:
-        accuracy = f"accuracy {entry['accuracy']:.2f}"
-    latency = f" ({entry['latency_ms']:.3g} ms)" if unit == "ms" else ""
-    return (f"the best searched Arch within it: {entry['mflops']:.4g} MFLOPs{latency}, "
-            f"{entry['params'] / 1e6:.3g} M params, {accuracy}")
-
-
-def _make_room(out: str, arch: dict | None, force: bool) -> None:
-    """An export directory is not overwritten without --force, unless its export is of the same Arch
-    (another format of it may join it). With --force, the files of the other Arch's export go, so
-    that none is left beside the new arch.json that does not match it."""
-    from pathlib import Path
-
-    from .runtime.run_dir import require_own_folder
-    from .utils.lock import LOCK_FILE
-
-    folder = Path(out).expanduser()
-    if not force:  # a folder of the user's own files is not written into without --force
-        require_own_folder(folder, "--out", ours=("arch.json", "manifest.json", "supernet.pth.tar", LOCK_FILE),
-                           force="--force")
-    if arch is None:  # the supernet in the reference layout
-        if (folder / "supernet.pth.tar").is_file() and not force:
-            raise SupernasError(f"'{folder}' already holds an export of the supernet; overwrite it with --force, or "
-                                "choose another --out DIR")
-        return
-    if not (folder / "arch.json").is_file():
-        return
-    try:
-        held = json.loads((folder / "arch.json").read_text())
-    except (ValueError, OSError):
-        held = {}
-    if held.get("arch") == arch:
-        return
-    if not force:
-        what = f"an Arch of {held['mflops']:.4g} MFLOPs" if "mflops" in held else "another Arch"
-        raise SupernasError(f"'{folder}' already holds the export of {what}; replace it with --force, or write "
-                            "this one elsewhere with --out DIR")
-    for f in [folder / "arch.json", folder / "state_dict.pt", *folder.glob("model.*")]:
-        f.unlink(missing_ok=True)
 
 
 @command

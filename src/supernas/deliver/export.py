@@ -142,3 +142,35 @@ def export_arch(net, arch: Arch, data, out_dir: "str | Path", fmt: str = "pt", b
                        made_by={"command": "export", "format": fmt, "bn_batches": bn_batches,
                                 "bn_batch_size": batch_size,
                                 **({"checkpoint": origin} if origin else {})})
+
+
+def make_room_for_export(out: "str | Path", arch: dict | None, force: bool) -> None:
+    """An export directory is not overwritten without --force, unless its export is of the same Arch
+    (another format of it may join it). With --force, the files of the other Arch's export go, so
+    that none is left beside the new arch.json that does not match it."""
+    from ..runtime.run_dir import require_own_folder
+    from ..utils.lock import LOCK_FILE
+
+    folder = Path(out).expanduser()
+    if not force:  # a folder of the user's own files is not written into without --force
+        require_own_folder(folder, "--out", ours=("arch.json", "manifest.json", "supernet.pth.tar", LOCK_FILE),
+                           force="--force")
+    if arch is None:  # the supernet in the reference layout
+        if (folder / "supernet.pth.tar").is_file() and not force:
+            raise SupernasError(f"'{folder}' already holds an export of the supernet; overwrite it with --force, or "
+                                "choose another --out DIR")
+        return
+    if not (folder / "arch.json").is_file():
+        return
+    try:
+        held = json.loads((folder / "arch.json").read_text())
+    except (ValueError, OSError):
+        held = {}
+    if held.get("arch") == arch:
+        return
+    if not force:
+        what = f"an Arch of {held['mflops']:.4g} MFLOPs" if "mflops" in held else "another Arch"
+        raise SupernasError(f"'{folder}' already holds the export of {what}; replace it with --force, or write "
+                            "this one elsewhere with --out DIR")
+    for f in [folder / "arch.json", folder / "state_dict.pt", *folder.glob("model.*")]:
+        f.unlink(missing_ok=True)
