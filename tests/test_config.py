@@ -106,3 +106,14 @@ def test_a_resolved_config_round_trips_through_yaml(tmp_path):
         cfg = load_config(schema, overrides=["train.lr=0.25"])
         dump_config(cfg, tmp_path / "c.yaml")
         assert load_config(schema, tmp_path / "c.yaml") == cfg
+
+
+def test_config_show_says_in_words_what_every_key_takes(capsys):
+    from supernas.cli import main
+
+    for command in ("train", "fpnas", "retrain", "finetune"):
+        assert main(["config", "show", command]) == 0
+        out = capsys.readouterr().out
+        assert "# Any" not in out, command  # a type with no words for the user
+    assert main(["config", "show", "train"]) == 0
+    assert "space: attentivenas  # a built-in space's name, the path of a space file" in capsys.readouterr().out

@@ -22,9 +22,10 @@ from ..errors import SupernasError
 
 
 def setting(default: Any, doc: str, *, low: float | None = None, high: float | None = None,
-            low_open: bool = False, high_open: bool = False) -> Any:
-    """A dataclass field with its doc and, for numbers, its range ([low, high], ends open on request)."""
-    meta = {"doc": doc, "low": low, "high": high, "low_open": low_open, "high_open": high_open}
+            low_open: bool = False, high_open: bool = False, allows: str | None = None) -> Any:
+    """A dataclass field with its doc and, for numbers, its range ([low, high], ends open on request);
+    `allows` says in words what a field typed Any takes (its type cannot say it)."""
+    meta = {"doc": doc, "low": low, "high": high, "low_open": low_open, "high_open": high_open, "allows": allows}
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -163,6 +164,8 @@ def _in_range(v: float, meta: Mapping[str, Any]) -> bool:
 
 def rule(tp: Any, meta: Mapping[str, Any]) -> str:
     """What a field allows, in words: 'an integer >= 1', 'one of sgd, rmsprop', 'a number in (0, 1]'."""
+    if meta.get("allows"):
+        return meta["allows"]
     parts = []
     null = False
     for arm in _arms(tp):

@@ -15,6 +15,8 @@ from ..data.config import DataConfig
 from ..errors import SupernasError
 from .fields import Section, section, setting
 
+SPACE_VALUES = "a built-in space's name, the path of a space file (YAML), or a definition mapping"
+
 Auto = Literal["auto"]
 
 
@@ -125,7 +127,7 @@ class SupernetConfig(Section):
     """`supernas train`: AttentiveNAS stage 1."""
 
     run: Run = section(lambda: Run(dir="runs/supernet"), "where and how the run runs")
-    space: Any = setting("attentivenas", "a built-in space, a YAML file or a definition")
+    space: Any = setting("attentivenas", "the space the supernet runs", allows=SPACE_VALUES)
     data: DataConfig = section(DataConfig, "the dataset and its splits (supernas.data.DataConfig)")
     train: SupernetTrain = section(SupernetTrain, "the sandwich training of the weights")
     sampler: Sampler = section(Sampler, "the Archs between the largest and the smallest")
@@ -195,7 +197,7 @@ class FpnasConfig(Section):
     """`supernas fpnas`: FP-NAS, or PARSEC with search.mode parsec."""
 
     run: Run = section(lambda: Run(dir="runs/fpnas"), "where and how the run runs")
-    space: Any = setting("fpnas-l0", "a built-in space, a YAML file or a definition")
+    space: Any = setting("fpnas-l0", "the space the search runs over", allows=SPACE_VALUES)
     data: DataConfig = section(lambda: DataConfig(search_size=0.2), "the dataset; the architecture steps need "
                                                                      "a search split")
     train: FpnasTrain = section(FpnasTrain, "the weight steps")
@@ -246,7 +248,7 @@ class RetrainConfig(Section):
     run: Run = section(lambda: Run(dir="runs/retrain"), "where and how the run runs")
     arch: Any = setting(None, "what to train: an FP-NAS run, an export, a JSON file or string, a0..a6")
     init: Union[str, None] = setting(None, "an export directory whose weights start the run (finetune's MODEL)")
-    space: Any = setting(None, "the space of a bare Arch: a built-in name, a definition, a YAML path")
+    space: Any = setting(None, "the space of a bare Arch", allows=SPACE_VALUES + " (or null)")
     data: DataConfig = section(lambda: DataConfig(autoaugment=True), "the dataset (AutoAugment on)")
     train: StandaloneTrain = section(StandaloneTrain, "the training")
     ema: Ema = section(Ema, "the exponential moving average of the weights")
