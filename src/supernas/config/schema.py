@@ -246,7 +246,8 @@ class RetrainConfig(Section):
     """`supernas retrain`: one Arch trained from scratch (the FP-NAS supplementary's recipe)."""
 
     run: Run = section(lambda: Run(dir="runs/retrain"), "where and how the run runs")
-    arch: Any = setting(None, "what to train: an FP-NAS run, an export, a JSON file or string, a0..a6")
+    arch: Any = setting(None, "what to train", allows="an FP-NAS run, an export, a JSON file or string, an Arch "
+                        "mapping, or a0..a6 (or null: given on the command line)")
     init: Union[str, None] = setting(None, "an export directory whose weights start the run (finetune's MODEL)")
     space: Any = setting(None, "the space of a bare Arch", allows=SPACE_VALUES + " (or null)")
     data: DataConfig = section(lambda: DataConfig(autoaugment=True), "the dataset (AutoAugment on)")
