@@ -65,3 +65,14 @@ def test_console_script_runs():
     r = subprocess.run([sys.executable, "-m", "supernas.cli", "flops", "--space", "attentivenas", "--arch", "a6"],
                        capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("709.0 MFLOPs")
+
+
+def test_every_flag_and_argument_has_help_text():
+    import argparse
+
+    from supernas.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [f"{name} {a.option_strings or a.dest}" for name, parser in commands.choices.items()
+               for a in parser._actions if not a.help and not isinstance(a, argparse._HelpAction)]
+    assert not missing, f"say what these take: {missing}"

@@ -380,6 +380,9 @@ def cmd_quickstart(args: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------------------- parser
+NUM_CLASSES_HELP = "classes of the head, counted in the MFLOPs and parameters (default 1000, ImageNet's)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -404,38 +407,39 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = add("config", "the settings of a command: every key with its default, what it allows and its doc "
             "(with a file and overrides: the config they resolve to)")
-    s.add_argument("action", choices=["show"])
+    s.add_argument("action", choices=["show"], help="show: print the settings")
     s.add_argument("schema", metavar="COMMAND", choices=["train", "fpnas", "retrain", "finetune"],
                    help="train, fpnas, retrain or finetune")
     s.add_argument("file", nargs="?", help="a YAML config to resolve")
-    s.add_argument("overrides", nargs="*", metavar="key=value")
+    s.add_argument("overrides", nargs="*", metavar="key=value", help="settings replacing the file's, e.g. "
+                   "train.epochs=10")
 
     s = add("data", "check a dataset before a long run: decode every image (in parallel) and list the files "
             "that do not decode (exit status 1 when there are any)")
-    s.add_argument("action", choices=["check"])
+    s.add_argument("action", choices=["check"], help="check: decode every image")
     s.add_argument("path", help="the dataset's folder, in a layout training reads (see data.path)")
     s.add_argument("--format", default="auto", help="the layout: auto (detected), imagefolder, cifar10, cifar100, "
                    "mnist")
     s.add_argument("--workers", help="processes decoding images (default: every core)")
 
     s = add("spaces", "list the built-in search spaces with their size and MFLOPs range")
-    s.add_argument("--num-classes", default=1000)
+    s.add_argument("--num-classes", default=1000, help=NUM_CLASSES_HELP)
     s.add_argument("--json", action="store_true", help="one JSON object per line")
 
     s = add("flops", "MFLOPs and parameters of one Arch")
     s.add_argument("--space", required=True, help="built-in name or a space YAML file")
     s.add_argument("--arch", required=True, help="JSON string or file (ours or the AttentiveNAS reference "
                    "format), or a published model name such as a0")
-    s.add_argument("--num-classes", default=1000)
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--num-classes", default=1000, help=NUM_CLASSES_HELP)
+    s.add_argument("--json", action="store_true", help="one JSON object: MFLOPs, parameters and the Arch")
 
     s = add("sample", "random Archs of a space as JSON lines, optionally within a MFLOPs range")
-    s.add_argument("--space", required=True)
+    s.add_argument("--space", required=True, help="built-in name or a space YAML file")
     s.add_argument("-n", default=1, help="number of Archs")
-    s.add_argument("--min-mflops")
-    s.add_argument("--max-mflops")
+    s.add_argument("--min-mflops", help="only Archs of at least this many MFLOPs")
+    s.add_argument("--max-mflops", help="only Archs of at most this many MFLOPs")
     s.add_argument("--seed", help="seed of the generator (fresh entropy when absent)")
-    s.add_argument("--num-classes", default=1000)
+    s.add_argument("--num-classes", default=1000, help=NUM_CLASSES_HELP)
     s = add("train", "AttentiveNAS stage 1: train a supernet (sandwich rule, in-place distillation, "
             "attentive sampling); under torchrun on many GPUs or nodes")
     run_args(s, "configs/attentivenas_*.yaml; defaults fill what it leaves out", "train.epochs=10 data.path=~/cifar10",
@@ -460,10 +464,10 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--threads", default="auto", help="CPU threads of torch's operators (as run.threads of the "
                        "training commands; auto: the cores this process may use)")
 
-    def latency_args(s: argparse.ArgumentParser, what: str) -> None:
+    def latency_args(s: argparse.ArgumentParser, what: str, statistic: str) -> None:
         s.add_argument("--latency-batch", default=1, help="batch size of the latency measurements")
         s.add_argument("--latency-warmup", default=10, help=f"untimed runs of {what} before timing")
-        s.add_argument("--latency-repeats", default=30, help=f"timed runs of {what} (median)")
+        s.add_argument("--latency-repeats", default=30, help=f"timed runs of {what} ({statistic})")
 
     def stage2(s: argparse.ArgumentParser, run_optional: bool = False) -> None:
         if run_optional:
@@ -475,8 +479,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="data settings replacing the run's, e.g. data.path=~/imagenet")
         s.add_argument("--bn-batches", default=64, help="training batches for BN re-calibration")
         s.add_argument("--max-batches", help="evaluate on at most this many batches of the split")
-        s.add_argument("--device", default="auto")
-        s.add_argument("--seed", default=0)
+        s.add_argument("--device", default="auto", help="where Archs are scored: auto (a GPU when there is one), "
+                       "cpu, cuda, cuda:N")
+        s.add_argument("--seed", default=0, help="seed of the command's draws (Archs sampled, data order)")
         threads_arg(s)
 
     s = add("search", "AttentiveNAS stage 2: evolutionary search per FLOPs (or latency) budget; writes the "
@@ -493,7 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cost", choices=["mflops", "latency"], default="mflops",
                    help="what the budgets bound: analytic MFLOPs, or latency measured on --device (per-layer "
                    "table kept in OUT/latency_table.json)")
-    latency_args(s, "each layer")
+    latency_args(s, "each layer", "in interleaved rounds; their 10th percentile, robust to other work")
     s.add_argument("--max-mflops", help="a single budget")
     s.add_argument("--predictor", help="score with a saved predictor instead of the calibrated supernet")
     s.add_argument("--space", help="without a run: the space to search, which the predictor must be of (default: "
@@ -506,10 +511,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "supernas.search.STRATEGIES; search.KEY=VALUE settings tune them (docs/search.md), e.g. "
                    "search.init=uniform search.niche=none search.edge=0 search.fresh=0 for the previous "
                    "evolution, search.parents=512 to breed from the whole population as the reference code")
-    s.add_argument("--population", default=512)
-    s.add_argument("--mutations", default=128)
-    s.add_argument("--crossovers", default=128)
-    s.add_argument("--generations", default=20)
+    s.add_argument("--population", default=512, help="Archs per budget in the initial population (the paper's 512)")
+    s.add_argument("--mutations", default=128, help="mutated children per generation (the paper's 128)")
+    s.add_argument("--crossovers", default=128, help="crossover children per generation (the paper's 128)")
+    s.add_argument("--generations", default=20, help="generations per budget after the initial population (the "
+                   "paper's 20)")
     s.add_argument("--out", help="output directory (default RUN/search; required without a run)")
     s.add_argument("--resume", action="store_true", help="continue an interrupted search")
     s.add_argument("--dry-run", action="store_true", help="print how many Archs the search would score and an "
@@ -518,7 +524,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = add("predictor", "the random-forest accuracy predictor: fit it on Archs scored by the supernet, "
             "check it on unseen Archs (eval), build the offline best/worst Pareto sets from it, or import the "
             "published AttentiveNAS one (import attentivenas FILE --out P)")
-    s.add_argument("action", choices=["fit", "eval", "offline-sets", "import"])
+    s.add_argument("action", choices=["fit", "eval", "offline-sets", "import"],
+                   help="fit: score -n Archs with the supernet and fit the forest; eval: its Kendall tau on Archs it "
+                   "was not fitted on; offline-sets: the best/worst Pareto sets for sampler.kind=pareto; import: "
+                   "the published AttentiveNAS predictor (import attentivenas FILE --out P)")
     stage2(s)
     s.add_argument("-n", help="Archs to evaluate (fit: 1000, eval: 200) or to rank (offline-sets: 1000000)")
     s.add_argument("--holdout", default=0.2, help="fit: fraction held out for Kendall tau")
@@ -553,11 +562,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "files: model.torchscript.pt, model.onnx (run by onnxruntime); a pickled model.pt is never loaded")
     s.add_argument("--data", help="dataset path (same layouts as training; 'digits' for the built-in); default: "
                    "the dataset the export records, when it is found")
-    s.add_argument("--batch-size", default=256)
+    s.add_argument("--batch-size", default=256, help="images per evaluation batch")
     s.add_argument("--latency", action="store_true", help="also measure latency (always, without a dataset)")
-    latency_args(s, "the model")
-    s.add_argument("--device", default="auto")
-    s.add_argument("--json", action="store_true")
+    latency_args(s, "the model", "their median and 90th percentile")
+    s.add_argument("--device", default="auto", help="where to evaluate and time it: auto, cpu, cuda, cuda:N")
+    s.add_argument("--json", action="store_true", help="one JSON object: accuracy, latency and where they came from")
     threads_arg(s)
 
     s = add("import", "a published supernet (the AttentiveNAS reference checkpoint layout, such as "
@@ -577,8 +586,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "report (a run's own files are never replaced)")
 
     s = add("quickstart", "stage 1 and stage 2 on the built-in digits, on CPU in a few minutes")
-    s.add_argument("--dir", default="runs/quickstart")
-    s.add_argument("--device", default="auto")
+    s.add_argument("--dir", default="runs/quickstart", help="the run's folder (new or empty)")
+    s.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda, cuda:N")
     return p
 
 
