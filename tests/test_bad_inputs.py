@@ -9,15 +9,9 @@ import torch
 
 from supernas.cli import main
 
+from cli_errors import one_line
+
 TINY = "attentivenas-tiny"
-
-
-def one_line(capsys):
-    """The error, one line (what a run logged before it, its header, is not part of it)."""
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("supernas ")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 # ---------------------------------------------------------------------------- items 5 and 8: typed values

@@ -10,15 +10,9 @@ import pytest
 
 from supernas.cli import main
 
+from cli_errors import one_line
+
 TINY = "attentivenas-tiny"
-
-
-def one_line(capsys):
-    """The error, one line (what a command logged before it is not part of it)."""
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("supernas ")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 def refused(capsys, argv, *messages):
