@@ -64,8 +64,6 @@ def cmd_sample(args: argparse.Namespace) -> None:
     from .sampling import sample_in_range
     from .spaces import CostModel, get_space
 
-    if args.n < 1:
-        raise SupernasError(f"-n must be at least 1, got {args.n}")
     space = get_space(args.space)
     cost = CostModel(space, args.num_classes)
     rng = np.random.default_rng(args.seed)
@@ -97,8 +95,6 @@ def cmd_data(args: argparse.Namespace) -> int:
     from .data import DataConfig
     from .data.check import check_data
 
-    if args.workers is not None and args.workers < 1:
-        raise SupernasError(f"--workers must be at least 1, got {args.workers}")
     report = check_data(DataConfig.from_dict({"path": args.path, "format": args.format}), args.workers)
     for path, reason in report.unreadable:
         print(f"{path}: {reason}")
@@ -231,14 +227,11 @@ def cmd_predictor(args: argparse.Namespace) -> None:
 
             check_output_file(args.predictor, "--predictor", "saved supernas predictor", is_saved_predictor,
                               args.force)
-        _, tau, path = runs.fit_predictor_run(args.run, n=1000 if args.n is None else args.n, holdout=args.holdout,
+        _, check, path = runs.fit_predictor_run(args.run, n=1000 if args.n is None else args.n, holdout=args.holdout,
                                               bn_batches=args.bn_batches, max_batches=args.max_batches,
                                               device=args.device, out=args.predictor, seed=args.seed,
                                               overrides=args.overrides)
-        record = path.with_suffix(".fit.json")  # the held-out count and interval, as recorded
-        fit = json.loads(record.read_text()) if tau is not None and record.is_file() else {}
-        print(f"predictor: {path}; {runs.describe_tau({**fit, 'kendall_tau': tau})}" if "held_out" in fit else
-              f"predictor: {path}; Kendall tau on {args.holdout:.0%} held-out Archs: {tau:.3f}" if tau is not None
+        print(f"predictor: {path}; {runs.describe_tau(check)}" if check is not None
               else f"predictor: {path} (no held-out Archs, no Kendall tau)")
     elif args.action == "eval":
         r = runs.eval_predictor_run(args.run, args.predictor, n=200 if args.n is None else args.n,
@@ -287,8 +280,6 @@ def cmd_export(args: argparse.Namespace) -> None:
     from .search.results import mark_exported
     from .spaces import load_arch
 
-    if args.bn_batch_size < 1:
-        raise SupernasError(f"--bn-batch-size must be at least 1, got {args.bn_batch_size}")
     if args.format == "reference":
         from .deliver.reference_run import export_reference
 

@@ -293,19 +293,29 @@ def fit_from_evaluations(space: "SearchSpace | str", records: Sequence[Any], hol
     """
     space = get_space(space)
     archs, accs = _unpack(space, records)
+    held = held_out_predictions(space, archs, accs, holdout, seed, **kwargs)
+    tau = kendall_tau(*held) if held is not None else None
+    return AccuracyPredictor(space, seed=seed, **kwargs).fit(archs, accs), tau
+
+
+def held_out_predictions(space: SearchSpace, archs: Sequence[Arch], accs: "Sequence[float] | np.ndarray",
+                         holdout: float = 0.2, seed: int = 0, **kwargs: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """(predicted, measured) accuracies of a seeded `holdout` fraction of the Archs, by a forest
+    fitted on the others: what a held-out Kendall tau (and its interval) is computed from; None
+    when `holdout` rounds to no Arch."""
     if not 0 <= holdout < 1:
         raise SupernasError(f"holdout must be a fraction in [0, 1), got {holdout!r}")
-    tau = None
+    accs = np.asarray(accs, dtype=np.float64)
     n_held = int(round(holdout * len(archs)))
-    if n_held:
-        if n_held < 2 or len(archs) - n_held < 2:
-            raise SupernasError(f"{len(archs)} records are too few for a holdout of {holdout}; evaluate more Archs "
-                                "or set holdout to 0")
-        order = np.random.default_rng(seed).permutation(len(archs))
-        held, train = order[:n_held], order[n_held:]
-        probe = AccuracyPredictor(space, seed=seed, **kwargs).fit([archs[i] for i in train], accs[train])
-        tau = probe.score([archs[i] for i in held], accs[held])
-    return AccuracyPredictor(space, seed=seed, **kwargs).fit(archs, accs), tau
+    if not n_held:
+        return None
+    if n_held < 2 or len(archs) - n_held < 2:
+        raise SupernasError(f"{len(archs)} records are too few for a holdout of {holdout}; evaluate more Archs "
+                            "or set holdout to 0")
+    order = np.random.default_rng(seed).permutation(len(archs))
+    held, train = order[:n_held], order[n_held:]
+    probe = AccuracyPredictor(space, seed=seed, **kwargs).fit([archs[i] for i in train], accs[train])
+    return probe.predict([archs[i] for i in held]), accs[held]
 
 
 def _unpack(space: SearchSpace, records: Sequence[Any]) -> tuple[list[Arch], np.ndarray]:

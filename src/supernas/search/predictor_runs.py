@@ -2,7 +2,7 @@
 supernet, check it on Archs it has not seen, and turn it into the offline best / worst Pareto sets
 that stage 1's `sampler.kind: pareto` trains on (AttentiveNAS section 4.4, Appendix C).
 
-    predictor, tau, path = fit_predictor_run("runs/cifar10-supernet", n=1000)
+    predictor, check, path = fit_predictor_run("runs/cifar10-supernet", n=1000)
     report = eval_predictor_run("runs/cifar10-supernet", n=200)
     best_path, worst_path = offline_sets_run("runs/cifar10-supernet", n=1_000_000)
 """
@@ -53,27 +53,21 @@ def tau_interval(pred: "Sequence[float] | np.ndarray", true: "Sequence[float] | 
 
 def _held_out_check(space: Any, archs: Sequence[Arch], top1: Sequence[float], holdout: float,
                     seed: int) -> dict[str, Any] | None:
-    """Kendall tau of a forest fitted without a held-out part (the split `fit_from_evaluations`
-    makes), with how many Archs it rests on and its bootstrap interval; None without a holdout."""
-    from ..predictors import AccuracyPredictor, kendall_tau
+    """Kendall tau on the held-out part `fit_from_evaluations` reports on, with how many Archs it
+    rests on and its bootstrap interval; None without a holdout."""
+    from ..predictors import held_out_predictions, kendall_tau
 
-    held_n = int(round(holdout * len(archs)))
-    if not held_n:
+    held = held_out_predictions(space, archs, top1, holdout, seed)
+    if held is None:
         return None
-    acc = np.asarray(top1, dtype=np.float64)
-    order = np.random.default_rng(seed).permutation(len(archs))
-    held, train = order[:held_n], order[held_n:]
-    probe = AccuracyPredictor(space, seed=seed).fit([archs[i] for i in train], acc[train])
-    pred = np.asarray(probe.predict([archs[i] for i in held]), dtype=np.float64)
-    tau = kendall_tau(pred, acc[held])
-    lo, hi = tau_interval(pred, acc[held], seed=seed)
-    return {"kendall_tau": tau, "held_out": held_n, "interval": [lo, hi]}
+    pred, true = held
+    return {"kendall_tau": kendall_tau(pred, true), "held_out": len(true),
+            "interval": list(tau_interval(pred, true, seed=seed))}
 
 
 def describe_tau(check: Mapping[str, Any]) -> str:
-    """'Kendall tau on 40 held-out Archs: 0.712 (95% bootstrap interval 0.55 to 0.84)', from the
-    check or from the fit record (predictor.fit.json) that keeps it."""
-    lo, hi = check["interval"] if "interval" in check else check["kendall_tau_interval"]
+    """'Kendall tau on 40 held-out Archs: 0.712 (95% bootstrap interval 0.55 to 0.84)'."""
+    lo, hi = check["interval"]
     return (f"Kendall tau on {check['held_out']} held-out Archs: {check['kendall_tau']:.3f} (95% bootstrap "
             f"interval {lo:.2f} to {hi:.2f})")
 
@@ -144,8 +138,9 @@ def fit_predictor_run(run_dir: "str | Path", n: int = 1000, holdout: float = 0.2
                       bn_batches: int = 64, max_batches: int | None = None, device: str = "auto",
                       out: "str | Path | None" = None, overrides: Sequence[str] = ()):
     """Evaluate `n` random Archs with the calibrated supernet, fit the random-forest predictor, save
-    it (default RUN/predictor.npz, the evaluations beside it) and return (predictor, held-out Kendall
-    tau, path). `overrides`: data.KEY=VALUE settings replacing the run's."""
+    it (default RUN/predictor.npz, the evaluations beside it) and return (predictor, the held-out
+    check: Kendall tau, held-out count and interval, or None without a holdout, path).
+    `overrides`: data.KEY=VALUE settings replacing the run's."""
     from ..predictors import fit_from_evaluations
 
     check_fit_sizes(n, holdout)  # before any Arch is scored
@@ -173,7 +168,7 @@ def fit_predictor_run(run_dir: "str | Path", n: int = 1000, holdout: float = 0.2
                 **({"held_out": check["held_out"], "kendall_tau_interval": check["interval"]} if check else {}),
                 "max_batches": max_batches, "overrides": list(overrides),
                 "device": next(net.parameters()).device.type}, indent=1))
-    return predictor, tau, path
+    return predictor, check, path
 
 
 def eval_predictor_run(run_dir: "str | Path", predictor: "str | Path | None" = None, n: int = 200, seed: int = 1,
