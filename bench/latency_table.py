@@ -11,10 +11,10 @@ On the current device it
   * prints Pearson r, Kendall tau and the mean ratio table / end-to-end, and how many Archs per
     second `latency_indices` scores once the table is warm against end-to-end measurement.
 
-The table and `measure_end_to_end` take a low quantile of interleaved runs: on a machine busy with
+The table and `measure_end_to_end` take the fastest of interleaved runs: on a machine busy with
 other work a forward pass of a few ms is often preempted while a layer's fraction of a ms rarely
-is. A second comparison takes the fastest run of each (layer and whole model). Last, two tables are
-built one after the other as `supernas search --cost latency` builds one (`build_latency_table`:
+is. A second comparison times each layer and model alone, not interleaved (its fastest run).
+Last, two tables are built one after the other as `supernas search --cost latency` builds one (`build_latency_table`:
 interleaved rounds, the per-Arch overhead fitted end to end) and compared with each other and with
 the end-to-end figures. The targets (Kendall tau >= 0.9 between the two tables, a mean ratio
 within 10 % of end to end) hold for a quiet 2-core machine; figures taken while other processes
@@ -31,7 +31,7 @@ import torch
 
 from common import add_small_flag, parse_small
 from supernas import get_space
-from supernas.evaluation import (LatencyTable, build_latency_table, compare_latency, measure_end_to_end,
+from supernas.evaluation import (WINDOW_S, LatencyTable, build_latency_table, compare_latency, measure_end_to_end,
                                  time_forward)
 from supernas.nn import SuperNet
 
@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--batch-size", type=int, default=1)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--window", type=float, default=WINDOW_S,
+                    help="seconds of timed runs each set of interleaved rounds spans at least")
     ap.add_argument("--threads", type=int, help="CPU threads (default: torch's); part of the device description")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)
@@ -57,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The arguments; --small: a table from 8 Archs compared with 3 measured ones, two timed runs each."""
     return parse_small(build_parser(), argv, {"n": 3, "build_archs": 8, "check_archs": 3, "warmup": 1, "repeats": 2,
-                                              "device": "cpu"})
+                                              "device": "cpu", "window": 0.0})
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -66,9 +68,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
 
     space = get_space(args.space)
-    table = LatencyTable(space, args.num_classes, args.batch_size, args.warmup, args.repeats, args.device)
+    table = LatencyTable(space, args.num_classes, args.batch_size, args.warmup, args.repeats, args.device,
+                         window_s=args.window)
     print(f"{space.name}, {args.num_classes} classes, batch {args.batch_size}, warm-up {args.warmup}, "
-          f"low quantile of {args.repeats}; {table.device_name}; torch {torch.__version__}")
+          f"fastest of {args.repeats}+ interleaved runs over {args.window:g}+ s; {table.device_name}; "
+          f"torch {torch.__version__}")
 
     build = np.concatenate([space.sample_indices(args.seed, args.build_archs),
                             space.to_indices([space.smallest(), space.largest()])])
@@ -83,13 +87,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     est = table.latency(archs)
     t = time.perf_counter()
     e2e = measure_end_to_end(space, archs, args.num_classes, args.batch_size, args.warmup, args.repeats,
-                             args.device, args.seed)
+                             args.device, args.seed, window_s=args.window)
     e2e_rate = args.n / (time.perf_counter() - t)
     cmp = compare_latency(est, e2e)
     print(f"{args.n} other Archs ({table.measured - before} new layers): table {est.mean():.3f} ms, "
           f"end to end {e2e.mean():.3f} ms on average")
-    _report("low quantile", cmp)
-    _report("fastest runs", _compare_fastest(space, archs, args))
+    _report("interleaved", cmp)
+    _report("not interleaved", _compare_alone(space, archs, args))
     _repeatability(space, archs, e2e, args)
 
     warm = space.sample_indices(args.seed + 2, 20_000)
@@ -102,18 +106,19 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def _repeatability(space, archs, e2e, args) -> None:
     """Two tables built one after the other as a search builds one (layers in interleaved rounds,
-    a low quantile of their runs, the per-Arch overhead fitted end to end), against each other and
+    the fastest of their runs, the per-Arch overhead fitted end to end), against each other and
     against the end-to-end figures above."""
     tables = []
     for i in range(2):
         t = time.perf_counter()
         tables.append(build_latency_table(space, args.num_classes, args.batch_size, args.warmup, args.repeats,
                                           args.device, args.seed, build_archs=args.build_archs,
-                                          check_archs=args.check_archs))
+                                          check_archs=args.check_archs, window_s=args.window))
         print(f"built table {i + 1} in {time.perf_counter() - t:.1f} s: {tables[-1].describe_fit()}")
     first, second = (table.latency(archs) for table in tables)
     _report("table 1 vs 2", compare_latency(first, second))
-    _report("built vs e2e", compare_latency(first, e2e))
+    for i, estimate in enumerate((first, second), 1):
+        _report(f"table {i} vs e2e", compare_latency(estimate, e2e))
     print("targets, on a quiet 2-core machine: Kendall tau >= 0.9 between the two tables and a mean ratio within "
           "10% of end to end; figures taken while other processes ran are not those conditions")
 
@@ -123,8 +128,8 @@ def _report(what: str, cmp: dict) -> None:
           f"mean ratio table / end-to-end {cmp['mean_ratio']:.3f}")
 
 
-def _compare_fastest(space, archs, args) -> dict:
-    """Table of each layer's fastest run against each whole model's fastest run."""
+def _compare_alone(space, archs, args) -> dict:
+    """Table of each layer's fastest run against each whole model's, each timed alone (not interleaved)."""
     table = LatencyTable(space, args.num_classes, args.batch_size, args.warmup, args.repeats, args.device,
                          timer=lambda m, x: time_forward(m, x, args.warmup, args.repeats)[0])
     with torch.random.fork_rng(devices=[]):

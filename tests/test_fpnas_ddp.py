@@ -76,7 +76,7 @@ def test_two_gloo_ranks_parsec_longer_search_in_lockstep(tmp_path):
     """Also with measured latency as the cost: rank 0 times the layers, every rank gets its figures."""
     overrides = [o for o in QUICK if not o.startswith(("data.train_subset", "train.epochs"))]
     latency = ["search.cost=latency", "search.beta=0.5", "search.cost_mode=hinge", "search.cost_target=0.01",
-               "search.latency.warmup=0", "search.latency.repeats=1"]
+               "search.latency.warmup=0", "search.latency.repeats=1", "search.latency.window_s=0"]
     a, b, run = run_two_ranks(tmp_path, [*overrides, *latency, "search.mode=parsec", "data.train_subset=256",
                                          "train.epochs=3"])
     assert a["step"] == 24 and a["arch_steps"] == 16 and a["kind"] == "joint"

@@ -146,7 +146,7 @@ def test_search_draws_k_per_nat_of_the_entropy(tmp_path):
 
 def test_latency_cost_measures_sampled_layers_and_keeps_the_table(tmp_path):
     run = tmp_path / "lat"
-    lat = {"batch_size": 1, "warmup": 0, "repeats": 1}
+    lat = {"batch_size": 1, "warmup": 0, "repeats": 1, "window_s": 0}
     cfg = tiny_config(run, cost="latency", beta=0.5, cost_mode="hinge", cost_target=0.01, latency=lat)
     s = ProbabilisticSearch(cfg)
     s.fit()

@@ -347,6 +347,10 @@ def test_seeds_beyond_64_bits_or_negative_are_one_line(tmp_path, capsys, overrid
 @pytest.mark.parametrize("argv, message", [
     (["eval", "MODEL", "--batch-size", "0"], "--batch-size must be at least 1, got 0"),
     (["eval", "MODEL", "--latency-repeats", "0"], "--latency-repeats must be at least 1, got 0"),
+    (["search", "RUN", "--budgets", "2", "--latency-window", "-1"], "--latency-window=-1 is out of range: at least 0"),
+    (["search", "RUN", "--budgets", "2", "--latency-window", "nan"], "--latency-window must be finite"),
+    (["search", "RUN", "--budgets", "2", "--latency-window", "1e9"], "out of range: at most 3600"),
+    (["fpnas", "search.latency.window_s=-1", "--dry-run"], "search.latency.window_s=-1 is out of range"),
     (["search", "RUN", "--budgets", "2", "--seed", "-1"], "--seed must be at least 0, got -1"),
 ])
 def test_zero_sizes_are_one_line(tmp_path, capsys, argv, message):

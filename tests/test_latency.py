@@ -102,11 +102,11 @@ def test_save_load_round_trip_and_refusal(tmp_path):
 
 def test_real_measurement_and_end_to_end_check(one_thread):
     # A few real timings: cheap layers of the tiny space at 12-16 px; timings are noisy, so only sanity.
-    table = LatencyTable(TINY, num_classes=10, warmup=1, repeats=3, device="cpu")
+    table = LatencyTable(TINY, num_classes=10, warmup=1, repeats=3, device="cpu", window_s=0)
     archs = [TINY.smallest(), TINY.largest()]
     ms = table.latency(archs)
     assert (ms > 0).all() and table.measured == len(table.entries) > 0
-    e2e = measure_end_to_end(TINY, archs, num_classes=10, warmup=1, repeats=3, device="cpu")
+    e2e = measure_end_to_end(TINY, archs, num_classes=10, warmup=1, repeats=3, device="cpu", window_s=0)
     assert e2e.shape == (2,) and (e2e > 0).all()
     cmp = compare_latency(ms, e2e)
     assert set(cmp) == {"n", "pearson_r", "kendall_tau", "mean_ratio"} and cmp["mean_ratio"] > 0
@@ -188,7 +188,7 @@ def _search(run, out, budgets, *extra):
     return main(["search", str(run), "--budgets", ",".join(map(str, budgets)), "--population", "6",
                  "--mutations", "3", "--crossovers", "3", "--generations", "1", "--bn-batches", "1",
                  "--device", "cpu", "--cost", "latency", "--latency-warmup", "1", "--latency-repeats", "3",
-                 "--out", str(out), *extra])
+                 "--latency-window", "0", "--out", str(out), *extra])
 
 
 def test_cli_search_with_latency_budgets(trained_run, tmp_path, capsys, one_thread):

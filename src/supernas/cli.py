@@ -489,7 +489,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cost", choices=["mflops", "latency"], default="mflops",
                    help="what the budgets bound: analytic MFLOPs, or latency measured on --device (per-layer "
                    "table kept in OUT/latency_table.json)")
-    latency_args(s, "each layer", "in interleaved rounds; their 10th percentile, robust to other work")
+    latency_args(s, "each layer", "in interleaved rounds; the fastest, robust to other work")
+    s.add_argument("--latency-window", default=10.0, help="seconds of timed runs the interleaved rounds span at "
+                   "least (more rounds when --latency-repeats take less): a shared machine runs at full speed "
+                   "only in brief spells, which a short window may miss")
     s.add_argument("--max-mflops", help="a single budget")
     s.add_argument("--predictor", help="score with a saved predictor instead of the calibrated supernet")
     s.add_argument("--space", help="without a run: the space to search, which the predictor must be of (default: "
@@ -636,6 +639,7 @@ _NUMERIC: dict = {
     "bn_batches": (True, 1, 1_000_000, ""), "max_batches": (True, 1, None, ""),
     "latency_batch": (True, 1, 65_536, "a batch that large fits no device"),
     "latency_warmup": (True, 0, 1_000_000, ""), "latency_repeats": (True, 1, 1_000_000, ""),
+    "latency_window": (False, 0.0, 3600.0, ""),
     "population": (True, None, 1_000_000, "the population is held in memory"),  # the strategy says >= 1
     "mutations": (True, 0, 1_000_000, "each generation's children are held in memory"),
     "crossovers": (True, 0, 1_000_000, "each generation's children are held in memory"),

@@ -84,6 +84,11 @@ class WeightSharingTrain(TrainCommon):
     recompute_bn_act: bool = setting(False, "store only each BatchNorm's input; rebuild its output and the "
                                             "activation's in backward: less than half the activation memory, "
                                             "an elementwise pass or two more per layer (docs/performance.md)")
+    pointwise_kernel: Literal["conv", "gemm"] = setting(
+        "conv", "1x1 convolutions: conv (cuDNN or oneDNN), or gemm (a matrix product: no per-shape plan on a GPU)")
+    depthwise_kernel: Literal["conv", "native"] = setting(
+        "conv", "depthwise convolutions: conv (cuDNN or oneDNN), or native (PyTorch's own CUDA kernel, which takes "
+                "bf16 without a per-shape plan; a CPU runs conv)")
 
 
 # ---------------------------------------------------------------------------- supernas train
@@ -94,6 +99,9 @@ class SupernetTrain(WeightSharingTrain):
     drop_path_scope: Literal["last_two_stages", "all_blocks"] = setting(
         "last_two_stages", "where drop-path applies: the reference's last two stages, or a ramp over all blocks")
     num_arch_training: int = setting(4, "Archs per step: largest + sampled + smallest", low=2)
+    cuda_graphs: bool = setting(False, "replay the largest and the smallest Arch's forward and backward from CUDA "
+                                       "graphs captured once (their shapes repeat every step); eager on a CPU and "
+                                       "for a batch of another size")
 
 
 @dataclass
@@ -153,7 +161,10 @@ class Latency(Section):
     device: Union[str, None] = setting(None, "where layers are timed; null: the search's device")
     batch_size: int = setting(1, "batch of the timed layers", low=1)
     warmup: int = setting(10, "untimed runs per layer", low=0)
-    repeats: int = setting(30, "timed runs per layer (the median counts)", low=1)
+    repeats: int = setting(30, "timed runs per layer, in interleaved rounds (the fastest counts)", low=1)
+    window_s: float = setting(10.0, "seconds of timed runs the rounds span at least (more rounds if repeats take "
+                                    "less): a shared machine runs at full speed only in brief spells", low=0,
+                              high=3600)
 
 
 @dataclass

@@ -16,11 +16,12 @@ table agrees with them.
 
 On a shared CPU a single timing is at the mercy of other processes, so `build` measures many layers
 in interleaved rounds (one run of each layer per round: a burst of other work hits every layer alike
-instead of all runs of one), and every latency is a low quantile of its runs (other work only ever
-adds time). A sum of layers misses what a whole model adds (the Python between layers, cache
+instead of all runs of one), and every latency is the fastest of its runs (other work only ever adds
+time). A sum of layers misses what a whole model adds (the Python between layers, cache
 misses, allocations): `calibrate` fits `scale * sum + offset` against a few end-to-end measurements
-and reports, leave-one-out, how well the table then agrees with them (`build_latency_table` does
-all of it).
+and reports, leave-one-out, how well the table then agrees with them. `build_latency_table` does
+all of it, timing the whole models in the same rounds as the layers, so that the fit relates
+timings taken under the same conditions.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ import math
 import platform
 import warnings
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -47,19 +48,61 @@ from .static_models import time_forward
 Timer = Callable[[nn.Module, torch.Tensor], float]
 Sampler = Callable[[nn.Module, torch.Tensor], float]  # one timed run (ms), for interleaved rounds
 FORMAT = 1
-QUANTILE = 0.1  # the statistic of a layer's (and a model's) runs: a low quantile, robust to interference
-BUILD_CHUNK = 64  # layers held in memory at once while measured in interleaved rounds
+QUANTILE = 0.0  # the statistic of a layer's (and a model's) interleaved runs: the fastest (robust_ms)
+# The least time over which the runs of one set of interleaved rounds are spread. A shared VM runs
+# at its full speed only in brief spells, every few seconds: over a 4 s window the fastest runs of
+# 30 Archs averaged up to 34 % more in one window than in another, over 8 s at most 3.4 %, over 15 s
+# 1.8 % (a 2-core VM, 60 s of rounds cut into windows).
+WINDOW_S = 10.0
+CHUNK_BYTES = 256 << 20  # weights and inputs of the layers held at once while measured in interleaved rounds
 
 
 def robust_ms(samples: Sequence[float]) -> float:
     """The QUANTILE of timed runs (ms): near the undisturbed time, unlike a mean or a median that
-    other processes inflate, and steadier than the single fastest run."""
+    other processes inflate. Of interleaved runs on a shared 2-core VM, whose speed dips for
+    seconds at a time, the fastest was the steadiest: the 30 Archs of bench/latency_table.py,
+    measured four times in a row, averaged 1.76-1.85 ms by it and 1.81-2.05 ms by the 10th
+    percentile."""
     return float(np.quantile(np.asarray(samples, dtype=np.float64), QUANTILE))
 
 
 def one_run_ms(module: nn.Module, x: torch.Tensor) -> float:
     """One timed forward pass (ms) of `module` on `x`, on its device."""
     return time_forward(module, x, warmup=0, repeats=1)[0]
+
+
+def interleaved_runs(pairs: Sequence[tuple[nn.Module, torch.Tensor]], warmup: int, repeats: int,
+                     sampler: Sampler = one_run_ms, window_s: float = 0.0) -> list[list[float]]:
+    """Timed runs (ms) of each (module, input), one of each per round, after `warmup` untimed runs
+    each: a burst of other work then hits every module alike instead of all runs of one. At least
+    `repeats` rounds, and more until the timed runs add up to `window_s` seconds (see WINDOW_S)."""
+    runs: list[list[float]] = [[] for _ in pairs]
+    timed_ms, rounds = 0.0, 0
+    with torch.no_grad():
+        for module, x in pairs:
+            for _ in range(warmup):
+                module(x)
+        while rounds < repeats or timed_ms < 1e3 * window_s:
+            for samples, (module, x) in zip(runs, pairs):
+                samples.append(float(sampler(module, x)))
+                timed_ms += samples[-1]
+            rounds += 1
+    return runs
+
+
+def _chunks(items: list, prepare: Callable) -> Iterator[list]:
+    """(item[0], prepare(item)) for each item, in lists whose modules and inputs hold at most
+    about CHUNK_BYTES: a chunk's layers are built only when it is measured."""
+    chunk, size = [], 0
+    for item in items:
+        module, x = pair = prepare(item)
+        chunk.append((item[0], pair))
+        size += x.nbytes + sum(t.nbytes for t in (*module.parameters(), *module.buffers()))
+        if size >= CHUNK_BYTES:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
 
 
 MIN_LINEAR_FIT = 6  # Archs below which only an offset is fitted: a free scale from 3 noisy points swings wildly
@@ -106,19 +149,20 @@ class LatencyTable:
     """Latency (ms) of Archs of `space` as sums of measured per-layer latencies, measured lazily.
 
     Each layer runs `warmup` times untimed, then `repeats` timed times on a random input of
-    `batch_size` images; its latency is a low quantile of them (`robust_ms`). `build` measures the
-    layers of many Archs at once in interleaved rounds, timing each run with `sampler` (one run,
-    ms); layers met later are measured alone with `timer`. `timer(module, input) -> ms` and
-    `sampler` replace the clock (tests use deterministic ones). After `calibrate`, an Arch's
+    `batch_size` images; its latency is the fastest of them (`robust_ms`). `build` measures the
+    layers of many Archs at once in interleaved rounds spread over at least `window_s` seconds of
+    runs, timing each run with `sampler` (one run, ms); layers met later are measured alone with
+    `timer`. `timer(module, input) -> ms` and `sampler` replace the clock (tests use deterministic
+    ones, with `window_s=0`). After `calibrate`, an Arch's
     latency is `scale * (sum of its layers) + offset`."""
 
     def __init__(self, space: SearchSpace, num_classes: int = 1000, batch_size: int = 1, warmup: int = 10,
                  repeats: int = 30, device: "str | torch.device" = "auto", timer: Timer | None = None,
-                 sampler: Sampler | None = None):
+                 sampler: Sampler | None = None, window_s: float = WINDOW_S):
         for name, v, low in (("batch_size", batch_size, 1), ("warmup", warmup, 0), ("repeats", repeats, 1)):
             require_int(f"latency {name}", v, low)
         self.space, self.num_classes = space, int(num_classes)
-        self.batch_size, self.warmup, self.repeats = batch_size, warmup, repeats
+        self.batch_size, self.warmup, self.repeats, self.window_s = batch_size, warmup, repeats, float(window_s)
         self.device = resolve_device(device)
         self.device_name = describe_device(self.device)
         self.timer = timer or self._robust_ms
@@ -175,11 +219,7 @@ class LatencyTable:
 
     # ------------------------------------------------------------------ measuring
     def _measure(self, kind: str, values: list[int]) -> float:
-        with torch.random.fork_rng(devices=[]):  # leave the caller's generator where it was
-            torch.manual_seed(0)  # the same weights and input for a layer every time it is measured
-            module, shape = self._layer(kind, values)
-            x = torch.randn(self.batch_size, *shape).to(self.device)
-        return self.timer(module.to(self.device).eval(), x)
+        return self.timer(*self._prepared(kind, values))
 
     def _layer(self, kind: str, v: list[int]) -> tuple[nn.Module, tuple[int, int, int]]:
         """A freshly built layer, as `SuperNet.extract` builds it, and its input shape (C, H, W)."""
@@ -198,10 +238,17 @@ class LatencyTable:
     def _robust_ms(self, module: nn.Module, x: torch.Tensor) -> float:
         return robust_ms(time_forward(module, x, self.warmup, self.repeats))
 
-    def build(self, idx: np.ndarray) -> int:
+    def build(self, idx: np.ndarray, check: Sequence[tuple[nn.Module, torch.Tensor]] = ()) -> np.ndarray:
         """Measure the layers of the Archs of `idx` not in the table yet, in interleaved rounds:
         each layer warmed up, then `repeats` rounds of one run of every layer, each layer's latency
-        the low quantile of its runs. Returns how many layers were measured."""
+        the fastest of its runs. The layers go in a shuffled order, in chunks of at most
+        CHUNK_BYTES of weights and inputs held at once.
+
+        `check` (whole models and their inputs) run in the same rounds as the layers of every chunk:
+        the fit of `calibrate` then relates layers and models timed under the same conditions, and
+        a chunk whose check models ran slower or faster than on average (the machine's speed drifted)
+        has its layers put back on the common footing. Returns the end-to-end latency (ms) of each
+        check model."""
         idx = np.asarray(idx, dtype=np.int64).reshape(-1, len(self.space.dims))
         stem, blocks, head = _layer_rows(layout(self.space, idx))
         todo: dict[str, tuple[str, list[int]]] = {}
@@ -210,33 +257,31 @@ class LatencyTable:
                 key = self._key(kind, values)
                 if key not in self.entries:
                     todo[key] = (kind, values)
-        items = list(todo.items())
-        for start in range(0, len(items), BUILD_CHUNK):
-            chunk = items[start:start + BUILD_CHUNK]
-            runs = self._rounds([self._prepared(kind, values) for _, (kind, values) in chunk])
-            for (key, _), samples in zip(chunk, runs):
-                self.entries[key] = robust_ms(samples)
+        # shuffled: layers of one kind and resolution would otherwise share one chunk and its drift
+        pending = list(todo.items())
+        items = [pending[i] for i in np.random.default_rng(0).permutation(len(pending))]
+        per_chunk: list[tuple[list[str], list[list[float]], list[list[float]]]] = []
+        for chunk in _chunks(items, lambda item: self._prepared(*item[1])) if items else [[]]:
+            runs = interleaved_runs([pair for _, pair in chunk] + list(check), self.warmup, self.repeats,
+                                    self.sampler, self.window_s)
+            per_chunk.append(([key for key, _ in chunk], runs[:len(chunk)], runs[len(chunk):]))
+        check_ms = np.asarray([robust_ms([t for _, _, c in per_chunk for t in c[i]]) for i in range(len(check))])
+        for keys, layer_runs, check_runs in per_chunk:
+            drift = 1.0
+            if len(check) and len(per_chunk) > 1:  # this chunk's check models against all their runs
+                drift = float(np.median([robust_ms(r) / m for r, m in zip(check_runs, check_ms)]))
+            for key, samples in zip(keys, layer_runs):
+                self.entries[key] = robust_ms(samples) / drift
         self.measured += len(items)
-        return len(items)
+        return check_ms
 
     def _prepared(self, kind: str, values: list[int]) -> tuple[nn.Module, torch.Tensor]:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
+        """The layer on the table's device in eval mode, and a random input for it."""
+        with torch.random.fork_rng(devices=[]):  # leave the caller's generator where it was
+            torch.manual_seed(0)  # the same weights and input for a layer every time it is measured
             module, shape = self._layer(kind, values)
             x = torch.randn(self.batch_size, *shape).to(self.device)
         return module.to(self.device).eval(), x
-
-    def _rounds(self, pairs: list[tuple[nn.Module, torch.Tensor]]) -> list[list[float]]:
-        """`repeats` runs of each (module, input), one of each per round, after `warmup` each."""
-        with torch.no_grad():
-            for module, x in pairs:
-                for _ in range(self.warmup):
-                    module(x)
-            runs: list[list[float]] = [[] for _ in pairs]
-            for _ in range(self.repeats):
-                for samples, (module, x) in zip(runs, pairs):
-                    samples.append(float(self.sampler(module, x)))
-        return runs
 
     def calibrate(self, idx: np.ndarray, measured_ms: "Sequence[float] | np.ndarray") -> dict:
         """Fit the per-Arch overhead (`scale`, `offset`) that the sum of layers misses against the
@@ -271,7 +316,7 @@ class LatencyTable:
     # ------------------------------------------------------------------ files
     def _header(self) -> dict:
         return {"format": FORMAT, "device": self.device_name, "batch_size": self.batch_size,
-                "torch": torch.__version__, "warmup": self.warmup, "repeats": self.repeats,
+                "torch": torch.__version__, "warmup": self.warmup, "repeats": self.repeats, "window_s": self.window_s,
                 "space": self.space.name, "statistic": f"quantile {QUANTILE}",
                 **({"fit": self.fit} if self.fit is not None else {})}
 
@@ -283,10 +328,10 @@ class LatencyTable:
     @classmethod
     def load(cls, path: "str | Path", space: SearchSpace, num_classes: int = 1000, batch_size: int = 1,
              warmup: int = 10, repeats: int = 30, device: "str | torch.device" = "auto",
-             timer: Timer | None = None) -> "LatencyTable":
+             timer: Timer | None = None, window_s: float = WINDOW_S) -> "LatencyTable":
         """A table saved by `save`, refused unless measured on this device with this batch size;
         layers missing from it are measured with `warmup` and `repeats`."""
-        table = cls(space, num_classes, batch_size, warmup, repeats, device, timer)
+        table = cls(space, num_classes, batch_size, warmup, repeats, device, timer, window_s=window_s)
         p = Path(path).expanduser()
         try:
             data = json.loads(p.read_text())
@@ -352,45 +397,44 @@ def _distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------------- checking the table
 def measure_end_to_end(space: SearchSpace, archs: Sequence[Arch], num_classes: int = 1000, batch_size: int = 1,
                        warmup: int = 10, repeats: int = 30, device: str = "auto", seed: int = 0,
-                       sampler: Sampler | None = None) -> np.ndarray:
+                       sampler: Sampler | None = None, window_s: float = WINDOW_S) -> np.ndarray:
     """Measured latency (ms) of each Arch extracted whole from a randomly initialised SuperNet:
     what the table estimates. Measured as the table measures layers: in interleaved rounds (one run
-    of each model per round, after `warmup` each), the low quantile of each model's runs."""
+    of each model per round, after `warmup` each), the fastest of each model's runs."""
+    pairs = _extracted(space, archs, num_classes, batch_size, resolve_device(device), seed)
+    runs = interleaved_runs(pairs, warmup, repeats, sampler or one_run_ms, window_s)
+    return np.asarray([robust_ms(r) for r in runs], dtype=np.float64)
+
+
+def _extracted(space: SearchSpace, archs: Sequence[Arch], num_classes: int, batch_size: int, device: torch.device,
+               seed: int) -> list[tuple[nn.Module, torch.Tensor]]:
+    """Each Arch extracted from a SuperNet initialised with `seed`, on `device` in eval mode, and a
+    random input for it, without moving the caller's generator."""
     from ..nn import SuperNet
 
-    dev = resolve_device(device)
-    with torch.random.fork_rng(devices=[]):  # random weights and inputs without moving the caller's generator
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = SuperNet(space, num_classes).eval()
         pairs = []
         for arch in archs:
-            model = net.extract(arch).to(dev).eval()
-            pairs.append((model, torch.randn(batch_size, 3, model.resolution, model.resolution).to(dev)))
-    sample = sampler or one_run_ms
-    runs: list[list[float]] = [[] for _ in pairs]
-    with torch.no_grad():
-        for model, x in pairs:
-            for _ in range(warmup):
-                model(x)
-        for _ in range(repeats):
-            for samples, (model, x) in zip(runs, pairs):
-                samples.append(float(sample(model, x)))
-    return np.asarray([robust_ms(r) for r in runs], dtype=np.float64)
+            model = net.extract(arch).to(device).eval()
+            pairs.append((model, torch.randn(batch_size, 3, model.resolution, model.resolution).to(device)))
+    return pairs
 
 
 def build_latency_table(space: SearchSpace, num_classes: int = 1000, batch_size: int = 1, warmup: int = 10,
                         repeats: int = 30, device: "str | torch.device" = "auto", seed: int = 0,
-                        build_archs: int = 200, check_archs: int = 8, sampler: Sampler | None = None) -> LatencyTable:
+                        build_archs: int = 200, check_archs: int = 8, sampler: Sampler | None = None,
+                        window_s: float = WINDOW_S) -> LatencyTable:
     """A table built for searching `space`: the layers of `build_archs` random Archs (and of the
-    smallest and largest) measured in interleaved rounds, then calibrated against `check_archs`
-    Archs (the smallest, the largest and random ones) measured end to end; `describe_fit()` says how
-    well it agrees with them."""
-    table = LatencyTable(space, num_classes, batch_size, warmup, repeats, device, sampler=sampler)
+    smallest and largest) measured in interleaved rounds together with `check_archs` Archs (the
+    smallest, the largest and random ones) extracted whole, and calibrated against those;
+    `describe_fit()` says how well it agrees with them."""
+    table = LatencyTable(space, num_classes, batch_size, warmup, repeats, device, sampler=sampler, window_s=window_s)
     ends = space.to_indices([space.smallest(), space.largest()])
     check = np.concatenate([ends, space.sample_indices(seed + 1, max(check_archs - 2, 1))])
-    table.build(np.concatenate([ends, space.sample_indices(seed, build_archs), check]))
-    measured = measure_end_to_end(space, space.from_indices(check), num_classes, batch_size, warmup, repeats,
-                                  str(table.device), seed, sampler=sampler)
+    models = _extracted(space, space.from_indices(check), num_classes, batch_size, table.device, seed)
+    measured = table.build(np.concatenate([ends, space.sample_indices(seed, build_archs), check]), models)
     table.calibrate(check, measured)
     return table
 

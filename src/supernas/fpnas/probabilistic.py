@@ -97,6 +97,7 @@ class ProbabilisticSearch:
         self.cost = CostModel(self.space, self.data.num_classes)
         self.net = SuperNet(self.space, self.data.num_classes).to(self.device)
         self.net.set_recompute_bn_act(t.recompute_bn_act)
+        self.net.set_conv_kernels(t.pointwise_kernel, t.depthwise_kernel)
         self.latency = self._latency_table()
 
         rank, world = self.info.rank, self.info.world_size
@@ -140,7 +141,9 @@ class ProbabilisticSearch:
             return None
         lat = s.latency
         args = (self.space, self.data.num_classes, lat.batch_size, lat.warmup, lat.repeats, lat.device or self.device)
-        return LatencyTable.load(self.latency_path, *args) if self.latency_path.exists() else build_latency_table(*args)
+        if self.latency_path.exists():
+            return LatencyTable.load(self.latency_path, *args, window_s=lat.window_s)
+        return build_latency_table(*args, window_s=lat.window_s)
 
     def sample_costs(self, idx: torch.Tensor) -> np.ndarray:
         """Cost of each sampled Arch in the unit of search.cost, equal on every rank."""

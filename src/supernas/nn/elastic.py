@@ -14,6 +14,12 @@ Depthwise convolutions of channels_last inputs run in NCHW (two activation copie
 depthwise kernels are planned, and on cuDNN 9 compiled, for every new shape, and a supernet meets
 new shapes every step (a bf16 + channels_last sandwich step took 19.5 s with them, 0.64 s
 without, on an H200: docs/performance.md).
+
+Two other kernel paths avoid a per-shape plan altogether (`SuperNet.set_conv_kernels`): 1x1
+convolutions as matrix products (`pointwise="gemm"`: a channels_last activation is already an
+(N*H*W, C) matrix) and depthwise convolutions by PyTorch's own CUDA kernel
+(`depthwise="native"`, which takes bf16). Both give the convolution's results up to rounding; the
+defaults stay the convolutions until the GPU suite measures a path faster.
 """
 from __future__ import annotations
 
@@ -63,9 +69,37 @@ def _depthwise(x: torch.Tensor, w: torch.Tensor, stride: int, kernel: int) -> to
     return F.conv2d(x, _conv_weight(w, x), None, stride, kernel // 2, 1, x.shape[1])
 
 
+def _pointwise_gemm(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """A stride-1 1x1 convolution of `x` with `w` (out, in, 1, 1) as a matrix product: channels_last
+    activations are (N, H, W, C) matrices already and come back channels_last, NCHW ones as
+    (N, C, H*W) batches. Autocast casts it as it casts a convolution."""
+    w2 = w.reshape(w.shape[0], w.shape[1])
+    if _is_channels_last(x):
+        return F.linear(x.permute(0, 2, 3, 1), w2).permute(0, 3, 1, 2)
+    n, c, h, wd = x.shape
+    return torch.matmul(w2, x.reshape(n, c, h * wd)).reshape(n, w.shape[0], h, wd)
+
+
+def _depthwise_native(x: torch.Tensor, w: torch.Tensor, stride: int, kernel: int) -> torch.Tensor:
+    """A depthwise convolution by PyTorch's own CUDA kernel, in the autocast dtype when autocast is
+    on (the kernel is not on autocast's lists, so the cast is made here). NCHW in and out, as the
+    kernel takes it; channels_last inputs come back channels_last."""
+    last = _is_channels_last(x)
+    dtype = _autocast_dtype(x.device.type) or x.dtype
+    xc = x.to(dtype).contiguous()
+    y = torch.ops.aten._conv_depthwise2d(xc, w.to(dtype).contiguous(), [kernel, kernel], None, [stride, stride],
+                                         [kernel // 2, kernel // 2], [1, 1])
+    return y.contiguous(memory_format=torch.channels_last) if last else y
+
+
 class ElasticConv2d(nn.Module):
     """Conv2d with active output channels, input channels (from the input) and kernel size
-    chosen per call. Depthwise when `depthwise`: then in = out channels, one group each."""
+    chosen per call. Depthwise when `depthwise`: then in = out channels, one group each.
+    `gemm` (1x1, stride 1 only) and `native` (depthwise on a GPU only) choose the other kernel
+    paths of the module docstring."""
+
+    gemm = False
+    native = False
 
     def __init__(self, max_in: int, max_out: int, max_kernel: int, stride: int = 1, depthwise: bool = False):
         super().__init__()
@@ -94,8 +128,15 @@ class ElasticConv2d(nn.Module):
         kernel = self.max_kernel if kernel is None else kernel
         w = self.active_weight(out_channels, x.shape[1], kernel, offset)
         if self.depthwise:
-            return _depthwise(x, w, self.stride, kernel)
+            return self._depthwise(x, w, kernel)
+        if self.gemm and kernel == 1 and self.stride == 1:
+            return _pointwise_gemm(x, w)
         return F.conv2d(x, _conv_weight(w, x), None, self.stride, kernel // 2, 1, 1)
+
+    def _depthwise(self, x: torch.Tensor, w: torch.Tensor, kernel: int) -> torch.Tensor:
+        if self.native and x.is_cuda:
+            return _depthwise_native(x, w, self.stride, kernel)
+        return _depthwise(x, w, self.stride, kernel)
 
     def forward_rows(self, x: torch.Tensor, rows: torch.Tensor, kernel: int) -> torch.Tensor:
         """Depthwise conv whose output channels are the weight rows `rows` (len(rows) / C per input
@@ -104,7 +145,7 @@ class ElasticConv2d(nn.Module):
         if kernel != self.max_kernel:
             s = (self.max_kernel - kernel) // 2
             w = w[:, :, s:s + kernel, s:s + kernel]
-        return _depthwise(x, w, self.stride, kernel)
+        return self._depthwise(x, w, kernel)
 
 
 class ElasticBatchNorm2d(nn.BatchNorm2d):

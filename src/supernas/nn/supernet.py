@@ -88,6 +88,7 @@ class SuperNet(nn.Module):
     """
 
     recompute_bn_act = False  # set_recompute_bn_act
+    conv_kernels = {"pointwise": "conv", "depthwise": "conv"}  # set_conv_kernels
 
     def __init__(self, space: "SearchSpace | str", num_classes: int = 1000):
         super().__init__()
@@ -181,6 +182,20 @@ class SuperNet(nn.Module):
         for m in self.modules():
             if isinstance(m, ElasticBatchNorm2d):
                 m.recompute_act = self.recompute_bn_act
+
+    def set_conv_kernels(self, pointwise: str = "conv", depthwise: str = "conv") -> None:
+        """Which kernels the elastic convolutions run (nn/elastic.py): 1x1 convolutions as
+        convolutions or as matrix products (`pointwise="gemm"`), depthwise ones as convolutions or by
+        PyTorch's own CUDA kernel (`depthwise="native"`; a CPU runs the convolution). The results
+        are the same up to rounding."""
+        for name, value, choices in (("pointwise", pointwise, ("conv", "gemm")),
+                                     ("depthwise", depthwise, ("conv", "native"))):
+            if value not in choices:
+                raise SupernasError(f"{name} kernels {value!r}: choose one of {', '.join(choices)}")
+        self.conv_kernels = {"pointwise": pointwise, "depthwise": depthwise}
+        for m in self.modules():
+            if isinstance(m, ElasticConv2d):
+                m.gemm, m.native = pointwise == "gemm", depthwise == "native"
 
     def plan(self, arch: Arch) -> NetPlan:
         return plan(self.space, arch)

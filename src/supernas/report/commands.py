@@ -26,7 +26,7 @@ def _search_command(run: Path, search) -> str | None:
                            "--budgets", ",".join(f"{b:g}" for b in meta["budgets"])]
     if cost == "latency_ms":
         words += ["--cost", "latency"]
-        for key in ("latency_batch", "latency_warmup", "latency_repeats"):
+        for key in ("latency_batch", "latency_warmup", "latency_repeats", "latency_window"):
             if key in settings:
                 words += [f"--{key.replace('_', '-')}", settings[key]]
     if settings.get("strategy", "evolution") != "evolution":

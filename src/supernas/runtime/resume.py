@@ -20,6 +20,8 @@ MAY_CHANGE = (
     # where, on how many threads and in what precision it computes
     "run.device", "run.threads", "run.amp", "run.channels_last", "run.cudnn_benchmark",
     "train.recompute_bn_act",  # stores less for backward; the gradients are the same
+    # which kernels compute the same convolutions, and replaying the same kernels from graphs
+    "train.pointwise_kernel", "train.depthwise_kernel", "train.cuda_graphs",
     "train.workers",  # each image's augmentation is seeded by its index, not by the worker that loads it
     "train.max_steps",  # where it stops; the schedule spans train.epochs either way
     "log.", "checkpoint.",  # what it writes and how often

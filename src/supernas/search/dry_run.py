@@ -56,7 +56,7 @@ def estimate_search(job: SearchJob) -> list[str]:
     unit = COSTS[constraint]
     if cost == "latency":
         table = LatencyTable(space, scoring.num_classes, job.latency_batch, job.latency_warmup, job.latency_repeats,
-                             dev)
+                             dev, window_s=job.latency_window)
         cost_of = table.latency_indices
     else:
         cost_of = cost_model.mflops_indices

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SupernasError
+from ..evaluation.latency import WINDOW_S
 from .strategies import SearchSettings
 
 
@@ -36,6 +37,7 @@ class SearchJob:
     latency_batch: int = 1
     latency_warmup: int = 10
     latency_repeats: int = 30
+    latency_window: float = WINDOW_S     # seconds the interleaved rounds of a table build span at least
     space: Any = None                   # without a run: the predictor's space, checked against this
     num_classes: int | None = None      # without a run: the head the MFLOPs count (default 1000)
     resume: bool = False
@@ -74,6 +76,6 @@ class SearchJob:
                if f.name not in ("budgets", "run", "out", "resume", "space")}
         out = {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
         if self.cost != "latency":
-            for key in ("latency_batch", "latency_warmup", "latency_repeats"):
+            for key in ("latency_batch", "latency_warmup", "latency_repeats", "latency_window"):
                 out.pop(key)
         return {**out, "device": device}

@@ -165,9 +165,9 @@ def _search(job: SearchJob, scoring: Scoring, out: Path, progress: bool) -> Sear
     if cost == "latency":
         table_args = (space, scoring.num_classes, job.latency_batch, job.latency_warmup, job.latency_repeats, device_)
         if table_path.exists():
-            table = LatencyTable.load(table_path, *table_args)
+            table = LatencyTable.load(table_path, *table_args, window_s=job.latency_window)
         else:  # layers measured in interleaved rounds, the per-Arch overhead fitted end to end
-            table = build_latency_table(*table_args, seed=job.seed)
+            table = build_latency_table(*table_args, seed=job.seed, window_s=job.latency_window)
             if progress and ddp.current().is_main:
                 print(table.describe_fit(), flush=True)
     search = build(space, cost_model, score_fn, job.budgets, job.settings(), state=state["search"] if state else None,

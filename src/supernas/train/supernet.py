@@ -57,6 +57,7 @@ class SupernetTrainer:
         self.net = SuperNet(self.space, self.data.num_classes).to(self.device)
         self.net.set_drop_path_scope(t.drop_path_scope)
         self.net.set_recompute_bn_act(t.recompute_bn_act)
+        self.net.set_conv_kernels(t.pointwise_kernel, t.depthwise_kernel)
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
 
