@@ -91,19 +91,20 @@ PRECISIONS = {  # name: (autocast dtype, channels_last)
 
 
 def make_trainer(s: Settings, device: torch.device, precision: str, sampler: str, batch: int, run_dir: str,
-                 recompute: bool = False):
+                 recompute: bool = False, train: dict | None = None):
     """The product's stage-1 trainer with a `s.classes`-way supernet (its data are the built-in
     digits, never loaded here: the suite feeds synthetic batches to `train_step`); `recompute`:
-    train.recompute_bn_act."""
+    train.recompute_bn_act; `train`: other train.* settings (kernels, cuda_graphs)."""
     amp, cl = PRECISIONS[precision]
     cfg = {"run": {"device": str(device), "amp": "bf16" if amp else "fp32", "channels_last": cl, "dir": run_dir},
            "space": s.space, "data": {"path": None, "image_size": 8},
-           "train": {"num_arch_training": 4, "batch_size": 4, "workers": 0},
+           "train": {"num_arch_training": 4, "batch_size": 4, "workers": 0, **(train or {})},
            "sampler": {"kind": sampler, "k": 3, "n_prior": 20_000 if s.max_batch else 2_000},
            "log": {"progress": False, "tensorboard": False}}
     t = SupernetTrainer(cfg)
     t.net = SuperNet(t.space, s.classes).to(device)
     t.net.set_recompute_bn_act(recompute)
+    t.net.set_conv_kernels(t.cfg.train.pointwise_kernel, t.cfg.train.depthwise_kernel)
     if t.channels_last:
         t.net = t.net.to(memory_format=torch.channels_last)
     t.optimizer = torch.optim.SGD(t.net.parameters(), lr=0.01, momentum=0.9, nesterov=True)

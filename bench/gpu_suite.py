@@ -53,6 +53,8 @@ from supernas.nn import SuperNet
 from supernas.runtime import is_out_of_memory, label_smoothing_ce, soft_target_ce
 
 GiB = 2**30
+KERNELS = {"pointwise_kernel": "gemm", "depthwise_kernel": "native"}
+GRAPHS = {"cuda_graphs": True}
 MEMORY_CAP = 80 * GiB  # "the largest batch that fits in 80 GB", also on a larger card
 
 
@@ -97,8 +99,10 @@ def timed_steps(step: Callable[[int], None], device: torch.device, warmup: int, 
 
 # ---------------------------------------------------------------------------- sections
 def sandwich(s: Settings, device: torch.device, precision: str, sampler: str, batch: int, tmp: str,
-             steps: int | None = None, warmup: int | None = None, recompute: bool = False) -> dict[str, Any]:
-    t = make_trainer(s, device, precision, sampler, batch, tmp, recompute)
+             steps: int | None = None, warmup: int | None = None, recompute: bool = False,
+             train: dict | None = None) -> dict[str, Any]:
+    """Images/s and peak memory of the product's sandwich step; `train`: other train.* settings."""
+    t = make_trainer(s, device, precision, sampler, batch, tmp, recompute, train)
     x, y = batch_of(s, device, batch, t.channels_last)
     attentive = sampler == "attentive"
 
@@ -113,7 +117,8 @@ def sandwich(s: Settings, device: torch.device, precision: str, sampler: str, ba
     finally:
         t.close()
     return {"images_per_s": batch / sec, "step_ms": 1e3 * sec, "steps": n, "peak_gib": peak_gib(device),
-            "batch": batch, "cudnn_benchmark": torch.backends.cudnn.benchmark}
+            "batch": batch, "cudnn_benchmark": torch.backends.cudnn.benchmark,
+            **({"graphed_passes": t.passes.replays, "graphs_failed": t.passes.failed} if t.passes.enabled else {})}
 
 
 def max_batch(s: Settings, device: torch.device, precision: str, tmp: str, at_64: dict[str, Any],
@@ -330,6 +335,8 @@ def table(res: dict[str, Any]) -> str:
                          f"{fmt(r['first_ms'])} first third, {fmt(r['last_ms'])} last third of {r['steps']} | | "
                          f"{'on' if r['cudnn_benchmark'] else 'off'} |")
             continue
+        if r.get("graphs_failed"):  # the row ran eager: say so where the figure is
+            name += f" (capture failed, eager: {r['graphs_failed'][:80]})"
         lines.append(f"| {name} | {r['batch']} | {fmt(r['images_per_s'])} | {fmt(r['step_ms'])} | "
                      f"{fmt(r['peak_gib'], 2)} | {'on' if r['cudnn_benchmark'] else 'off'} |")
     st = res.get("stage2", {})
@@ -442,6 +449,15 @@ def sections(s: Settings, device: torch.device, data: str | None, tmp: str, refe
             out.append(("reference", f"batch {batch}", lambda b=batch: reference_side_by_side(
                 reference, device, b, steps=s.steps, warmup=s.warmup, rounds=3 if s.max_batch else 1,
                 precisions=["fp32", "bf16"], image_size=s.input, **small)))
+    # the paths without a per-shape plan (issue 23 items 2 and 3): 1x1 convolutions as matrix products,
+    # PyTorch's own depthwise kernel, and the largest and smallest Archs replayed from CUDA graphs
+    for p, kind, train in (("bf16", "gemm + native depthwise", KERNELS),
+                           ("bf16+cl", "gemm + native depthwise", KERNELS),
+                           ("fp32", "gemm + native depthwise", KERNELS),
+                           ("fp32", "cuda graphs", GRAPHS),
+                           ("bf16", "gemm + native depthwise + cuda graphs", {**KERNELS, **GRAPHS})):
+        out.append(("train", f"sandwich {p} uniform, {kind}", lambda p=p, kind=kind, train=train: sandwich(
+            s, device, p, "uniform", s.batch, run(p + kind.replace(" ", "")), train=train)))
     for p in ("fp32", "bf16+cl"):  # the memory target: BatchNorm + activation storing only its input
         out.append(("train", f"sandwich {p} uniform, recompute_bn_act",
                     lambda p=p: sandwich(s, device, p, "uniform", s.batch, run("r" + p), recompute=True)))

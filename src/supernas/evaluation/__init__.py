@@ -6,5 +6,5 @@ from .latency import WINDOW_S, LatencyTable, build_latency_table, compare_latenc
 from .runs import load_run, load_supernet
 from .static_models import evaluate_model, load_exported, measure_latency, time_forward
 
-__all__ = ["WINDOW_S", "Evaluator", "LatencyTable", "build_latency_table", "compare_latency", "evaluate_model", "load_exported",
-           "load_run", "load_supernet", "measure_end_to_end", "measure_latency", "time_forward"]
+__all__ = ["WINDOW_S", "Evaluator", "LatencyTable", "build_latency_table", "compare_latency", "evaluate_model",
+           "load_exported", "load_run", "load_supernet", "measure_end_to_end", "measure_latency", "time_forward"]

@@ -31,6 +31,7 @@ from ..runtime.optim import param_groups, run_length, scaled_lr, step_accumulate
 from ..runtime.precision import autocast, precision
 from ..sampling import AttentiveSampler, Candidates, Prefetcher, SamplerContext, build_sampler
 from ..spaces import Arch, CostModel, SearchSpace, get_space
+from .fixed_graphs import FixedArchGraphs
 
 
 class SupernetTrainer:
@@ -78,6 +79,8 @@ class SupernetTrainer:
         self._ahead: Prefetcher | None = None
         self._sampler_state: dict[str, Any] | None = None
         self._batch_for_scoring: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        # the passes of the step: the largest and smallest Archs' from CUDA graphs with train.cuda_graphs
+        self.passes = FixedArchGraphs(t.cuda_graphs, self.amp_dtype, {self.space.largest(), self.space.smallest()})
 
     # ------------------------------------------------------------------ the step
     def train_step(self, x: torch.Tensor, y: torch.Tensor,
@@ -91,8 +94,8 @@ class SupernetTrainer:
         net = self.net
         net.train()
         largest, smallest = self.space.largest(), self.space.smallest()
+        logits = self.passes(net, x, largest, dropout=t.dropout, drop_path=t.drop_path)
         with self._autocast():
-            logits = net(x, largest, dropout=t.dropout, drop_path=t.drop_path)
             loss = label_smoothing_ce(logits, y, t.label_smoothing)
         loss.backward()
         teacher = torch.softmax(logits.detach().float(), dim=-1)
@@ -101,8 +104,9 @@ class SupernetTrainer:
         archs = [m() if callable(m) else m for m in middle] + [smallest]
         distill = torch.zeros((), device=x.device)
         for arch in archs:
+            logits = self.passes(net, x, arch)
             with self._autocast():
-                student = soft_target_ce(net(x, arch), teacher)
+                student = soft_target_ce(logits, teacher)
             student.backward()
             distill += student.detach()
         self._batch_for_scoring = None
