@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 from .config import SupernetConfig, load_config
 from .errors import SupernasError
+from .utils.file_names import CHECKPOINT
 
 CONFIGS = Path(__file__).with_name("configs")
 # The fine-tune that ends the quickstart (over configs/finetune_digits_quick.yaml): measured in
@@ -50,7 +51,7 @@ def quickstart(run_dir: "str | Path" = "runs/quickstart", device: str = "auto", 
     run_dir = Path(run_dir)
     cfg = load_config(SupernetConfig, CONFIGS / "attentivenas_digits_quick.yaml",
                       [f"run.dir={run_dir}", f"run.device={device}", *overrides])
-    if (run_dir / "checkpoint.pt").exists():
+    if (run_dir / CHECKPOINT).exists():
         raise SupernasError(f"'{run_dir}' already holds a quickstart run; remove it or pass --dir elsewhere")
     print("1/4 training the supernet (sandwich rule, in-place distillation, BestUp-3)")
     SupernetTrainer(cfg).fit()

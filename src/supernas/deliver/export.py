@@ -24,11 +24,10 @@ from ..nn.calibrate import recalibrate_bn
 from ..nn.static import resize_to
 from ..registry import Registry
 from ..spaces import Arch, CostModel
+from ..utils.file_names import ARCH, LOCK, MANIFEST, REFERENCE_SUPERNET, WEIGHTS
 from ..utils.io import atomic_torch_save, atomic_write, atomic_write_bytes, atomic_write_text
 from ..utils.lock import DirectoryLock
 from ..utils.manifest import describe_file, read_manifest, write_manifest
-
-ARCH_JSON, WEIGHTS = "arch.json", "state_dict.pt"
 
 
 def calibrate_extracted(model: torch.nn.Module, data, bn_batches: int = 64, device: "str | torch.device" = "cpu",
@@ -76,10 +75,10 @@ def save_export(model: torch.nn.Module, space, arch: Arch, data, out_dir: "str |
             **({"made_by": made_by} if made_by else {})}
     with DirectoryLock(out, "--out", clean=""):  # one writer; what an interrupted export left goes
         before = read_manifest(out) if (out / WEIGHTS).is_file() else None
-        atomic_write_text(out / ARCH_JSON, json.dumps(meta, indent=1))
+        atomic_write_text(out / ARCH, json.dumps(meta, indent=1))
         atomic_torch_save(model.state_dict(), out / WEIGHTS)
         path = writer(model, out)
-        written = [ARCH_JSON, WEIGHTS, path.name]
+        written = [ARCH, WEIGHTS, path.name]
         # The files of earlier exports of the same weights (another format) stay part of this one.
         same = before is not None and before.get(WEIGHTS) == describe_file(out / WEIGHTS)
         kept = {name: entry for name, entry in (before or {}).items() if same and name not in written}
@@ -149,21 +148,20 @@ def make_room_for_export(out: "str | Path", arch: dict | None, force: bool) -> N
     (another format of it may join it). With --force, the files of the other Arch's export go, so
     that none is left beside the new arch.json that does not match it."""
     from ..runtime.run_dir import require_own_folder
-    from ..utils.lock import LOCK_FILE
 
     folder = Path(out).expanduser()
     if not force:  # a folder of the user's own files is not written into without --force
-        require_own_folder(folder, "--out", ours=("arch.json", "manifest.json", "supernet.pth.tar", LOCK_FILE),
+        require_own_folder(folder, "--out", ours=(ARCH, MANIFEST, REFERENCE_SUPERNET, LOCK),
                            force="--force")
     if arch is None:  # the supernet in the reference layout
-        if (folder / "supernet.pth.tar").is_file() and not force:
+        if (folder / REFERENCE_SUPERNET).is_file() and not force:
             raise SupernasError(f"'{folder}' already holds an export of the supernet; overwrite it with --force, or "
                                 "choose another --out DIR")
         return
-    if not (folder / "arch.json").is_file():
+    if not (folder / ARCH).is_file():
         return
     try:
-        held = json.loads((folder / "arch.json").read_text())
+        held = json.loads((folder / ARCH).read_text())
     except (ValueError, OSError):
         held = {}
     if held.get("arch") == arch:
@@ -172,5 +170,5 @@ def make_room_for_export(out: "str | Path", arch: dict | None, force: bool) -> N
         what = f"an Arch of {held['mflops']:.4g} MFLOPs" if "mflops" in held else "another Arch"
         raise SupernasError(f"'{folder}' already holds the export of {what}; replace it with --force, or write "
                             "this one elsewhere with --out DIR")
-    for f in [folder / "arch.json", folder / "state_dict.pt", *folder.glob("model.*")]:
+    for f in [folder / ARCH, folder / WEIGHTS, *folder.glob("model.*")]:
         f.unlink(missing_ok=True)

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..errors import SupernasError
+from ..utils.file_names import CONFIG, REFERENCE_SUPERNET
 from ..utils.io import atomic_torch_save
 from ..utils.lock import DirectoryLock
 
-REFERENCE_FILE = "supernet.pth.tar"
+REFERENCE_FILE = REFERENCE_SUPERNET
 
 
 def import_reference(checkpoint: "str | Path | Mapping[str, Any]", out: "str | Path", space: str = "attentivenas",
@@ -20,13 +21,14 @@ def import_reference(checkpoint: "str | Path | Mapping[str, Any]", out: "str | P
     stage-2 commands re-calibrate BatchNorm and evaluate on; they can also be given to each of them."""
     from ..config import SupernetConfig, dump_config, load_config
     from ..nn import SuperNet
-    from ..runtime.checkpoint import CHECKPOINT, save_checkpoint
+    from ..runtime.checkpoint import save_checkpoint
     from ..spaces import get_space, list_spaces
+    from ..utils.file_names import CHECKPOINT
 
     out = Path(out).expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         # an import makes a run directory whole: it never mixes into a folder that holds anything
-        held = "already holds a run" if (out / "checkpoint.pt").exists() else "is not empty"
+        held = "already holds a run" if (out / CHECKPOINT).exists() else "is not empty"
         raise SupernasError(f"'{out}' {held}; import into a new or empty folder (--out)")
     for item in overrides:
         if not item.startswith("data."):
@@ -40,7 +42,7 @@ def import_reference(checkpoint: "str | Path | Mapping[str, Any]", out: "str | P
     with DirectoryLock(out, "--out", clean=""):  # a run directory: one writer, as for a training run
         if (out / CHECKPOINT).exists():
             raise SupernasError(f"'{out}' already holds a run; choose another --out")
-        dump_config(cfg, out / "config.yaml")
+        dump_config(cfg, out / CONFIG)
         save_checkpoint(out, {"model": net.state_dict(), "space": space_entry, "num_classes": net.num_classes,
                               "imported_from": source})
     return out

@@ -13,9 +13,10 @@ from ..data import build_datasets
 from ..errors import SupernasError, SupernasWarning
 from ..nn import SuperNet
 from ..runtime import distributed as ddp
-from ..runtime.checkpoint import CHECKPOINT, load_checkpoint
+from ..runtime.checkpoint import load_checkpoint
 from ..spaces import get_space
-from ..utils.lock import LOCK_FILE, DirectoryLock
+from ..utils.file_names import CHECKPOINT, CONFIG, LOCK
+from ..utils.lock import DirectoryLock
 
 
 def load_supernet(run_dir: "str | Path", device: str = "auto", overrides: Sequence[str] = ()):
@@ -23,7 +24,7 @@ def load_supernet(run_dir: "str | Path", device: str = "auto", overrides: Sequen
     data. `overrides` are `data.KEY=VALUE` settings replacing the run's (its data elsewhere, or
     named for the first time: an imported supernet's ImageNet tree)."""
     run_dir = Path(run_dir).expanduser()
-    if not (run_dir / "config.yaml").is_file():
+    if not (run_dir / CONFIG).is_file():
         raise SupernasError(f"'{run_dir}' is not a supernet run directory (no config.yaml); give the run.dir of "
                             "`supernas train` or the --out of `supernas import`")
     for item in overrides:
@@ -31,7 +32,7 @@ def load_supernet(run_dir: "str | Path", device: str = "auto", overrides: Sequen
             raise SupernasError(f"'{item}': a stage-2 command takes only data.KEY=VALUE settings (e.g. "
                                 "data.path=~/imagenet); the rest of the run's config stays as trained")
     _require_supernet_run(run_dir)
-    cfg = load_config(SupernetConfig, run_dir / "config.yaml", overrides)
+    cfg = load_config(SupernetConfig, run_dir / CONFIG, overrides)
     _, dev = ddp.setup_distributed(device)
     ck = load_checkpoint(run_dir, map_location=dev)
     model = ck.get("model") if isinstance(ck, Mapping) else None
@@ -86,7 +87,7 @@ def checkpoint_origin(run_dir: Path, ck: Mapping) -> dict:
 
 def _locked_by_a_run(run_dir: Path) -> bool:
     """Whether a running process holds the run directory's lock (a training still writing it)."""
-    if not (run_dir / LOCK_FILE).exists() or not ddp.current().is_main:  # ranks would take it from each other
+    if not (run_dir / LOCK).exists() or not ddp.current().is_main:  # ranks would take it from each other
         return False
     try:
         DirectoryLock(run_dir, "run.dir").acquire().release()
@@ -110,7 +111,7 @@ _OTHER_RUNS = {
 
 def _require_supernet_run(run_dir: Path) -> None:
     """Name what `run_dir` holds when it is no supernet run with weights, and what reads it instead."""
-    kind = run_kind(read_yaml(run_dir / "config.yaml"))
+    kind = run_kind(read_yaml(run_dir / CONFIG))
     if kind in _OTHER_RUNS:
         raise SupernasError(f"'{run_dir}' is {_OTHER_RUNS[kind].replace('RUN', str(run_dir))}; search, predictor "
                             "and export read the supernet runs of `supernas train` (or `supernas import`)")

@@ -15,7 +15,8 @@ from torch.utils.data import DataLoader
 from ..errors import SupernasError
 from ..nn import SuperNet
 from ..spaces import get_space
-from ..utils.manifest import MANIFEST, check_manifest
+from ..utils.file_names import ARCH, MANIFEST, WEIGHTS
+from ..utils.manifest import check_manifest
 
 # What arch.json must hold for a model to be rebuilt, evaluated and fine-tuned from it.
 META_KEYS = ("arch", "resolution", "num_classes", "mean", "std", "mflops", "params")
@@ -31,7 +32,7 @@ def load_exported(path: "str | Path") -> tuple[torch.nn.Module, dict[str, Any]]:
     if not p.exists():
         raise SupernasError(f"'{path}' does not exist; give a directory written by `supernas export`")
     folder = p if p.is_dir() else p.parent
-    if not (folder / "arch.json").is_file():
+    if not (folder / ARCH).is_file():
         raise SupernasError(f"'{folder}' is not an export directory (no arch.json); give a directory written by "
                             "`supernas export`, or RUN/export of `supernas retrain`")
     name = WEIGHTS if p.is_dir() else p.name
@@ -40,7 +41,7 @@ def load_exported(path: "str | Path") -> tuple[torch.nn.Module, dict[str, Any]]:
                             f"files: {', '.join(LOADERS)}")
     if not (folder / name).is_file():
         raise SupernasError(f"'{folder}' holds no {name}; export it again (`supernas export`)")
-    if not check_manifest(folder, ["arch.json", name]):
+    if not check_manifest(folder, [ARCH, name]):
         warnings.warn(f"'{folder}' has no {MANIFEST} (an export of an older supernas): its files are not checked "
                       "against each other; export it again to get one", UserWarning, stacklevel=2)
     meta = read_export_meta(folder)
@@ -49,7 +50,7 @@ def load_exported(path: "str | Path") -> tuple[torch.nn.Module, dict[str, Any]]:
 
 def read_export_meta(folder: Path) -> dict[str, Any]:
     """arch.json of an export, checked for what loading and evaluating need."""
-    path = folder / "arch.json"
+    path = folder / ARCH
     try:
         meta = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -73,7 +74,7 @@ def _rebuilt(path: Path, meta: dict[str, Any]) -> torch.nn.Module:
                             "again") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise SupernasError(f"'{path}' is not a state dict of tensors; export the model again")
-    where = path.parent / "arch.json"
+    where = path.parent / ARCH
     try:
         space = get_space(meta.get("space_definition") or meta["space"])
         arch = space.arch(meta["arch"])
@@ -128,7 +129,6 @@ class OnnxModel(torch.nn.Module):
         return torch.from_numpy(out).to(x.device)
 
 
-WEIGHTS = "state_dict.pt"
 LOADERS: dict[str, Callable[[Path, dict[str, Any]], torch.nn.Module]] = {
     WEIGHTS: _rebuilt, "model.torchscript.pt": _torchscript, "model.onnx": lambda p, _: OnnxModel(p),
     "model.pt": _pickled}

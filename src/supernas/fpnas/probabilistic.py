@@ -43,6 +43,7 @@ from ..runtime.precision import autocast, precision
 from ..search import ParetoEntry, SearchResult, write_pareto
 from ..search.runner import score_source
 from ..spaces import CostModel, SearchSpace, get_space
+from ..utils.file_names import LATENCY_TABLE, RESULT
 from ..utils.io import atomic_torch_save, atomic_write_text
 from .distribution import ArchDistribution, FactorizedDistribution, JointDistribution
 from .estimator import arch_loss, loglik_from_losses
@@ -131,7 +132,7 @@ class ProbabilisticSearch:
     # ------------------------------------------------------------------ cost
     @property
     def latency_path(self) -> Path:
-        return self.run_dir / "latency_table.json"
+        return self.run_dir / LATENCY_TABLE
 
     def _latency_table(self) -> LatencyTable | None:
         """With cost: latency, the main process's per-layer table (kept in the run directory, so a
@@ -413,7 +414,7 @@ class ProbabilisticSearch:
     def _write_results(self, scored: "tuple[SearchResult, Evaluator] | None") -> None:
         res = self.results()
         self._save_latency()
-        atomic_write_text(self.run_dir / "result.json", json.dumps(res, indent=2) + "\n")
+        atomic_write_text(self.run_dir / RESULT, json.dumps(res, indent=2) + "\n")
         if scored is not None:  # the files stage 2's search writes, for the tools that read them
             result, evaluator = scored
             meta = {"run": str(self.run_dir), "data": self.data.describe(), "cost": result.cost,

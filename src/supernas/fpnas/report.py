@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import SupernasError
+from ..runtime.logging import last_per_step, read_metric_records
 from ..spaces import Arch, SearchSpace, get_space, load_arch
 from ..spaces.layout import stage_of_block
+from ..utils.file_names import CONFIG, METRICS, RESULT
 
 
 def _pyplot():
@@ -24,23 +26,16 @@ def _pyplot():
 
 def read_metrics(run_dir: "str | Path") -> list[dict[str, Any]]:
     """The train records of a run's metrics.jsonl, in step order."""
-    path = Path(run_dir).expanduser() / "metrics.jsonl"
+    path = Path(run_dir).expanduser() / METRICS
     if not path.is_file():
         raise SupernasError(f"no metrics.jsonl in '{run_dir}'; point at the run directory of a search")
-    rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            raise SupernasError(f"{path} line {n} is not JSON; the file is damaged") from None
-        if rec.get("kind") == "train" and "entropy" in rec:
-            rows.append(rec)
+    records, damaged = read_metric_records(path)
+    if damaged:
+        raise SupernasError(f"{path} line {damaged[0]} is not a metrics record; the file is damaged")
+    rows = [r for _, r in records if r.get("kind") == "train" and "entropy" in r]
     if not rows:
         raise SupernasError(f"{path} holds no search records (entropy, K); is it from `supernas fpnas`?")
-    # a resumed run re-logs the steps after its checkpoint: keep the last record of each step
-    return sorted({r["step"]: r for r in rows}.values(), key=lambda r: r["step"])
+    return last_per_step(rows)
 
 
 def _run_facts(run_dir: Path) -> dict[str, Any]:
@@ -52,14 +47,14 @@ def _run_facts(run_dir: Path) -> dict[str, Any]:
 
     facts: dict[str, Any] = {}
     try:
-        cfg = yaml.load((run_dir / "config.yaml").read_text(), Loader=UniqueKeyLoader) or {}  # noqa: S506
+        cfg = yaml.load((run_dir / CONFIG).read_text(), Loader=UniqueKeyLoader) or {}  # noqa: S506
         facts.update(mode=cfg["search"]["mode"], data=cfg["data"].get("path") or "digits",
                      search_size=cfg["data"].get("search_size"), cost=cfg["search"].get("cost", "mflops"),
                      target=cfg["search"].get("cost_target"))
     except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
         pass
     try:
-        res = json.loads((run_dir / "result.json").read_text())
+        res = json.loads((run_dir / RESULT).read_text())
         facts.update(mode=res["mode"], space=res["space"], most_likely_mflops=res["most_likely"]["mflops"])
         facts["data"] = res.get("data", facts.get("data"))
     except (OSError, json.JSONDecodeError, KeyError, TypeError):

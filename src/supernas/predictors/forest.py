@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import SupernasError, SupernasWarning
 from ..spaces import Arch, SearchSpace, get_space
+from ..utils.file_names import PREDICTOR
 from ..utils.io import atomic_write_bytes, atomic_write_text
 from ..utils.safe_pickle import JOBLIB_GLOBALS, NUMPY_GLOBALS, Record, read_restricted, record_class
 from .metrics import kendall_tau
@@ -19,14 +20,13 @@ from .trees import TreeEnsemble
 
 FORMAT = "supernas-predictor/2"          # a numpy archive: the trees' arrays and a JSON header
 LEGACY_FORMAT = "supernas-predictor/1"   # a pickle (supernas 0.1), read by the restricted reader
-PREDICTOR_FILE = "predictor.npz"         # a run's own predictor
 LEGACY_PREDICTOR_FILE = "predictor.pkl"  # what supernas 0.1 called it
 
 
 def run_predictor_path(run_dir: "str | Path") -> Path:
     """A run's own predictor: RUN/predictor.npz, or the older RUN/predictor.pkl where only it exists."""
     run = Path(run_dir).expanduser()
-    new, old = run / PREDICTOR_FILE, run / LEGACY_PREDICTOR_FILE
+    new, old = run / PREDICTOR, run / LEGACY_PREDICTOR_FILE
     return old if old.is_file() and not new.exists() else new
 
 

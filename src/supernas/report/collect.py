@@ -10,14 +10,16 @@ from typing import Any
 from ..config import run_kind
 from ..errors import SupernasError
 from ..predictors import run_predictor_path
+from ..runtime.logging import last_per_step, read_metric_records
 from ..search.results import exported_model, read_results, search_dirs
+from ..utils.file_names import CHECKPOINT, CONFIG, METRICS, PARETO, RESULT, WEIGHTS
 from ..utils.structured import UniqueKeyLoader
 
 # config keys that tell the commands apart (their DEFAULTS): FP-NAS has search.mode, a standalone
 # run arch and init, a supernet the sampler
 KINDS = {"fpnas": "FP-NAS search", "parsec": "PARSEC search", "retrain": "retrain", "finetune": "finetune",
          "supernet": "supernet", "search": "search results"}
-RUN_FILES = ("config.yaml", "metrics.jsonl", "result.json", "pareto.json", "checkpoint.pt")
+RUN_FILES = (CONFIG, METRICS, RESULT, PARETO, CHECKPOINT)
 
 
 @dataclass
@@ -80,25 +82,13 @@ def read_metrics_lines(path: Path, notes: list[str]) -> list[dict[str, Any]]:
     if not path.is_file():
         notes.append("no metrics.jsonl: no training curves (an imported supernet has none)")
         return []
-    rows, bad = {}, []
-    for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            bad.append(n)
-            continue
-        if isinstance(rec, dict) and isinstance(rec.get("step"), (int, float)):
-            rows[(rec.get("kind", "train"), rec["step"])] = rec
-        else:
-            bad.append(n)
+    records, bad = read_metric_records(path)
     if bad:
         notes.append(f"metrics.jsonl: {len(bad)} damaged line(s) skipped (line {', '.join(map(str, bad[:5]))}"
                      + (", ..." if len(bad) > 5 else "") + ")")
-    if not rows and not bad:
+    if not records and not bad:
         notes.append("metrics.jsonl is empty: no training curves")
-    return sorted(rows.values(), key=lambda r: r["step"])
+    return last_per_step(r for _, r in records)
 
 
 def _kind(config: dict[str, Any] | None, result: dict[str, Any] | None, searches: list[Search]) -> str | None:
@@ -140,7 +130,7 @@ def _exports(run: Path) -> list[Export]:
         meta = exported_model(d)
         if meta is not None:
             files = sorted(f.name for f in d.iterdir() if f.is_file() and (f.name.startswith("model")
-                                                                             or f.name == "state_dict.pt"))
+                                                                             or f.name == WEIGHTS))
             found.append(Export(d, meta, files))
     return found
 
@@ -171,8 +161,8 @@ def collect(run_dir: "str | Path") -> RunContents:
         raise SupernasError(f"'{run_dir}' is a file, not a run directory; give the folder that holds config.yaml")
     notes: list[str] = []
     config, text = None, ""
-    if (run / "config.yaml").is_file():
-        text = (run / "config.yaml").read_text(errors="replace")
+    if (run / CONFIG).is_file():
+        text = (run / CONFIG).read_text(errors="replace")
         try:
             config = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader
         except yaml.YAMLError:
@@ -180,7 +170,7 @@ def collect(run_dir: "str | Path") -> RunContents:
         if not isinstance(config, dict):
             notes.append("config.yaml is damaged (not a YAML mapping): the commands that made the run are unknown")
             config = None
-    result = _json(run / "result.json", notes, "the result")
+    result = _json(run / RESULT, notes, "the result")
     searches = _searches(run, notes)
     kind = _kind(config, result if isinstance(result, dict) else None, searches)
     if kind is None:
@@ -188,13 +178,13 @@ def collect(run_dir: "str | Path") -> RunContents:
         if not present:
             raise SupernasError(f"'{run_dir}' is not a run directory: it holds none of {', '.join(RUN_FILES)}; give "
                                 "the run.dir of train, fpnas, retrain or finetune, or the --out of search")
-        kind = "supernet" if (run / "checkpoint.pt").exists() else "search"
+        kind = "supernet" if (run / CHECKPOINT).exists() else "search"
     contents = RunContents(run, kind, config, text, result=result if isinstance(result, dict) else None,
                            searches=searches, notes=notes)
     if kind != "search":
-        contents.metrics = read_metrics_lines(run / "metrics.jsonl", notes)
+        contents.metrics = read_metrics_lines(run / METRICS, notes)
     if kind in ("fpnas", "parsec", "retrain", "finetune") and contents.result is None \
-            and not (run / "result.json").is_file():
+            and not (run / RESULT).is_file():
         notes.append("no result.json: the run has not finished (or was interrupted); showing what it logged")
     contents.exports = _exports(run)
     if kind == "supernet":

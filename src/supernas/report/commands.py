@@ -7,6 +7,7 @@ import shlex
 from pathlib import Path
 
 from ..predictors import run_predictor_path
+from ..utils.file_names import ARCH, CONFIG
 from .collect import RunContents
 
 
@@ -53,7 +54,7 @@ def commands(c: RunContents) -> list[tuple[str, str]]:
     recorded (files from before supernas kept them) is said so instead of guessed."""
     run, out = c.path, []
     cfg = c.config
-    config = run / "config.yaml"
+    config = run / CONFIG
     if cfg is not None:
         again = "; add run.dir=OTHER to make it again beside this one"
         if c.kind == "supernet":
@@ -98,7 +99,7 @@ def commands(c: RunContents) -> list[tuple[str, str]]:
         if c.kind in ("retrain", "finetune") and e.path == run / "export":
             continue  # written by the run itself
         if made:
-            out.append((_cmd("supernas", "export", run, "--arch", e.path / "arch.json", "--format", made["format"],
+            out.append((_cmd("supernas", "export", run, "--arch", e.path / ARCH, "--format", made["format"],
                              "--bn-batches", made["bn_batches"], "--bn-batch-size", made["bn_batch_size"],
                              "--out", e.path), f"the exported model in {e.path.name}/"))
         else:

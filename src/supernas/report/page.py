@@ -11,6 +11,7 @@ from typing import Any, Iterable
 
 from ..search.pareto import mflops_decimals
 from ..search.results import score_label
+from ..utils.file_names import CONFIG
 from . import figures
 from .collect import KINDS, RunContents, Search
 from .commands import commands
@@ -216,7 +217,7 @@ def render(c: RunContents) -> str:
             (f'<div class="cmd">{_esc(line)}</div><p class="meta">{_esc(what)}</p>' if line
              else f'<p class="meta">{_esc(what)}</p>') for line, what in cmds])
     if c.config_text:
-        add("config", "config.yaml", [f"<details><summary>the run's resolved config</summary><pre>"
+        add("config", CONFIG, [f"<details><summary>the run's resolved config</summary><pre>"
                                       f"{_esc(c.config_text)}</pre></details>"])
     data = json.dumps({"archs": drawings.archs}).replace("</", "<\\/")
     kind = KINDS.get(c.kind, c.kind)

@@ -17,9 +17,8 @@ import numpy as np
 import torch
 
 from ..errors import SupernasError, SupernasWarning
+from ..utils.file_names import CHECKPOINT
 from ..utils.io import atomic_torch_save
-
-CHECKPOINT = "checkpoint.pt"
 
 
 def rng_states() -> dict[str, Any]:

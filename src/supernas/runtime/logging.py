@@ -11,13 +11,40 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from tqdm.auto import tqdm
 
+from ..utils.file_names import LOG, METRICS
 from ..utils.io import atomic_write_text
 
-METRICS = "metrics.jsonl"
+
+def read_metric_records(path: Path) -> tuple[list[tuple[str, dict[str, Any]]], list[int]]:
+    """The records of a `metrics.jsonl` in file order, each with its line, and the numbers of the
+    damaged lines: not JSON, or not a record with a numeric step (a kill mid-write tears the last
+    line). Blank lines are neither."""
+    records, damaged = [], []
+    for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError):
+            damaged.append(n)
+            continue
+        step = record.get("step") if isinstance(record, dict) else None
+        if isinstance(step, (int, float)) and not isinstance(step, bool):
+            records.append((line, record))
+        else:
+            damaged.append(n)
+    return records, damaged
+
+
+def last_per_step(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The last record of each (kind, step), in step order: a resumed run logs the steps after its
+    checkpoint again."""
+    last = {(r.get("kind", "train"), r["step"]): r for r in records}
+    return sorted(last.values(), key=lambda r: r["step"])
 
 
 def keep_metrics_until(path: Path, step: int) -> int:
@@ -27,18 +54,9 @@ def keep_metrics_until(path: Path, step: int) -> int:
     a kill is dropped. Returns the number of records removed."""
     if not path.is_file():
         return 0
-    kept, dropped = [], 0
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-            at = int(record["step"])
-        except (ValueError, KeyError, TypeError):
-            dropped += 1
-            continue
-        if at < step or (at == step and record.get("kind") != "val"):
-            kept.append(line)
-        else:
-            dropped += 1
+    records, damaged = read_metric_records(path)
+    kept = [line for line, r in records if r["step"] < step or (r["step"] == step and r.get("kind") != "val")]
+    dropped = len(damaged) + len(records) - len(kept)
     if dropped:
         atomic_write_text(path, "".join(f"{line}\n" for line in kept))
     return dropped
@@ -130,7 +148,7 @@ class RunLogger:
         if resumed_at is not None:
             keep_metrics_until(self.run_dir / METRICS, resumed_at)
         self._metrics = open(self.run_dir / METRICS, "a", buffering=1)
-        self._log = open(self.run_dir / "log.txt", "a", buffering=1)
+        self._log = open(self.run_dir / LOG, "a", buffering=1)
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter

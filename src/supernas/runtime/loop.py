@@ -23,8 +23,9 @@ from typing import Any, Mapping, Protocol
 import torch
 
 from ..errors import RunInterrupted, SupernasError
+from ..utils.file_names import CHECKPOINT
 from . import distributed as ddp
-from .checkpoint import CHECKPOINT, load_checkpoint, rng_states, save_checkpoint, set_rng_states
+from .checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
 from .data_order import ResumableLoader
 from .device_metrics import DeviceMeans, require_finite
 from .interrupts import StopRequest, resume_command

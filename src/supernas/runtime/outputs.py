@@ -12,19 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import SupernasError
-
-# What supernas commands write into runs, searches and exports, by name and by what it is: a
-# file of these is never replaced by another command's output, --force or not.
-OWNED = {
-    "checkpoint.pt": "the run's checkpoint", "config.yaml": "the run's config", "metrics.jsonl": "the run's metrics",
-    "log.txt": "the run's log", "result.json": "the run's result", "arch.json": "an export's Arch",
-    "state_dict.pt": "an export's weights", "manifest.json": "an export's manifest",
-    "model.pt": "an exported model", "model.onnx": "an exported model", "model.torchscript.pt": "an exported model",
-    "supernet.pth.tar": "an exported supernet", "pareto.json": "a search's Pareto set",
-    "pareto.csv": "a search's Pareto set", "evaluated.json": "a search's scored Archs",
-    "evaluated.csv": "a search's scored Archs", "search_state.json": "a search's saved state",
-    "latency_table.json": "a search's latency table", ".supernas.lock": "a run's lock",
-}
+from ..utils.file_names import CHECKPOINT, MANIFEST, OWNED
 
 
 def check_output_file(path: "str | Path", flag: str, kind: str, is_kind: Callable[[Path], bool],
@@ -36,7 +24,7 @@ def check_output_file(path: "str | Path", flag: str, kind: str, is_kind: Callabl
         raise SupernasError(f"{flag} '{path}' is a folder; give {flag} the file to write")
     if p.name in OWNED or p.name.startswith("events.out.tfevents"):
         what = OWNED.get(p.name, "the run's TensorBoard events")
-        if p.exists() or (p.parent / "checkpoint.pt").exists() or (p.parent / "manifest.json").exists():
+        if p.exists() or (p.parent / CHECKPOINT).exists() or (p.parent / MANIFEST).exists():
             raise SupernasError(f"{flag} '{path}' names {what}; it is never overwritten: give {flag} another file")
     if p.exists() and not force:
         if not p.is_file():

@@ -9,19 +9,19 @@ from typing import Any, Iterable, Iterator
 
 from ..config import dump_config
 from ..errors import SupernasError
-from ..utils.lock import LOCK_FILE, DirectoryLock
+from ..utils.file_names import CHECKPOINT, CONFIG, LATENCY_TABLE, LOCK, METRICS, PARETO, SEARCH_STATE
+from ..utils.lock import DirectoryLock
 from . import distributed as ddp
-from .checkpoint import CHECKPOINT
-from .logging import METRICS, RunLogger
+from .logging import RunLogger
 
 # Files that mark a folder as made by a supernas command once its lock file is gone (a run removes
 # it when it ends): a run's checkpoint and metrics (written from its first step: a config.yaml
 # alone may be the user's own, which a run would overwrite); a search's state and Pareto set.
-RUN_MARKS = (LOCK_FILE, CHECKPOINT, METRICS)
-SEARCH_MARKS = (LOCK_FILE, "search_state.json", "pareto.json", "latency_table.json")  # a table put there to reuse
+RUN_MARKS = (LOCK, CHECKPOINT, METRICS)
+SEARCH_MARKS = (LOCK, SEARCH_STATE, PARETO, LATENCY_TABLE)  # a table put there to reuse
 
 
-def foreign_files(folder: Path, ours: Iterable[str] = (LOCK_FILE,)) -> list[str]:
+def foreign_files(folder: Path, ours: Iterable[str] = (LOCK,)) -> list[str]:
     """The names in `folder` when it holds files and none of `ours` (the marks a supernas command
     leaves: a run's checkpoint or config, an export's arch.json, the lock file a killed command
     left), else []: an empty or missing folder, or one a
@@ -33,7 +33,7 @@ def foreign_files(folder: Path, ours: Iterable[str] = (LOCK_FILE,)) -> list[str]
     return [] if not names or any(name in names for name in ours) else names
 
 
-def require_own_folder(folder: Path, what: str, ours: Iterable[str] = (LOCK_FILE,), force: str = "") -> None:
+def require_own_folder(folder: Path, what: str, ours: Iterable[str] = (LOCK,), force: str = "") -> None:
     """Refuse to write into `folder` (chosen by the setting `what`) when it holds files no supernas
     command wrote there (see `foreign_files`); `force` names the flag that allows it, if any."""
     folder = Path(folder).expanduser()
@@ -47,7 +47,7 @@ def require_own_folder(folder: Path, what: str, ours: Iterable[str] = (LOCK_FILE
 
 
 @contextmanager
-def locked_dir(folder: Path, what: str, name: str = LOCK_FILE, files: str = "", fresh: bool = False,
+def locked_dir(folder: Path, what: str, name: str = LOCK, files: str = "", fresh: bool = False,
                ours: Iterable[str] = RUN_MARKS) -> Iterator[None]:
     """`folder`'s lock (the lock file `name` in it) while the block writes there, on every rank of
     a run: a run directory for the life of a run, a search's or a predictor's output. The main rank
@@ -87,7 +87,7 @@ def open_run(run_dir: Path, cfg: Any, resume: bool, total: int, initial: int) ->
         raise SupernasError(f"'{run_dir}' already holds a run; continue it with --resume, or choose another run.dir")
     if ddp.current().is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        dump_config(cfg, run_dir / "config.yaml")
+        dump_config(cfg, run_dir / CONFIG)
     ddp.barrier()
     return RunLogger(run_dir, ddp.current().is_main, cfg.log.tensorboard, cfg.log.progress, total=total,
                      initial=initial, resumed_at=initial if resume else None)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..errors import SupernasError
 from ..runtime.checkpoint import weights_fingerprint
+from ..utils.file_names import PARETO
 from ..utils.structured import read_json
 
 
@@ -13,7 +14,7 @@ def picked_entry(search_dir: str, budget: float) -> tuple[dict, str, dict]:
     """(the pareto.json entry of the best searched Arch within `budget`, the budget's unit, the
     file's header: where the accuracies came from, which run's weights scored them): MFLOPs, or ms
     when the search bounded latency (`--cost latency`, whose entries carry latency_ms)."""
-    f = Path(search_dir).expanduser() / "pareto.json"
+    f = Path(search_dir).expanduser() / PARETO
     if not f.is_file():
         raise SupernasError(f"no search results at '{f}'; run `supernas search RUN --budgets ...` first, or give "
                             "the folder of a search written with --out as --search DIR")

@@ -21,8 +21,8 @@ from ..evaluation import Evaluator, load_run, load_supernet
 from ..runtime import distributed as ddp
 from ..runtime.run_dir import locked_dir
 from ..spaces import Arch, CostModel
+from ..utils.file_names import LOCK
 from ..utils.io import atomic_write_text
-from ..utils.lock import LOCK_FILE
 from .pareto import offline_pareto_sets, write_pareto
 from .runner import score_source
 
@@ -220,7 +220,7 @@ def offline_sets_run(run_dir: "str | Path", predictor: "str | Path | None" = Non
     best, worst = offline_pareto_sets(net.space, load_predictor(path, net.space), CostModel(net.space, net.num_classes),
                                       n=n, bin_width=bin_width, seed=seed)
     out = Path(out_dir).expanduser() if out_dir else Path(run_dir).expanduser() / "offline"
-    with locked_dir(out, "--out", fresh=True, ours=(LOCK_FILE, "pareto_best.json", "pareto_worst.json")):
+    with locked_dir(out, "--out", fresh=True, ours=(LOCK, "pareto_best.json", "pareto_worst.json")):
         best_json, _ = write_pareto(out, best, net.space, name="pareto_best")
         worst_json, _ = write_pareto(out, worst, net.space, name="pareto_worst")
     return best_json, worst_json

@@ -12,6 +12,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import SupernasError
+from ..utils.file_names import ARCH, EVALUATED, PARETO
 from ..utils.io import atomic_write_bytes
 from .pareto import AXIS_LABELS, ParetoEntry, check_cost, cost_of
 
@@ -110,7 +111,7 @@ def read_results(search_dir: "str | Path", name: str = "pareto") -> dict[str, An
 
 def exported_model(export_dir: "str | Path") -> dict[str, Any] | None:
     """The arch.json of an export directory, None when there is none or it is damaged."""
-    path = Path(export_dir).expanduser() / "arch.json"
+    path = Path(export_dir).expanduser() / ARCH
     try:
         meta = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
@@ -150,7 +151,7 @@ def plot_search_results(search_dir: "str | Path", export_dir: "str | Path | None
     if any(cost not in e for e in front["entries"]):
         cost = "mflops"
     evaluated = None
-    if (search_dir / "evaluated.json").is_file():
+    if (search_dir / EVALUATED).is_file():
         ev = read_results(search_dir, "evaluated")["entries"]
         evaluated = ([e[cost] for e in ev], [e["accuracy"] for e in ev])
     else:
@@ -175,9 +176,9 @@ def search_dirs(run_dir: "str | Path") -> list[Path]:
     """The search results of a run: RUN itself when it holds a pareto.json, and each folder directly
     in it that does (RUN/search, and any --out inside the run)."""
     run_dir = Path(run_dir).expanduser()
-    found = [run_dir] if (run_dir / "pareto.json").is_file() else []
+    found = [run_dir] if (run_dir / PARETO).is_file() else []
     if run_dir.is_dir():
-        found += sorted(p for p in run_dir.iterdir() if p.is_dir() and (p / "pareto.json").is_file())
+        found += sorted(p for p in run_dir.iterdir() if p.is_dir() and (p / PARETO).is_file())
     return found
 
 

@@ -18,6 +18,7 @@ from ..runtime.checkpoint import weights_fingerprint
 from ..runtime.logging import progress_bar
 from ..runtime.run_dir import SEARCH_MARKS, locked_dir
 from ..spaces import CostModel
+from ..utils.file_names import LATENCY_TABLE, SEARCH_STATE
 from ..utils.io import atomic_write_text, file_sha256
 from .evolution import SearchResult
 from .job import SearchJob
@@ -152,7 +153,7 @@ def _steps_done(search: Any, per_budget: int) -> int:
 def _search(job: SearchJob, scoring: Scoring, out: Path, progress: bool) -> SearchResult:
     """The body of `search_run`, while it holds the lock on `out`."""
     resume, cost, strategy, generations = job.resume, job.cost, job.strategy, job.generations
-    state_path = out / "search_state.json"
+    state_path = out / SEARCH_STATE
     if state_path.exists() and not resume:
         raise SupernasError(f"'{out}' already holds a search; continue it with --resume or choose another --out")
     build = STRATEGIES.get(strategy, "--strategy")
@@ -161,7 +162,7 @@ def _search(job: SearchJob, scoring: Scoring, out: Path, progress: bool) -> Sear
     state = read_search_state(state_path, scored) if resume and state_path.exists() else None
     if state is not None and "evaluator" in state:
         scoring.load_cache(state["evaluator"])
-    table, table_path = None, out / "latency_table.json"
+    table, table_path = None, out / LATENCY_TABLE
     if cost == "latency":
         table_args = (space, scoring.num_classes, job.latency_batch, job.latency_warmup, job.latency_repeats, device_)
         if table_path.exists():

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 from ..errors import SupernasError
 from ..spaces import Arch, SearchSpace, get_space, list_spaces, load_arch
 from ..spaces.builtin import ATTENTIVENAS_MODELS
+from ..utils.file_names import ARCH, CONFIG, RESULT
 from ..utils.structured import loads_json, read_json
 
 
@@ -76,15 +77,15 @@ def _arch_document(source: Any) -> tuple[Any, str, Any]:
 
 
 def _run_document(path: Path) -> tuple[Any, str, Any]:
-    if (path / "arch.json").is_file():  # written by `supernas export`, or RUN/export of a retrain
-        return _read_json(path / "arch.json"), f"the export '{path}'", None
-    if (path / "result.json").is_file():  # an FP-NAS / PARSEC run, or a retrain run
+    if (path / ARCH).is_file():  # written by `supernas export`, or RUN/export of a retrain
+        return _read_json(path / ARCH), f"the export '{path}'", None
+    if (path / RESULT).is_file():  # an FP-NAS / PARSEC run, or a retrain run
         run_space = None
-        if (path / "config.yaml").is_file():
+        if (path / CONFIG).is_file():
             from ..config.loading import load_yaml_file
 
-            run_space = (load_yaml_file(path / "config.yaml", "the run's config") or {}).get("space")
-        return _read_json(path / "result.json"), f"'{path / 'result.json'}'", run_space
+            run_space = (load_yaml_file(path / CONFIG, "the run's config") or {}).get("space")
+        return _read_json(path / RESULT), f"'{path / 'result.json'}'", run_space
     raise SupernasError(f"'{path}' holds neither arch.json (an export directory) nor result.json (a finished FP-NAS "
                         f"run); for a supernet run, export an Arch first: supernas export {path} --arch ...")
 

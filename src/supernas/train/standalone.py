@@ -49,6 +49,7 @@ from ..runtime.losses import label_smoothing_ce, soft_target_ce
 from ..runtime.optim import param_groups, run_length, scaled_lr, warmup_cosine_scheduler
 from ..runtime.precision import autocast, precision
 from ..spaces import Arch, CostModel, SearchSpace, get_space
+from ..utils.file_names import RESULT
 from ..utils.io import atomic_write_text
 from .arch_source import resolve_arch
 from .ema import ModelEma
@@ -328,7 +329,7 @@ class StandaloneTrainer:
         }
         if self.info.is_main:
             write_export(model, self.space, self.arch, self.data, out)
-            atomic_write_text(self.run_dir / "result.json", json.dumps(result, indent=2) + "\n")
+            atomic_write_text(self.run_dir / RESULT, json.dumps(result, indent=2) + "\n")
             # the figures are in the validation line above and in the command's summary line
             log.info(f"exported the {weights} weights to {out}")
         ddp.barrier()

@@ -13,6 +13,7 @@ from ..errors import SupernasError
 from ..evaluation import load_run
 from ..evaluation.static_models import load_exported
 from ..nn.static import resize_to
+from ..utils.file_names import ARCH, CHECKPOINT, CONFIG, RESULT
 
 
 class Teacher:
@@ -45,10 +46,10 @@ def load_teacher(path: "str | Path", data, device: torch.device, bn_batches: int
     """A Teacher from an export directory (or its model file), or from a stage-1 supernet run
     directory: its largest Arch, extracted, with BN re-calibrated on the run's training images."""
     p = Path(path).expanduser()
-    if (p / "arch.json").is_file() or (p.is_file() and (p.parent / "arch.json").is_file()):
+    if (p / ARCH).is_file() or (p.is_file() and (p.parent / ARCH).is_file()):
         model, meta = load_exported(p)
         resolution, classes, mean, std = meta["resolution"], meta["num_classes"], meta["mean"], meta["std"]
-    elif (p / "config.yaml").is_file() and (p / "checkpoint.pt").is_file() and not (p / "result.json").exists():
+    elif (p / CONFIG).is_file() and (p / CHECKPOINT).is_file() and not (p / RESULT).exists():
         net, _, run_data = load_run(p, str(device))
         model = net.extract(net.space.largest())
         del net

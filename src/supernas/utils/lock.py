@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Optional
 
 from ..errors import SupernasError
+from .file_names import LOCK
 from .io import remove_temporaries
 
 try:
@@ -24,7 +25,6 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-LOCK_FILE = ".supernas.lock"
 _HELD: set[int] = set()  # descriptors of the locks this process holds
 
 
@@ -57,7 +57,7 @@ class DirectoryLock:
     prefix, "" for all), the temporary files that interrupted atomic writes of such files left in
     the folder are removed once the lock is held: no other writer can be making them then."""
 
-    def __init__(self, folder: "str | Path", what: str = "directory", name: str = LOCK_FILE,
+    def __init__(self, folder: "str | Path", what: str = "directory", name: str = LOCK,
                  clean: Optional[str] = None):
         self.folder = Path(folder).expanduser()
         self.path = self.folder / name

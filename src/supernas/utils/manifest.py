@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Iterable, Mapping, Optional
 
 from ..errors import SupernasError
+from .file_names import MANIFEST
 from .io import atomic_write_text, file_sha256
-
-MANIFEST = "manifest.json"
 
 
 def describe_file(path: Path) -> dict[str, object]:
