@@ -9,7 +9,7 @@ from supernas import SupernasError
 from supernas.config import FpnasConfig, load_config
 from supernas.fpnas import FactorizedDistribution, JointDistribution
 from supernas.fpnas.probabilistic import ProbabilisticSearch
-from supernas.fpnas.report import draw_arch, plot_search
+from supernas.fpnas.figures import draw_arch, plot_search
 from supernas.sampling import read_pareto_set
 from supernas.spaces import CostModel, get_space
 

@@ -53,7 +53,7 @@ def test_a_lock_file_is_removed_when_its_holder_ends_and_the_folder_stays_ours(t
 
 
 def test_two_searches_of_a_run_have_plots_of_different_titles(tmp_path):
-    from supernas.search.results import search_title
+    from supernas.search.plots import search_title
 
     front = {"run": "/runs/r", "space": "attentivenas-tiny", "cost": "mflops", "budgets": [1.0, 2.0],
              "score": {"source": "supernet"}, "data": "digits",

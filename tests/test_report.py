@@ -12,9 +12,9 @@ import torch
 from supernas import get_space
 from supernas.cli import main, parse_args
 from supernas.search import ParetoEntry, format_table
-from supernas.search import results as results_mod
+from supernas.search import plots as results_mod
 from supernas.search.pareto import mflops_decimals
-from supernas.search.results import score_label
+from supernas.search.plots import score_label
 from supernas.spaces import CostModel
 from supernas.sampling import read_pareto_set
 
@@ -141,7 +141,7 @@ def test_export_redraws_the_front_with_the_model_marked(attentive_run, tmp_path,
 
 
 def test_fpnas_plot_has_a_loss_panel_and_an_integer_k_axis(fpnas_run):
-    from supernas.fpnas.report import search_figure
+    from supernas.fpnas.figures import search_figure
 
     fig = search_figure(fpnas_run)
     loss, entropy, k = fig.axes[:3]
@@ -158,7 +158,7 @@ def test_fpnas_plot_has_a_loss_panel_and_an_integer_k_axis(fpnas_run):
 
 
 def test_arch_drawing_labels_stages_resolution_kernel_expansion_width():
-    from supernas.fpnas.report import arch_figure
+    from supernas.fpnas.figures import arch_figure
 
     fig = arch_figure("attentivenas", "a0", title="a0")
     ax = fig.axes[0]

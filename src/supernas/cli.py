@@ -204,7 +204,7 @@ def cmd_search(args: argparse.Namespace) -> None:
              if f.name not in ("budgets", "options", "overrides")}
     job = SearchJob(budgets=tuple(budgets), options=tuple(options), overrides=tuple(overrides), **given)
     if args.dry_run:
-        from .search.dry_run import estimate_search
+        from .search.estimate import estimate_search
 
         print("\n".join(estimate_search(job)))
         return
@@ -277,7 +277,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     from .deliver.export import make_room_for_export
     from .evaluation import load_run
     from .search.picking import describe_pick, picked_entry, require_same_weights
-    from .search.results import mark_exported
+    from .search.plots import mark_exported
     from .spaces import load_arch
 
     if args.format == "reference":

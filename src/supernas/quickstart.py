@@ -43,7 +43,7 @@ def quickstart(run_dir: "str | Path" = "runs/quickstart", device: str = "auto", 
     from .evaluation import evaluate_model, load_exported, load_run
     from .search import SearchJob, format_table, search_run
     from .search.pareto import mflops_decimals
-    from .search.results import mark_exported
+    from .search.plots import mark_exported
     from .spaces import CostModel
     from .train.standalone import finetune
     from .train.supernet import SupernetTrainer

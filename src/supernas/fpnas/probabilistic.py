@@ -425,7 +425,7 @@ class ProbabilisticSearch:
         atomic_torch_save({"kind": self.distribution_kind, "state": self.distribution.state_dict(),
                            "space": self.cfg.space}, self.run_dir / "distribution.pt")
         try:
-            from .report import draw_arch, plot_search
+            from .figures import draw_arch, plot_search
 
             plot_search(self.run_dir)
             draw_arch(self.space, self.space.arch(res["most_likely"]["arch"]), self.run_dir / "arch.png",

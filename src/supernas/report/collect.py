@@ -11,7 +11,8 @@ from ..config import run_kind
 from ..errors import SupernasError
 from ..predictors import run_predictor_path
 from ..runtime.logging import last_per_step, read_metric_records
-from ..search.results import exported_model, read_results, search_dirs
+from ..search.pareto import read_results, search_dirs
+from ..search.plots import exported_model
 from ..utils.file_names import CHECKPOINT, CONFIG, METRICS, PARETO, RESULT, WEIGHTS
 from ..utils.structured import UniqueKeyLoader
 

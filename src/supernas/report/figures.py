@@ -6,7 +6,7 @@ import json
 import math
 from typing import Any
 
-from ..search.results import score_label
+from ..search.plots import score_label
 from .collect import RunContents, Search
 
 # metrics.jsonl fields that are bookkeeping, not curves

@@ -10,7 +10,7 @@ import time
 from typing import Any, Iterable
 
 from ..search.pareto import mflops_decimals
-from ..search.results import score_label
+from ..search.plots import score_label
 from ..utils.file_names import CONFIG
 from . import figures
 from .collect import KINDS, RunContents, Search
@@ -102,7 +102,7 @@ class Drawings:
         return key
 
     def _png(self, entry: dict[str, Any]) -> str | None:
-        from ..fpnas.report import _pyplot, arch_figure
+        from ..fpnas.figures import _pyplot, arch_figure
 
         try:
             fig = arch_figure(self.space, entry["arch"], costs=(entry["mflops"], entry["params"]))

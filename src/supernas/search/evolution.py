@@ -23,20 +23,16 @@ edge=0, fresh=0` is the search before them, draw for draw (`LEGACY`).
 """
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import SupernasError, SupernasWarning, require_int
-from ..spaces import Arch, CostModel, SearchSpace
+from ..errors import SupernasError, require_int
+from ..spaces import CostModel, SearchSpace
 from .operators import BudgetDraws, edge_moves, feasible_values, niche_column, niche_keep
-from .pareto import COSTS, ParetoEntry, pareto_front
+from .pareto import ParetoEntry
+from .stepwise import Callback, CostFn, ScoreFn, SearchResult, StepwiseSearch, budget_constraint, check_fraction
 
-ScoreFn = Callable[[list[Arch]], "np.ndarray | Sequence[float]"]
-CostFn = Callable[[np.ndarray], np.ndarray]  # (N, D) index rows -> (N,) cost
-Callback = Callable[[int, float, ParetoEntry], None]
 _MAX_ROUNDS = 100  # redraw rounds for children before settling for fewer (tight budgets)
 STATE_VERSION = 1
 # settings that states saved before they existed had
@@ -47,88 +43,6 @@ INITS = ("spread", "uniform")
 # no edge moves, no fresh draws
 LEGACY = {"init": "uniform", "niche": "none", "edge": 0.0, "fresh": 0.0}
 
-
-@dataclass
-class SearchResult:
-    """Best Arch per budget (None if a budget was not searched yet) and every scored Arch once;
-    `cost` names the constrained ParetoEntry field the budgets are in."""
-
-    budgets: list[float]
-    best: list[ParetoEntry | None]
-    evaluated: list[ParetoEntry]
-    cost: str = "mflops"
-    scored: int = 0  # Archs the real score_fn scored (each once)
-    ranked: int = 0  # Archs a surrogate rated to choose what score_fn sees (guided search; 0 for the others)
-
-    def missing(self) -> list[str]:
-        """One line per budget without a best Arch, saying why (only a search stopped before it)."""
-        return [f"budget {b:g} {COSTS.get(self.cost, self.cost)} was not searched yet (the search stopped before "
-                "it; continue it with --resume)" for b, e in zip(self.budgets, self.best) if e is None]
-
-    def pareto(self) -> list[ParetoEntry]:
-        """Pareto front of all scored Archs (accuracy against the constrained cost)."""
-        return pareto_front(self.evaluated, cost=self.cost)
-
-
-def check_fraction(name: str, value: Any) -> None:
-    """Refuse, in one line, a setting that must be a fraction in [0, 1]."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise SupernasError(f"{name} must be a fraction in [0, 1], got {value!r}")
-
-
-def check_budgets(space: SearchSpace, cost_of: CostFn, budgets: Sequence[float], unit: str) -> None:
-    """Refuse a budget below the smallest Arch's cost (nothing fits it) and warn of one above the
-    largest's (everything fits it: its search is that of the whole space, as its neighbours' may be)."""
-    floor, ceiling = (float(c) for c in cost_of(space.to_indices([space.smallest(), space.largest()])))
-    low = [b for b in budgets if b < floor]
-    if low:
-        raise SupernasError(f"budget {low[0]:g} {unit} is below the smallest Arch of space '{space.name}' "
-                            f"({floor:.4g} {unit}); raise the budgets to at least that")
-    high = [b for b in budgets if b > ceiling]
-    if high:
-        warnings.warn(f"budget{'s' if len(high) > 1 else ''} {', '.join(f'{b:g}' for b in high)} {unit} "
-                      f"{'are' if len(high) > 1 else 'is'} above the largest Arch of space '{space.name}' "
-                      f"({ceiling:.4g} {unit}): every Arch fits, so each searches the whole space; budgets up to "
-                      f"{ceiling:.4g} {unit} cover it", SupernasWarning, stacklevel=4)  # the strategy's caller
-
-
-def budget_constraint(space: SearchSpace, cost: CostModel, budgets: Sequence[float],
-                      constraint: "tuple[str, CostFn] | None") -> tuple[str, CostFn, list[float]]:
-    """(the constraint's name, its cost function, the budgets) of a strategy, checked: a known
-    constraint (MFLOPs by default), at least one budget, none below the smallest Arch's cost."""
-    name, cost_of = constraint or ("mflops", cost.mflops_indices)
-    if name not in COSTS:
-        raise SupernasError(f"unknown constraint '{name}'; choose one of {', '.join(COSTS)}")
-    values = [float(b) for b in budgets]
-    if not values:
-        raise SupernasError(f"give at least one budget in {COSTS[name]} (e.g. --budgets 200:800:100)")
-    check_budgets(space, cost_of, values, COSTS[name])
-    return name, cost_of, values
-
-
-class StepwiseSearch:
-    """A strategy that searches its budgets one `step()` at a time until `done`, so that it can be
-    checkpointed between steps and resumed from its `state_dict()`."""
-
-    done: bool
-
-    def step(self, callback: Callback | None = None) -> bool:
-        raise NotImplementedError
-
-    def state_dict(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def result(self) -> SearchResult:
-        raise NotImplementedError
-
-    def run(self, callback: Callback | None = None,
-            checkpoint: Callable[[dict[str, Any]], None] | None = None) -> SearchResult:
-        """Search every remaining budget; `checkpoint(state_dict())` is called after each step."""
-        while not self.done:
-            self.step(callback)
-            if checkpoint is not None:
-                checkpoint(self.state_dict())
-        return self.result()
 
 
 class EvolutionSearch(StepwiseSearch):

@@ -23,18 +23,10 @@ import numpy as np
 
 from ..errors import SupernasError, require_int
 from ..spaces import CostModel, SearchSpace
-from .evolution import (
-    Callback,
-    CostFn,
-    EvolutionSearch,
-    ScoreFn,
-    SearchResult,
-    StepwiseSearch,
-    budget_constraint,
-    check_fraction,
-)
+from .evolution import EvolutionSearch
 from .operators import BudgetDraws, feasible_values, niche_column, niche_keep
 from .pareto import ParetoEntry
+from .stepwise import Callback, CostFn, ScoreFn, SearchResult, StepwiseSearch, budget_constraint, check_fraction
 
 SURROGATE_TREES = 64  # enough for ranking; an online refit on ~5000 Archs stays under a second on one core
 EXPLORE = 8  # one Arch in EXPLORE of a round is drawn at random among the rated candidates

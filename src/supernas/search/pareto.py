@@ -1,6 +1,6 @@
 """Pareto fronts of accuracy against MFLOPs or measured latency: computing, saving (pareto.json /
-.csv), plotting, and the offline best/worst sets for the stage-1 sampler (AttentiveNAS section 4.4,
-Appendix C)."""
+.csv) and reading back (`read_results`, the search folders of a run), and the offline best/worst
+sets for the stage-1 sampler (AttentiveNAS section 4.4, Appendix C). The plot is `plots.py`'s."""
 from __future__ import annotations
 
 import csv
@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import SupernasError
 from ..sampling.flops_tables import bin_of
 from ..spaces import Arch, CostModel, SearchSpace
+from ..utils.file_names import PARETO
 from ..utils.io import atomic_write_text
 
 T = TypeVar("T")
@@ -185,3 +186,28 @@ def offline_pareto_sets(space: SearchSpace, predictor: Any, cost: CostModel, n: 
         return out
 
     return entries(best), entries(worst)
+
+
+def read_results(search_dir: "str | Path", name: str = "pareto") -> dict[str, Any]:
+    """A search's `name`.json: its fields, "entries" a list; one-line errors when missing or damaged."""
+    path = Path(search_dir).expanduser() / f"{name}.json"
+    if not path.is_file():
+        raise SupernasError(f"no {name}.json in '{search_dir}'; run `supernas search RUN --budgets ...` first")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise SupernasError(f"{path} is not JSON; the file is damaged (search again with --out elsewhere)") from None
+    if not isinstance(data, dict) or not isinstance(data.get("entries"), list) or not all(
+            isinstance(e, dict) and "mflops" in e and "accuracy" in e for e in data["entries"]):
+        raise SupernasError(f"{path} has no list of entries with mflops and accuracy; is it a search result?")
+    return data
+
+
+def search_dirs(run_dir: "str | Path") -> list[Path]:
+    """The search results of a run: RUN itself when it holds a pareto.json, and each folder directly
+    in it that does (RUN/search, and any --out inside the run)."""
+    run_dir = Path(run_dir).expanduser()
+    found = [run_dir] if (run_dir / PARETO).is_file() else []
+    if run_dir.is_dir():
+        found += sorted(p for p in run_dir.iterdir() if p.is_dir() and (p / PARETO).is_file())
+    return found

@@ -20,10 +20,10 @@ from ..runtime.run_dir import SEARCH_MARKS, locked_dir
 from ..spaces import CostModel
 from ..utils.file_names import LATENCY_TABLE, SEARCH_STATE
 from ..utils.io import atomic_write_text, file_sha256
-from .evolution import SearchResult
 from .job import SearchJob
 from .pareto import write_pareto
-from .results import plot_search_results
+from .plots import plot_search_results
+from .stepwise import SearchResult
 from .strategies import STRATEGIES
 
 

@@ -26,20 +26,11 @@ import numpy as np
 from ..errors import SupernasError, require_int
 from ..registry import Registry
 from ..spaces import CostModel, SearchSpace
-from .evolution import (
-    INITS,
-    Callback,
-    CostFn,
-    EvolutionSearch,
-    ScoreFn,
-    SearchResult,
-    StepwiseSearch,
-    budget_constraint,
-    check_fraction,
-)
+from .evolution import INITS, EvolutionSearch
 from .guided import GuidedSearch
 from .operators import BudgetDraws
 from .pareto import ParetoEntry
+from .stepwise import Callback, CostFn, ScoreFn, SearchResult, StepwiseSearch, budget_constraint, check_fraction
 
 # The settings `supernas search` takes as search.KEY=VALUE: key -> what it allows and does.
 OPTIONS = {

@@ -1,6 +1,5 @@
-"""What a search leaves on disk, read back and drawn: pareto.json / evaluated.json with where their
-scores came from, the front plot (pareto.png) naming the run, its data, the budgets and the exported
-model, and the search folders of a run."""
+"""A search's front drawn (pareto.png): its pareto.json and evaluated.json with where their scores
+came from, naming the run, its data, the budgets and the exported model (redrawn when one is exported)."""
 from __future__ import annotations
 
 import io
@@ -12,9 +11,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import SupernasError
-from ..utils.file_names import ARCH, EVALUATED, PARETO
+from ..utils.file_names import ARCH, EVALUATED
 from ..utils.io import atomic_write_bytes
-from .pareto import AXIS_LABELS, ParetoEntry, check_cost, cost_of
+from .pareto import AXIS_LABELS, ParetoEntry, check_cost, cost_of, read_results, search_dirs
 
 
 @dataclass
@@ -94,21 +93,6 @@ def score_label(meta: Mapping[str, Any]) -> str:
     return "top-1 (%)"
 
 
-def read_results(search_dir: "str | Path", name: str = "pareto") -> dict[str, Any]:
-    """A search's `name`.json: its fields, "entries" a list; one-line errors when missing or damaged."""
-    path = Path(search_dir).expanduser() / f"{name}.json"
-    if not path.is_file():
-        raise SupernasError(f"no {name}.json in '{search_dir}'; run `supernas search RUN --budgets ...` first")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise SupernasError(f"{path} is not JSON; the file is damaged (search again with --out elsewhere)") from None
-    if not isinstance(data, dict) or not isinstance(data.get("entries"), list) or not all(
-            isinstance(e, dict) and "mflops" in e and "accuracy" in e for e in data["entries"]):
-        raise SupernasError(f"{path} has no list of entries with mflops and accuracy; is it a search result?")
-    return data
-
-
 def exported_model(export_dir: "str | Path") -> dict[str, Any] | None:
     """The arch.json of an export directory, None when there is none or it is damaged."""
     path = Path(export_dir).expanduser() / ARCH
@@ -170,16 +154,6 @@ def plot_search_results(search_dir: "str | Path", export_dir: "str | Path | None
     pts = sorted(front["entries"], key=lambda e: e[cost])
     return _draw_front(search_dir / "pareto.png", ([e[cost] for e in pts], [e["accuracy"] for e in pts]), evaluated,
                        AXIS_LABELS[cost], ylabel, title, front.get("budgets", ()), marked)
-
-
-def search_dirs(run_dir: "str | Path") -> list[Path]:
-    """The search results of a run: RUN itself when it holds a pareto.json, and each folder directly
-    in it that does (RUN/search, and any --out inside the run)."""
-    run_dir = Path(run_dir).expanduser()
-    found = [run_dir] if (run_dir / PARETO).is_file() else []
-    if run_dir.is_dir():
-        found += sorted(p for p in run_dir.iterdir() if p.is_dir() and (p / PARETO).is_file())
-    return found
 
 
 def mark_exported(run_dir: "str | Path", export_dir: "str | Path") -> list[Path]:
