@@ -128,7 +128,7 @@ def test_resume_command_rebuilds_the_command_line(monkeypatch):
     assert resume_command(["/usr/local/bin/supernas", "train", "c.yaml", "run.dir=my runs/a"]) == \
         "supernas train c.yaml 'run.dir=my runs/a' --resume"
     assert resume_command(["/usr/local/bin/supernas", "train", "--resume", "x=1"]) == "supernas train --resume x=1"
-    cli = str(SRC / "supernas" / "cli.py")
+    cli = str(SRC / "supernas" / "cli" / "__main__.py")  # what `python -m supernas.cli` puts in sys.argv[0]
     assert resume_command([cli, "fpnas", "a=b"]).endswith("-m supernas.cli fpnas a=b --resume")
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "7")
     assert resume_command([cli, "train", "a=b"]) == "torchrun <the same options> -m supernas.cli train a=b --resume"

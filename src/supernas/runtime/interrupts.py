@@ -74,7 +74,8 @@ def _program(argv0: str) -> list[str] | None:
     path = Path(argv0)
     if path.name == "supernas":
         return ["supernas"]
-    if path.name in ("cli.py", "__main__.py") and path.parent.name == "supernas":
+    if path.name == "__main__.py" and (path.parent.name == "supernas"
+                                       or (path.parent.name == "cli" and path.parent.parent.name == "supernas")):
         python = Path(sys.executable).name
         return [python if shutil.which(python) == sys.executable else sys.executable, "-m", "supernas.cli"]
     return None

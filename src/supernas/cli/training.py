@@ -1,0 +1,115 @@
+"""The trainings: AttentiveNAS stage 1 (`train`), FP-NAS / PARSEC (`fpnas`), a standalone Arch
+(`retrain`, `finetune`), and the quickstart that runs both stages on the built-in digits."""
+from __future__ import annotations
+
+import argparse
+
+from .arguments import run_args
+from .commands import command
+
+
+def _train_arguments(s: argparse.ArgumentParser) -> None:
+    run_args(s, "configs/attentivenas_*.yaml; defaults fill what it leaves out", "train.epochs=10 data.path=~/cifar10",
+             optional=True)
+
+
+@command("train", "AttentiveNAS stage 1: train a supernet (sandwich rule, in-place distillation, "
+         "attentive sampling); under torchrun on many GPUs or nodes", _train_arguments)
+def cmd_train(args: argparse.Namespace) -> None:
+    from ..config import SupernetConfig, load_config
+    from ..train.supernet import SupernetTrainer
+
+    cfg = load_config(SupernetConfig, *_config_and_overrides(args))
+    trainer = SupernetTrainer(cfg, resume=args.resume)
+    if args.dry_run:
+        return _print_dry_run(trainer, args.resume)
+    run_dir = trainer.fit()
+    print(f"supernet trained: {run_dir}/checkpoint.pt")
+
+
+def _fpnas_arguments(s: argparse.ArgumentParser) -> None:
+    run_args(s, "configs/fpnas_*.yaml", "train.epochs=10 data.path=~/cifar10", optional=True)
+
+
+@command("fpnas", "FP-NAS (or PARSEC with search.mode=parsec): learn a distribution over Archs with the "
+         "shared weights", _fpnas_arguments)
+def cmd_fpnas(args: argparse.Namespace) -> None:
+    from ..config import FpnasConfig, load_config
+    from ..fpnas.probabilistic import ProbabilisticSearch
+
+    cfg = load_config(FpnasConfig, *_config_and_overrides(args))
+    search = ProbabilisticSearch(cfg, resume=args.resume)
+    if args.dry_run:
+        return _print_dry_run(search, args.resume)
+    run_dir = search.fit()
+    print(f"search done: {run_dir}/result.json (most likely Arch and top-N), plots {run_dir}/search.png, "
+          f"{run_dir}/arch.png")
+
+
+def _retrain_arguments(s: argparse.ArgumentParser) -> None:
+    s.add_argument("arch", help="an FP-NAS run directory, an export directory, a JSON file or string with an Arch "
+                   "(give its space with space=... when the file has none), a0..a6, or smallest / largest")
+    run_args(s, "configs/retrain_*.yaml", "train.epochs=10 data.path=~/cifar10", optional=True)
+
+
+@command("retrain", "train one Arch from scratch as a standalone model (label smoothing, AutoAugment, "
+         "EMA, optional stochastic depth and distillation) and export it", _retrain_arguments)
+def cmd_retrain(args: argparse.Namespace) -> None:
+    from ..train.standalone import retrain_trainer
+
+    config, overrides = _config_and_overrides(args)
+    trainer = retrain_trainer(args.arch, config, overrides, resume=args.resume)
+    if args.dry_run:
+        return _print_dry_run(trainer, args.resume)
+    _print_standalone(trainer.fit())
+
+
+def _finetune_arguments(s: argparse.ArgumentParser) -> None:
+    s.add_argument("model", help="directory written by `supernas export` (or RUN/export of `supernas retrain`)")
+    run_args(s, "configs/finetune_*.yaml", "train.teacher=runs/supernet", optional=True)
+
+
+@command("finetune", "train an exported model further (optionally distilling from a supernet's largest "
+         "Arch with train.teacher=RUN) and export it again", _finetune_arguments)
+def cmd_finetune(args: argparse.Namespace) -> None:
+    from ..train.standalone import finetune_trainer
+
+    config, overrides = _config_and_overrides(args)
+    trainer = finetune_trainer(args.model, config, overrides, resume=args.resume)
+    if args.dry_run:
+        return _print_dry_run(trainer, args.resume)
+    _print_standalone(trainer.fit())
+
+
+def _quickstart_arguments(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--dir", default="runs/quickstart", help="the run's folder (new or empty)")
+    s.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda, cuda:N")
+
+
+@command("quickstart", "stage 1 and stage 2 on the built-in digits, on CPU in a few minutes", _quickstart_arguments)
+def cmd_quickstart(args: argparse.Namespace) -> None:
+    from ..quickstart import quickstart
+
+    quickstart(args.dir, device=args.device)
+
+
+def _print_dry_run(trainer, resume: bool) -> None:
+    """`--dry-run`: the resolved config, the data, the steps and an estimate of the wall time."""
+    from ..runtime.dry_run import dry_run
+
+    print("\n".join(dry_run(trainer.loop(), resume)))
+
+
+def _config_and_overrides(args: argparse.Namespace) -> tuple[str | None, list[str]]:
+    """CONFIG is optional before the overrides: a first word with '=' that is no file is an override."""
+    from pathlib import Path
+
+    if args.config is not None and "=" in args.config and not Path(args.config).is_file():
+        return None, [args.config, *args.overrides]
+    return args.config, list(args.overrides)
+
+
+def _print_standalone(r: dict) -> None:
+    ema = f", EMA {r['top1_ema']:.2f}" if r["top1_ema"] is not None else ""
+    print(f"top-1 {r['top1']:.2f} ({r['weights']} weights; raw {r['top1_raw']:.2f}{ema}), {r['mflops']:.1f} MFLOPs, "
+          f"{r['steps']} steps in {r['seconds']:.0f} s; model: {r['export']}, result: {r['run_dir']}/result.json")
