@@ -39,7 +39,8 @@ from ..runtime.logging import RunLogger
 from ..runtime.loop import Loop, Schedule
 from ..runtime.losses import label_smoothing_ce
 from ..runtime.optim import param_groups, run_length, scaled_lr, step_accumulated, warmup_cosine_scheduler
-from ..runtime.precision import autocast, precision
+from ..runtime.precision import autocast
+from ..runtime.task import Task
 from ..search import ParetoEntry, SearchResult, write_pareto
 from ..search.runner import score_source
 from ..spaces import CostModel, SearchSpace, get_space
@@ -68,7 +69,7 @@ def _check_search_config(s: Any) -> None:
                             f"a positive budget in {COST_UNITS[s.cost]}; got null")
 
 
-class ProbabilisticSearch:
+class ProbabilisticSearch(Task):
     """FP-NAS or PARSEC as an object: `ProbabilisticSearch(config).fit()` searches and returns the
     run directory (metrics.jsonl, dist_epoch{N}.pt, checkpoint.pt, result.json, plots).
 
@@ -80,15 +81,9 @@ class ProbabilisticSearch:
         self.cfg = config if isinstance(config, FpnasConfig) else load_config(FpnasConfig, data=config)
         s, t, run = self.cfg.search, self.cfg.train, self.cfg.run
         _check_search_config(s)
-        self.info, self.device = ddp.setup_distributed(run.device)
-        self.run_dir = Path(run.dir).expanduser()
-        self.resume = resume
+        self.set_up_run(run, resume, fixed_shapes=False)
         cuda = self.device.type == "cuda"
-        # NCHW: the Split-Attention gathers and the changing shapes gain nothing from channels_last
-        self.amp_dtype, _, self.cudnn_benchmark = precision(run, cuda, fixed_shapes=False)
-        self.seed = run.seed
-        torch.manual_seed(self.seed)
-        np.random.seed(self.seed)
+        self.channels_last = False  # the Split-Attention gathers and the changing shapes gain nothing from NHWC
 
         self.data = build_datasets(self.cfg.data)
         if self.data.search is None:
@@ -280,7 +275,7 @@ class ProbabilisticSearch:
                             eval_every_epochs=0, validate_at_end=False, lr_key="train.lr")
         return Loop(self, self.run_dir, c, self.train_loader, self.device, schedule)
 
-    def step_phases(self) -> list[tuple[str, int, int]]:
+    def step_phases(self, stop_step: int) -> list[tuple[str, int, int]]:
         """Steps of different cost, for a dry run's estimate: (what, first step, stop step)."""
         warm = min(self.stop_step, self.cfg.search.arch_warmup_epochs * self.steps_per_epoch)
         return [("weight steps (alpha frozen)", 0, warm),

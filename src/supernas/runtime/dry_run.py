@@ -124,7 +124,7 @@ def dry_run(loop: Loop, resume: bool = False, timed_steps: int = 3) -> list[str]
              f"{s.checkpoint_every} steps, every {cfg.checkpoint.every_minutes:g} minutes and at each epoch's end"]
     if first >= s.stop_step:
         return lines + ["nothing left to train: the run has reached its last step"]
-    phases = task.step_phases() if hasattr(task, "step_phases") else [("training steps", first, s.stop_step)]
+    phases = task.step_phases(s.stop_step)
     total, parts = 0.0, []
     try:
         for what, start, stop in phases:

@@ -18,7 +18,7 @@ import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Protocol
+from typing import Any, Mapping
 
 import torch
 
@@ -33,6 +33,7 @@ from .logging import RunLogger, format_duration
 from .out_of_memory import out_of_memory_names_the_fix
 from .resume import compare_resumed_config
 from .run_dir import locked_dir, open_run
+from .task import Task
 from .threads import apply_threads
 
 
@@ -84,46 +85,6 @@ class SteadyRate:
     def resume(self, now: float) -> None:
         """The next step starts at `now` (what ran since the last step is not step time)."""
         self._last = now
-
-class Task(Protocol):
-    """What the loop runs. The loop advances `step` (optimizer steps taken) and `seconds` (training
-    time, resumed runs included); both are in every checkpoint."""
-
-    step: int
-    seconds: float
-
-    def header(self) -> str:
-        """One line for the log before the first step."""
-
-    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> Mapping[str, torch.Tensor]:
-        """One optimizer step on a batch already on the device; the losses to log, as device scalars."""
-
-    def log_extra(self, epoch: int) -> dict[str, Any]:
-        """Host-side figures for the metrics record of a logged step (the learning rate, ...)."""
-
-    def on_epoch_start(self, epoch: int, log: RunLogger) -> None: ...
-
-    def on_epoch_end(self, epoch: int) -> None: ...
-
-    def validate(self) -> dict[str, float] | None:
-        """Figures on held-out data, or None when the task validates nothing."""
-
-    def validation_plan(self) -> tuple[str, int] | None:
-        """What one validation runs, in words, and how many forward batches (a dry run's estimate
-        scales a shortened validation by it); None when the task validates nothing."""
-
-    def state_dict(self) -> dict[str, Any]:
-        """What a checkpoint holds besides the loop's own step, RNG states, time and world size."""
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
-
-    def finish(self, log: RunLogger) -> Any:
-        """The end of the run (results, exports), on every rank; its return is the loop's. It says
-        in the log what it does when that takes a while (a final validation, an export)."""
-
-    def close(self) -> None:
-        """Release what the task holds open (loaders, threads), also after an error."""
-
 
 @dataclass(frozen=True)
 class Schedule:
@@ -300,7 +261,7 @@ class Loop:
         if batch_key.startswith("eval.") and not hasattr(self.cfg, "eval"):
             return contextlib.nullcontext()
         return out_of_memory_names_the_fix(self.cfg, self.device, where, batch_key,
-                                           getattr(self.task, "amp_dtype", None) == torch.bfloat16,
+                                           self.task.amp_dtype == torch.bfloat16,
                                            None if dry_run else self.run_dir / CHECKPOINT)
 
     def _progress_line(self, values: Mapping[str, float], images_per_s: float, seconds_per_step: float) -> str:

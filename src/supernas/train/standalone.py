@@ -47,7 +47,8 @@ from ..runtime.logging import RunLogger
 from ..runtime.loop import Loop, Schedule
 from ..runtime.losses import label_smoothing_ce, soft_target_ce
 from ..runtime.optim import param_groups, run_length, scaled_lr, warmup_cosine_scheduler
-from ..runtime.precision import autocast, precision
+from ..runtime.precision import autocast
+from ..runtime.task import Task
 from ..spaces import Arch, CostModel, SearchSpace, get_space
 from ..utils.file_names import RESULT
 from ..utils.io import atomic_write_text
@@ -105,7 +106,7 @@ def _export_weights(folder: Any) -> tuple[dict[str, torch.Tensor], dict[str, Any
     return model.state_dict(), meta
 
 
-class StandaloneTrainer:
+class StandaloneTrainer(Task):
     """`StandaloneTrainer(config).fit()` trains one Arch and returns its result (also RUN/result.json).
 
     `config` is a `RetrainConfig` / `FinetuneConfig`, or a mapping over RetrainConfig's defaults,
@@ -117,14 +118,8 @@ class StandaloneTrainer:
         self.cfg = config if isinstance(config, RetrainConfig) else load_config(RetrainConfig, data=config)
         _check_config(self.cfg)
         run, t = self.cfg.run, self.cfg.train
-        self.info, self.device = ddp.setup_distributed(run.device)
-        self.run_dir = Path(run.dir).expanduser()
-        self.resume = resume
+        self.set_up_run(run, resume, fixed_shapes=True)
         cuda = self.device.type == "cuda"
-        self.amp_dtype, self.channels_last, self.cudnn_benchmark = precision(run, cuda, fixed_shapes=True)
-        self.seed = run.seed
-        torch.manual_seed(self.seed)
-        np.random.seed(self.seed)
 
         self.data = build_datasets(self.cfg.data)
         self.net, self.space, self.arch, self.origin = self._build_net()
@@ -254,15 +249,6 @@ class StandaloneTrainer:
 
     def log_extra(self, epoch: int) -> dict[str, Any]:
         return {"lr": self.optimizer.param_groups[0]["lr"]}
-
-    def on_epoch_start(self, epoch: int, log: RunLogger) -> None:
-        pass
-
-    def on_epoch_end(self, epoch: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
     # ------------------------------------------------------------------ evaluation and results
     def _evaluate(self, model: StaticNet) -> dict[str, float]:

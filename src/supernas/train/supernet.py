@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-import numpy as np
 import torch
 
 from ..config import SupernetConfig, load_config
@@ -28,13 +27,14 @@ from ..runtime.logging import RunLogger
 from ..runtime.loop import Loop, Schedule
 from ..runtime.losses import label_smoothing_ce, soft_target_ce
 from ..runtime.optim import param_groups, run_length, scaled_lr, step_accumulated, warmup_cosine_scheduler
-from ..runtime.precision import autocast, precision
+from ..runtime.precision import autocast
+from ..runtime.task import Task
 from ..sampling import AttentiveSampler, Candidates, Prefetcher, SamplerContext, build_sampler
 from ..spaces import Arch, CostModel, SearchSpace, get_space
 from .fixed_graphs import FixedArchGraphs
 
 
-class SupernetTrainer:
+class SupernetTrainer(Task):
     """Stage 1 as an object: `SupernetTrainer(config).fit()` trains and returns the run directory.
 
     `config` is a `SupernetConfig` or a mapping over its defaults; `resume=True` continues the run
@@ -44,13 +44,8 @@ class SupernetTrainer:
     def __init__(self, config: "SupernetConfig | Mapping[str, Any]", resume: bool = False):
         self.cfg = config if isinstance(config, SupernetConfig) else load_config(SupernetConfig, data=config)
         run, t = self.cfg.run, self.cfg.train
-        self.info, self.device = ddp.setup_distributed(run.device)
-        self.run_dir = Path(run.dir).expanduser()
-        self.resume = resume
+        self.set_up_run(run, resume, fixed_shapes=False)
         cuda = self.device.type == "cuda"
-        self.amp_dtype, self.channels_last, self.cudnn_benchmark = precision(run, cuda, fixed_shapes=False)
-        torch.manual_seed(run.seed)
-        np.random.seed(run.seed)
 
         self.data = build_datasets(self.cfg.data)
         self.space: SearchSpace = get_space(self.cfg.space)
@@ -171,12 +166,6 @@ class SupernetTrainer:
     def log_extra(self, epoch: int) -> dict[str, Any]:
         return {"lr": self.optimizer.param_groups[0]["lr"],
                 "mflops": [round(float(m), 1) for m in self.cost.mflops(self.last_archs)]}
-
-    def on_epoch_start(self, epoch: int, log: RunLogger) -> None:
-        pass
-
-    def on_epoch_end(self, epoch: int) -> None:
-        pass
 
     def _validator(self) -> Evaluator:
         e = self.cfg.eval
