@@ -16,6 +16,13 @@ def run_args(s: argparse.ArgumentParser, configs: str, example: str, optional: b
                    "an estimate of the wall time from a few timed steps, then exit without writing the run")
 
 
+def force_arg(s: argparse.ArgumentParser, what: str, actions: str = "") -> None:
+    """--force: replace an existing output file that is not `what` (never a run's own files); `actions`:
+    the actions of the command it applies to, when not all."""
+    s.add_argument("--force", action="store_true", help=f"{actions + ': ' if actions else ''}replace an existing "
+                   f"{what} (a run's own files are never replaced)")
+
+
 def threads_arg(s: argparse.ArgumentParser) -> None:
     s.add_argument("--threads", default="auto", help="CPU threads of torch's operators (as run.threads of the "
                    "training commands; auto: the cores this process may use)")

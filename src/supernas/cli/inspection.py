@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 
-from .arguments import NUM_CLASSES_HELP, latency_args, threads_arg
+from .arguments import NUM_CLASSES_HELP, force_arg, latency_args, threads_arg
 from .commands import command
 
 
@@ -176,8 +176,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
 def _report_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("run", help="run directory of train, fpnas, retrain or finetune (or a search --out)")
     s.add_argument("--out", help="HTML file to write (default RUN/report.html)")
-    s.add_argument("--force", action="store_true", help="replace an existing --out file that is not a supernas "
-                   "report (a run's own files are never replaced)")
+    force_arg(s, "--out file that is not a supernas report")
 
 
 @command("report", "one self-contained HTML page of a run to open or share: Pareto fronts, training "

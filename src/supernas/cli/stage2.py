@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import SupernasError
-from .arguments import latency_args, stage2_args
+from .arguments import force_arg, latency_args, stage2_args
 from .commands import command
 
 SEARCH_EPILOG = ("The defaults are the paper's: per budget a population of 512 and 20 generations of 128 mutations "
@@ -99,8 +99,7 @@ def _predictor_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--bin-width", default=25.0, help="offline-sets: MFLOPs per bin")
     s.add_argument("--out", help="offline-sets: output directory (default RUN/offline); import: the predictor "
                    "file to write")
-    s.add_argument("--force", action="store_true", help="fit, import: replace an existing file that is not a "
-                   "saved predictor (a run's own files are never replaced)")
+    force_arg(s, "file that is not a saved predictor", "fit, import")
 
 
 @command("predictor", "the random-forest accuracy predictor: fit it on Archs scored by the supernet, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Callable
 
 from .arguments import run_args
 from .commands import command
@@ -46,39 +47,35 @@ def cmd_fpnas(args: argparse.Namespace) -> None:
           f"{run_dir}/arch.png")
 
 
-def _retrain_arguments(s: argparse.ArgumentParser) -> None:
-    s.add_argument("arch", help="an FP-NAS run directory, an export directory, a JSON file or string with an Arch "
-                   "(give its space with space=... when the file has none), a0..a6, or smallest / largest")
-    run_args(s, "configs/retrain_*.yaml", "train.epochs=10 data.path=~/cifar10", optional=True)
+def _standalone_command(name: str, help: str, source: str, source_help: str, configs: str, example: str,
+                        trainer: str) -> Callable[[argparse.Namespace], None]:
+    """retrain ARCH and finetune MODEL: one Arch trained as a standalone model, from a `source` the
+    function `trainer` of train.standalone turns into its trainer."""
+    def arguments(s: argparse.ArgumentParser) -> None:
+        s.add_argument(source, help=source_help)
+        run_args(s, configs, example, optional=True)
+
+    @command(name, help, arguments)
+    def handler(args: argparse.Namespace) -> None:
+        from ..train import standalone
+
+        config, overrides = _config_and_overrides(args)
+        made = getattr(standalone, trainer)(getattr(args, source), config, overrides, resume=args.resume)
+        if args.dry_run:
+            return _print_dry_run(made, args.resume)
+        _print_standalone(made.fit())
+    return handler
 
 
-@command("retrain", "train one Arch from scratch as a standalone model (label smoothing, AutoAugment, "
-         "EMA, optional stochastic depth and distillation) and export it", _retrain_arguments)
-def cmd_retrain(args: argparse.Namespace) -> None:
-    from ..train.standalone import retrain_trainer
-
-    config, overrides = _config_and_overrides(args)
-    trainer = retrain_trainer(args.arch, config, overrides, resume=args.resume)
-    if args.dry_run:
-        return _print_dry_run(trainer, args.resume)
-    _print_standalone(trainer.fit())
-
-
-def _finetune_arguments(s: argparse.ArgumentParser) -> None:
-    s.add_argument("model", help="directory written by `supernas export` (or RUN/export of `supernas retrain`)")
-    run_args(s, "configs/finetune_*.yaml", "train.teacher=runs/supernet", optional=True)
-
-
-@command("finetune", "train an exported model further (optionally distilling from a supernet's largest "
-         "Arch with train.teacher=RUN) and export it again", _finetune_arguments)
-def cmd_finetune(args: argparse.Namespace) -> None:
-    from ..train.standalone import finetune_trainer
-
-    config, overrides = _config_and_overrides(args)
-    trainer = finetune_trainer(args.model, config, overrides, resume=args.resume)
-    if args.dry_run:
-        return _print_dry_run(trainer, args.resume)
-    _print_standalone(trainer.fit())
+cmd_retrain = _standalone_command(
+    "retrain", "train one Arch from scratch as a standalone model (label smoothing, AutoAugment, EMA, optional "
+    "stochastic depth and distillation) and export it", "arch", "an FP-NAS run directory, an export directory, a "
+    "JSON file or string with an Arch (give its space with space=... when the file has none), a0..a6, or smallest / "
+    "largest", "configs/retrain_*.yaml", "train.epochs=10 data.path=~/cifar10", "retrain_trainer")
+cmd_finetune = _standalone_command(
+    "finetune", "train an exported model further (optionally distilling from a supernet's largest Arch with "
+    "train.teacher=RUN) and export it again", "model", "directory written by `supernas export` (or RUN/export of "
+    "`supernas retrain`)", "configs/finetune_*.yaml", "train.teacher=runs/supernet", "finetune_trainer")
 
 
 def _quickstart_arguments(s: argparse.ArgumentParser) -> None:
