@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 
 from ..errors import SupernasError
 from ..nn.calibrate import recalibrate_bn
-from ..nn.static import resize_to
+from ..nn.static import StaticNet, resize_to
 from ..registry import Registry
 from ..spaces import Arch, CostModel
 from ..utils.file_names import ARCH, LOCK, MANIFEST, REFERENCE_SUPERNET, WEIGHTS
@@ -30,8 +30,8 @@ from ..utils.lock import DirectoryLock
 from ..utils.manifest import describe_file, read_manifest, write_manifest
 
 
-def calibrate_extracted(model: torch.nn.Module, data, bn_batches: int = 64, device: "str | torch.device" = "cpu",
-                        batch_size: int = 64) -> torch.nn.Module:
+def calibrate_extracted(model: StaticNet, data, bn_batches: int = 64, device: "str | torch.device" = "cpu",
+                        batch_size: int = 64) -> StaticNet:
     """BN statistics of an extracted Arch from `bn_batches` seeded training batches (the same ones,
     augmentation included, every time), resized to its resolution; returns it in eval mode."""
     loader = DataLoader(data.calibration, batch_size=min(batch_size, len(data.calibration)), shuffle=True,
@@ -57,7 +57,7 @@ def recorded_data(cfg: Any) -> dict[str, Any]:
     return values
 
 
-def save_export(model: torch.nn.Module, space, arch: Arch, data, out_dir: "str | Path",
+def save_export(model: StaticNet, space, arch: Arch, data, out_dir: "str | Path",
                 made_by: "dict | None" = None, fmt: str = "pt") -> Path:
     """`out_dir`/arch.json (the Arch, its space definition, costs, resolution and the data's
     normalisation and classes: all that `supernas eval` and `finetune` need; `made_by`: the settings
@@ -89,7 +89,7 @@ def save_export(model: torch.nn.Module, space, arch: Arch, data, out_dir: "str |
 # A format writes the calibrated static model of an Arch into the export folder (beside arch.json
 # and state_dict.pt, which every export has) and returns the file it wrote:
 # `EXPORT_FORMATS.register(name)` adds one.
-Writer = Callable[[torch.nn.Module, Path], Path]
+Writer = Callable[[StaticNet, Path], Path]
 EXPORT_FORMATS: Registry[Writer] = Registry("export format")
 
 
@@ -105,26 +105,28 @@ def _pickled(model: torch.nn.Module, out: Path) -> Path:
 
 
 @EXPORT_FORMATS.register("torchscript")
-def _torchscript(model: torch.nn.Module, out: Path) -> Path:
+def _torchscript(model: StaticNet, out: Path) -> Path:
     scripted = torch.jit.trace(model, _example(model))
     return atomic_write(out / "model.torchscript.pt", lambda f: torch.jit.save(scripted, f))
 
 
 @EXPORT_FORMATS.register("onnx")
-def _onnx(model: torch.nn.Module, out: Path) -> Path:
+def _onnx(model: StaticNet, out: Path) -> Path:
     try:
         import onnx  # noqa: F401
     except ImportError:
         raise SupernasError("ONNX export needs the onnx package: pip install onnx onnxruntime") from None
     buffer = io.BytesIO()
     # the TorchScript-based exporter: newer torch must be asked for it by name, older has no other
-    legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
-    torch.onnx.export(model, (_example(model),), buffer, input_names=["images"], output_names=["logits"],
+    legacy: dict[str, Any] = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+    # torch annotates f as a path, but the TorchScript-based exporter writes to a file object too
+    torch.onnx.export(model, (_example(model),), buffer,  # type: ignore[arg-type]
+                      input_names=["images"], output_names=["logits"],
                       dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, **legacy)
     return atomic_write_bytes(out / "model.onnx", buffer.getvalue())
 
 
-def _example(model: torch.nn.Module) -> torch.Tensor:
+def _example(model: StaticNet) -> torch.Tensor:
     return torch.randn(1, 3, model.resolution, model.resolution)
 
 

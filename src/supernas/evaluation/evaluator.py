@@ -1,7 +1,7 @@
 """Accuracy of Archs inherited from a trained supernet: re-calibrate BN, then top-1/top-5."""
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -11,6 +11,9 @@ from ..errors import SupernasError
 from ..nn.calibrate import preserved_bn_stats, recalibrate_bn
 from ..runtime.precision import autocast
 from ..spaces import Arch
+
+if TYPE_CHECKING:
+    from ..nn import SuperNet
 
 CACHE_VERSION = 1
 
@@ -24,7 +27,7 @@ class Evaluator:
     says so, for the caller to warn. Results are cached per Arch.
     """
 
-    def __init__(self, supernet: torch.nn.Module, data: Any, device: "str | torch.device" = "cpu",
+    def __init__(self, supernet: SuperNet, data: Any, device: "str | torch.device" = "cpu",
                  bn_batches: int = 64, batch_size: int = 256, split: str = "search", max_batches: int | None = None,
                  amp_dtype: torch.dtype | None = None, calib_seed: int = 0, channels_last: bool = False):
         if split not in ("search", "val"):

@@ -30,7 +30,7 @@ import math
 import platform
 import warnings
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -358,6 +358,8 @@ class LatencyTable:
         table.entries = entries
         fit = data.get("fit")
         if fit is not None:
+            scale: Any  # numbers read from the file, checked below
+            offset: Any
             scale, offset = (fit.get(k) if isinstance(fit, dict) else None for k in ("scale", "offset"))
             if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
                        for v in (scale, offset)) or scale <= 0:
@@ -415,7 +417,7 @@ def _extracted(space: SearchSpace, archs: Sequence[Arch], num_classes: int, batc
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = SuperNet(space, num_classes).eval()
-        pairs = []
+        pairs: list[tuple[nn.Module, torch.Tensor]] = []
         for arch in archs:
             model = net.extract(arch).to(device).eval()
             pairs.append((model, torch.randn(batch_size, 3, model.resolution, model.resolution).to(device)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence, cast
 
 import torch
 
@@ -46,10 +46,12 @@ def load_supernet(run_dir: "str | Path", device: str = "auto", overrides: Sequen
         raise SupernasError(f"the weights in '{run_dir / CHECKPOINT}' do not fit the supernet of its space "
                             f"({str(e).strip().splitlines()[-1].strip()}); was the checkpoint or config.yaml "
                             "replaced?") from None
-    net.origin = checkpoint_origin(run_dir, ck)  # what an export records of the weights it came from
-    if net.origin.get("training"):
-        warnings.warn(f"'{run_dir}' is still training: this uses its checkpoint of step {net.origin['step']} "
-                      f"(epoch {net.origin['epoch']:.2f}), not its final weights", SupernasWarning, stacklevel=2)
+    origin = checkpoint_origin(run_dir, ck)
+    # what an export records of the weights it came from (an attribute SuperNet does not declare)
+    cast(Any, net).origin = origin
+    if origin.get("training"):
+        warnings.warn(f"'{run_dir}' is still training: this uses its checkpoint of step {origin['step']} "
+                      f"(epoch {origin['epoch']:.2f}), not its final weights", SupernasWarning, stacklevel=2)
     return net.eval(), cfg
 
 

@@ -205,7 +205,7 @@ def time_forward(model: torch.nn.Module, x: torch.Tensor, warmup: int = 10, repe
 
 
 def measure_latency(model: torch.nn.Module, resolution: int, batch_size: int = 1, warmup: int = 10,
-                    repeats: int = 50, device: str = "cpu") -> dict[str, float]:
+                    repeats: int = 50, device: str = "cpu") -> dict[str, float | str]:
     """Median and 90th-percentile wall time (ms) of one forward pass on `device` (see `time_forward`)."""
     model = model.to(device).eval()
     x = torch.randn(batch_size, 3, resolution, resolution, device=device)

@@ -8,14 +8,14 @@ afternoon, on a CPU days. The estimate says so before the search starts, and wha
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from typing import Sequence, cast
 
 import numpy as np
 import torch
 
 from ..evaluation import Evaluator, LatencyTable
 from ..runtime.logging import format_duration
-from ..spaces import CostModel
+from ..spaces import Arch, CostModel
 from .job import SearchJob
 from .pareto import COSTS
 from .strategies import STRATEGIES
@@ -68,7 +68,7 @@ def estimate_search(job: SearchJob) -> list[str]:
     per_budget = settings.guided_calls if guided else settings.archs_per_budget
     total = per_budget * len(budgets)
     rng = np.random.default_rng(job.seed)
-    archs = space.sample(rng, TIMED_ARCHS + 1)
+    archs = cast(list[Arch], space.sample(rng, TIMED_ARCHS + 1))  # n given: a list
     lines = [f"# dry run of the search on {job.run or 'the predictor alone'}: nothing is written",
              f"space {space.name} ({lo:.4g} to {hi:.4g} {unit}); data "
              f"{scoring.data_description or 'none (the predictor scores)'}",
@@ -89,6 +89,7 @@ def estimate_search(job: SearchJob) -> list[str]:
         lines.append(f"scored by the predictor {predictor}: {per_arch * 1e3:.3g} ms an Arch")
     else:
         evaluator = scoring.evaluator
+        assert evaluator is not None  # without a predictor Scoring has a run, hence an evaluator
         bn, scored_batches = evaluator.batches_per_arch()
         per_arch = _seconds_per_arch(evaluator, archs)
         lines.append(f"each Arch: BatchNorm re-calibration on {bn} batches of {evaluator.batch_size} images, then "

@@ -23,7 +23,7 @@ edge=0, fresh=0` is the search before them, draw for draw (`LEGACY`).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, cast
 
 import numpy as np
 
@@ -138,7 +138,8 @@ class EvolutionSearch(StepwiseSearch):
         """About n distinct Archs within `budget` from the constrained sampler, target bins spread
         over the budget's range (or its top three bins, `near_edge`), one niche after another."""
         niches = self._niches(budget)
-        pin = None if niches is None else (self._niche_col, niches)
+        # niches are None exactly when there is no niche column
+        pin = None if niches is None else (cast(int, self._niche_col), niches)
         return self._draws.draw(budget, n, self._rng, near_edge, pin)
 
     def _initial(self, budget: float) -> np.ndarray:
@@ -272,7 +273,9 @@ class EvolutionSearch(StepwiseSearch):
         # A constraint other than MFLOPs is a cost of its own, recorded beside them.
         other = {} if self.constraint == "mflops" else {self.constraint: self._cost_of(rows)}
         accs = [self._accs[self._cache[r.tobytes()]] for r in rows]
-        return [ParetoEntry(a, float(mf[i]), float(pa[i]), accs[i], **{k: float(v[i]) for k, v in other.items()})
+        # the keywords are cost fields of ParetoEntry (latency_ms), never its positional ones
+        return [ParetoEntry(a, float(mf[i]), float(pa[i]), accs[i],
+                            **cast("dict[str, Any]", {k: float(v[i]) for k, v in other.items()}))
                 for i, a in enumerate(self.space.from_indices(rows))]
 
     def _entry(self, row: np.ndarray) -> ParetoEntry:

@@ -17,7 +17,7 @@ twice); bench/search_quality.py measures the two against each other.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, cast
 
 import numpy as np
 
@@ -81,8 +81,8 @@ class GuidedSearch(StepwiseSearch):
         self.calls, self.seed = calls, seed
         self.batch = batch if batch is not None else max(8, calls // 16)
         self.initial = max(2, calls // 8)  # the first spread of a budget, before any surrogate
-        self.inner = {"population": max(16, population // 2), "mutations": mutations // 2,
-                      "crossovers": crossovers // 2, "generations": max(1, generations // 2)}
+        self.inner: dict[str, Any] = {"population": max(16, population // 2), "mutations": mutations // 2,
+                                      "crossovers": crossovers // 2, "generations": max(1, generations // 2)}
         self.evolution = dict(evolution or {})
         niche = self.evolution.get("niche", "auto")
         self._niche_col = niche_column(space, niche)
@@ -198,7 +198,8 @@ class GuidedSearch(StepwiseSearch):
             # a spread over the budget's range, one niche after another, to fit the first surrogate on
             col = self._niche_col
             niches = None if col is None else feasible_values(self.space, self._cost_of, budget, col)
-            rows = self._draws.draw(budget, want, self._rng, pin=None if col is None else (col, niches),
+            rows = self._draws.draw(budget, want, self._rng,
+                                    pin=None if col is None else (col, cast(np.ndarray, niches)),  # set when col is
                                     exclude=set(self._index))
         else:
             rows = self._round(budget, want)
@@ -220,7 +221,9 @@ class GuidedSearch(StepwiseSearch):
         rows = np.stack([self._rows[i] for i in positions])
         mf, pa = self.cost.costs_indices(rows)
         other = {} if self.constraint == "mflops" else {self.constraint: self._cost_of(rows)}
-        return [ParetoEntry(a, float(mf[i]), float(pa[i]), self._accs[p], **{n: float(v[i]) for n, v in other.items()})
+        # the keywords are cost fields of ParetoEntry (latency_ms), never its positional ones
+        return [ParetoEntry(a, float(mf[i]), float(pa[i]), self._accs[p],
+                            **cast("dict[str, Any]", {n: float(v[i]) for n, v in other.items()}))
                 for i, (a, p) in enumerate(zip(self.space.from_indices(rows), positions))]
 
     def _entry(self, bi: int) -> ParetoEntry | None:

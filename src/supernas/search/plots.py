@@ -6,7 +6,7 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, cast
 
 import numpy as np
 
@@ -41,9 +41,11 @@ def plot_pareto(entries: Sequence[ParetoEntry], path: "str | Path", title: str =
     if extra_series is not None:
         pairs = isinstance(extra_series, tuple) and len(extra_series) == 2
         if pairs and not isinstance(extra_series[0], ParetoEntry):
-            xy_all = (list(extra_series[0]), list(extra_series[1]))
+            series = cast("tuple[Sequence[float], Sequence[float]]", extra_series)  # (cost, accuracy) arrays
+            xy_all = (list(series[0]), list(series[1]))
         else:
-            xy_all = ([cost_of(e, x) for e in extra_series], [e.accuracy for e in extra_series])
+            entries_all = cast("Sequence[ParetoEntry]", extra_series)  # not a pair of arrays: entries
+            xy_all = ([cost_of(e, x) for e in entries_all], [e.accuracy for e in entries_all])
     return _draw_front(path, xy_front, xy_all, AXIS_LABELS[x], ylabel, title, budgets, marked)
 
 
@@ -110,7 +112,7 @@ def search_title(front: Mapping[str, Any], search_dir: Path) -> str:
     source = f"{front['score']['source']}-scored " if isinstance(front.get("score"), Mapping) else ""
     where = f"run {Path(run).name}, " if run else "no run, "  # a predictor searched alone
     title = f"{where}{search_dir.name}/: {front.get('space', '?')}, {source}search"
-    settings = front.get("search") if isinstance(front.get("search"), Mapping) else {}
+    settings = cast("Mapping[str, Any]", front.get("search")) if isinstance(front.get("search"), Mapping) else {}
     unit = " ms" if front.get("cost") == "latency_ms" else " MFLOPs"
     shown = [f"{b:g}" for b in front.get("budgets", ()) if isinstance(b, (int, float))]
     budgets = ", ".join(shown[:6]) + (f", ... ({len(shown)} budgets)" if len(shown) > 6 else "")
@@ -143,6 +145,7 @@ def plot_search_results(search_dir: "str | Path", export_dir: "str | Path | None
     marked = None
     exported = exported_model(export_dir) if export_dir is not None else None
     if exported is not None:
+        assert export_dir is not None  # exported is read only from a given export_dir
         scored = next((e for e in ev if e["arch"] == exported["arch"]), None)
         if scored is not None:
             marked = Marked(scored[cost], scored["accuracy"], f"exported: {Path(export_dir).name}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 import torch
 
@@ -36,6 +36,7 @@ def score_source(evaluator: "Evaluator | None", predictor: "str | Path | None") 
         fit = path.with_suffix(".fit.json")
         fitted = json.loads(fit.read_text()) if fit.is_file() else None
         return {"source": "predictor", "predictor": str(path), **({"fit": fitted} if fitted else {})}
+    assert evaluator is not None  # without a predictor the supernet scores: every caller gives its Evaluator
     images = len(evaluator.view)
     if evaluator.max_batches is not None:
         images = min(images, evaluator.max_batches * evaluator.batch_size)
@@ -110,7 +111,9 @@ class Scoring:
                                        amp_dtype=torch.bfloat16 if self.device.type == "cuda" else None)
             if predictor:
                 model = load_predictor(predictor, self.space)
-        self.score_fn: Any = (lambda archs: model.predict(archs)) if predictor else self.evaluator.score_fn
+        # without a predictor there is a run (refused above otherwise), hence an evaluator
+        self.score_fn: Any = ((lambda archs: model.predict(archs)) if predictor
+                              else cast(Evaluator, self.evaluator).score_fn)
         self.source = score_source(self.evaluator, predictor)
 
     def cache_state(self) -> dict[str, Any]:

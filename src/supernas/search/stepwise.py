@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -14,7 +14,7 @@ from .pareto import COSTS, ParetoEntry, pareto_front
 
 ScoreFn = Callable[[list[Arch]], "np.ndarray | Sequence[float]"]
 CostFn = Callable[[np.ndarray], np.ndarray]  # (N, D) index rows -> (N,) cost
-Callback = Callable[[int, float, ParetoEntry], None]
+Callback = Callable[[int, float, "ParetoEntry | None"], None]  # None: a budget where nothing was scored
 
 
 @dataclass
@@ -79,7 +79,9 @@ class StepwiseSearch:
     """A strategy that searches its budgets one `step()` at a time until `done`, so that it can be
     checkpointed between steps and resumed from its `state_dict()`."""
 
-    done: bool
+    if TYPE_CHECKING:  # a read-only property in every strategy
+        @property
+        def done(self) -> bool: ...
 
     def step(self, callback: Callback | None = None) -> bool:
         raise NotImplementedError

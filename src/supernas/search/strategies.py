@@ -19,7 +19,7 @@ from __future__ import annotations
 import difflib
 import math
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, cast
 
 import numpy as np
 
@@ -223,8 +223,9 @@ class RandomSearch(StepwiseSearch):
         rows = np.stack([np.frombuffer(k, dtype=np.int64) for k in keys])
         mf, pa = self.cost.costs_indices(rows)
         other = {} if self.constraint == "mflops" else {self.constraint: self._cost_of(rows)}
+        # the keywords are cost fields of ParetoEntry (latency_ms), never its positional ones
         return [ParetoEntry(a, float(mf[i]), float(pa[i]), self._scores[k],
-                            **{n: float(v[i]) for n, v in other.items()})
+                            **cast("dict[str, Any]", {n: float(v[i]) for n, v in other.items()}))
                 for i, (a, k) in enumerate(zip(self.space.from_indices(rows), keys))]
 
     def _best(self, bi: int) -> ParetoEntry | None:
