@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import Any, TypeAlias, cast
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ from ..spaces import SearchSpace, get_space
 
 _BLOCK_DIM = re.compile(r"^(s\d+\.\d+)\.[A-Za-z_]+$")
 
-IndexLike = "torch.Tensor | np.ndarray"
+IndexLike: TypeAlias = "torch.Tensor | np.ndarray"
 
 
 def _resolve_space(space: Any) -> SearchSpace:
@@ -63,6 +63,11 @@ class ArchDistribution(nn.Module):
     The logits start at zero (uniform over the space, maximal entropy). Within a group the
     flat choice index enumerates the group's columns in C order (first column most significant).
     """
+
+    # buffers (registered in __init__)
+    _group_of: torch.Tensor
+    _stride: torch.Tensor
+    _card: torch.Tensor
 
     def __init__(self, space: SearchSpace | str, groups: list[tuple[str, tuple[int, ...]]]):
         super().__init__()
@@ -138,7 +143,8 @@ class ArchDistribution(nn.Module):
 
     def entropy(self) -> torch.Tensor:
         """Exact entropy (nats): the sum of the groups' entropies, since groups are independent."""
-        return sum(-(F.softmax(lg, 0) * F.log_softmax(lg, 0)).sum() for lg in self.logits)
+        # a sum of tensors (there is at least one group), never the start value 0
+        return cast(torch.Tensor, sum(-(F.softmax(lg, 0) * F.log_softmax(lg, 0)).sum() for lg in self.logits))
 
     def max_entropy(self) -> float:
         """Entropy of the uniform distribution: log of the number of (raw) index rows."""

@@ -20,7 +20,7 @@ m_k -= beta * [mean C > T] * (C_k - mean of the other C) / (K * T).
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 import numpy as np
 import torch
@@ -100,15 +100,16 @@ def arch_weights(val_loglik: Any, costs: Any = None, beta: float = 0.0, cost_tar
     if needs_target and (cost_target is None or not cost_target > 0):
         raise SupernasError(f"cost_mode='{cost_mode}', cost_norm='{cost_norm}' need a positive cost_target "
                             f"(e.g. the MFLOPs budget), got {cost_target!r}")
+    # (the casts: cost_target is read in the modes that need it only, so there it is a positive number)
     if cost_mode == "hinge_expected":
-        return w - float(beta) * expected_hinge_grad_weights(c, float(cost_target))
-    excess = (c - float(cost_target)).clamp(min=0) if cost_mode == "hinge" else c
+        return w - float(beta) * expected_hinge_grad_weights(c, float(cast(float, cost_target)))
+    excess = (c - float(cast(float, cost_target))).clamp(min=0) if cost_mode == "hinge" else c
     if cost_norm == "sum":
         total = c.sum()
         if not total > 0:
             raise SupernasError("the costs sum to zero, so they cannot be normalised; check the cost model")
     else:
-        total = torch.tensor(c.numel() * float(cost_target), dtype=torch.float64)
+        total = torch.tensor(c.numel() * float(cast(float, cost_target)), dtype=torch.float64)
     return w - float(beta) * excess / total
 
 

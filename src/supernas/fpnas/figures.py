@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 from ..errors import SupernasError
 from ..runtime.logging import last_per_step, read_metric_records
@@ -161,7 +161,9 @@ def arch_figure(space: "SearchSpace | str | Mapping[str, Any]", arch: "Arch | Ma
     hw = layout(space, space.to_indices(arch))
     hw_in, hw_out = hw.hw_in.reshape(-1), hw.hw_out.reshape(-1)
     if costs is None:
-        costs = tuple(float(v[0]) for v in CostModel(space, num_classes).costs_indices(space.to_indices(arch)))
+        # costs_indices gives two arrays, (MFLOPs, parameters): two numbers for the one Arch
+        costs = cast("tuple[float, float]",
+                     tuple(float(v[0]) for v in CostModel(space, num_classes).costs_indices(space.to_indices(arch))))
     mflops, params = costs
     plt = _pyplot()
     from matplotlib.patches import Patch, Rectangle

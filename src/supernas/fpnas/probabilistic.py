@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, cast
 
 import numpy as np
 import torch
@@ -155,7 +155,8 @@ class ProbabilisticSearch(Task):
 
     def _new_arch_optimizer(self) -> torch.optim.Adam:
         s = self.cfg.search
-        return torch.optim.Adam(self.distribution.parameters(), lr=s.arch_lr, betas=tuple(s.arch_betas))
+        betas = cast("tuple[float, float]", tuple(s.arch_betas))  # Adam's two betas, as the setting lists them
+        return torch.optim.Adam(self.distribution.parameters(), lr=s.arch_lr, betas=betas)
 
     def switch_to_joint(self) -> None:
         """Coarse-to-fine: the equal joint distribution, with a fresh Adam for its new parameters."""

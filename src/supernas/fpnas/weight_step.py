@@ -45,6 +45,7 @@ class ImportanceWeightedGrads:
             grads = [p.grad for p in self.params if p.grad is not None]
             if grads:
                 torch._foreach_mul_(grads, shrink)
+            assert self.norm is not None  # set together with self.max
             self.norm = self.norm * shrink
         weight = torch.exp(loglik - new_max)
         (loss * weight.to(loss.dtype)).backward()
@@ -56,6 +57,7 @@ class ImportanceWeightedGrads:
         """Divide the summed gradients by the normaliser; returns the K weights (they sum to 1)."""
         if self.max is None:
             raise ValueError("no Arch was added")
+        assert self.norm is not None  # set together with self.max
         grads = [p.grad for p in self.params if p.grad is not None]
         if grads:
             torch._foreach_mul_(grads, 1.0 / self.norm)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import weakref
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -108,7 +109,7 @@ _local = threading.local()
 
 
 @contextlib.contextmanager
-def storing_rebuilds():
+def storing_rebuilds() -> Iterator[None]:
     """Within it, a tensor a layer stores for backward that is a `batch_norm_act` output (or
     `derive`d from one) is stored as how to rebuild it: the next layers' inputs are rebuilt in
     backward instead of kept (the convolution and attention after each BatchNorm + activation)."""
@@ -139,9 +140,10 @@ def _remember(y: torch.Tensor, rebuild: _Rebuild) -> None:
 def derive(new: torch.Tensor, source: torch.Tensor, fn) -> torch.Tensor:
     """`new` = fn(source) (a view, a copy into another layout): stored as `source`'s rebuild and
     then `fn` when `source` is a rebuildable `batch_norm_act` output. Returns `new`."""
-    table = getattr(_local, "table", None)
+    table: dict[int, tuple[weakref.ref, _Rebuild]] | None = getattr(_local, "table", None)
     hit = table.get(id(source)) if table is not None else None
     if hit is not None and hit[0]() is source:
+        assert table is not None  # hit came from it
         table[id(new)] = (weakref.ref(new), hit[1].derived(fn))
     return new
 

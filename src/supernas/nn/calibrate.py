@@ -3,7 +3,7 @@ other subnets, so before evaluating an Arch they are recomputed from training ba
 from __future__ import annotations
 
 import contextlib
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, cast
 
 import torch
 from torch import nn
@@ -66,5 +66,5 @@ def frozen_bn_stats(model: nn.Module) -> Iterator[None]:
     finally:
         for m, (momentum, nbt) in zip(bns, saved):
             m.momentum = momentum
-            if nbt is not None:
-                m.num_batches_tracked.copy_(nbt)
+            if nbt is not None:  # saved from this module's own num_batches_tracked, so it has one
+                cast(torch.Tensor, m.num_batches_tracked).copy_(nbt)

@@ -24,6 +24,7 @@ defaults stay the convolutions until the GPU suite measures a path faster.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -114,7 +115,7 @@ class ElasticConv2d(nn.Module):
 
     def active_weight(self, out_channels: int, in_channels: int, kernel: int, offset: int = 0) -> torch.Tensor:
         """The weight slice of this call, a view; dimensions at their full size are not sliced."""
-        w = self.weight
+        w: torch.Tensor = self.weight
         if offset or out_channels != self.max_out:
             w = w[offset:offset + out_channels]
         if not self.depthwise and in_channels != self.max_in:
@@ -164,7 +165,7 @@ class ElasticBatchNorm2d(nn.BatchNorm2d):
         super().reset_running_stats()
         self.batches_since_reset = 0
 
-    def forward(self, x: torch.Tensor, offset: int = 0, rows: torch.Tensor | None = None,  # type: ignore[override]
+    def forward(self, x: torch.Tensor, offset: int = 0, rows: torch.Tensor | None = None,
                 act: str | None = None) -> torch.Tensor:
         """Normalise channels [offset, offset + C), or the gathered channels `rows` (whose updated
         running statistics are written back), then apply `act` ('swish', 'relu') when given."""
@@ -187,12 +188,14 @@ class ElasticBatchNorm2d(nn.BatchNorm2d):
         out = self._normalise(x, mean, var, self.weight.index_select(0, rows), self.bias.index_select(0, rows),
                               use_batch_stats, momentum or 0.0, act)
         if use_batch_stats and mean is not None and momentum:
+            # mean and var are gathered from the running statistics, which a BatchNorm has both or neither of
+            assert self.running_mean is not None and self.running_var is not None and var is not None
             self.running_mean.index_copy_(0, rows, mean)
             self.running_var.index_copy_(0, rows, var)
         return out
 
     def _normalise(self, x: torch.Tensor, mean: torch.Tensor | None, var: torch.Tensor | None,
-                   weight: torch.Tensor, bias: torch.Tensor, use_batch_stats: bool, momentum: float,
+                   weight: torch.Tensor | None, bias: torch.Tensor | None, use_batch_stats: bool, momentum: float,
                    act: str | None) -> torch.Tensor:
         if act is not None and self.recompute_act and use_batch_stats and torch.is_grad_enabled():
             return batch_norm_act(x, weight, bias, mean, var, momentum, self.eps, act)
@@ -218,6 +221,8 @@ class ElasticLinear(nn.Module):
 
     def forward(self, x: torch.Tensor, out_features: int | None = None, offset: int = 0) -> torch.Tensor:
         n = self.max_out if out_features is None else out_features
+        w: torch.Tensor
+        b: torch.Tensor | None
         w, b = self.weight, self.bias
         if offset or n != self.max_out:
             w = w[offset:offset + n]
@@ -247,7 +252,8 @@ class ElasticAttention(nn.Module):
     def expand_weight(self, splits: int, channels: int, inter: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows of the expand layer for `splits` branches of `channels`, branch-major."""
         w = self.expand.weight.view(self.max_splits, self.max_channels, -1)[:splits, :channels, :inter]
-        b = self.expand.bias.view(self.max_splits, self.max_channels)[:splits, :channels]
+        # self.expand is built with a bias
+        b = cast(nn.Parameter, self.expand.bias).view(self.max_splits, self.max_channels)[:splits, :channels]
         return w.reshape(splits * channels, inter), b.reshape(splits * channels)
 
     def forward(self, x: torch.Tensor, splits: int, inter: int) -> torch.Tensor:

@@ -13,12 +13,15 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 
 from ..errors import SupernasError
 from ..spaces import SearchSpace
+
+if TYPE_CHECKING:
+    from .supernet import SuperNet
 
 PREFIX = "module."  # the reference saves its DistributedDataParallel wrapper's state dict
 TRACKING = ".bn_tracking."
@@ -91,7 +94,7 @@ def _as_reference(name: str, t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def reference_state_dict(net: torch.nn.Module) -> "OrderedDict[str, torch.Tensor]":
+def reference_state_dict(net: SuperNet) -> "OrderedDict[str, torch.Tensor]":
     """`net`'s tensors under the reference's names and shapes, in the reference's order, with the
     'module.' prefix and fresh `bn_tracking` statistics (supernas keeps none), as the reference's
     `load_weights_from_pretrained_models` expects every key of its model."""
@@ -111,7 +114,7 @@ def reference_state_dict(net: torch.nn.Module) -> "OrderedDict[str, torch.Tensor
     return out
 
 
-def reference_checkpoint(net: torch.nn.Module) -> dict[str, Any]:
+def reference_checkpoint(net: SuperNet) -> dict[str, Any]:
     """The official checkpoint layout, `{'state_dict': {'module.' + key: tensor}}`."""
     return {"state_dict": reference_state_dict(net)}
 
@@ -194,7 +197,7 @@ def reference_num_classes(sd: Mapping[str, torch.Tensor]) -> int:
     return int(w.shape[0])
 
 
-def load_reference_weights(net: torch.nn.Module, sd: Mapping[str, torch.Tensor]) -> None:
+def load_reference_weights(net: SuperNet, sd: Mapping[str, torch.Tensor]) -> None:
     """Copy a reference state dict (from `read_reference_checkpoint`) into `net`, BN statistics
     included; the first missing, unexpected or mis-shaped tensor is an error naming it."""
     check_reference_layout(net.space)

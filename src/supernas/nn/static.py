@@ -5,6 +5,8 @@ export to ONNX. `SuperNet.extract` fills them with the supernet's sliced weights
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -141,7 +143,7 @@ class Head(nn.Module):
 class StaticNet(nn.Module):
     """A standalone classifier for one Arch. Feed it images at `resolution` pixels."""
 
-    def __init__(self, stem: nn.Module, blocks: list[nn.Module], head: nn.Module, classifier: nn.Linear,
+    def __init__(self, stem: nn.Module, blocks: Sequence[nn.Module], head: nn.Module, classifier: nn.Linear,
                  resolution: int, dropout: float = 0.0):
         super().__init__()
         self.resolution = resolution

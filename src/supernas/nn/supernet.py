@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, cast
 
 import torch
 import torch.nn.functional as F
@@ -15,12 +15,16 @@ from . import static
 from .bn_act import activation, storing_rebuilds
 from .elastic import ElasticAttention, ElasticBatchNorm2d, ElasticConv2d, ElasticLinear
 
+if TYPE_CHECKING:
+    import numpy as np
+
 # Which blocks stochastic depth (drop-connect) reaches when a forward asks for it.
 DROP_PATH_SCOPES = ("last_two_stages", "all_blocks")
 
 
 def _mid_choices(cins: Iterable[int], expands: Iterable[float]) -> list[int]:
-    return [c if e == 1 else int(make_divisible(round(c * e))) for c in cins for e in expands]
+    # make_divisible rounds plain numbers as well as the arrays its annotation names
+    return [c if e == 1 else int(make_divisible(cast("np.ndarray", round(c * e)))) for c in cins for e in expands]
 
 
 class ElasticMBConv(nn.Module):
@@ -41,7 +45,7 @@ class ElasticMBConv(nn.Module):
         self.dw_conv = ElasticConv2d(channels, channels, max(kernels), stride, depthwise=True)
         self.dw_bn = ElasticBatchNorm2d(channels)
         if max(attentions) > 0:
-            max_inter = max(int(make_divisible(m // 4)) for m in mids)
+            max_inter = max(int(make_divisible(cast("np.ndarray", m // 4))) for m in mids)
             self.attention = ElasticAttention(self.max_mid, max_inter, self.max_splits, gate)
         self.project_conv = ElasticConv2d(self.max_mid, self.max_out, 1)
         self.project_bn = ElasticBatchNorm2d(self.max_out)
@@ -156,11 +160,11 @@ class SuperNet(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
         nn.init.normal_(self.classifier.weight, std=0.01)
-        nn.init.zeros_(self.classifier.bias)
+        nn.init.zeros_(cast(nn.Parameter, self.classifier.bias))  # the classifier is built with a bias
         if self.space.spec.shortcut == "projection":
             # Every block has a shortcut: start each residual branch at zero (as the reference).
             for b in self.blocks:
-                nn.init.zeros_(b.project_bn.weight)
+                nn.init.zeros_(cast(ElasticMBConv, b).project_bn.weight)
 
     def set_drop_path_scope(self, scope: str) -> None:
         """Which blocks `drop_path` reaches: 'last_two_stages' (the AttentiveNAS reference's default,
@@ -240,18 +244,19 @@ class SuperNet(nn.Module):
         """A standalone model of `arch` holding copies of the sliced weights (and BN statistics)."""
         p = self.plan(arch)
         s = self.space.spec
+        # (the casts: a ConvBNAct holds its nn.Conv2d at [0] and its nn.BatchNorm2d at [1])
         stem = static.ConvBNAct(3, p.stem_out, 3, s.stem_stride, act=s.stem_act)
-        _copy_conv(stem[0], self.stem_conv.active_weight(p.stem_out, 3, 3))
-        _copy_bn(stem[1], self.stem_bn, p.stem_out)
-        blocks = [self._extract_block(self.blocks[b.index], b) for b in p.blocks]
+        _copy_conv(cast(nn.Conv2d, stem[0]), self.stem_conv.active_weight(p.stem_out, 3, 3))
+        _copy_bn(cast(nn.BatchNorm2d, stem[1]), self.stem_bn, p.stem_out)
+        blocks = [self._extract_block(cast(ElasticMBConv, self.blocks[b.index]), b) for b in p.blocks]
         head = static.Head(s.head_kind, p.head_in, p.head_mid, p.head_out, s.head_act)
-        _copy_conv(head.conv[0], self.head_conv.active_weight(p.head_mid, p.head_in, 1))
-        _copy_bn(head.conv[1], self.head_bn, p.head_mid)
-        if s.head_kind == "mbpool":
-            head.mix.weight.copy_(self.head_mix.weight[: p.head_out, : p.head_mid])
+        _copy_conv(cast(nn.Conv2d, head.conv[0]), self.head_conv.active_weight(p.head_mid, p.head_in, 1))
+        _copy_bn(cast(nn.BatchNorm2d, head.conv[1]), self.head_bn, p.head_mid)
+        if s.head_kind == "mbpool":  # then the head mixes with an nn.Linear
+            cast(nn.Linear, head.mix).weight.copy_(self.head_mix.weight[: p.head_out, : p.head_mid])
         classifier = nn.Linear(p.head_out, self.num_classes)
         classifier.weight.copy_(self.classifier.weight[:, : p.head_out])
-        classifier.bias.copy_(self.classifier.bias)
+        classifier.bias.copy_(cast(nn.Parameter, self.classifier.bias))  # the classifier is built with a bias
         net = static.StaticNet(stem, blocks, head, classifier, p.resolution)
         return net.to(device=self.classifier.weight.device, dtype=self.classifier.weight.dtype).train(self.training)
 
@@ -259,25 +264,29 @@ class SuperNet(nn.Module):
         s = self.space.spec
         m = static.MBConv(p.cin, p.cout, p.mid, p.kernel, p.stride, p.act, p.expand, p.attention, p.inter,
                           s.gate, s.shortcut, p.hw_in)
-        if p.expand:
-            _copy_conv(m.expand[0], e.expand_conv.active_weight(p.mid, p.cin, 1))
-            _copy_bn(m.expand[1], e.expand_bn, p.mid)
+        # (the casts: a ConvBNAct holds its nn.Conv2d at [0] and its nn.BatchNorm2d at [1]; the layers with
+        # biases are built with them)
+        if p.expand:  # then m.expand is a ConvBNAct
+            expand = cast(static.ConvBNAct, m.expand)
+            _copy_conv(cast(nn.Conv2d, expand[0]), e.expand_conv.active_weight(p.mid, p.cin, 1))
+            _copy_bn(cast(nn.BatchNorm2d, expand[1]), e.expand_bn, p.mid)
         rows = e.branch_rows(p.splits, p.mid, e.dw_conv.weight.device)
         w = e.dw_conv.active_weight(e.max_splits * e.max_mid, 1, p.kernel)
-        _copy_conv(m.dw[0], w[rows])
-        _copy_bn(m.dw[1], e.dw_bn, rows)
-        if p.attention:
+        _copy_conv(cast(nn.Conv2d, m.dw[0]), w[rows])
+        _copy_bn(cast(nn.BatchNorm2d, m.dw[1]), e.dw_bn, rows)
+        if p.attention:  # then m.attn is a SqueezeExcite or a SplitAttention
             a = e.attention
-            m.attn.reduce.weight.copy_(a.reduce.weight[: p.inter, : p.mid, None, None])
-            m.attn.reduce.bias.copy_(a.reduce.bias[: p.inter])
+            attn = cast("static.SqueezeExcite | static.SplitAttention", m.attn)
+            attn.reduce.weight.copy_(a.reduce.weight[: p.inter, : p.mid, None, None])
+            cast(torch.Tensor, attn.reduce.bias).copy_(cast(nn.Parameter, a.reduce.bias)[: p.inter])
             w2, b2 = a.expand_weight(p.splits, p.mid, p.inter)  # branch-major rows j*mid + c
             if p.splits > 1:  # to interleaved c*r + j
                 order = (torch.arange(p.splits).view(1, -1) * p.mid + torch.arange(p.mid).view(-1, 1)).reshape(-1)
                 w2, b2 = w2[order.to(w2.device)], b2[order.to(b2.device)]
-            m.attn.expand.weight.copy_(w2[:, :, None, None])
-            m.attn.expand.bias.copy_(b2)
-        _copy_conv(m.project[0], e.project_conv.active_weight(p.cout, p.mid, 1))
-        _copy_bn(m.project[1], e.project_bn, p.cout)
+            attn.expand.weight.copy_(w2[:, :, None, None])
+            cast(torch.Tensor, attn.expand.bias).copy_(b2)
+        _copy_conv(cast(nn.Conv2d, m.project[0]), e.project_conv.active_weight(p.cout, p.mid, 1))
+        _copy_bn(cast(nn.BatchNorm2d, m.project[1]), e.project_bn, p.cout)
         if isinstance(m.shortcut, static.Shortcut) and isinstance(m.shortcut.conv, nn.Conv2d):
             _copy_conv(m.shortcut.conv, e.shortcut_conv.active_weight(p.cout, p.cin, 1))
         return m
@@ -289,6 +298,9 @@ def _copy_conv(conv: nn.Conv2d, w: torch.Tensor) -> None:
 
 def _copy_bn(bn: nn.BatchNorm2d, src: nn.BatchNorm2d, channels: "int | torch.Tensor") -> None:
     sel = slice(0, channels) if isinstance(channels, int) else channels
+    # both keep running statistics: the supernet's and the extracted model's BatchNorms are built tracking them
+    assert bn.running_mean is not None and bn.running_var is not None and bn.num_batches_tracked is not None
+    assert src.running_mean is not None and src.running_var is not None and src.num_batches_tracked is not None
     bn.weight.copy_(src.weight[sel])
     bn.bias.copy_(src.bias[sel])
     bn.running_mean.copy_(src.running_mean[sel])
