@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, TypeVar
 
 Handler = Callable[[argparse.Namespace], Optional[int]]
 Arguments = Callable[[argparse.ArgumentParser], None]
+_H = TypeVar("_H", bound=Handler)  # a handler, keeping its own type through the decorator
 
 
 @dataclass(frozen=True)
@@ -23,9 +24,9 @@ COMMANDS: dict[str, Handler] = {}  # name -> the handler `main` runs
 SPECS: dict[str, Spec] = {}  # name -> its parser's help and arguments
 
 
-def command(name: str, help: str, arguments: Arguments, epilog: str | None = None) -> Callable[[Handler], Handler]:
+def command(name: str, help: str, arguments: Arguments, epilog: str | None = None) -> Callable[[_H], _H]:
     """Register the decorated handler as `supernas NAME`."""
-    def register(fn: Handler) -> Handler:
+    def register(fn: _H) -> _H:
         COMMANDS[name], SPECS[name] = fn, Spec(help, arguments, epilog)
         return fn
     return register

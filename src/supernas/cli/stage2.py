@@ -3,6 +3,7 @@ Arch as a model, and importing a published supernet as a run."""
 from __future__ import annotations
 
 import argparse
+from typing import cast
 
 from ..errors import SupernasError
 from .arguments import force_arg, latency_args, stage2_args
@@ -156,6 +157,7 @@ def _import_predictor(args: argparse.Namespace) -> None:
     out = check_output_file(args.out, "--out", "saved supernas predictor", is_saved_predictor, args.force)
     pred = import_attentivenas_predictor(args.overrides[0])
     path = pred.save(out)
+    assert pred.forest is not None  # save refuses a predictor without a forest
     print(f"predictor: {path} ({pred.forest.n_trees} trees over the space 'attentivenas', {pred.origin}); "
           f"score a search with it: supernas search RUN --predictor {path} --budgets ...")
 
@@ -211,7 +213,7 @@ def cmd_export(args: argparse.Namespace) -> None:
         entry, unit, header = picked_entry(search_dir, args.pick)
         require_same_weights(header, net, search_dir, args.run)
         arch = load_arch(net.space, entry["arch"])
-        score = header.get("score") if isinstance(header.get("score"), dict) else {}
+        score = cast(dict, header.get("score")) if isinstance(header.get("score"), dict) else {}
         print(f"--pick {args.pick:g}: {describe_pick(entry, unit, score)}, at {net.plan(arch).resolution} px")
     out = args.out or f"{args.run}/export"
     make_room_for_export(out, arch.to_dict(), args.force)

@@ -14,7 +14,7 @@ import difflib
 import math
 import types
 import typing
-from typing import Any, Literal, Mapping, Union
+from typing import Any, Callable, Literal, Mapping, Union
 
 import yaml
 
@@ -31,7 +31,7 @@ def setting(default: Any, doc: str, *, low: float | None = None, high: float | N
     return dataclasses.field(default=default, metadata=meta)
 
 
-def section(cls: type, doc: str) -> Any:
+def section(cls: Callable[[], Any], doc: str) -> Any:
     """A nested section (a dataclass of settings)."""
     return dataclasses.field(default_factory=cls, metadata={"doc": doc, "section": True})
 
@@ -74,7 +74,7 @@ def build(cls: type, values: Mapping[str, Any], where: str = "") -> Any:
                                       for k, v in section_values.items()}
                 kwargs[name] = tp.from_dict(section_values)
             else:
-                kwargs[name] = build(tp, values[name] or {}, f"{key}.")
+                kwargs[name] = build(typing.cast(type, tp), values[name] or {}, f"{key}.")
         else:
             kwargs[name] = check(key, values[name], tp, f.metadata)
     return cls(**kwargs)

@@ -97,7 +97,7 @@ def load_yaml_file(path: "str | Path", what: str = "file") -> Any:
     return load_yaml_text(text, f"{what} '{path}'")
 
 
-def read_yaml(path: "str | Path") -> dict:
+def read_yaml(path: "str | Path") -> Mapping[str, Any]:
     import stat
 
     p = Path(path).expanduser()

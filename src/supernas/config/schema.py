@@ -297,8 +297,8 @@ def run_kind(config: Mapping[str, Any]) -> str | None:
     return None
 
 
-SCHEMAS: dict[str, type] = {"train": SupernetConfig, "fpnas": FpnasConfig, "retrain": RetrainConfig,
-                            "finetune": FinetuneConfig}
+SCHEMAS: dict[str, type[Section]] = {"train": SupernetConfig, "fpnas": FpnasConfig, "retrain": RetrainConfig,
+                                     "finetune": FinetuneConfig}
 
 # Keys renamed so that one concept has one key everywhere: old key -> new key (still read, with a warning).
 RENAMED: dict[type, dict[str, str]] = {FpnasConfig: {

@@ -123,6 +123,7 @@ def read_sources(cfg: DataConfig):
                                 "(or leave it null for the built-in digits)")
         fmt = "digits" if cfg.format == "auto" else cfg.format
         return (fmt,) + FORMATS.get(fmt).read(None)
+    assert cfg.path is not None  # is_builtin is true for None
     fmt = detect_format(cfg.path) if cfg.format == "auto" else cfg.format
     return (fmt,) + FORMATS.get(fmt).read(locate(cfg.path, fmt))
 

@@ -6,7 +6,7 @@ import multiprocessing
 import os
 import signal
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Iterator, Optional
 
 from .build import read_sources
 from .config import DataConfig
@@ -48,6 +48,7 @@ def check_data(config: DataConfig, workers: Optional[int] = None) -> CheckReport
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     workers = max(1, min(workers or cores, cores, len(paths)))
     pool = None
+    reasons: Iterator[Optional[str]]
     if workers == 1:
         reasons = map(_check_file, paths)
     else:  # a Pool replaces a worker that died and can be ended at once (terminate) on an interrupt

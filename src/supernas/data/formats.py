@@ -24,7 +24,7 @@ class DataFormat:
     AutoAugment policy)."""
 
     layout: str
-    read: Callable[[Optional[Path]], tuple[Any, Any]]
+    read: Callable[[Any], tuple[Any, Any]]  # a Path; None for a built-in (locate None)
     locate: Optional[Callable[[Path], Optional[Path]]]
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
@@ -86,6 +86,7 @@ def detect_format(path: Union[str, Path, None]) -> str:
     holding several datasets gives the first; pass the dataset's own folder or force `format`."""
     if is_builtin(path):
         return "digits"
+    assert path is not None  # is_builtin is true for None
     root = resolve(path)
     for name in FORMATS:
         locator = FORMATS.get(name).locate

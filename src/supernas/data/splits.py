@@ -37,11 +37,11 @@ def stratified(labels: np.ndarray, count: int, stream: int, seed: int) -> tuple[
     take = np.floor(quota).astype(np.int64)
     short = count - int(take.sum())
     take[np.lexsort((rng.random(len(sizes)), take - quota))[:short]] += 1
-    held = []
+    parts: list[np.ndarray] = []
     for start, size, k in zip(np.cumsum(sizes) - sizes, sizes, take):
         if k:
-            held.append(order[start + rng.permutation(size)[:k]])
-    held = np.sort(np.concatenate(held)) if held else np.zeros(0, dtype=np.int64)
+            parts.append(order[start + rng.permutation(size)[:k]])
+    held = np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
     mask = np.ones(total, dtype=bool)
     mask[held] = False
     return held.astype(np.int64), np.flatnonzero(mask).astype(np.int64)

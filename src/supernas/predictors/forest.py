@@ -6,7 +6,7 @@ import json
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, cast
 
 import numpy as np
 
@@ -117,7 +117,9 @@ class AccuracyPredictor:
         path = Path(path).expanduser()
         header = {**self.metadata(), "definition": self.space.definition, "n_features": self.forest.n_features}
         buf = io.BytesIO()
-        np.savez(buf, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8), **self.forest.arrays())
+        # cast: the arrays' names (left, right, ...) are not savez's keyword allow_pickle, which mypy cannot see
+        np.savez(buf, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
+                 **cast("dict[str, Any]", self.forest.arrays()))
         atomic_write_bytes(path, buf.getvalue())
         atomic_write_text(_meta_path(path), json.dumps(self.metadata(), indent=2) + "\n")
         return path

@@ -10,7 +10,7 @@ it runs no code.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, cast
 
 import numpy as np
 
@@ -75,7 +75,9 @@ class TreeEnsemble:
         missing = [k for k in cls.ARRAYS if k not in arrays]
         if missing:
             raise SupernasError(f"the forest lacks the arrays {', '.join(missing)}")
-        return cls(*(np.asarray(arrays[k]) for k in cls.ARRAYS), n_features=int(n_features))
+        # one array per name in ARRAYS, the six fields in order (the type checker cannot count a generator)
+        return cls(*cast("tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]",
+                         (np.asarray(arrays[k]) for k in cls.ARRAYS)), n_features=int(n_features))
 
     # ------------------------------------------------------------------ checks
     def validate(self) -> None:

@@ -15,7 +15,7 @@ def _cmd(*words: object) -> str:
     return shlex.join(str(w) for w in words)
 
 
-def _search_command(run: Path, search) -> str | None:
+def _search_command(run: Path | None, search) -> str | None:
     meta = search.front
     settings = meta.get("search")
     if settings is None or "budgets" not in meta:

@@ -79,7 +79,7 @@ def _time_steps(loop: Loop, first: int, stop: int, timed: int) -> tuple[float, i
 _VALIDATION_SIZE = {"eval": ("max_batches", "bn_batches"), "search": ("score_images", "score_bn_batches")}
 
 
-def _shortened(cfg: Any) -> Callable[[], None]:
+def _shortened(cfg: Any) -> Callable[[], object]:
     """Set the settings that bound a validation to 1 (one batch of each kind); returns the undo."""
     saved = [(getattr(cfg, part), key, getattr(getattr(cfg, part), key))
              for part, keys in _VALIDATION_SIZE.items() if hasattr(cfg, part)

@@ -55,6 +55,8 @@ def scaled_lr(base_lr: float, global_batch: int, per: int = 256) -> float:
 
 def param_groups(net: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Weight decay on conv and linear weights only (BatchNorm and biases excluded)."""
+    decay: list[torch.nn.Parameter]
+    no_decay: list[torch.nn.Parameter]
     decay, no_decay = [], []
     for p in net.parameters():
         (decay if p.dim() > 1 else no_decay).append(p)

@@ -16,7 +16,7 @@ drawn ahead: ``Prefetcher(attentive.propose)`` then ``attentive.choose(candidate
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Mapping, Protocol, Sequence, cast, runtime_checkable
 
 import numpy as np
 
@@ -43,7 +43,8 @@ class LossScorer:
     higher_is_better = False
     default_k = 3
 
-    def __init__(self, loss_of: Callable[[Arch], float], batched: bool = False):
+    def __init__(self, loss_of: Callable[[Arch], float] | Callable[[Sequence[Arch]], Sequence[float]],
+                 batched: bool = False):
         """`batched`: `loss_of` takes the list of candidates and returns one loss each (the trainer
         does, to average all of them over ranks in one all-reduce)."""
         if not callable(loss_of):
@@ -51,9 +52,11 @@ class LossScorer:
         self.loss_of, self.batched = loss_of, batched
 
     def score(self, archs: Sequence[Arch]) -> np.ndarray:
+        # `batched` says which of the two kinds of callable loss_of is
         if self.batched:
-            return np.asarray(self.loss_of(list(archs)), dtype=np.float64).reshape(-1)
-        return np.array([float(self.loss_of(a)) for a in archs], dtype=np.float64)
+            return np.asarray(cast("Callable[[Sequence[Arch]], Sequence[float]]", self.loss_of)(list(archs)),
+                              dtype=np.float64).reshape(-1)
+        return np.array([float(cast("Callable[[Arch], float]", self.loss_of)(a)) for a in archs], dtype=np.float64)
 
 
 class PredictorScorer:

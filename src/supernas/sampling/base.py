@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, Mapping, Protocol, runtime_checkable
+from typing import Any, Mapping, Protocol, cast, runtime_checkable
 
 import numpy as np
 
@@ -23,7 +23,8 @@ class Sampler(Protocol):
 
 def rng_state(g: np.random.Generator) -> dict[str, Any]:
     """A deep copy of the generator's state (the live dict must not alias a checkpoint)."""
-    return copy.deepcopy(g.bit_generator.state)
+    # numpy's stubs type the state a Mapping; it is a dict
+    return cast("dict[str, Any]", copy.deepcopy(g.bit_generator.state))
 
 
 def set_rng_state(g: np.random.Generator, state: Mapping[str, Any]) -> None:

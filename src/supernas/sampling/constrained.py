@@ -178,6 +178,7 @@ def sample_in_range(space: SearchSpace, cost: CostModel, rng: np.random.Generato
                             f"{smallest:.1f} to {largest:.1f} MFLOPs: choose --min-mflops/--max-mflops in that range")
     if not (np.isfinite(lo) or np.isfinite(hi)):  # no range: every draw is kept, none is rejected
         max_trials = max(max_trials, n)
+    found: list[np.ndarray]
     found, trials = [], 0
     while sum(len(f) for f in found) < n:
         if trials >= max_trials:

@@ -108,7 +108,7 @@ class ProposalTable:
     cardinalities: np.ndarray  # (D,)
     pseudo_count: float = 0.1
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not (np.isfinite(self.pseudo_count) and self.pseudo_count > 0):
             raise SupernasError(f"pseudo_count must be > 0 so that no choice has zero probability, "
                                 f"got {self.pseudo_count!r}")
@@ -118,6 +118,8 @@ class ProposalTable:
         cdf = np.cumsum(probs, axis=2)
         cdf[:, ~valid] = 2.0  # past the last choice: never below a uniform number
         cdf[:, np.arange(len(self.cardinalities)), self.cardinalities - 1] = 2.0  # no float leak past it
+        self._probs: np.ndarray  # (B, D, K), set through object (the dataclass is frozen); not fields
+        self._cdf: np.ndarray  # (B, D, K)
         object.__setattr__(self, "_probs", probs)
         object.__setattr__(self, "_cdf", cdf)
 
@@ -214,6 +216,7 @@ def estimate_flops_tables(space: SearchSpace, cost_model: CostModel, n: int = 1_
         prior += np.bincount(b - lo, minlength=B)
         keys = ((b - lo)[:, None] * D + np.arange(D)[None]) * K + idx
         prop += np.bincount(keys[_active_mask(space, idx, rules)], minlength=B * D * K).reshape(B, D, K)
+    assert lo is not None  # n >= 1: the loop ran at least once
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{time.monotonic_ns()}.tmp.npz")  # write then rename: no torn cache

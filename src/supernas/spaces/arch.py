@@ -18,6 +18,9 @@ class Arch(Mapping[str, Value]):
     """
 
     __slots__ = ("_items", "_hash", "_index")
+    _items: tuple[tuple[str, Value], ...]
+    _hash: int
+    _index: dict[str, int]
 
     def __init__(self, items: Mapping[str, Value] | Iterator[tuple[str, Value]]):
         pairs = tuple(items.items() if isinstance(items, Mapping) else items)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from math import prod
-from typing import Sequence
+from typing import Sequence, overload
 
 import numpy as np
 
@@ -264,9 +264,19 @@ class CostModel:
     def mflops_indices(self, idx: np.ndarray) -> np.ndarray:
         return self.costs_indices(idx)[0]
 
+    @overload
+    def mflops(self, archs: Arch) -> float: ...
+    @overload
+    def mflops(self, archs: Sequence[Arch]) -> np.ndarray: ...
+
     def mflops(self, archs: Arch | Sequence[Arch]) -> float | np.ndarray:
         out = self.mflops_indices(self.space.to_indices(archs))
         return float(out[0]) if isinstance(archs, Arch) else out
+
+    @overload
+    def params(self, archs: Arch) -> int: ...
+    @overload
+    def params(self, archs: Sequence[Arch]) -> np.ndarray: ...
 
     def params(self, archs: Arch | Sequence[Arch]) -> int | np.ndarray:
         out = self.costs_indices(self.space.to_indices(archs))[1]

@@ -77,7 +77,8 @@ class _Lookup:
 
     @classmethod
     def build(cls, space: SearchSpace, names: list[str], consts: list, dtype: type) -> "_Lookup":
-        const = np.array([ACTIVATIONS.index(c) if isinstance(c, str) else c for c in consts], dtype=dtype)
+        const: np.ndarray = np.array([ACTIVATIONS.index(c) if isinstance(c, str) else c for c in consts],
+                                     dtype=dtype)
         searched = [j for j, name in enumerate(names) if name in space._col]
         cols = [space._col[names[j]] for j in searched]
         # Same values as Dimension.numeric(), cast the way a single value would be.
@@ -201,7 +202,8 @@ class BlockPlan(NamedTuple):
     attention: int
     splits: int
     inter: int
-    index: int  # position among all blocks of the supernet (max depth everywhere)
+    # position among all blocks of the supernet (max depth everywhere); the field shadows tuple.index
+    index: int  # type: ignore[assignment]
     hw_in: int  # feature-map size at the block's input (fixed by the resolution, so exports need no shape reads)
 
 

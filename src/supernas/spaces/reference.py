@@ -2,7 +2,7 @@
 expand_ratio[7]}, for spaces whose stages share their choices (like `attentivenas`)."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, TypeGuard
 
 from ..errors import SupernasError
 from .arch import Arch
@@ -12,7 +12,7 @@ REFERENCE_KEYS = ("resolution", "width", "depth", "kernel_size", "expand_ratio")
 _STAGE_KEYS = (("depth", "depth"), ("kernel_size", "kernel"), ("expand_ratio", "expand"))
 
 
-def is_reference_format(d: Any) -> bool:
+def is_reference_format(d: Any) -> TypeGuard[Mapping[str, Any]]:
     return isinstance(d, Mapping) and "width" in d and isinstance(d.get("width"), list)
 
 

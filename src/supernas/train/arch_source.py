@@ -27,6 +27,7 @@ def resolve_arch(source: Any, space: Any = None) -> tuple[SearchSpace, Arch]:
     if not isinstance(doc, Mapping):
         raise SupernasError(f"{where} must hold a JSON object (an Arch, or a file with an \"arch\"), "
                             f"not a {type(doc).__name__}")
+    value: Any  # any JSON value: load_arch refuses what is not an Arch
     if "most_likely" in doc:  # an FP-NAS / PARSEC result.json
         value = doc["most_likely"].get("arch") if isinstance(doc["most_likely"], Mapping) else None
     else:

@@ -35,7 +35,7 @@ class ModelEma:
     def update(self, model: nn.Module) -> None:
         """Fold `model`'s current weights into the average (call after each optimizer step)."""
         d = self.current_decay()
-        mine = list(self.module.parameters())
+        mine: list[torch.Tensor] = list(self.module.parameters())
         theirs = [p.detach() for p in model.parameters()]
         # mul then add (not lerp): decay 0 copies and decay 1 keeps, exactly
         torch._foreach_mul_(mine, d)

@@ -14,7 +14,7 @@ graph cannot serve it: on a CPU, without gradients, for a batch of another shape
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import torch
 from torch import nn
@@ -79,8 +79,10 @@ class FixedArchGraphs:
             # autocast's weight cache would keep casts made during capture alive across replays
             with torch.autocast("cuda", dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None,
                                 cache_enabled=False):
-                return torch.cuda.make_graphed_callables(_ArchPass(net, arch, options), (x.detach(),),
-                                                         allow_unused_input=True)
+                # given one module, it returns that module graphed: the same tensor -> tensor call
+                return cast("Callable[[torch.Tensor], torch.Tensor]",
+                            torch.cuda.make_graphed_callables(_ArchPass(net, arch, options), (x.detach(),),
+                                                              allow_unused_input=True))
         except Exception as e:  # noqa: BLE001 - any reason to capture nothing means eager passes
             self.failed = f"{type(e).__name__}: {e}".splitlines()[0][:300]
             warnings.warn(f"train.cuda_graphs: capturing a fixed Arch's pass failed ({self.failed}); every pass "

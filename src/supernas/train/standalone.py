@@ -27,7 +27,7 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, cast
 
 import numpy as np
 import torch
@@ -260,7 +260,8 @@ class StandaloneTrainer(Task):
         mine = Subset(self.data.val, rows[self.info.rank::self.info.world_size].tolist())
         # a DataLoader's iterator draws from the global RNG: evaluating must not shift training's
         with torch.random.fork_rng(devices=[]), self._autocast():
-            r = evaluate_model(model, mine, e.batch_size, self.device, model.resolution)
+            # evaluate_model's `device` is annotated str, but it only passes it to .to(), which takes a torch.device
+            r = evaluate_model(model, mine, e.batch_size, self.device, model.resolution)  # type: ignore[arg-type]
         counts = torch.tensor([r["top1"] * r["images"], r["top5"] * r["images"], r["images"]],
                               dtype=torch.float64, device=self.device)
         hit1, hit5, images = ddp.all_reduce_mean_(counts).tolist()
@@ -277,7 +278,8 @@ class StandaloneTrainer(Task):
         """{"top1", "top5"} of the trained weights and, with an EMA, {"top1_ema", "top5_ema"}."""
         res = self._evaluate(self.net)
         if self.ema is not None:
-            res.update({f"{k}_ema": v for k, v in self._evaluate(self.ema.module).items()})
+            # the EMA's module is a copy of self.net, a StaticNet
+            res.update({f"{k}_ema": v for k, v in self._evaluate(cast(StaticNet, self.ema.module)).items()})
         return res
 
     def _log_validation(self, log: RunLogger) -> dict[str, float]:
@@ -299,7 +301,8 @@ class StandaloneTrainer(Task):
                  f"{self.run_dir / 'export'}")
         res = self._log_validation(log)
         weights = self._export_choice(res)
-        model = self.ema.module if weights == "ema" else self.net
+        # "ema" only when there is an EMA (_export_choice), whose module is a copy of self.net, a StaticNet
+        model = cast(StaticNet, cast(ModelEma, self.ema).module) if weights == "ema" else self.net
         suffix = "_ema" if weights == "ema" else ""
         out = self.run_dir / "export"
         result = {

@@ -10,7 +10,7 @@ SGD step follows. Only one subnet's activations live at a time.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, cast
 
 import torch
 
@@ -144,7 +144,9 @@ class SupernetTrainer(Task):
                                      state_fn=s.state_dict)
         drawn = [self._ahead.get() for _ in range(per_step)]
         if isinstance(self.arch_sampler, AttentiveSampler):
-            return [(lambda c=c: self.arch_sampler.choose(c)) if isinstance(c, Candidates) else c for c in drawn]
+            # the default c=c binds each candidate set; the thunk is called with no argument
+            return [cast("Callable[[], Arch]", lambda c=c: self.arch_sampler.choose(c)) if isinstance(c, Candidates)
+                    else c for c in drawn]
         return drawn
 
     # ------------------------------------------------------------------ the task of the loop

@@ -13,14 +13,14 @@ import re
 import secrets
 import shutil
 from pathlib import Path
-from typing import IO, Any, Callable, Optional
+from typing import IO, Any, Callable, Optional, cast
 
 from ..errors import SupernasError
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
-def atomic_write(path: "str | Path", write: Callable[[IO[bytes]], None],
+def atomic_write(path: "str | Path", write: Callable[[IO[bytes]], object],
                  size: Optional[Callable[[], int]] = None) -> Path:
     """Write `path` through `write(file)` atomically; `size()` tells a full-disk error how many
     bytes the file needed (asked only then)."""
@@ -55,7 +55,7 @@ def disk_full_message(path: Optional[Path], size: Optional[Callable[[], int]] = 
     return f"no space left on the device to write '{path}' ({needed}{free}); free some space or write elsewhere"
 
 
-def _human(n: int) -> str:
+def _human(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -90,7 +90,7 @@ def atomic_torch_save(obj: Any, path: "str | Path") -> Path:
 
     def size() -> int:
         sink = _ByteCounter()
-        torch.save(obj, sink)
+        torch.save(obj, cast("IO[bytes]", sink))  # torch.save only writes to it (and flushes)
         return sink.n
 
     return atomic_write(path, lambda f: torch.save(obj, f), size=size)

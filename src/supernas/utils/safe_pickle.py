@@ -118,13 +118,17 @@ def _canonical(module: str) -> str:
 
 # ---- the unpickler ---------------------------------------------------------------------------
 
-class _RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
+class _RestrictedUnpickler(pickle._Unpickler):
+    stack: list[Any]  # pickle's working stack (undocumented, absent from typeshed)
+
     def __init__(self, file: IO[bytes], allowed: Mapping[tuple[str, str], Any], encoding: str) -> None:
         super().__init__(file, encoding=encoding)
         self._allowed = allowed
         self._file = file
-        self.dispatch = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
-        self.dispatch[pickle.BUILD[0]] = _RestrictedUnpickler._build
+        dispatch: dict[int, Callable[[Any], None]] = dict(pickle._Unpickler.dispatch)
+        # typeshed declares dispatch a ClassVar; this instance gets a copy of its own, pickle's stays intact
+        self.dispatch = dispatch  # type: ignore[misc]
+        dispatch[pickle.BUILD[0]] = _RestrictedUnpickler._build
 
     def find_class(self, module: str, name: str) -> Any:
         found = self._allowed.get((_canonical(module), name))
@@ -142,7 +146,7 @@ class _RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
         if isinstance(inst, Record):
             inst.__setstate__(state)
         elif type(inst) is np.ndarray or isinstance(inst, np.dtype):
-            inst.__setstate__(state)
+            inst.__setstate__(state)  # type: ignore[union-attr]  # numpy's stubs omit dtype.__setstate__
         else:
             raise Refused(f"it sets the state of a {type(inst).__name__}")
         if isinstance(inst, _JoblibArray):
@@ -200,7 +204,7 @@ def read_restricted(path: "str | Path", allowed: Mapping[tuple[str, str], Any], 
 
 def _decompressed(raw: bytes) -> bytes:
     """joblib's compressed files (by magic number), bounded so that a small file cannot fill memory."""
-    opener: "Callable[[IO[bytes]], IO[bytes]] | None" = None
+    opener: "Callable[[IO[bytes]], io.BufferedIOBase] | None" = None
     if raw[:2] == b"\x1f\x8b":
         opener = lambda f: gzip.GzipFile(fileobj=f)  # noqa: E731
     elif raw[:3] == b"BZh":
