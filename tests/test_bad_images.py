@@ -1,4 +1,4 @@
-"""Unreadable images (issue 14, item 7): a truncated JPEG or an empty PNG is named in a one-line
+"""Unreadable images: a truncated JPEG or an empty PNG is named in a one-line
 error, from the main process or a DataLoader worker; `data.on_bad_image: skip` replaces it by the
 next readable image of its split (the same one every time: a resumed run equals an unbroken one)
 and logs and counts it once; `supernas data check PATH` lists the unreadable files."""

@@ -1,4 +1,4 @@
-"""Bad input ends in one line, exit status 2, never a traceback (issue 14, items 5, 8, 9, 10): typed
+"""Bad input ends in one line, exit status 2, never a traceback: typed
 values, nothing-to-run settings, space files and Arch values, wrong checkpoints and a full disk."""
 import errno
 import json
@@ -133,19 +133,19 @@ def test_stage_2_on_a_checkpoint_with_the_wrong_content_is_one_line(run_copy, ca
 
 
 def test_an_fpnas_checkpoint_given_to_train_is_one_line(tmp_path, capsys):
-    from test_fpnas_search import tiny_config
+    from tiny_runs import fpnas_config
 
     from supernas.fpnas.probabilistic import ProbabilisticSearch
 
     run = tmp_path / "fpnas"
-    ProbabilisticSearch(tiny_config(run, max_steps=1)).fit()
+    ProbabilisticSearch(fpnas_config(run, max_steps=1)).fit()
     capsys.readouterr()
     assert main(["train", f"run.dir={run}", "data.path=digits", "run.device=cpu", "--resume"]) == 2
     assert "was written by `supernas fpnas`, not `supernas train`" in one_line(capsys)
 
 
 def test_an_fpnas_run_dir_is_locked(tmp_path):
-    from test_fpnas_search import tiny_config
+    from tiny_runs import fpnas_config
 
     from supernas import SupernasError
     from supernas.fpnas.probabilistic import ProbabilisticSearch
@@ -153,7 +153,7 @@ def test_an_fpnas_run_dir_is_locked(tmp_path):
 
     run = tmp_path / "fpnas"
     with DirectoryLock(run), pytest.raises(SupernasError, match="is in use by another supernas process"):
-        ProbabilisticSearch(tiny_config(run, max_steps=1)).fit()
+        ProbabilisticSearch(fpnas_config(run, max_steps=1)).fit()
     assert not (run / "checkpoint.pt").exists()
 
 

@@ -10,7 +10,7 @@ from supernas.nn import SuperNet
 from supernas.nn.bn_act import batch_norm_act
 from supernas.train.supernet import SupernetTrainer
 
-from test_train import tiny_config
+from tiny_runs import supernet_config
 
 
 @pytest.mark.parametrize("act", ["swish", "relu"])
@@ -140,7 +140,7 @@ def test_a_whole_sandwich_step_peaks_lower(bench):
 def test_training_with_recompute_trains_the_same_weights(tmp_path):
     runs = []
     for on in (False, True):
-        cfg = tiny_config(tmp_path / str(on), epochs=1, max_steps=3, recompute_bn_act=on)
+        cfg = supernet_config(tmp_path / str(on), epochs=1, max_steps=3, recompute_bn_act=on)
         cfg["sampler"] = {"kind": "uniform"}
         t = SupernetTrainer(cfg)
         t.fit()
@@ -157,7 +157,7 @@ def test_a_bad_recompute_setting_names_the_key(tmp_path, value):
 
 
 def test_fpnas_search_with_recompute_takes_the_same_steps(tmp_path):
-    from test_fpnas_search import tiny_config as fpnas_config
+    from tiny_runs import fpnas_config
 
     from supernas.fpnas.probabilistic import ProbabilisticSearch
 

@@ -110,9 +110,9 @@ def test_a_bad_kernel_setting_names_the_key(key, value):
 
 def test_the_kernel_settings_reach_the_trainers_supernet(tmp_path):
     from supernas.train.supernet import SupernetTrainer
-    from test_train import tiny_config
+    from tiny_runs import supernet_config
 
-    cfg = tiny_config(tmp_path / "run", epochs=1, max_steps=1)
+    cfg = supernet_config(tmp_path / "run", epochs=1, max_steps=1)
     cfg["train"].update(pointwise_kernel="gemm", depthwise_kernel="native")
     t = SupernetTrainer(cfg)
     assert t.net.conv_kernels == {"pointwise": "gemm", "depthwise": "native"}

@@ -1,4 +1,4 @@
-"""An export is one thing (issue 14, items 4 and 10): a manifest of its files (names, sizes,
+"""An export is one thing: a manifest of its files (names, sizes,
 sha256) checked on every load, one loader for every command, weights that load without running
 code, a pickled module only on request, and a one-line error for every damaged or foreign file."""
 import json
@@ -7,8 +7,9 @@ import warnings
 
 import pytest
 import torch
+from tiny_runs import FAST_SCORING
 
-from supernas import SupernasError
+from supernas import SupernasError, get_space
 from supernas.cli import main
 
 
@@ -178,3 +179,27 @@ def test_a_garbage_model_file_named_by_the_user_is_one_line(export, tmp_path, ca
     (export / "weights.bin").write_bytes(b"")
     assert main(["eval", str(export / "weights.bin"), "--device", "cpu"]) == 2
     assert "is not a model file of an export" in one_line(capsys.readouterr().err)
+
+
+def test_eval_without_data_uses_the_dataset_the_export_records(trained_run, tmp_path, capsys):
+    export = tmp_path / "export"
+    smallest = json.dumps(get_space("attentivenas-tiny").smallest().to_dict())
+    assert main(["export", str(trained_run), "--arch", smallest, "--out", str(export), *FAST_SCORING]) == 0
+    meta = json.loads((export / "arch.json").read_text())
+    assert meta["data"]["path"] == "digits" and meta["data"]["image_size"] == 12
+    capsys.readouterr()
+    assert main(["eval", str(export), "--device", "cpu", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["images"] > 0 and 0 <= result["top1"] <= 100
+    assert result["on"] == "the val split of the built-in digits"
+    assert main(["eval", str(export), "--device", "cpu"]) == 0
+    assert "top1 " in (out := capsys.readouterr().out) and "on the val split of the built-in digits" in out
+    # a dataset that is not here (the export came from another machine): latency only, and why
+    meta["data"]["path"] = str(tmp_path / "elsewhere")
+    (export / "arch.json").write_text(json.dumps(meta))
+    (export / "manifest.json").unlink()  # arch.json was edited by hand: no manifest to disagree with it
+    with pytest.warns(UserWarning, match="no manifest"):
+        assert main(["eval", str(export), "--device", "cpu", "--latency-repeats", "2"]) == 0
+    cap = capsys.readouterr()
+    assert "top1" not in cap.out and "latency" in cap.out
+    assert "is not found here; give --data PATH" in cap.err

@@ -9,13 +9,13 @@ from supernas.nn import SuperNet
 from supernas.train.fixed_graphs import FixedArchGraphs
 from supernas.train.supernet import SupernetTrainer
 
-from test_train import tiny_config
+from tiny_runs import supernet_config
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
 
 
 def _one_step(tmp_path, graphs: bool, device: str = "cpu", steps: int = 1, dropout: float = 0.0):
-    cfg = tiny_config(tmp_path / f"g{graphs}", epochs=1, cuda_graphs=graphs, dropout=dropout, drop_path=0.0)
+    cfg = supernet_config(tmp_path / f"g{graphs}", epochs=1, cuda_graphs=graphs, dropout=dropout, drop_path=0.0)
     cfg["run"]["device"] = device
     cfg["sampler"] = {"kind": "uniform"}
     t = SupernetTrainer(cfg)

@@ -12,39 +12,9 @@ from supernas.fpnas.probabilistic import ProbabilisticSearch
 from supernas.fpnas.figures import draw_arch, plot_search
 from supernas.sampling import read_pareto_set
 from supernas.spaces import CostModel, get_space
+from tiny_runs import FPNAS_TINY_SPACE, fpnas_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "src" / "supernas" / "configs"
-
-TINY_SPACE = {
-    "name": "tiny-fp", "resolution": 12, "stem": {"width": 8, "stride": 1, "act": "swish"},
-    "stages": [
-        {"name": "s1", "width": [8, 16], "depth": 2, "stride": 2, "kernel": [3, 5], "expand": [1.5, 3.0],
-         "act": ["relu", "swish"], "attention": [0, 1, 2], "per_block": True},
-        {"name": "s2", "width": [16, 24], "depth": 2, "stride": 2, "kernel": [3, 5], "expand": [1.5, 3.0],
-         "act": ["relu", "swish"], "attention": [0, 1, 2], "per_block": True},
-    ],
-    "head": {"kind": "conv", "width": 64, "act": "swish"}, "shortcut": "identity", "gate": "sigmoid",
-}
-
-
-TRAIN_KEYS = ("epochs", "batch_size", "workers", "lr", "max_steps")
-
-
-def tiny_config(run_dir, **settings):
-    # 128 train images in batches of 32: 4 steps per epoch; one warm-up epoch, switch at epoch 1
-    train = {k: v for k, v in settings.items() if k in TRAIN_KEYS}
-    search = {k: v for k, v in settings.items() if k not in TRAIN_KEYS}
-    return {
-        "run": {"dir": str(run_dir), "device": "cpu", "seed": 3},
-        "space": TINY_SPACE,
-        "data": {"path": "digits", "image_size": 12, "train_subset": 128, "search_size": 32},
-        "train": {"epochs": 2, "batch_size": 32, "workers": 0, "lr": 0.4, **train},
-        "search": {"arch_warmup_epochs": 1, "switch_epoch": 1, "k_min": 1, "k_max": 3, "k_fixed": 3,
-                   "arch_lr": 0.05, "top_n": 3, "beta": 0.5, "mc_samples": 32, **search},
-        "log": {"progress": False, "tensorboard": False, "every_steps": 1},
-        "checkpoint": {"every_steps": 3},
-    }
-
 
 def records(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -53,7 +23,7 @@ def records(run: Path) -> list[dict]:
 @pytest.mark.parametrize("mode", ["fpnas", "parsec"])
 def test_search_runs_end_to_end_and_writes_results(tmp_path, mode):
     run = tmp_path / mode
-    s = ProbabilisticSearch(tiny_config(run, mode=mode))
+    s = ProbabilisticSearch(fpnas_config(run, mode=mode))
     assert s.steps_per_epoch == 4
     s.fit()
     rows = records(run)
@@ -82,7 +52,7 @@ def test_search_runs_end_to_end_and_writes_results(tmp_path, mode):
     assert scored["score"] == {"source": "supernet", "split": "search", "images": 32, "bn_batches": 4,
                                "bn_batches_asked": 16, "max_batches": 313}
     assert scored["search"]["strategy"] == mode
-    front = read_pareto_set(run / "pareto.json", get_space(TINY_SPACE), CostModel(get_space(TINY_SPACE), 10))
+    front = read_pareto_set(run / "pareto.json", get_space(FPNAS_TINY_SPACE), CostModel(get_space(FPNAS_TINY_SPACE), 10))
     assert 1 <= len(front) <= len(scored["entries"])
     snap = torch.load(run / "dist_epoch1.pt", weights_only=True)
     assert snap["epoch"] == 1 and "s1.0.kernel" in snap["marginals"]
@@ -96,19 +66,19 @@ def test_search_runs_end_to_end_and_writes_results(tmp_path, mode):
 
 
 def test_scoring_the_top_archs_can_be_off_and_bounded(tmp_path):
-    ProbabilisticSearch(tiny_config(tmp_path / "off", epochs=1, score_images=0, max_steps=1)).fit()
+    ProbabilisticSearch(fpnas_config(tmp_path / "off", epochs=1, score_images=0, max_steps=1)).fit()
     assert (tmp_path / "off" / "result.json").is_file() and not (tmp_path / "off" / "evaluated.json").exists()
-    s = ProbabilisticSearch(tiny_config(tmp_path / "few", epochs=1, score_images=20, score_bn_batches=1, max_steps=1))
+    s = ProbabilisticSearch(fpnas_config(tmp_path / "few", epochs=1, score_images=20, score_bn_batches=1, max_steps=1))
     result, evaluator = s.search_result()
     assert evaluator.max_batches == 1 and evaluator.bn_batches == 1  # 20 images: one batch of 32
     assert result.budgets == [] and result.evaluated[0].arch.to_dict() == s.results()["most_likely"]["arch"]
     for bad in ({"score_images": -1}, {"score_images": "many"}, {"score_bn_batches": 0}):
         with pytest.raises(SupernasError, match="search.score_"):
-            ProbabilisticSearch(tiny_config(tmp_path / "bad", **bad))
+            ProbabilisticSearch(fpnas_config(tmp_path / "bad", **bad))
 
 
 def test_switch_keeps_the_distribution(tmp_path):
-    s = ProbabilisticSearch(tiny_config(tmp_path / "r"))
+    s = ProbabilisticSearch(fpnas_config(tmp_path / "r"))
     torch.manual_seed(0)
     with torch.no_grad():
         for lg in s.distribution.logits:
@@ -123,7 +93,7 @@ def test_switch_keeps_the_distribution(tmp_path):
 
 
 def test_adaptive_k_drops_with_the_entropy(tmp_path):
-    s = ProbabilisticSearch(tiny_config(tmp_path / "r", k_min=2, k_max=10))
+    s = ProbabilisticSearch(fpnas_config(tmp_path / "r", k_min=2, k_max=10))
     ks = []
     for scale in (0.0, 1.0, 3.0, 30.0):
         with torch.no_grad():
@@ -135,7 +105,7 @@ def test_adaptive_k_drops_with_the_entropy(tmp_path):
 
 def test_search_draws_k_per_nat_of_the_entropy(tmp_path):
     run = tmp_path / "r"
-    ProbabilisticSearch(tiny_config(run, k_min=2, k_max=8, k_per_nat=0.3, arch_lr=0.5, epochs=3)).fit()
+    ProbabilisticSearch(fpnas_config(run, k_min=2, k_max=8, k_per_nat=0.3, arch_lr=0.5, epochs=3)).fit()
     rows = records(run)
     # each step's K comes from the entropy the previous step left (the logged one)
     want = [min(max(math.ceil(0.3 * r["entropy"] - 1e-9), 2), 8) for r in rows[:-1]]
@@ -147,7 +117,7 @@ def test_search_draws_k_per_nat_of_the_entropy(tmp_path):
 def test_latency_cost_measures_sampled_layers_and_keeps_the_table(tmp_path):
     run = tmp_path / "lat"
     lat = {"batch_size": 1, "warmup": 0, "repeats": 1, "window_s": 0}
-    cfg = tiny_config(run, cost="latency", beta=0.5, cost_mode="hinge", cost_target=0.01, latency=lat)
+    cfg = fpnas_config(run, cost="latency", beta=0.5, cost_mode="hinge", cost_target=0.01, latency=lat)
     s = ProbabilisticSearch(cfg)
     s.fit()
     assert s.latency.measured > 0
@@ -167,11 +137,11 @@ def test_latency_cost_measures_sampled_layers_and_keeps_the_table(tmp_path):
 
 
 def test_interrupted_search_resumes_to_the_same_state(tmp_path, run_until_crash):
-    full = ProbabilisticSearch(tiny_config(tmp_path / "full"))
+    full = ProbabilisticSearch(fpnas_config(tmp_path / "full"))
     full.fit()
     # the checkpoint is at step 3: factorized, two arch steps to redo
-    run_until_crash(ProbabilisticSearch, tiny_config(tmp_path / "crash"), 5)
-    resumed = ProbabilisticSearch(tiny_config(tmp_path / "crash"), resume=True)
+    run_until_crash(ProbabilisticSearch, fpnas_config(tmp_path / "crash"), 5)
+    resumed = ProbabilisticSearch(fpnas_config(tmp_path / "crash"), resume=True)
     resumed.fit()
     assert resumed.step == full.step == 8 and resumed.samples_total == full.samples_total
     a, b = full.net.state_dict(), resumed.net.state_dict()
@@ -184,26 +154,26 @@ def test_interrupted_search_resumes_to_the_same_state(tmp_path, run_until_crash)
 
 def test_bad_settings_name_the_fix(tmp_path):
     with pytest.raises(SupernasError, match="search.mode"):
-        ProbabilisticSearch(tiny_config(tmp_path / "a", mode="darts"))
+        ProbabilisticSearch(fpnas_config(tmp_path / "a", mode="darts"))
     with pytest.raises(SupernasError, match="cost_target"):
-        ProbabilisticSearch(tiny_config(tmp_path / "b", cost_mode="hinge", cost_target=None))
+        ProbabilisticSearch(fpnas_config(tmp_path / "b", cost_mode="hinge", cost_target=None))
     with pytest.raises(SupernasError, match="cost_mode=hinge_expected.*cost_target"):
-        ProbabilisticSearch(tiny_config(tmp_path / "b", cost_mode="hinge_expected", cost_target=None))
+        ProbabilisticSearch(fpnas_config(tmp_path / "b", cost_mode="hinge_expected", cost_target=None))
     with pytest.raises(SupernasError, match="search.weight_step='weighted' is not allowed: one of uniform, importance"):
-        ProbabilisticSearch(tiny_config(tmp_path / "b", weight_step="weighted"))
+        ProbabilisticSearch(fpnas_config(tmp_path / "b", weight_step="weighted"))
     with pytest.raises(SupernasError, match="k_max"):
-        ProbabilisticSearch(tiny_config(tmp_path / "c", k_min=5, k_max=2))
+        ProbabilisticSearch(fpnas_config(tmp_path / "c", k_min=5, k_max=2))
     with pytest.raises(SupernasError, match="search.k_rule='cubic' is not allowed: one of proportional"):
-        ProbabilisticSearch(tiny_config(tmp_path / "c", k_rule="cubic"))
+        ProbabilisticSearch(fpnas_config(tmp_path / "c", k_rule="cubic"))
     with pytest.raises(SupernasError, match="search.cost='joules' is not allowed: one of mflops, latency"):
-        ProbabilisticSearch(tiny_config(tmp_path / "c", cost="joules"))
+        ProbabilisticSearch(fpnas_config(tmp_path / "c", cost="joules"))
     with pytest.raises(SupernasError, match="positive budget in ms"):
-        ProbabilisticSearch(tiny_config(tmp_path / "c", cost="latency", cost_mode="hinge", cost_target=None))
+        ProbabilisticSearch(fpnas_config(tmp_path / "c", cost="latency", cost_mode="hinge", cost_target=None))
     with pytest.raises(SupernasError, match="search.latency.repeats"):
-        ProbabilisticSearch(tiny_config(tmp_path / "c", latency={"repeats": 0}))
+        ProbabilisticSearch(fpnas_config(tmp_path / "c", latency={"repeats": 0}))
     with pytest.raises(SupernasError, match="k_per_nat.*proportional"):
-        ProbabilisticSearch(tiny_config(tmp_path / "c", k_rule="linear", k_per_nat=0.5))
-    cfg = tiny_config(tmp_path / "d")
+        ProbabilisticSearch(fpnas_config(tmp_path / "c", k_rule="linear", k_per_nat=0.5))
+    cfg = fpnas_config(tmp_path / "d")
     cfg["data"]["search_size"] = None
     with pytest.raises(SupernasError, match="search_size"):
         ProbabilisticSearch(cfg)
@@ -212,7 +182,7 @@ def test_bad_settings_name_the_fix(tmp_path):
 
 
 def test_draw_arch_and_shipped_configs(tmp_path):
-    space = get_space(TINY_SPACE)
+    space = get_space(FPNAS_TINY_SPACE)
     out = draw_arch(space, space.largest(), tmp_path / "a.png", title="largest")
     assert out.is_file() and out.stat().st_size > 1000
     fp, pc = (load_config(FpnasConfig, CONFIGS / n) for n in ("fpnas_cifar10.yaml", "parsec_cifar10.yaml"))
@@ -244,7 +214,7 @@ def _per_arch_grads(s, x, y, archs):
 def test_weight_step_combines_the_archs_gradients(tmp_path, weight_step):
     """uniform: the mean of the K Archs' gradients; importance: weighted by the softmax of their
     batch log-likelihoods (the gradient of the log marginal likelihood, PARSEC / Section F)."""
-    s = ProbabilisticSearch(tiny_config(tmp_path, weight_step=weight_step, temperature=0.2))
+    s = ProbabilisticSearch(fpnas_config(tmp_path, weight_step=weight_step, temperature=0.2))
     x, y = next(s.train_loader.epoch(0, 0))
     idx = s.distribution.sample(3, torch.Generator().manual_seed(1))
     archs = s.distribution.archs(idx)

@@ -1,5 +1,4 @@
-"""Hostile inputs end in one line and exit status 2, never a traceback, a hang or silent damage
-(issue 21, items 2 to 8): spaces, Arch JSON, numbers, output flags, silently wrong settings, hangs
+"""Hostile inputs end in one line and exit status 2, never a traceback, a hang or silent damage: spaces, Arch JSON, numbers, output flags, silently wrong settings, hangs
 and the tracebacks of a hostile trial."""
 import json
 import os

@@ -7,8 +7,8 @@ import torch
 from supernas.cli import main
 from supernas.errors import SupernasError
 from supernas.evaluation import LatencyTable, compare_latency, measure_end_to_end
-from supernas.search import EvolutionSearch, ParetoEntry, format_table, pareto_front, plot_pareto, write_pareto
 from supernas.evaluation.latency import _distinct_rows
+from supernas.search import EvolutionSearch, ParetoEntry, format_table, pareto_front, plot_pareto, write_pareto
 from supernas.spaces import CostModel, get_space
 
 TINY = get_space("attentivenas-tiny")
@@ -225,3 +225,130 @@ def test_cli_search_with_latency_budgets(trained_run, tmp_path, capsys, one_thre
     assert _search(trained_run, out, budgets, "--resume") == 0
     assert json.loads((out / "pareto.json").read_text())["entries"] == entries
     assert json.loads((out / "latency_table.json").read_text())["entries"] == saved["entries"]
+
+
+class BurstySampler:
+    """A deterministic 'clock' for one run: the module's work, plus a burst of other processes
+    that adds 5 ms to the runs numbered [start, start + 40); records which module each run timed."""
+
+    def __init__(self, start):
+        self.start, self.calls, self.order = start, 0, []
+
+    @staticmethod
+    def work(module, x):
+        return 1e-4 * x.numel() + 1e-5 * sum(p.numel() for p in module.parameters()) + 0.01
+
+    def __call__(self, module, x):
+        self.order.append(id(module))
+        busy = self.start <= self.calls < self.start + 40
+        self.calls += 1
+        return self.work(module, x) + (5.0 if busy else 0.0)
+
+
+def test_layers_are_measured_in_interleaved_rounds_and_a_burst_does_not_move_the_table():
+    from supernas.evaluation.latency import LatencyTable
+
+    idx = TINY.sample_indices(0, 30)
+    tables = []
+    for start in (0, 70):  # two tables built in a row, another process busy at different moments
+        sampler = BurstySampler(start)
+        table = LatencyTable(TINY, 10, warmup=0, repeats=10, device="cpu", sampler=sampler, window_s=0)
+        assert len(table.build(idx)) == 0  # no check models: no end-to-end latencies
+        k = table.measured
+        assert k == len(table.entries) > 10 and sampler.calls == 10 * k
+        # one run of every layer (the tiny space's fit in one chunk) per round: a round times each once
+        assert len(set(sampler.order[:k])) == k and sampler.order[:k] == sampler.order[k:2 * k]
+        tables.append(table)
+    assert tables[0].entries == tables[1].entries  # the fastest of 10 runs ignores the burst
+    from supernas.evaluation import compare_latency
+
+    a, b = (t.latency_indices(idx[:16]) for t in tables)  # Archs whose layers the tables hold
+    assert compare_latency(a, b)["kendall_tau"] == 1.0
+
+
+def test_rounds_go_on_until_the_timed_runs_span_the_window():
+    import torch
+
+    from supernas.evaluation.latency import interleaved_runs
+
+    pairs = [(torch.nn.Identity(), torch.zeros(1))] * 2
+    two_ms = lambda module, x: 2.0  # noqa: E731 - 4 ms a round
+    assert [len(r) for r in interleaved_runs(pairs, 0, 3, two_ms, window_s=0.05)] == [13, 13]  # 52 ms >= 50
+    assert [len(r) for r in interleaved_runs(pairs, 0, 3, two_ms, window_s=0)] == [3, 3]
+    assert [len(r) for r in interleaved_runs(pairs, 0, 30, two_ms, window_s=0.05)] == [30, 30]
+
+
+class DriftSampler:
+    """The machine halves its speed once the first chunk of layers is measured: a layer it has not
+    met in its first round means a new chunk (the check models run in every chunk)."""
+
+    def __init__(self):
+        self.first, self.seen, self.round_done, self.slow = set(), [], False, False
+
+    def __call__(self, module, x):
+        self.seen.append(module)  # alive, so that no later module takes its id
+        if not self.round_done:
+            self.round_done = id(module) in self.first
+            self.first.add(id(module))
+        elif id(module) not in self.first:
+            self.slow = True
+        return BurstySampler.work(module, x) * (2.0 if self.slow else 1.0)
+
+
+def test_a_drift_between_chunks_is_taken_out_by_the_check_models_timed_in_each(monkeypatch):
+    from supernas.evaluation import build_latency_table, latency
+
+    steady = build_latency_table(TINY, 10, warmup=0, repeats=3, device="cpu", build_archs=10, check_archs=4,
+                                 sampler=BurstySampler.work, window_s=0)
+    monkeypatch.setattr(latency, "CHUNK_BYTES", 1 << 15)  # several chunks
+    sampler = DriftSampler()
+    drifted = build_latency_table(TINY, 10, warmup=0, repeats=3, device="cpu", build_archs=10, check_archs=4,
+                                  sampler=sampler, window_s=0)
+    assert sampler.slow  # the later chunks did run at half speed
+    # every layer on one footing (that of most runs), the check models on it too: one factor throughout
+    ratios = [drifted.entries[k] / steady.entries[k] for k in steady.entries]
+    assert ratios == pytest.approx([ratios[0]] * len(ratios), rel=1e-9) and ratios[0] in (pytest.approx(1),
+                                                                                        pytest.approx(2))
+    f, g = drifted.fit, steady.fit
+    assert f["scale"] == pytest.approx(g["scale"]) and f["offset"] == pytest.approx(ratios[0] * g["offset"])
+    assert f["kendall_tau"] == g["kendall_tau"] and f["mean_ratio"] == pytest.approx(g["mean_ratio"])
+    # without the check models each chunk keeps the speed it ran at
+    plain = latency.LatencyTable(TINY, 10, warmup=0, repeats=3, device="cpu", sampler=DriftSampler(), window_s=0)
+    plain.build(TINY.sample_indices(0, 10))
+    assert len({round(plain.entries[k] / steady.entries[k], 6) for k in plain.entries}) == 2
+
+
+def test_calibration_fits_the_overhead_a_sum_of_layers_misses_and_reports_agreement(tmp_path):
+    import numpy as np
+
+    from supernas.evaluation.latency import LatencyTable
+
+    table = LatencyTable(TINY, 10, warmup=0, repeats=3, device="cpu", sampler=BurstySampler(10 ** 9), window_s=0)
+    idx = TINY.sample_indices(2, 8)
+    table.build(idx)
+    sums = table.layer_sums(idx)
+    fit = table.calibrate(idx, 1.3 * sums + 0.4)  # a model costs 30% more than its layers, plus 0.4 ms
+    assert fit["scale"] == pytest.approx(1.3) and fit["offset"] == pytest.approx(0.4)
+    assert fit["kendall_tau"] == pytest.approx(1.0) and fit["mean_ratio"] == pytest.approx(1.0)
+    assert fit["layers_only_mean_ratio"] < 0.8
+    assert np.allclose(table.latency_indices(idx), 1.3 * sums + 0.4)
+    assert "Kendall tau 1.00, mean ratio 1.00" in table.describe_fit()
+    path = table.save(tmp_path / "t.json")
+    again = LatencyTable.load(path, TINY, 10, device="cpu")
+    assert np.allclose(again.latency_indices(idx), table.latency_indices(idx)) and again.fit == fit
+    data = json.loads(path.read_text())
+    data["fit"]["scale"] = -1
+    path.write_text(json.dumps(data))
+    from supernas.errors import SupernasError
+
+    with pytest.raises(SupernasError, match="holds a fit that is not a positive scale"):
+        LatencyTable.load(path, TINY, 10, device="cpu")
+
+
+def test_build_latency_table_builds_calibrates_and_describes():
+    from supernas.evaluation import build_latency_table
+
+    table = build_latency_table(TINY, 10, warmup=0, repeats=3, device="cpu", build_archs=10, check_archs=5,
+                                sampler=BurstySampler(10 ** 9), window_s=0)
+    assert table.fit["archs"] == 5 and table.fit["scale"] > 0
+    assert table.describe_fit().startswith("latency table against end to end on 5 Archs")

@@ -1,4 +1,4 @@
-"""Reading a file a user names never runs code from it (issue 21, item 1).
+"""Reading a file a user names never runs code from it.
 
 Every command that reads such a file (a predictor, a checkpoint, a run directory, a teacher, an
 export, a CIFAR folder, a latency table, a saved search, an offline Pareto set) is given one with

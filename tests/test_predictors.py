@@ -2,7 +2,9 @@ import json
 
 import numpy as np
 import pytest
+from tiny_runs import FAST_SCORING
 
+from supernas.cli import main
 from supernas.errors import SupernasError
 from supernas.predictors import AccuracyPredictor, fit_from_evaluations, kendall_tau, load_predictor
 from supernas.predictors.metrics import _tau_b
@@ -89,3 +91,27 @@ def test_kendall_tau_matches_own_implementation():
     assert kendall_tau(a, b) == pytest.approx(_tau_b(a, b))
     with pytest.raises(SupernasError):
         kendall_tau([1, 2], [1, 2, 3])
+
+
+def test_predictor_fit_reports_the_held_out_count_an_interval_and_warns_below_the_minimum(run_copy, capsys):
+    assert main(["predictor", "fit", str(run_copy), "-n", "16", *FAST_SCORING]) == 0
+    out, err = capsys.readouterr()
+    assert "the Kendall tau rests on 3 held-out Archs, fewer than 10: it says little" in err
+    assert "Kendall tau on 3 held-out Archs: " in out and "95% bootstrap interval" in out
+    fit = json.loads((run_copy / "predictor.fit.json").read_text())
+    lo, hi = fit["kendall_tau_interval"]
+    assert fit["held_out"] == 3 and -1 <= lo <= fit["kendall_tau"] <= hi <= 1 and hi - lo > 0.5
+
+
+def test_the_tau_interval_narrows_with_more_archs():
+    import numpy as np
+
+    from supernas.search.predictor_runs import tau_interval
+
+    rng = np.random.default_rng(0)
+    true = rng.normal(size=200)
+    pred = true + rng.normal(scale=0.5, size=200)
+    lo, hi = tau_interval(pred, true)
+    few = tau_interval(pred[:5], true[:5])
+    assert hi - lo < 0.2 < few[1] - few[0]
+    assert tau_interval(pred, true) == (lo, hi)  # seeded

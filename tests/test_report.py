@@ -52,22 +52,22 @@ def attentive_run(tmp_path_factory, tiny_run_factory):
 @pytest.fixture(scope="module")
 def fpnas_run(tmp_path_factory):
     from supernas.fpnas.probabilistic import ProbabilisticSearch
-    from test_fpnas_search import tiny_config
+    from tiny_runs import fpnas_config
 
     torch.set_num_threads(1)
     run = tmp_path_factory.mktemp("report-fpnas") / "fp"
-    ProbabilisticSearch(tiny_config(run)).fit()
+    ProbabilisticSearch(fpnas_config(run)).fit()
     return run
 
 
 @pytest.fixture(scope="module")
 def retrain_run(tmp_path_factory):
     from supernas.train.standalone import retrain
-    from test_standalone import tiny_config
+    from tiny_runs import standalone_config
 
     torch.set_num_threads(1)
     run = tmp_path_factory.mktemp("report-retrain") / "rt"
-    retrain("smallest", tiny_config(run, epochs=1, max_steps=3))
+    retrain("smallest", standalone_config(run, epochs=1, max_steps=3))
     return run
 
 
@@ -396,3 +396,12 @@ def test_a_rebuilt_search_command_keeps_its_strategy_settings_and_a_run_less_sea
     args = parse_args(shlex.split(line)[1:])
     assert args.run is None and args.overrides == ["search.edge=0"] and args.predictor == "p.npz"
     assert args.out == str(tmp_path / "alone") and args.budgets == "300"
+
+
+def test_a_report_path_that_is_a_directory_is_one_line(run_copy, tmp_path, capsys):
+    (run_copy / "report.html").mkdir()  # the default page's name taken by a folder
+    assert main(["report", str(run_copy)]) == 2
+    err = capsys.readouterr().err
+    assert f"'{run_copy / 'report.html'}' is a directory; give the HTML file to write" in err and "Traceback" not in err
+    assert main(["report", str(run_copy), "--out", str(tmp_path)]) == 2
+    assert f"--out '{tmp_path}' is a folder; give --out the file to write" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""What a run writes is never lost or mixed (issue 14, items 1, 2, 3, 6 and 11): one process holds a
+"""What a run writes is never lost or mixed: one process holds a
 run, search or predictor folder at a time and a killed one leaves no stale lock; a resume is
 refused when its settings would change the run and logs those it may change; a saved search
 resumes only on the weights it scored; a resume after the last checkpoint finishes the run and
@@ -13,33 +13,19 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_runs import FAST_SCORING, TINY_TRAIN, as_overrides, quick_supernet_config
 
-from supernas import SupernasError
+from supernas import SupernasError, get_space
 from supernas.cli import main
 from supernas.runtime.checkpoint import load_checkpoint
 from supernas.train.supernet import SupernetTrainer
 from supernas.utils.io import atomic_write_bytes
 
+LOCK = ".supernas.lock"
+
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
-def tiny(run_dir, **train):
-    return {"run": {"dir": str(run_dir), "device": "cpu"}, "space": "attentivenas-tiny",
-            "data": {"path": "digits", "image_size": 12, "train_subset": 128},
-            "train": {"epochs": 1, "batch_size": 32, "workers": 0, **train},
-            "sampler": {"kind": "uniform"}, "eval": {"bn_batches": 1, "max_batches": 1},
-            "checkpoint": {"every_steps": 1}, "log": {"every_steps": 1, "progress": False, "tensorboard": False}}
-
-
-def overrides(config):
-    """A nested config as the key=value words of the command line."""
-    def walk(d, prefix=""):
-        for k, v in d.items():
-            if isinstance(v, dict):
-                yield from walk(v, f"{prefix}{k}.")
-            else:
-                yield f"{prefix}{k}={'null' if v is None else str(v).lower() if isinstance(v, bool) else v}"
-    return list(walk(config))
 
 
 def hold_lock(folder):
@@ -69,14 +55,14 @@ def test_a_run_dir_held_by_another_process_is_refused_and_a_kill_leaves_no_stale
     run = tmp_path / "run"
     holder = hold_lock(run)
     try:
-        assert main(["train", *overrides(tiny(run, max_steps=2))]) == 2
+        assert main(["train", *as_overrides(quick_supernet_config(run, max_steps=2))]) == 2
         line = one_line(capsys.readouterr().err)
         assert str(run) in line and f"pid {holder.pid}" in line, line
         assert not (run / "checkpoint.pt").exists() and not (run / "metrics.jsonl").exists()
     finally:
         kill9(holder)
     # the OS released the lock with the process: the next run takes it
-    assert main(["train", *overrides(tiny(run, max_steps=2))]) == 0
+    assert main(["train", *as_overrides(quick_supernet_config(run, max_steps=2))]) == 0
     assert load_checkpoint(run)["step"] == 2
 
 
@@ -84,17 +70,17 @@ def test_a_resume_while_the_run_still_runs_is_refused(tmp_path, run_until_crash)
     from supernas.utils.lock import DirectoryLock
 
     run = tmp_path / "run"
-    run_until_crash(SupernetTrainer, tiny(run, max_steps=3), step=2)
+    run_until_crash(SupernetTrainer, quick_supernet_config(run, max_steps=3), step=2)
     with DirectoryLock(run):  # the first run, still going
         with pytest.raises(SupernasError, match=f"'{run}' is in use by another supernas process \\(pid {os.getpid()}"):
-            SupernetTrainer(tiny(run, max_steps=3), resume=True).fit()
+            SupernetTrainer(quick_supernet_config(run, max_steps=3), resume=True).fit()
     metrics = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert metrics == [1, 2], "the refused resume wrote nothing"
 
 
 def test_search_and_predictor_outputs_are_locked(run_copy, tmp_path):
-    from supernas.search.predictor_runs import fit_predictor_run
     from supernas.search import SearchJob, search_run
+    from supernas.search.predictor_runs import fit_predictor_run
     from supernas.utils.lock import DirectoryLock
 
     out = tmp_path / "search"
@@ -136,7 +122,7 @@ def test_two_supernas_train_processes_on_one_run_dir(tmp_path):
     `--resume` continues (no stale lock)."""
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "supernas.cli", "train", *overrides(tiny(run, epochs=500))]
+    cmd = [sys.executable, "-m", "supernas.cli", "train", *as_overrides(quick_supernet_config(run, epochs=500))]
     first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 120
@@ -162,7 +148,7 @@ def test_two_supernas_train_processes_on_one_run_dir(tmp_path):
 @pytest.fixture
 def interrupted(tmp_path, run_until_crash):
     run = tmp_path / "run"
-    run_until_crash(SupernetTrainer, tiny(run, max_steps=4), step=2)
+    run_until_crash(SupernetTrainer, quick_supernet_config(run, max_steps=4), step=2)
     return run
 
 
@@ -174,7 +160,7 @@ def interrupted(tmp_path, run_until_crash):
     ({"data": {"train_subset": 96}}, "data.train_subset 128 -> 96"),
 ])
 def test_a_resume_that_would_change_the_run_is_refused_with_the_diff(interrupted, change, shown):
-    config = tiny(interrupted, max_steps=4)
+    config = quick_supernet_config(interrupted, max_steps=4)
     for key, value in change.items():
         config[key] = {**config[key], **value} if key != "space" else value
     with pytest.raises(SupernasError, match="was started with other settings: .*" + shown.replace("(", "\\(")) as e:
@@ -185,10 +171,10 @@ def test_a_resume_that_would_change_the_run_is_refused_with_the_diff(interrupted
 
 def test_fewer_epochs_are_refused_more_are_allowed_and_logged(tmp_path, run_until_crash):
     run = tmp_path / "run"
-    run_until_crash(SupernetTrainer, tiny(run, epochs=2, max_steps=5), step=2)
+    run_until_crash(SupernetTrainer, quick_supernet_config(run, epochs=2, max_steps=5), step=2)
     with pytest.raises(SupernasError, match="train.epochs 2 -> 1 \\(it may only grow"):
-        SupernetTrainer(tiny(run, epochs=1, max_steps=3), resume=True).fit()
-    config = tiny(run, epochs=3, max_steps=3)
+        SupernetTrainer(quick_supernet_config(run, epochs=1, max_steps=3), resume=True).fit()
+    config = quick_supernet_config(run, epochs=3, max_steps=3)
     config["log"]["every_steps"] = 2
     SupernetTrainer(config, resume=True).fit()
     log = (run / "log.txt").read_text()
@@ -207,7 +193,7 @@ def test_a_checkpoint_of_another_command_or_content_is_one_line(tmp_path, interr
         run = tmp_path / f"bad{what[-4:]}"
         run.mkdir()
         torch.save(content, run / "checkpoint.pt")
-        assert main(["train", *overrides(tiny(run, max_steps=2)), "--resume"]) == 2
+        assert main(["train", *as_overrides(quick_supernet_config(run, max_steps=2)), "--resume"]) == 2
         line = one_line(capsys.readouterr().err)
         assert f"is not the checkpoint of a supernas run (it holds {what}" in line, line
 
@@ -254,7 +240,7 @@ def _records(run):
 
 def test_a_resume_logs_the_steps_after_the_checkpoint_once(tmp_path, run_until_crash):
     run = tmp_path / "run"
-    config = tiny(run, epochs=2, max_steps=5)
+    config = quick_supernet_config(run, epochs=2, max_steps=5)
     config["checkpoint"]["every_steps"] = 2
     run_until_crash(SupernetTrainer, config, step=3)  # steps 1..3 logged, the checkpoint at step 2
     SupernetTrainer(config, resume=True).fit()
@@ -264,7 +250,7 @@ def test_a_resume_logs_the_steps_after_the_checkpoint_once(tmp_path, run_until_c
 
 def test_a_run_killed_in_its_final_validation_validates_on_resume(tmp_path):
     run = tmp_path / "run"
-    config = tiny(run, max_steps=3)
+    config = quick_supernet_config(run, max_steps=3)
     original = SupernetTrainer.validate
 
     def dies(self):
@@ -285,7 +271,7 @@ def test_a_run_killed_in_its_final_validation_validates_on_resume(tmp_path):
 # ---------------------------------------------------------------------------- item 11: leftovers
 def test_temporaries_of_interrupted_writes_are_removed_at_the_next_start(tmp_path, run_until_crash):
     run = tmp_path / "run"
-    run_until_crash(SupernetTrainer, tiny(run, max_steps=3), step=2)
+    run_until_crash(SupernetTrainer, quick_supernet_config(run, max_steps=3), step=2)
     left = [run / ".checkpoint.pt.a1b2c3d4e5f6.tmp", run / ".metrics.jsonl.0123456789ab.tmp",
             run / ".config.yaml.k3j_x9ab.tmp"]  # the last as tempfile.mkstemp named them before
     for f in left:
@@ -293,7 +279,7 @@ def test_temporaries_of_interrupted_writes_are_removed_at_the_next_start(tmp_pat
     keep = [run / "notes.tmp", run / ".notes.tmp"]  # not temporaries of ours
     for f in keep:
         f.write_text("mine")
-    SupernetTrainer(tiny(run, max_steps=3), resume=True).fit()
+    SupernetTrainer(quick_supernet_config(run, max_steps=3), resume=True).fit()
     assert not any(f.exists() for f in left) and all(f.exists() for f in keep)
 
 
@@ -311,3 +297,39 @@ def test_an_interrupt_right_after_the_temporary_file_is_created_leaves_nothing(t
     with pytest.raises(KeyboardInterrupt):
         atomic_write_bytes(tmp_path / "state.json", b"{}")
     assert os.listdir(tmp_path) == []
+
+
+def test_a_lock_file_is_removed_when_its_holder_ends_and_the_folder_stays_ours(tmp_path, capsys):
+    from supernas.utils.lock import DirectoryLock
+
+    with DirectoryLock(tmp_path / "a"):
+        assert (tmp_path / "a" / LOCK).is_file()
+    assert not (tmp_path / "a" / LOCK).exists()
+    # a file a killed holder left is taken, then removed like any other
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / LOCK).write_text("12345\n")
+    with DirectoryLock(tmp_path / "b"):
+        pass
+    assert not (tmp_path / "b" / LOCK).exists()
+
+    run = tmp_path / "run"
+    train = ["train", *TINY_TRAIN, f"run.dir={run}", "log.progress=false"]
+    assert main(train) == 0
+    assert not (run / LOCK).exists()
+    # still recognised as a run (not as a folder of the user's files) without its lock
+    assert main([*train, "train.max_steps=6", "--resume"]) == 0
+    assert main(train) == 2 and "already holds a run" in capsys.readouterr().err
+    out = tmp_path / "search"
+    search = ["search", str(run), "--budgets", "1,2", "--population", "4", "--mutations", "2", "--crossovers", "2",
+              "--generations", "1", "--out", str(out), *FAST_SCORING]
+    assert main(search) == 0
+    assert not (out / LOCK).exists()
+    # the same --out again: a search of ours, refused only because it holds a search
+    assert main(search) == 2 and "already holds a search" in capsys.readouterr().err
+    export = tmp_path / "export"
+    smallest = json.dumps(get_space("attentivenas-tiny").smallest().to_dict())
+    assert main(["export", str(run), "--arch", smallest, "--out", str(export), *FAST_SCORING]) == 0
+    assert not (export / LOCK).exists()
+    # another format of the same Arch joins the export: the folder is still ours
+    assert main(["export", str(run), "--arch", smallest, "--format", "torchscript", "--out", str(export),
+                 *FAST_SCORING]) == 0

@@ -1,19 +1,31 @@
 import json
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from tiny_runs import FAST_SCORING
 
+from supernas.cli import main
 from supernas.data import build_datasets
 from supernas.errors import SupernasError
+from supernas.evaluation import Evaluator
 from supernas.nn.supernet import SuperNet
 from supernas.predictors import AccuracyPredictor
-from supernas.evaluation import Evaluator
-from supernas.search import (EvolutionSearch, ParetoEntry, format_table, offline_pareto_sets, pareto_front,
-                             pareto_indices, parse_budgets, plot_pareto, write_pareto)
-from supernas.spaces import CostModel, get_space
 from supernas.sampling import read_pareto_set
+from supernas.search import (
+    EvolutionSearch,
+    ParetoEntry,
+    format_table,
+    offline_pareto_sets,
+    pareto_front,
+    pareto_indices,
+    parse_budgets,
+    plot_pareto,
+    write_pareto,
+)
+from supernas.spaces import CostModel, get_space
 
 
 # ---------------------------------------------------------------------- budgets
@@ -233,3 +245,43 @@ def test_best_per_budget_grows_with_the_budget():
                              generations=2, seed=0)
     result = search.run()
     assert result.best[1].accuracy >= result.best[0].accuracy
+
+
+def test_two_searches_of_a_run_have_plots_of_different_titles(tmp_path):
+    from supernas.search.plots import search_title
+
+    front = {"run": "/runs/r", "space": "attentivenas-tiny", "cost": "mflops", "budgets": [1.0, 2.0],
+             "score": {"source": "supernet"}, "data": "digits",
+             "search": {"strategy": "evolution", "population": 4, "generations": 1}}
+    first = search_title(front, Path("/runs/r/search"))
+    other = search_title({**front, "budgets": [1.5], "search": {**front["search"], "generations": 3}},
+                         Path("/runs/r/search-b"))
+    assert first != other
+    assert "search/" in first and "budgets 1, 2 MFLOPs" in first and "1 generation" in first
+    assert "1 generations" not in first
+    assert "search-b/" in other and "3 generations" in other
+    # a pareto.json of another version (no settings) still gets a title
+    assert search_title({"budgets": "garbage"}, Path("x")).startswith("run ")
+
+
+def test_a_search_records_the_bn_batches_that_ran(run_copy, tmp_path, capsys):
+    from supernas.evaluation import Evaluator, load_run
+
+    net, _, data = load_run(run_copy, "cpu")  # 256 training images
+    assert Evaluator(net, data, bn_batches=4, batch_size=32).calibration_note() == ""
+    assert Evaluator(net, data, bn_batches=4, batch_size=32).batches_per_arch()[0] == 4
+    note = Evaluator(net, data, bn_batches=64).calibration_note()
+    assert note == " (bn_batches 64: the training split holds 1 batch of 256)"
+    out = tmp_path / "s"
+    assert main(["search", str(run_copy), "--budgets", "2,3", "--population", "4", "--mutations", "1",
+                 "--crossovers", "1", "--generations", "1", "--out", str(out), "--bn-batches", "4",
+                 "--max-batches", "1", "--device", "cpu", "--threads", "1"]) == 0
+    score = json.loads((out / "pareto.json").read_text())["score"]
+    # one batch of 256 is all the training split holds: 1 ran, 4 were asked
+    assert score["bn_batches"] == 1 and score["bn_batches_asked"] == 4
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("evolution: ")]
+    assert lines[-1].startswith("evolution: 4/4 populations (100%), budget 3 (generation 1 of 1)")
+    assert main(["search", str(run_copy), "--budgets", "2", "--generations", "1", "--population", "4",
+                 "--out", str(tmp_path / "d"), "--dry-run", *FAST_SCORING]) == 0
+    dry = capsys.readouterr().out
+    assert "then 1 generation of " in dry and "1 generations" not in dry

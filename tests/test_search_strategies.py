@@ -1,4 +1,4 @@
-"""Stage 2 that does not get stuck (issue 22): the spread initial population, niches, edge moves,
+"""Stage 2 that does not get stuck: the spread initial population, niches, edge moves,
 random search within every budget the space can meet, the guided strategy, the settings that
 reach the previous search, and one-line refusals of bad settings."""
 import hashlib

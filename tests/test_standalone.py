@@ -22,25 +22,11 @@ from supernas.train.standalone import StandaloneTrainer, finetune, retrain
 from supernas.train.teacher import Teacher
 from supernas.train.supernet import SupernetTrainer
 
-TINY = get_space("attentivenas-tiny")
-# the smallest Arch with two blocks in mb1 and mb2: identity residuals deep enough for stochastic depth
-ARCH = {**TINY.smallest().to_dict(), "mb1.depth": 2, "mb2.depth": 2}
+from tiny_runs import STANDALONE_ARCH as ARCH, TINY, standalone_config
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-def tiny_config(run_dir, **train):
-    return {
-        "run": {"dir": str(run_dir), "device": "cpu"},
-        "space": "attentivenas-tiny",
-        "data": {"path": "digits", "image_size": 12, "train_subset": 256, "autoaugment": False},
-        "train": {"epochs": 2, "batch_size": 32, "lr": 0.4, "warmup_epochs": 0, "workers": 0, **train},
-        "ema": {"decay": 0.9},
-        "eval": {"every_epochs": 1, "batch_size": 128, "max_batches": 1},
-        "log": {"progress": False, "every_steps": 1, "tensorboard": False},
-        "checkpoint": {"every_steps": 4},
-    }
 
 
 def metrics(run_dir):
@@ -66,7 +52,7 @@ def supernet_run(tmp_path_factory):
 
 # ---------------------------------------------------------------------------- training
 def test_retrain_on_digits_beats_chance(tmp_path):
-    cfg = tiny_config(tmp_path / "r", epochs=5, batch_size=64, lr=0.8)
+    cfg = standalone_config(tmp_path / "r", epochs=5, batch_size=64, lr=0.8)
     cfg["data"]["train_subset"] = 640
     cfg["eval"] = {"every_epochs": 2, "max_batches": None}
     r = retrain("smallest", cfg)
@@ -84,7 +70,7 @@ def test_retrain_on_digits_beats_chance(tmp_path):
 
 def test_interrupted_run_resumes_to_the_same_weights(tmp_path, run_until_crash):
     def cfg(d):  # AutoAugment, dropout and stochastic depth: every random stream must resume
-        c = tiny_config(d, drop_path=0.3, dropout=0.3)
+        c = standalone_config(d, drop_path=0.3, dropout=0.3)
         c["data"]["autoaugment"] = True
         return c
 
@@ -103,7 +89,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, run_until_crash):
 
 
 def test_existing_run_needs_resume_and_the_same_arch(tmp_path):
-    cfg = {**tiny_config(tmp_path / "r", max_steps=1, optimizer="rmsprop", lr=0.016), "arch": ARCH}
+    cfg = {**standalone_config(tmp_path / "r", max_steps=1, optimizer="rmsprop", lr=0.016), "arch": ARCH}
     t = StandaloneTrainer(cfg)
     assert isinstance(t.optimizer, torch.optim.RMSprop)
     t.fit()
@@ -112,11 +98,11 @@ def test_existing_run_needs_resume_and_the_same_arch(tmp_path):
     with pytest.raises(SupernasError, match="another Arch"):
         StandaloneTrainer({**cfg, "arch": "smallest"}, resume=True).fit()
     with pytest.raises(SupernasError, match="no checkpoint"):
-        StandaloneTrainer({**tiny_config(tmp_path / "other"), "arch": ARCH}, resume=True).fit()
+        StandaloneTrainer({**standalone_config(tmp_path / "other"), "arch": ARCH}, resume=True).fit()
 
 
 def test_distillation_from_an_export_is_logged(supernet_run, tmp_path):
-    cfg = tiny_config(tmp_path / "kd", max_steps=3, teacher=str(supernet_run / "export"), distill_weight=0.5,
+    cfg = standalone_config(tmp_path / "kd", max_steps=3, teacher=str(supernet_run / "export"), distill_weight=0.5,
                       distill_temperature=2.0)
     retrain(ARCH, cfg)
     train = [m for m in metrics(tmp_path / "kd") if m["kind"] == "train"]
@@ -129,7 +115,7 @@ def test_finetune_from_an_export_distilling_from_the_supernet(supernet_run, tmp_
     data = build_datasets({"path": "digits", "image_size": 12})
     model, meta = load_exported(export)
     before = evaluate_model(model, data.val, resolution=meta["resolution"])["top1"]
-    cfg = tiny_config(tmp_path / "ft", epochs=3, teacher=str(supernet_run), distill_weight=0.5, teacher_bn_batches=2)
+    cfg = standalone_config(tmp_path / "ft", epochs=3, teacher=str(supernet_run), distill_weight=0.5, teacher_bn_batches=2)
     cfg["eval"]["max_batches"] = None
     r = finetune(export, cfg)
     assert r["init"] == str(export) and r["arch"] == meta["arch"] and r["top1"] > before
@@ -140,7 +126,7 @@ def test_finetune_from_an_export_distilling_from_the_supernet(supernet_run, tmp_
 
 
 def test_finetune_onto_another_number_of_classes_keeps_the_features(supernet_run, tmp_path):
-    cfg = tiny_config(tmp_path / "ft", max_steps=1)
+    cfg = standalone_config(tmp_path / "ft", max_steps=1)
     meta = json.loads((supernet_run / "export" / "arch.json").read_text())
     meta["num_classes"] = 7  # as if exported for another dataset
     other = tmp_path / "other"
@@ -269,7 +255,7 @@ def test_arch_names_strings_and_errors(tmp_path):
 def test_cli_retrains_an_fpnas_result_then_evaluates_and_resumes(tmp_path, capsys):
     path, arch = fpnas_result(tmp_path / "search")
     config = tmp_path / "c.yaml"
-    config.write_text(json.dumps({k: v for k, v in tiny_config(tmp_path / "r", max_steps=3).items() if k != "space"}))
+    config.write_text(json.dumps({k: v for k, v in standalone_config(tmp_path / "r", max_steps=3).items() if k != "space"}))
     assert main(["retrain", str(tmp_path / "search"), str(config), "eval.max_batches=null"]) == 0
     out = capsys.readouterr().out
     assert "top-1" in out and "result.json" in out
@@ -317,10 +303,10 @@ def test_two_gloo_processes_train_identical_weights(tmp_path):
     worker.write_text(textwrap.dedent(f"""
         import os, sys, torch
         sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from test_standalone import ARCH, tiny_config
+        from tiny_runs import STANDALONE_ARCH as ARCH, standalone_config
         from supernas.train.standalone import StandaloneTrainer
         torch.set_num_threads(1)
-        t = StandaloneTrainer({{**tiny_config({str(tmp_path / 'run')!r}, max_steps=3, batch_size=16), "arch": ARCH}})
+        t = StandaloneTrainer({{**standalone_config({str(tmp_path / 'run')!r}, max_steps=3, batch_size=16), "arch": ARCH}})
         r = t.fit()
         torch.save({{"model": t.net.state_dict(), "ema": t.ema.module.state_dict(), "top1": r["top1"]}},
                    os.path.join({str(tmp_path)!r}, f"rank{{os.environ['RANK']}}.pt"))

@@ -11,28 +11,17 @@ from supernas.cli import main
 from supernas.config import SupernetConfig, load_config
 from supernas.runtime.optim import warmup_cosine
 from supernas.train.supernet import SupernetTrainer
+from tiny_runs import supernet_config
 
-
-def tiny_config(run_dir, **train):
-    return {
-        "run": {"dir": str(run_dir), "device": "cpu"},
-        "space": "attentivenas-tiny",
-        "data": {"path": "digits", "image_size": 12, "train_subset": 320},
-        "train": {"epochs": 2, "batch_size": 32, "workers": 0, "warmup_epochs": 1, **train},
-        "sampler": {"kind": "attentive", "n_prior": 20000, "bin_width": 0.25},
-        "eval": {"every_epochs": 1, "bn_batches": 2, "max_batches": 1},
-        "log": {"progress": False, "every_steps": 1},
-        "checkpoint": {"every_steps": 4},
-    }
 
 
 def test_interrupted_run_resumes_to_the_same_weights(tmp_path, run_until_crash):
-    full = SupernetTrainer(tiny_config(tmp_path / "full"))
+    full = SupernetTrainer(supernet_config(tmp_path / "full"))
     full.fit()
     assert full.step == 20
 
-    run_until_crash(SupernetTrainer, tiny_config(tmp_path / "crash"), 7)
-    resumed = SupernetTrainer(tiny_config(tmp_path / "crash"), resume=True)
+    run_until_crash(SupernetTrainer, supernet_config(tmp_path / "crash"), 7)
+    resumed = SupernetTrainer(supernet_config(tmp_path / "crash"), resume=True)
     assert resumed.step == 0
     resumed.fit()
     assert resumed.step == 20
@@ -42,7 +31,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, run_until_crash):
 
 def test_run_directory_holds_metrics_tensorboard_and_config(tmp_path):
     run = tmp_path / "run"
-    SupernetTrainer(tiny_config(run, epochs=1, max_steps=4)).fit()
+    SupernetTrainer(supernet_config(run, epochs=1, max_steps=4)).fit()
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in lines if r["kind"] == "train"]
     val = [r for r in lines if r["kind"] == "val"]
@@ -54,7 +43,7 @@ def test_run_directory_holds_metrics_tensorboard_and_config(tmp_path):
 
 
 def test_training_lowers_the_loss(tmp_path):
-    cfg = tiny_config(tmp_path / "r", epochs=6, lr=0.4)
+    cfg = supernet_config(tmp_path / "r", epochs=6, lr=0.4)
     cfg["sampler"] = {"kind": "uniform"}
     cfg["data"]["train_subset"] = 512
     # what is tested is the learning: no checkpoints but the last, no validation but the final one
@@ -69,11 +58,11 @@ def test_training_lowers_the_loss(tmp_path):
 
 
 def test_existing_run_needs_resume(tmp_path):
-    SupernetTrainer(tiny_config(tmp_path / "r", epochs=1, max_steps=1)).fit()
+    SupernetTrainer(supernet_config(tmp_path / "r", epochs=1, max_steps=1)).fit()
     with pytest.raises(SupernasError, match="--resume"):
-        SupernetTrainer(tiny_config(tmp_path / "r", epochs=1, max_steps=1)).fit()
+        SupernetTrainer(supernet_config(tmp_path / "r", epochs=1, max_steps=1)).fit()
     with pytest.raises(SupernasError, match="no checkpoint"):
-        SupernetTrainer(tiny_config(tmp_path / "other"), resume=True).fit()
+        SupernetTrainer(supernet_config(tmp_path / "other"), resume=True).fit()
 
 
 def test_config_errors_name_the_key(tmp_path):
@@ -109,7 +98,7 @@ def test_attentive_score_is_the_loss_against_labels_or_teacher(tmp_path, against
     from supernas.nn.calibrate import frozen_bn_stats
     from supernas.runtime.losses import label_smoothing_ce, soft_target_ce
 
-    cfg = tiny_config(tmp_path / "r", label_smoothing=0.1)
+    cfg = supernet_config(tmp_path / "r", label_smoothing=0.1)
     if against == "teacher":
         cfg["sampler"]["loss_against"] = "teacher"
     t = SupernetTrainer(cfg)
@@ -133,15 +122,15 @@ def test_attentive_score_is_the_loss_against_labels_or_teacher(tmp_path, against
 
 
 def test_bad_attentive_loss_target_names_the_key(tmp_path):
-    cfg = tiny_config(tmp_path / "r")
+    cfg = supernet_config(tmp_path / "r")
     cfg["sampler"]["loss_against"] = "soft"
     with pytest.raises(SupernasError, match="sampler.loss_against='soft' is not allowed: one of labels, teacher"):
         SupernetTrainer(cfg)
 
 
 def test_drop_path_scope_follows_the_reference_by_default(tmp_path):
-    assert SupernetTrainer(tiny_config(tmp_path / "a")).net.drop_path_scope == "last_two_stages"
-    assert SupernetTrainer(tiny_config(tmp_path / "b", drop_path_scope="all_blocks")).net.drop_path_scope == \
+    assert SupernetTrainer(supernet_config(tmp_path / "a")).net.drop_path_scope == "last_two_stages"
+    assert SupernetTrainer(supernet_config(tmp_path / "b", drop_path_scope="all_blocks")).net.drop_path_scope == \
         "all_blocks"
     with pytest.raises(SupernasError, match="train.drop_path_scope='last_stage' is not allowed: one of last_two_stages, all_blocks"):
-        SupernetTrainer(tiny_config(tmp_path / "c", drop_path_scope="last_stage"))
+        SupernetTrainer(supernet_config(tmp_path / "c", drop_path_scope="last_stage"))

@@ -1,4 +1,4 @@
-"""Issue 26: nothing a user made is overwritten, no value silently falls back to a default, checks
+"""Nothing a user made is overwritten, no value silently falls back to a default, checks
 come before work and messages say what is wrong."""
 from __future__ import annotations
 

@@ -135,7 +135,7 @@ LOADERS: dict[str, Callable[[Path, dict[str, Any]], torch.nn.Module]] = {
 
 
 @torch.no_grad()
-def evaluate_model(model: torch.nn.Module, dataset, batch_size: int = 256, device: str = "cpu",
+def evaluate_model(model: torch.nn.Module, dataset, batch_size: int = 256, device: "str | torch.device" = "cpu",
                    resolution: int | None = None) -> dict[str, float]:
     """Top-1 / top-5 (percent) of `model` on a dataset of (image, label); images are resized (bicubic)
     to `resolution` when given, as the supernet did in training."""

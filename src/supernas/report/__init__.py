@@ -27,10 +27,9 @@ def write_report(run_dir: "str | Path", out: "str | Path | None" = None) -> tupl
 
     contents = collect(run_dir)
     path = Path(out).expanduser() if out is not None else contents.path / "report.html"
-    if path.is_dir():
-        # out is None when RUN/report.html itself is a directory: Path(None) then raises TypeError (kept as is)
-        raise SupernasError(f"--out '{out}' is a directory; give the HTML file to write, e.g. "
-                            f"{Path(out) / 'report.html'}")  # type: ignore[arg-type]
+    if path.is_dir():  # --out a folder, or RUN/report.html made a folder
+        what = f"--out '{out}'" if out is not None else f"'{path}'"
+        raise SupernasError(f"{what} is a directory; give the HTML file to write, e.g. {path / 'report.html'}")
     if not path.parent.is_dir():
         raise SupernasError(f"no directory '{path.parent}' to write the report into; create it or choose another --out")
     return atomic_write_text(path, render(contents)), contents.notes

@@ -261,7 +261,7 @@ class StandaloneTrainer(Task):
         # a DataLoader's iterator draws from the global RNG: evaluating must not shift training's
         with torch.random.fork_rng(devices=[]), self._autocast():
             # evaluate_model's `device` is annotated str, but it only passes it to .to(), which takes a torch.device
-            r = evaluate_model(model, mine, e.batch_size, self.device, model.resolution)  # type: ignore[arg-type]
+            r = evaluate_model(model, mine, e.batch_size, self.device, model.resolution)
         counts = torch.tensor([r["top1"] * r["images"], r["top5"] * r["images"], r["images"]],
                               dtype=torch.float64, device=self.device)
         hit1, hit5, images = ddp.all_reduce_mean_(counts).tolist()

@@ -1,4 +1,4 @@
-"""Issue 15, item 5: messages that said the wrong thing, or nothing, now say what is wrong and what
+"""Messages that said the wrong thing, or nothing, now say what is wrong and what
 to do, in one line."""
 import json
 import os

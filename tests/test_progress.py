@@ -1,15 +1,15 @@
-"""Issue 15, item 1: progress that a file or a pipe can hold (plain lines, no carriage returns),
+"""Progress that a file or a pipe can hold (plain lines, no carriage returns),
 and a word on what runs after the last step."""
 import re
 from pathlib import Path
+
+from tiny_runs import FAST_SCORING
+from tiny_runs import TINY_TRAIN as TINY
 
 from supernas.cli import main
 from supernas.evaluation import Evaluator, load_run
 from supernas.runtime import logging as run_logging
 from supernas.runtime.logging import LineProgress, RunLogger, format_duration, progress_bar
-
-from tiny_runs import FAST_SCORING
-from tiny_runs import TINY_TRAIN as TINY
 
 CONFIGS = Path(__file__).resolve().parents[1] / "src" / "supernas" / "configs"
 
@@ -98,3 +98,20 @@ def test_standalone_and_fpnas_say_what_runs_after_the_last_step(tmp_path, capsys
                      r"distribution\.pt and the plots",
                      (run / "log.txt").read_text())
     assert "\r" not in "".join(capsys.readouterr())
+
+
+def test_the_time_left_comes_from_steady_state_steps():
+    from supernas.runtime.loop import WARMUP_STEPS, SteadyRate
+
+    rate, now = SteadyRate(0, 0.0), 0.0
+    for step in range(1, 11):
+        now += 20.0 if step == 1 else 1.0  # a slow first step, then 1 s a step
+        estimate = rate.seconds_per_step(step, now)
+        rate.stepped(step, now)
+        if step == 5:
+            now += 30.0  # a checkpoint and a validation between steps
+            rate.resume(now)
+    assert estimate == 1.0  # not (20 + 9 + 30) / 10
+    early = SteadyRate(0, 0.0)
+    assert early.seconds_per_step(1, 20.0) == 20.0  # before any steady step: what there is
+    assert WARMUP_STEPS >= 1

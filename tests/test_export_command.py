@@ -1,4 +1,4 @@
-"""Issue 15, item 6: `export` says which Arch `--pick` chose, keeps an existing export of another
+"""`export` says which Arch `--pick` chose, keeps an existing export of another
 Arch unless `--force`, and traces to ONNX / TorchScript without TracerWarnings."""
 import json
 import re

@@ -1,4 +1,4 @@
-"""Issue 15, item 2: SIGINT / SIGTERM stop a run at the next step boundary with a checkpoint and
+"""SIGINT / SIGTERM stop a run at the next step boundary with a checkpoint and
 the command that continues it; checkpoints also by time; a resumed run says where it resumes."""
 import os
 import re

@@ -1,4 +1,4 @@
-"""Issue 15, item 3: `run.threads` (default: the cores this process may use), DataLoader workers
+"""`run.threads` (default: the cores this process may use), DataLoader workers
 of one thread each that leave Ctrl-C to the main process, the numbers in the run's header."""
 import re
 import signal

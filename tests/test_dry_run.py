@@ -1,4 +1,4 @@
-"""Issue 15, item 4: `--dry-run` on train, fpnas, retrain, finetune and search prints the resolved
+"""`--dry-run` on train, fpnas, retrain, finetune and search prints the resolved
 config, the data, the steps and an estimate of the wall time from a few timed steps, then exits
 without writing the run."""
 import json
@@ -6,11 +6,10 @@ import re
 from pathlib import Path
 
 import pytest
+from tiny_runs import FAST_SCORING, TINY_TRAIN
 
 from supernas.cli import build_parser, main
 from supernas.spaces import get_space
-
-from tiny_runs import FAST_SCORING, TINY_TRAIN
 
 CONFIGS = Path(__file__).resolve().parents[1] / "src" / "supernas" / "configs"
 
@@ -131,3 +130,12 @@ def test_every_long_command_has_a_dry_run(command):
     parser = build_parser()
     sub = parser._subparsers._group_actions[0].choices[command]
     assert any("--dry-run" in a.option_strings for a in sub._actions)
+
+
+def test_a_train_dry_run_says_how_many_bn_batches_run(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *TINY_TRAIN, f"run.dir={run}", "eval.bn_batches=8", "eval.batch_size=256",
+                 "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "bn_batches: 8" in out  # the resolved config
+    assert "re-calibration on 1 batches (bn_batches 8: the training split holds 1 batch of 256)" in out
