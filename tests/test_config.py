@@ -41,7 +41,8 @@ def test_the_cli_refuses_a_bad_value_before_anything_runs(tmp_path, capsys):
 
 
 def test_numbers_that_yaml_reads_as_strings_are_numbers():
-    cfg = load_config(SupernetConfig, overrides=["train.lr=1e-3", "train.weight_decay=4e-5", "train.momentum=0"])
+    cfg = load_config(SupernetConfig, overrides=["train.lr=1e-3", "train.weight_decay=4e-5", "train.momentum=0",
+                                                  "train.nesterov=false"])  # Nesterov needs a momentum
     assert cfg.train.lr == 0.001 and cfg.train.weight_decay == 4e-5
     assert cfg.train.momentum == 0.0 and isinstance(cfg.train.momentum, float)  # an int where a float is asked
 
@@ -117,3 +118,32 @@ def test_config_show_says_in_words_what_every_key_takes(capsys):
         assert "# Any" not in out, command  # a type with no words for the user
     assert main(["config", "show", "train"]) == 0
     assert "space: attentivenas  # a built-in space's name, the path of a space file" in capsys.readouterr().out
+
+
+# the rules between settings live in the schema (Section.check), refused when a config is loaded
+@pytest.mark.parametrize("schema, overrides, message", [
+    (SupernetConfig, ["train.momentum=0"], "train.nesterov needs train.momentum > 0"),
+    (FpnasConfig, ["train.momentum=0"], "train.nesterov needs train.momentum > 0"),
+    (RetrainConfig, ["train.momentum=0"], "train.nesterov needs train.momentum > 0"),
+    (FpnasConfig, ["search.k_min=5", "search.k_max=3"], r"search.k_max \(3\) must be >= search.k_min \(5\)"),
+    (FpnasConfig, ["search.k_rule=linear", "search.k_per_nat=2"], "search.k_per_nat .* goes with "
+                                                                   "search.k_rule=proportional, not linear"),
+    (FpnasConfig, ["search.beta=0.5", "search.cost_mode=hinge"], "need search.cost_target, a positive budget in "
+                                                                  "MFLOPs"),
+    (RetrainConfig, ["ema.decay=null", "ema.export=ema"], "ema.export=ema needs an EMA"),
+    (RetrainConfig, ["arch=smallest", "init=runs/x/export"], "give either arch .* or init .*, not both"),
+    (SupernetConfig, ["run.dir= "], "run.dir is empty"),
+    (SupernetConfig, ["run.seed=9223372036854775808"], "run.seed=9223372036854775808 is out of range"),
+    (SupernetConfig, ["train.epochs=1000000"], "train.epochs=1000000 is out of range"),
+])
+def test_settings_that_do_not_go_together_are_refused_when_loaded(schema, overrides, message):
+    with pytest.raises(SupernasError, match=message):
+        load_config(schema, overrides=overrides, require=False)
+
+
+def test_the_rules_leave_good_combinations_alone():
+    load_config(SupernetConfig, overrides=["train.momentum=0", "train.nesterov=false"], require=False)
+    load_config(FpnasConfig, overrides=["search.k_rule=proportional", "search.k_per_nat=2"], require=False)
+    load_config(RetrainConfig, overrides=["train.optimizer=rmsprop", "train.momentum=0"], require=False)
+    for name, schema in SCHEMAS.items():  # every command's defaults, as `config show` loads them
+        load_config(schema, require=False)

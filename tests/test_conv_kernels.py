@@ -79,7 +79,8 @@ def test_a_supernet_step_is_the_same_with_either_path(name):
     torch.manual_seed(0)
     net = SuperNet(name, num_classes=10).train()
     x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
-    for arch in (net.space.largest(), net.space.sample(rng=0)):
+    # the tiny space's largest and a sampled Arch; of fpnas-l0 (26 M weights) one with Split-Attention
+    for arch in (net.space.largest(), net.space.sample(rng=0)) if name != "fpnas-l0" else (net.space.sample(rng=0),):
         reference = _step(net, x, y, arch)
         net.set_conv_kernels("gemm", "native")  # native: a CPU runs the convolution
         other = _step(net, x, y, arch)

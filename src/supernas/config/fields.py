@@ -37,7 +37,12 @@ def section(cls: Callable[[], Any], doc: str) -> Any:
 
 
 class Section:
-    """Base of every settings dataclass: `to_dict()` for YAML and checkpoints."""
+    """Base of every settings dataclass: `to_dict()` for YAML and checkpoints, and `check()`: the
+    rules that span several of its settings (each setting's own type and range come first, from
+    its `setting(...)`), run when the section is built from a config."""
+
+    def check(self) -> None:
+        """Refuse, with a SupernasError naming the settings, values that do not go together."""
 
     def to_dict(self) -> dict[str, Any]:
         out = {}
@@ -77,7 +82,10 @@ def build(cls: type, values: Mapping[str, Any], where: str = "") -> Any:
                 kwargs[name] = build(typing.cast(type, tp), values[name] or {}, f"{key}.")
         else:
             kwargs[name] = check(key, values[name], tp, f.metadata)
-    return cls(**kwargs)
+    built = cls(**kwargs)
+    if isinstance(built, Section):
+        built.check()
+    return built
 
 
 def unknown_key(key: str, valid: list[str], where: str = "") -> str:

@@ -156,26 +156,7 @@ def load_config(schema: "type[T]", path: "str | Path | None" = None, overrides: 
         key, what = unset
         raise SupernasError(f"{key} is required by {path or 'the config'}: give {key}=... "
                             f"({what or 'see the config file'})")
-    return _within_bounds(build(schema, cfg))
-
-
-# Bounds no real run reaches, checked after the schema's own rules (whose messages stay as they
-# are): a seed must fit torch's and numpy's 64 bits (with the offsets added to it), and a schedule
-# of 10**12 epochs is a typo that a dry run would spend forever counting.
-MAX_SEED = 2**63 - 1
-MAX_EPOCHS = 100_000
-
-
-def _within_bounds(cfg: T) -> T:
-    run, train = getattr(cfg, "run", None), getattr(cfg, "train", None)
-    seed = getattr(run, "seed", None)
-    if isinstance(seed, int) and seed > MAX_SEED:
-        raise SupernasError(f"run.seed={seed} is out of range: at most {MAX_SEED} (seeds are 64-bit)")
-    epochs = getattr(train, "epochs", None)
-    if isinstance(epochs, int) and epochs > MAX_EPOCHS:
-        raise SupernasError(f"train.epochs={epochs} is out of range: at most {MAX_EPOCHS:,} (no schedule runs "
-                            "that long; a typo?)")
-    return cfg
+    return build(schema, cfg)
 
 
 def dump_config(cfg: Any, path: "str | Path") -> None:

@@ -18,6 +18,12 @@ from .fields import Section, section, setting
 SPACE_VALUES = "a built-in space's name, the path of a space file (YAML), or a definition mapping"
 
 Auto = Literal["auto"]
+# the unit of each cost a budget is given in
+COST_UNITS = {"mflops": "MFLOPs", "latency": "ms"}
+# Bounds no real run reaches: a seed must fit torch's and numpy's 64 bits (with the offsets added to
+# it), and a schedule of 10**12 epochs is a typo that a dry run would spend forever counting.
+MAX_SEED = 2**63 - 1
+MAX_EPOCHS = 100_000
 
 
 # ---------------------------------------------------------------------------- shared sections
@@ -35,10 +41,12 @@ class Run(Section):
                                                 "may use, shared among torchrun's local processes, at most torch's "
                                                 "default (docs/training.md: how to choose)", low=1)
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         # An empty run.dir would be the current folder, among the user's own files.
         if isinstance(self.dir, str) and not self.dir.strip():
             raise SupernasError("run.dir is empty; give the run a folder of its own (e.g. run.dir=runs/mine)")
+        if isinstance(self.seed, int) and self.seed > MAX_SEED:
+            raise SupernasError(f"run.seed={self.seed} is out of range: at most {MAX_SEED} (seeds are 64-bit)")
 
 
 @dataclass
@@ -75,6 +83,13 @@ class TrainCommon(Section):
     grad_clip: Union[float, None] = setting(1.0, "clip each gradient value to [-c, c]; null: off", low=0,
                                             low_open=True)
     workers: int = setting(4, "DataLoader worker processes per process (one core each)", low=0)
+
+    def check(self) -> None:
+        if self.epochs > MAX_EPOCHS:
+            raise SupernasError(f"train.epochs={self.epochs} is out of range: at most {MAX_EPOCHS:,} (no schedule "
+                                "runs that long; a typo?)")
+        if getattr(self, "optimizer", "sgd") == "sgd" and self.nesterov and not self.momentum:
+            raise SupernasError("train.nesterov needs train.momentum > 0; set train.nesterov=false or a momentum")
 
 
 @dataclass
@@ -202,6 +217,17 @@ class Search(Section):
         low=0)
     score_bn_batches: int = setting(16, "train batches that re-calibrate each scored Arch's BatchNorm", low=1)
 
+    def check(self) -> None:
+        if self.k_max < self.k_min:
+            raise SupernasError(f"search.k_max ({self.k_max}) must be >= search.k_min ({self.k_min})")
+        if self.k_per_nat is not None and self.k_rule != "proportional":
+            raise SupernasError(f"search.k_per_nat (Archs per nat of entropy) goes with search.k_rule=proportional, "
+                                f"not {self.k_rule}; set one or drop search.k_per_nat")
+        needs_target = self.beta > 0 and (self.cost_mode != "linear" or self.cost_norm == "target")
+        if needs_target and self.cost_target is None:
+            raise SupernasError(f"search.cost_mode={self.cost_mode} / cost_norm={self.cost_norm} need "
+                                f"search.cost_target, a positive budget in {COST_UNITS[self.cost]}; got null")
+
 
 @dataclass
 class FpnasConfig(Section):
@@ -244,6 +270,10 @@ class Ema(Section):
     export: Literal["best", "ema", "raw"] = setting("best", "which weights the export holds: the better on val, "
                                                             "the EMA or the raw ones")
 
+    def check(self) -> None:
+        if self.export == "ema" and self.decay is None:
+            raise SupernasError("ema.export=ema needs an EMA: set ema.decay (e.g. 0.9998), or ema.export=raw")
+
 
 @dataclass
 class StandaloneEval(Section):
@@ -267,6 +297,12 @@ class RetrainConfig(Section):
     eval: StandaloneEval = section(StandaloneEval, "validation")
     log: Log = section(Log, "metrics and progress")
     checkpoint: Checkpoint = section(Checkpoint, "checkpoints")
+
+    def check(self) -> None:
+        # neither is a setting still to give (the trainer asks for it); both do not go together
+        if self.arch is not None and self.init is not None:
+            raise SupernasError("give either arch (train an Arch from scratch) or init (start from an export), not "
+                                "both")
 
 
 @dataclass

@@ -51,23 +51,6 @@ from .estimator import arch_loss, loglik_from_losses
 from .num_samples import adaptive_num_samples
 from .weight_step import ImportanceWeightedGrads
 
-COST_UNITS = {"mflops": "MFLOPs", "latency": "ms"}
-
-
-def _check_search_config(s: Any) -> None:
-    """What the schema cannot say alone: settings that depend on each other, checked before the
-    first architecture step would fail on them."""
-    if s.k_max < s.k_min:
-        raise SupernasError(f"search.k_max ({s.k_max}) must be >= search.k_min ({s.k_min})")
-    try:  # the sampling rule's own checks (k_per_nat), on a dry call
-        adaptive_num_samples(1.0, 1.0, s.k_min, s.k_max, s.k_rule, s.k_per_nat)
-    except SupernasError as e:
-        raise SupernasError(f"search.k_rule / search.k_per_nat: {e}") from None
-    needs_target = s.beta > 0 and (s.cost_mode != "linear" or s.cost_norm == "target")
-    if needs_target and s.cost_target is None:
-        raise SupernasError(f"search.cost_mode={s.cost_mode} / cost_norm={s.cost_norm} need search.cost_target, "
-                            f"a positive budget in {COST_UNITS[s.cost]}; got null")
-
 
 class ProbabilisticSearch(Task):
     """FP-NAS or PARSEC as an object: `ProbabilisticSearch(config).fit()` searches and returns the
@@ -80,7 +63,6 @@ class ProbabilisticSearch(Task):
     def __init__(self, config: "FpnasConfig | Mapping[str, Any]", resume: bool = False):
         self.cfg = config if isinstance(config, FpnasConfig) else load_config(FpnasConfig, data=config)
         s, t, run = self.cfg.search, self.cfg.train, self.cfg.run
-        _check_search_config(s)
         self.set_up_run(run, resume, fixed_shapes=False)
         cuda = self.device.type == "cuda"
         self.channels_last = False  # the Split-Attention gathers and the changing shapes gain nothing from NHWC

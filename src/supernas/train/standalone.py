@@ -83,15 +83,9 @@ def drop_path_for(setting: "float | str", space: SearchSpace) -> float:
 
 
 # ---------------------------------------------------------------------------- the trainer
-def _check_config(cfg: RetrainConfig) -> None:
-    """What the schema cannot say alone: settings that depend on each other."""
-    t, ema = cfg.train, cfg.ema
-    if t.optimizer == "sgd" and t.nesterov and not t.momentum:
-        raise SupernasError("train.nesterov needs train.momentum > 0; set train.nesterov=false or a momentum")
-    if ema.export == "ema" and ema.decay is None:
-        raise SupernasError("ema.export=ema needs an EMA: set ema.decay (e.g. 0.9998), or ema.export=raw")
-    if cfg.arch is not None and cfg.init is not None:
-        raise SupernasError("give either arch (train an Arch from scratch) or init (start from an export), not both")
+def _require_something_to_train(cfg: RetrainConfig) -> None:
+    """An Arch or an export to start from: the one thing a standalone run must be given (the rules
+    between its settings are the schema's, `RetrainConfig.check`)."""
     if cfg.arch is None and cfg.init is None:
         raise SupernasError("nothing to train: give ARCH (`supernas retrain ARCH`) or an export to start from "
                             "(`supernas finetune MODEL`)")
@@ -116,7 +110,7 @@ class StandaloneTrainer(Task):
 
     def __init__(self, config: "RetrainConfig | Mapping[str, Any]", resume: bool = False):
         self.cfg = config if isinstance(config, RetrainConfig) else load_config(RetrainConfig, data=config)
-        _check_config(self.cfg)
+        _require_something_to_train(self.cfg)
         run, t = self.cfg.run, self.cfg.train
         self.set_up_run(run, resume, fixed_shapes=True)
         cuda = self.device.type == "cuda"
