@@ -451,11 +451,11 @@ def sections(s: Settings, device: torch.device, data: str | None, tmp: str, refe
                 precisions=["fp32", "bf16"], image_size=s.input, **small)))
     # the paths without a per-shape plan (issue 23 items 2 and 3): 1x1 convolutions as matrix products,
     # PyTorch's own depthwise kernel, and the largest and smallest Archs replayed from CUDA graphs
-    for p, kind, train in (("bf16", "gemm + native depthwise", KERNELS),
-                           ("bf16+cl", "gemm + native depthwise", KERNELS),
-                           ("fp32", "gemm + native depthwise", KERNELS),
-                           ("fp32", "cuda graphs", GRAPHS),
-                           ("bf16", "gemm + native depthwise + cuda graphs", {**KERNELS, **GRAPHS})):
+    paths = [("bf16", "gemm + native depthwise", KERNELS), ("bf16+cl", "gemm + native depthwise", KERNELS),
+             ("fp32", "gemm + native depthwise", KERNELS), ("fp32", "cuda graphs", GRAPHS)]
+    if device.type != "cuda":  # a CPU has neither kernel nor graphs: one row keeps the code running
+        paths = []
+    for p, kind, train in paths + [("bf16", "gemm + native depthwise + cuda graphs", {**KERNELS, **GRAPHS})]:
         out.append(("train", f"sandwich {p} uniform, {kind}", lambda p=p, kind=kind, train=train: sandwich(
             s, device, p, "uniform", s.batch, run(p + kind.replace(" ", "")), train=train)))
     for p in ("fp32", "bf16+cl"):  # the memory target: BatchNorm + activation storing only its input

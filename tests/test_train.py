@@ -15,16 +15,22 @@ from tiny_runs import supernet_config
 
 
 
-def test_interrupted_run_resumes_to_the_same_weights(tmp_path, run_until_crash):
-    full = SupernetTrainer(supernet_config(tmp_path / "full"))
-    full.fit()
-    assert full.step == 20
+def _six_steps_an_epoch(run_dir):
+    cfg = supernet_config(run_dir)
+    cfg["data"]["train_subset"] = 192  # 6 steps an epoch, 12 in all; checkpoints at 4, 6 (epoch end), 8, 12
+    return cfg
 
-    run_until_crash(SupernetTrainer, supernet_config(tmp_path / "crash"), 7)
-    resumed = SupernetTrainer(supernet_config(tmp_path / "crash"), resume=True)
+
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path, run_until_crash):
+    full = SupernetTrainer(_six_steps_an_epoch(tmp_path / "full"))
+    full.fit()
+    assert full.step == 12
+
+    run_until_crash(SupernetTrainer, _six_steps_an_epoch(tmp_path / "crash"), 5)  # resumes mid-epoch, from 4
+    resumed = SupernetTrainer(_six_steps_an_epoch(tmp_path / "crash"), resume=True)
     assert resumed.step == 0
     resumed.fit()
-    assert resumed.step == 20
+    assert resumed.step == 12
     a, b = full.net.state_dict(), resumed.net.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
@@ -45,6 +51,7 @@ def test_run_directory_holds_metrics_tensorboard_and_config(tmp_path):
 def test_training_lowers_the_loss(tmp_path):
     cfg = supernet_config(tmp_path / "r", epochs=6, lr=0.4)
     cfg["sampler"] = {"kind": "uniform"}
+    cfg["train"]["num_arch_training"] = 2  # the largest learns from the labels, the smallest from it: half the cost
     cfg["data"]["train_subset"] = 512
     # what is tested is the learning: no checkpoints but the last, no validation but the final one
     cfg.update(checkpoint={"every_steps": 10_000}, log={"progress": False, "every_steps": 1, "tensorboard": False})
