@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Callable
+from typing import Any, Callable
 
 from .arguments import run_args
 from .commands import command
@@ -20,12 +20,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     from ..config import SupernetConfig, load_config
     from ..train.supernet import SupernetTrainer
 
-    cfg = load_config(SupernetConfig, *_config_and_overrides(args))
-    trainer = SupernetTrainer(cfg, resume=args.resume)
-    if args.dry_run:
-        return _print_dry_run(trainer, args.resume)
-    run_dir = trainer.fit()
-    print(f"supernet trained: {run_dir}/checkpoint.pt")
+    run_dir = _fit_or_dry_run(SupernetTrainer(load_config(SupernetConfig, *_config_and_overrides(args)),
+                                              resume=args.resume), args)
+    if run_dir is not None:
+        print(f"supernet trained: {run_dir}/checkpoint.pt")
 
 
 def _fpnas_arguments(s: argparse.ArgumentParser) -> None:
@@ -38,13 +36,11 @@ def cmd_fpnas(args: argparse.Namespace) -> None:
     from ..config import FpnasConfig, load_config
     from ..fpnas.probabilistic import ProbabilisticSearch
 
-    cfg = load_config(FpnasConfig, *_config_and_overrides(args))
-    search = ProbabilisticSearch(cfg, resume=args.resume)
-    if args.dry_run:
-        return _print_dry_run(search, args.resume)
-    run_dir = search.fit()
-    print(f"search done: {run_dir}/result.json (most likely Arch and top-N), plots {run_dir}/search.png, "
-          f"{run_dir}/arch.png")
+    run_dir = _fit_or_dry_run(ProbabilisticSearch(load_config(FpnasConfig, *_config_and_overrides(args)),
+                                                  resume=args.resume), args)
+    if run_dir is not None:
+        print(f"search done: {run_dir}/result.json (most likely Arch and top-N), plots {run_dir}/search.png, "
+              f"{run_dir}/arch.png")
 
 
 def _standalone_command(name: str, help: str, source: str, source_help: str, configs: str, example: str,
@@ -60,10 +56,10 @@ def _standalone_command(name: str, help: str, source: str, source_help: str, con
         from ..train import standalone
 
         config, overrides = _config_and_overrides(args)
-        made = getattr(standalone, trainer)(getattr(args, source), config, overrides, resume=args.resume)
-        if args.dry_run:
-            return _print_dry_run(made, args.resume)
-        _print_standalone(made.fit())
+        result = _fit_or_dry_run(getattr(standalone, trainer)(getattr(args, source), config, overrides,
+                                                              resume=args.resume), args)
+        if result is not None:
+            _print_standalone(result)
     return handler
 
 
@@ -90,11 +86,15 @@ def cmd_quickstart(args: argparse.Namespace) -> None:
     quickstart(args.dir, device=args.device)
 
 
-def _print_dry_run(trainer, resume: bool) -> None:
-    """`--dry-run`: the resolved config, the data, the steps and an estimate of the wall time."""
+def _fit_or_dry_run(trainer: Any, args: argparse.Namespace) -> Any:
+    """What `trainer.fit()` returns; with --dry-run, None after printing the resolved config, the
+    data, the steps and an estimate of the wall time instead."""
+    if not args.dry_run:
+        return trainer.fit()
     from ..runtime.dry_run import dry_run
 
-    print("\n".join(dry_run(trainer.loop(), resume)))
+    print("\n".join(dry_run(trainer.loop(), args.resume)))
+    return None
 
 
 def _config_and_overrides(args: argparse.Namespace) -> tuple[str | None, list[str]]:
