@@ -206,6 +206,43 @@ def test_evaluator_is_deterministic_and_falls_back_to_val(tiny):
         Evaluator(net, data, split="train")
 
 
+class CountingView:
+    """A dataset view that counts the images read from it."""
+
+    def __init__(self, view):
+        self.view, self.reads = view, 0
+
+    def __len__(self):
+        return len(self.view)
+
+    def __getitem__(self, i):
+        self.reads += 1
+        return self.view[i]
+
+
+def _counted(data):
+    import dataclasses
+
+    return dataclasses.replace(data, calibration=CountingView(data.calibration), search=CountingView(data.search))
+
+
+@pytest.mark.parametrize("keep_bytes, reads_again", [(None, False), (0, True)])
+def test_every_arch_gets_the_same_batches_read_once_when_they_fit(tiny, keep_bytes, reads_again):
+    net, data = tiny
+    archs = [net.space.smallest(), net.space.largest(), net.space.sample(rng=4)]
+    plain = Evaluator(net, data, bn_batches=2, batch_size=32, max_batches=2, keep_bytes=0)
+    expected = [plain.evaluate(a) for a in archs]
+    counted = _counted(data)
+    ev = Evaluator(net, counted, bn_batches=2, batch_size=32, max_batches=2, keep_bytes=keep_bytes)
+    first = ev.evaluate(archs[0])
+    calibration, search = counted.calibration.reads, counted.search.reads
+    assert calibration >= 2 * 32 and search >= 2 * 32
+    assert [first] + [ev.evaluate(a) for a in archs[1:]] == expected  # the same figures, kept or read again
+    again = (counted.calibration.reads - calibration, counted.search.reads - search)
+    # read again: each later Arch reads what the first did (2 batches of 32 of each split)
+    assert again == ((2 * calibration, 2 * 2 * 32) if reads_again else (0, 0))
+
+
 # ---------------------------------------------------------------------- distributed evaluation
 def _dist_worker(rank, world, init_file, out_dir):
     import torch.distributed as dist

@@ -1,7 +1,14 @@
-"""Accuracy of Archs inherited from a trained supernet: re-calibrate BN, then top-1/top-5."""
+"""Accuracy of Archs inherited from a trained supernet: re-calibrate BN, then top-1/top-5.
+
+Every Arch is calibrated on the same images (a fixed-seed order and augmentation) and scored on the
+same split, so the batches are read, augmented and moved to the device once and kept there for the
+next Archs when they fit in `keep_bytes` (by default a quarter of a GPU's free memory, 2 GiB on a
+CPU); otherwise they are read again for each Arch. Either way an Arch gets the same batches.
+"""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+import itertools
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +23,8 @@ if TYPE_CHECKING:
     from ..nn import SuperNet
 
 CACHE_VERSION = 1
+KEEP_FRACTION = 0.25  # of a GPU's free memory that the batches every Arch reuses may hold
+CPU_KEEP_BYTES = 2 << 30
 
 
 class Evaluator:
@@ -29,7 +38,8 @@ class Evaluator:
 
     def __init__(self, supernet: SuperNet, data: Any, device: "str | torch.device" = "cpu",
                  bn_batches: int = 64, batch_size: int = 256, split: str = "search", max_batches: int | None = None,
-                 amp_dtype: torch.dtype | None = None, calib_seed: int = 0, channels_last: bool = False):
+                 amp_dtype: torch.dtype | None = None, calib_seed: int = 0, channels_last: bool = False,
+                 keep_bytes: int | None = None):
         if split not in ("search", "val"):
             raise SupernasError(f"split must be 'search' or 'val', got {split!r}")
         for name, v in (("bn_batches", bn_batches), ("batch_size", batch_size)):
@@ -50,6 +60,9 @@ class Evaluator:
         if len(view) == 0:
             raise SupernasError(f"the {split} split is empty; nothing to evaluate on")
         self.cache: dict[Arch, dict[str, float]] = {}
+        self.keep_bytes = keep_bytes  # None: KEEP_FRACTION of a GPU's free memory, CPU_KEEP_BYTES on a CPU
+        self._kept: tuple[list[torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]]] | None = None
+        self._keeping: bool | None = None  # decided at the first Arch
 
     def batches_per_arch(self) -> tuple[int, int]:
         """(BatchNorm re-calibration batches, scoring batches) that one Arch's evaluation runs."""
@@ -82,12 +95,47 @@ class Evaluator:
         x = x.to(self.device, non_blocking=True)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
-    def _calibration_batches(self):
+    def _calibration_batches(self) -> Iterator[torch.Tensor]:
+        """The calibration batches on the device, read afresh: call under a generator seeded with
+        `calib_seed` (augmentations draw from it)."""
         n = len(self.data.calibration)
         # Full batches only when there are enough images; a tiny calibration split still gives one.
         loader = DataLoader(self.data.calibration, batch_size=min(self.batch_size, n), shuffle=True,
                             num_workers=0, drop_last=True, generator=torch.Generator().manual_seed(self.calib_seed))
         return (self._to_device(x) for x, _ in loader)
+
+    def _scoring_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The split's batches (at most `max_batches`) on the device, read afresh."""
+        loader = DataLoader(self.view, batch_size=self.batch_size, shuffle=False, num_workers=0)
+        for x, y in itertools.islice(loader, self.max_batches):
+            yield self._to_device(x), y.to(self.device, non_blocking=True)
+
+    def _keep_budget(self) -> int:
+        if self.keep_bytes is not None:
+            return self.keep_bytes
+        if self.device.type == "cuda":
+            return int(KEEP_FRACTION * torch.cuda.mem_get_info(self.device)[0])
+        return CPU_KEEP_BYTES
+
+    def _batches(self) -> tuple[Iterable[torch.Tensor], Iterable[tuple[torch.Tensor, torch.Tensor]]]:
+        """(calibration batches, scoring batches) for one Arch: the kept ones, or read afresh."""
+        if self._keeping is None:
+            bn, scoring = self.batches_per_arch()
+            image = self.view[0][0]
+            self._keeping = (bn + scoring) * self.batch_size * image.numel() * image.element_size() \
+                <= self._keep_budget()
+        if not self._keeping:
+            return self._seeded_calibration(), self._scoring_batches()
+        if self._kept is None:
+            self._kept = (list(self._seeded_calibration()), list(self._scoring_batches()))
+        return self._kept
+
+    def _seeded_calibration(self) -> Iterator[torch.Tensor]:
+        """The first `bn_batches` calibration batches, their augmentations drawn from `calib_seed` on a
+        fork of torch's generator (the caller's random stream is left where it was)."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.calib_seed)
+            yield from itertools.islice(self._calibration_batches(), self.bn_batches)
 
     @torch.no_grad()
     def _measure(self, arch: Arch) -> dict[str, float]:
@@ -98,20 +146,14 @@ class Evaluator:
             self.net.train(was_training)
 
     def _measure_in(self, arch: Arch) -> dict[str, float]:
+        calibration, scoring = self._batches()
         with preserved_bn_stats(self.net):
-            # Augmentations draw from torch's global generator: seed it, on a fork, so every Arch sees the
-            # same calibration images and the caller's random stream is left where it was.
-            with torch.random.fork_rng(devices=[]), self._autocast():
-                torch.manual_seed(self.calib_seed)
-                recalibrate_bn(self.net, self._calibration_batches(), lambda x: self.net(x, arch), self.bn_batches)
+            with self._autocast():
+                recalibrate_bn(self.net, calibration, lambda x: self.net(x, arch), self.bn_batches)
             self.net.eval()
             sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss, top-1, top-5 hits
             count = 0
-            loader = DataLoader(self.view, batch_size=self.batch_size, shuffle=False, num_workers=0)
-            for i, (x, y) in enumerate(loader):
-                if self.max_batches is not None and i >= self.max_batches:
-                    break
-                x, y = self._to_device(x), y.to(self.device, non_blocking=True)
+            for x, y in scoring:
                 with self._autocast():
                     logits = self.net(x, arch)
                 logits = logits.float()
