@@ -57,6 +57,11 @@ def _sampler(mod, tmp_path, capsys):
     assert "naive measured (run, 3 prior-drawn targets)" in capsys.readouterr().out
 
 
+def _stage2_batches(mod, tmp_path, capsys):
+    mod.main(["--small"])
+    assert "top-1 the same: True" in capsys.readouterr().out
+
+
 def _train_step(mod, tmp_path, capsys):
     mod.main(["--small"])
     assert "ratio supernet/extracted step time" in capsys.readouterr().out
@@ -139,7 +144,7 @@ def _reference_step(mod, tmp_path, capsys):
 
 SMALL_RUNS = {
     "cost_model": _cost_model, "elastic_overhead": _elastic_overhead, "latency_table": _latency_table,
-    "sampler": _sampler, "train_step": _train_step, "activation_memory": _activation_memory, "loader": _loader,
+    "sampler": _sampler, "stage2_batches": _stage2_batches, "train_step": _train_step, "activation_memory": _activation_memory, "loader": _loader,
     "gpu_suite": pytest.param(_gpu_suite, marks=pytest.mark.slow),
     "import_reference": pytest.param(_import_reference, marks=pytest.mark.slow),
     "search_vs_random": pytest.param(_search_vs_random, marks=pytest.mark.slow),
