@@ -32,7 +32,7 @@ from supernas.data import DataConfig, build_datasets
 from supernas.nn import SuperNet
 from supernas.runtime import ResumableLoader, ResumableSampler
 from supernas.spaces import to_reference
-from supernas.train import SupernetTrainer
+from supernas.train import SupernetTrainer, WeightParts
 
 CONFIGS = Path(supernas.__file__).resolve().parent / "configs"
 
@@ -101,15 +101,14 @@ def make_trainer(s: Settings, device: torch.device, precision: str, sampler: str
            "train": {"num_arch_training": 4, "batch_size": 4, "workers": 0, **(train or {})},
            "sampler": {"kind": sampler, "k": 3, "n_prior": 20_000 if s.max_batch else 2_000},
            "log": {"progress": False, "tensorboard": False}}
-    t = SupernetTrainer(cfg)
-    t.net = SuperNet(t.space, s.classes).to(device)
-    t.net.set_recompute_bn_act(recompute)
-    t.net.set_conv_kernels(t.cfg.train.pointwise_kernel, t.cfg.train.depthwise_kernel)
-    if t.channels_last:
-        t.net = t.net.to(memory_format=torch.channels_last)
-    t.optimizer = torch.optim.SGD(t.net.parameters(), lr=0.01, momentum=0.9, nesterov=True)
-    t.scheduler = torch.optim.lr_scheduler.LambdaLR(t.optimizer, lambda _: 1.0)
-    return t
+    net = SuperNet(get_space(s.space), s.classes).to(device)  # its own head: the suite's synthetic classes
+    net.set_recompute_bn_act(recompute)
+    net.set_conv_kernels(cfg["train"].get("pointwise_kernel", "conv"), cfg["train"].get("depthwise_kernel", "conv"))
+    if cl:
+        net = net.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+    return SupernetTrainer(cfg, parts=WeightParts(net, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer,
+                                                                                                   lambda _: 1.0)))
 
 
 def batch_of(s: Settings, device: torch.device, batch: int, channels_last: bool, classes: int | None = None):

@@ -36,3 +36,21 @@ def test_set_up_run_takes_the_device_precision_and_seed_of_the_run_section(tmp_p
     assert torch.equal(first, torch.rand(3))  # seeded alike
     assert a.device == torch.device("cpu") and a.run_dir == tmp_path / "r" and a.seed == 7 and b.resume
     assert (a.amp_dtype, a.channels_last) == (None, False)  # 'auto' on a CPU: fp32, NCHW
+
+
+def test_a_trainer_given_its_parts_trains_those(tmp_path):
+    from supernas.nn import SuperNet
+    from supernas.train import WeightParts
+    from tiny_runs import supernet_config
+
+    net = SuperNet("attentivenas-tiny", num_classes=10)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.05)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    t = SupernetTrainer(supernet_config(tmp_path / "run", epochs=1, max_steps=2),
+                        parts=WeightParts(net, optimizer, scheduler))
+    assert t.net is net and t.optimizer is optimizer and t.scheduler is scheduler
+    before = [p.detach().clone() for p in net.parameters()]
+    t.fit()
+    assert any(not torch.equal(a, p) for a, p in zip(before, net.parameters()))  # the given weights trained
+    built = SupernetTrainer(supernet_config(tmp_path / "other", epochs=1, max_steps=1))
+    assert isinstance(built.optimizer, torch.optim.SGD) and built.optimizer.defaults["nesterov"]

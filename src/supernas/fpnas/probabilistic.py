@@ -30,7 +30,6 @@ from ..data import build_datasets
 from ..errors import SupernasError
 from ..evaluation import Evaluator
 from ..evaluation.latency import LatencyTable, build_latency_table
-from ..nn import SuperNet
 from ..nn.calibrate import frozen_bn_stats
 from ..runtime import distributed as ddp
 from ..runtime.checkpoint import require_same_space
@@ -38,12 +37,13 @@ from ..runtime.data_order import ResumableLoader, ResumableSampler
 from ..runtime.logging import RunLogger
 from ..runtime.loop import Loop, Schedule
 from ..runtime.losses import label_smoothing_ce
-from ..runtime.optim import param_groups, run_length, scaled_lr, step_accumulated, warmup_cosine_scheduler
+from ..runtime.optim import run_length, scaled_lr, step_accumulated
 from ..runtime.precision import autocast
 from ..runtime.task import Task
 from ..search import ParetoEntry, SearchResult, write_pareto
 from ..search.runner import score_source
 from ..spaces import CostModel, SearchSpace, get_space
+from ..train.parts import weight_parts
 from ..utils.file_names import LATENCY_TABLE, RESULT
 from ..utils.io import atomic_torch_save, atomic_write_text
 from .distribution import ArchDistribution, FactorizedDistribution, JointDistribution
@@ -73,9 +73,6 @@ class ProbabilisticSearch(Task):
                                 "data.search_size (e.g. 0.2 of train, or a count)")
         self.space: SearchSpace = get_space(self.cfg.space)
         self.cost = CostModel(self.space, self.data.num_classes)
-        self.net = SuperNet(self.space, self.data.num_classes).to(self.device)
-        self.net.set_recompute_bn_act(t.recompute_bn_act)
-        self.net.set_conv_kernels(t.pointwise_kernel, t.depthwise_kernel)
         self.latency = self._latency_table()
 
         rank, world = self.info.rank, self.info.world_size
@@ -88,10 +85,9 @@ class ProbabilisticSearch(Task):
         self.steps_per_epoch = train_rows.batches_per_epoch
         self.total_steps, self.stop_step = run_length(t.epochs, self.steps_per_epoch, t.max_steps)
         self.lr = scaled_lr(t.lr, t.batch_size * world)
-        self.optimizer = torch.optim.SGD(param_groups(self.net, t.weight_decay), lr=self.lr, momentum=t.momentum,
-                                         nesterov=t.nesterov)
-        self.scheduler = warmup_cosine_scheduler(self.optimizer, self.total_steps,
-                                                 t.warmup_epochs * self.steps_per_epoch, t.final_lr_ratio)
+        parts = weight_parts(t, self.space, self.data.num_classes, self.device, False, self.lr, self.total_steps,
+                             self.steps_per_epoch)
+        self.net, self.optimizer, self.scheduler = parts.net, parts.optimizer, parts.scheduler
         # alpha lives on the CPU: it is tiny, and a CPU generator must draw from CPU probabilities
         self.distribution: ArchDistribution = (JointDistribution(self.space) if s.mode == "parsec"
                                                else FactorizedDistribution(self.space))

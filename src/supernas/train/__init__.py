@@ -5,7 +5,7 @@ from typing import Any
 
 # The public trainers and commands, imported on first use (a trainer pulls in data, models and the loop).
 _EXPORTS = {"SupernetTrainer": "supernet", "StandaloneTrainer": "standalone", "finetune": "standalone",
-            "retrain": "standalone"}
+            "retrain": "standalone", "WeightParts": "parts", "weight_parts": "parts"}
 __all__ = sorted(_EXPORTS)
 
 

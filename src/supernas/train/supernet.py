@@ -18,7 +18,6 @@ from ..config import SupernetConfig, load_config
 from ..data import build_datasets
 from ..errors import SupernasError
 from ..evaluation import Evaluator
-from ..nn import SuperNet
 from ..nn.calibrate import frozen_bn_stats
 from ..runtime import distributed as ddp
 from ..runtime.checkpoint import require_same_space
@@ -26,22 +25,25 @@ from ..runtime.data_order import ResumableLoader, ResumableSampler
 from ..runtime.logging import RunLogger
 from ..runtime.loop import Loop, Schedule
 from ..runtime.losses import label_smoothing_ce, soft_target_ce
-from ..runtime.optim import param_groups, run_length, scaled_lr, step_accumulated, warmup_cosine_scheduler
+from ..runtime.optim import run_length, scaled_lr, step_accumulated
 from ..runtime.precision import autocast
 from ..runtime.task import Task
 from ..sampling import AttentiveSampler, Candidates, Prefetcher, SamplerContext, build_sampler
 from ..spaces import Arch, CostModel, SearchSpace, get_space
 from .fixed_graphs import FixedArchGraphs
+from .parts import WeightParts, weight_parts
 
 
 class SupernetTrainer(Task):
     """Stage 1 as an object: `SupernetTrainer(config).fit()` trains and returns the run directory.
 
     `config` is a `SupernetConfig` or a mapping over its defaults; `resume=True` continues the run
-    in `run.dir` from its checkpoint.
+    in `run.dir` from its checkpoint. `parts` (train.parts.WeightParts) replace the supernet, optimizer
+    and schedule the config would build (benches and tests bring their own).
     """
 
-    def __init__(self, config: "SupernetConfig | Mapping[str, Any]", resume: bool = False):
+    def __init__(self, config: "SupernetConfig | Mapping[str, Any]", resume: bool = False,
+                 parts: WeightParts | None = None):
         self.cfg = config if isinstance(config, SupernetConfig) else load_config(SupernetConfig, data=config)
         run, t = self.cfg.run, self.cfg.train
         self.set_up_run(run, resume, fixed_shapes=False)
@@ -50,22 +52,15 @@ class SupernetTrainer(Task):
         self.data = build_datasets(self.cfg.data)
         self.space: SearchSpace = get_space(self.cfg.space)
         self.cost = CostModel(self.space, self.data.num_classes)
-        self.net = SuperNet(self.space, self.data.num_classes).to(self.device)
-        self.net.set_drop_path_scope(t.drop_path_scope)
-        self.net.set_recompute_bn_act(t.recompute_bn_act)
-        self.net.set_conv_kernels(t.pointwise_kernel, t.depthwise_kernel)
-        if self.channels_last:
-            self.net = self.net.to(memory_format=torch.channels_last)
-
         rows = ResumableSampler(self.data.train, t.batch_size, run.seed, self.info.rank, self.info.world_size)
         self.loader = ResumableLoader(self.data.train, rows, run.seed, t.batch_size, t.workers, pin_memory=cuda)
         self.steps_per_epoch = rows.batches_per_epoch
         self.total_steps, self.stop_step = run_length(t.epochs, self.steps_per_epoch, t.max_steps)
         self.lr = scaled_lr(t.lr, t.batch_size * self.info.world_size)
-        self.optimizer = torch.optim.SGD(param_groups(self.net, t.weight_decay), lr=self.lr, momentum=t.momentum,
-                                         nesterov=t.nesterov)
-        self.scheduler = warmup_cosine_scheduler(self.optimizer, self.total_steps,
-                                                 t.warmup_epochs * self.steps_per_epoch, t.final_lr_ratio)
+        parts = parts or weight_parts(t, self.space, self.data.num_classes, self.device, self.channels_last, self.lr,
+                                      self.total_steps, self.steps_per_epoch)
+        self.net, self.optimizer, self.scheduler = parts.net, parts.optimizer, parts.scheduler
+        self.net.set_drop_path_scope(t.drop_path_scope)
         self.arch_sampler = build_sampler(self.cfg.sampler, SamplerContext(self.space, self.cost, run.seed,
                                                                            self.minibatch_losses))
         self.step = 0
