@@ -51,6 +51,7 @@ from supernas.evaluation import Evaluator, LatencyTable
 from supernas.fpnas import ProbabilisticSearch
 from supernas.nn import SuperNet
 from supernas.runtime import is_out_of_memory, label_smoothing_ce, soft_target_ce
+from supernas.train import WeightParts
 
 GiB = 2**30
 KERNELS = {"pointwise_kernel": "gemm", "depthwise_kernel": "native"}
@@ -279,10 +280,10 @@ def fpnas_steps(s: Settings, device: torch.device, precision: str, tmp: str) -> 
     cfg = {"run": {"device": str(device), "amp": "bf16" if amp else "fp32", "dir": tmp},
            "space": s.fpnas_space, "data": {"path": None, "image_size": 8, "search_size": 0.2},
            "train": {"batch_size": 4, "workers": 0}, "log": {"progress": False, "tensorboard": False}}
-    search = ProbabilisticSearch(cfg)
-    search.net = SuperNet(search.space, s.classes).to(device)
-    search.optimizer = torch.optim.SGD(search.net.parameters(), lr=0.01, momentum=0.9)
-    search.scheduler = torch.optim.lr_scheduler.LambdaLR(search.optimizer, lambda _: 1.0)
+    net = SuperNet(s.fpnas_space, s.classes).to(device)  # its own head: the suite's synthetic classes
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    search = ProbabilisticSearch(cfg, parts=WeightParts(net, optimizer,
+                                                        torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)))
     x, y = batch_of(s, device, s.batch, False)
     idx = search.distribution.sample(s.fpnas_k, search.gen)
     reset_peak(device)

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from common import add_small_flag, parse_small
 from supernas import get_space
 from supernas.runtime import label_smoothing_ce, soft_target_ce
-from supernas.train import SupernetTrainer
+from supernas.nn import SuperNet
+from supernas.train import SupernetTrainer, WeightParts
 
 
 def peak_mb(device: torch.device) -> float:
@@ -76,14 +77,13 @@ def main(argv: Sequence[str] | None = None) -> None:
            "train": {"num_arch_training": args.subnets, "batch_size": args.batch, "drop_path": 0.0, "dropout": 0.0,
                      "workers": 0},  # batches are made here: no loader workers
            "sampler": {"kind": "uniform"}, "log": {"progress": False, "tensorboard": False}}
-    t = SupernetTrainer(cfg)
-    if args.classes != t.data.num_classes:  # the bench measures the paper's 1000-way head
-        from supernas.nn import SuperNet
-
-        t.net = SuperNet(t.space, args.classes).to(device)
-        if t.channels_last:
-            t.net = t.net.to(memory_format=torch.channels_last)
-        t.optimizer = torch.optim.SGD(t.net.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+    # the bench measures the paper's 1000-way head, not the digits' 10: the trainer is given its supernet
+    net = SuperNet(args.space, args.classes).to(device)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+    t = SupernetTrainer(cfg, parts=WeightParts(net, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer,
+                                                                                               lambda _: 1.0)))
+    if t.channels_last:
+        net.to(memory_format=torch.channels_last)  # in place: the optimizer keeps the same parameters
     space = get_space(args.space)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(args.batch, 3, args.input, args.input, generator=g).to(device)

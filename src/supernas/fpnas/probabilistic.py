@@ -43,7 +43,7 @@ from ..runtime.task import Task
 from ..search import ParetoEntry, SearchResult, write_pareto
 from ..search.runner import score_source
 from ..spaces import CostModel, SearchSpace, get_space
-from ..train.parts import weight_parts
+from ..train.parts import WeightParts, weight_parts
 from ..utils.file_names import LATENCY_TABLE, RESULT
 from ..utils.io import atomic_torch_save, atomic_write_text
 from .distribution import ArchDistribution, FactorizedDistribution, JointDistribution
@@ -57,10 +57,12 @@ class ProbabilisticSearch(Task):
     run directory (metrics.jsonl, dist_epoch{N}.pt, checkpoint.pt, result.json, plots).
 
     `config` is an `FpnasConfig` or a mapping over its defaults; `resume=True` continues the run in
-    `run.dir` exactly where its checkpoint left it.
+    `run.dir` exactly where its checkpoint left it. `parts` (train.parts.WeightParts) replace the
+    supernet, optimizer and schedule the config would build.
     """
 
-    def __init__(self, config: "FpnasConfig | Mapping[str, Any]", resume: bool = False):
+    def __init__(self, config: "FpnasConfig | Mapping[str, Any]", resume: bool = False,
+                 parts: WeightParts | None = None):
         self.cfg = config if isinstance(config, FpnasConfig) else load_config(FpnasConfig, data=config)
         s, t, run = self.cfg.search, self.cfg.train, self.cfg.run
         self.set_up_run(run, resume, fixed_shapes=False)
@@ -85,8 +87,8 @@ class ProbabilisticSearch(Task):
         self.steps_per_epoch = train_rows.batches_per_epoch
         self.total_steps, self.stop_step = run_length(t.epochs, self.steps_per_epoch, t.max_steps)
         self.lr = scaled_lr(t.lr, t.batch_size * world)
-        parts = weight_parts(t, self.space, self.data.num_classes, self.device, False, self.lr, self.total_steps,
-                             self.steps_per_epoch)
+        parts = parts or weight_parts(t, self.space, self.data.num_classes, self.device, False, self.lr,
+                                      self.total_steps, self.steps_per_epoch)
         self.net, self.optimizer, self.scheduler = parts.net, parts.optimizer, parts.scheduler
         # alpha lives on the CPU: it is tiny, and a CPU generator must draw from CPU probabilities
         self.distribution: ArchDistribution = (JointDistribution(self.space) if s.mode == "parsec"
