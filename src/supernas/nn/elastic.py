@@ -87,7 +87,8 @@ def _depthwise_native(x: torch.Tensor, w: torch.Tensor, stride: int, kernel: int
     kernel takes it; channels_last inputs come back channels_last."""
     last = _is_channels_last(x)
     dtype = _autocast_dtype(x.device.type) or x.dtype
-    xc = x.to(dtype).contiguous()
+    # the copy is stored for backward as how to rebuild it under train.recompute_bn_act, as _depthwise's is
+    xc = derive(x.to(dtype).contiguous(), x, lambda t: t.to(dtype).contiguous())
     y = torch.ops.aten._conv_depthwise2d(xc, w.to(dtype).contiguous(), [kernel, kernel], None, [stride, stride],
                                          [kernel // 2, kernel // 2], [1, 1])
     return y.contiguous(memory_format=torch.channels_last) if last else y
