@@ -268,7 +268,11 @@ def test_gpu_suite_runs_on_the_cpu_with_tiny_settings(tmp_path, bench):
 
     res = gpu_suite.main(["--small", "--device", "cpu", "--out", str(tmp_path), "--only", "train,stage2",
                           "--skip", "sandwich fp32 uniform, cudnn.benchmark on, per step;"
-                          "sandwich fp32 uniform, per step over a longer run"])
+                          "sandwich fp32 uniform, per step over a longer run;"
+                          # the same code again in other precisions: on a CPU, only slower
+                          "sandwich bf16+cl uniform, recompute_bn_act;extracted static, in turn bf16;"
+                          "torchvision mobilenet_v3_large bf16+cl;sandwich bf16+cl BestUp-3;sandwich bf16 uniform;"
+                          "sandwich fp32+cl uniform;BN re-calibration + evaluation bf16+cl"])
     saved = json.loads((tmp_path / "gpu_suite.json").read_text())
     assert saved["environment"]["device"] == "cpu"
     rows = {**res["train"], **res["stage2"]}
