@@ -87,7 +87,7 @@ class ProbabilisticSearch(Task):
         self.steps_per_epoch = train_rows.batches_per_epoch
         self.total_steps, self.stop_step = run_length(t.epochs, self.steps_per_epoch, t.max_steps)
         self.lr = scaled_lr(t.lr, t.batch_size * world)
-        parts = parts or weight_parts(t, self.space, self.data.num_classes, self.device, False, self.lr,
+        parts = parts or weight_parts(t, self.space, self.data.num_classes, self.device, self.channels_last, self.lr,
                                       self.total_steps, self.steps_per_epoch)
         self.net, self.optimizer, self.scheduler = parts.net, parts.optimizer, parts.scheduler
         # alpha lives on the CPU: it is tiny, and a CPU generator must draw from CPU probabilities
