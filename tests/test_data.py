@@ -89,10 +89,10 @@ def raw_pixels(x, ds):
 # ---- config -----------------------------------------------------------------------------------
 
 def test_config_from_dict_rejects_unknown_keys_and_lists_allowed():
-    with pytest.raises(SupernasError, match="unknown data key.*'serach_size'.*allowed keys: path, format"):
+    with pytest.raises(SupernasError, match="unknown config key 'data.serach_size'; did you mean 'data.search_size'"):
         DataConfig.from_dict({"serach_size": 10})
     cfg = DataConfig.from_dict({"path": "x", "search_size": 0.1, "mean": [0.5, 0.5, 0.5]})
-    assert cfg.search_size == 0.1 and cfg.mean == (0.5, 0.5, 0.5)
+    assert cfg.search_size == 0.1 and cfg.mean == [0.5, 0.5, 0.5]
     assert DataConfig.from_dict(cfg.to_dict()) == cfg
     assert DataConfig.from_dict(None) == DataConfig()
 
@@ -101,11 +101,20 @@ def test_config_from_dict_rejects_unknown_keys_and_lists_allowed():
     ({"format": "tfrecord"}, "format"), ({"search_size": 1.5}, "search_size"),
     ({"search_size": -3}, "search_size"), ({"image_size": 0}, "image_size"), ({"train_crop": "center"}, "train_crop"),
     ({"autoaugment": "rand"}, "autoaugment"), ({"std": [1, 0, 1]}, "std"), ({"mean": [0.5]}, "mean"),
-    ({"train_subset": 2.5}, "train_subset"),
+    ({"train_subset": 2.5}, "train_subset"), ({"mean": "abc"}, "mean"), ({"search_size": True}, "search_size"),
+    ({"val_size": 1.0}, "val_size"), ({"path": " "}, "path"), ({"on_bad_image": "ignore"}, "on_bad_image"),
 ])
 def test_config_rejects_bad_values_naming_the_key(values, word):
-    with pytest.raises(SupernasError, match=word):
+    with pytest.raises(SupernasError, match=f"data.{word}"):
         DataConfig.from_dict(values)
+
+
+def test_a_config_built_in_code_is_checked_before_it_reads_anything(tmp_path):
+    # the Python API's DataConfig(...) goes through the same rules as a config's data section
+    with pytest.raises(SupernasError, match=r"data.search_size=1.5 is out of range"):
+        build_datasets(DataConfig(path=str(tmp_path), search_size=1.5))
+    with pytest.raises(SupernasError, match="data.train_crop='center' is not allowed: one of auto, resized, pad"):
+        build_datasets(DataConfig(train_crop="center"))  # type: ignore[arg-type]
 
 
 # ---- image folders ----------------------------------------------------------------------------

@@ -394,6 +394,6 @@ def test_config_show_quotes_a_path_yaml_would_read_as_null(capsys):
     assert main(["config", "show", "train", "data.path=~", "run.dir=~/runs"]) == 0
     out = capsys.readouterr().out
     assert "  path: '~'  #" in out and "  dir: ~/runs  #" in out
-    from supernas.config.fields import _reads_as_other
+    from supernas.utils.settings import _reads_as_other
 
     assert _reads_as_other("yes") and _reads_as_other("~") and _reads_as_other("a: [") and not _reads_as_other("runs")

@@ -4,7 +4,7 @@
     cfg = load_config(SupernetConfig, "configs/attentivenas_cifar10.yaml", ["train.epochs=10"])
     cfg.train.lr, cfg.data.path
 """
-from .fields import describe
+from ..utils.settings import describe
 from .loading import dump_config, load_config, parse_override, read_yaml
 from .schema import SCHEMAS, FinetuneConfig, FpnasConfig, RetrainConfig, SupernetConfig, run_kind
 

@@ -15,8 +15,8 @@ from typing import Any, Iterable, Mapping, TypeVar
 import yaml
 
 from ..errors import SupernasError
+from ..utils.settings import build, unknown_key
 from ..utils.structured import UniqueKeyLoader, YamlTooLarge, yaml_error_line
-from .fields import build, unknown_key
 from .schema import RENAMED
 
 T = TypeVar("T")

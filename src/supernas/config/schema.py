@@ -13,7 +13,7 @@ from typing import Any, Literal, Mapping, Union
 
 from ..data.config import DataConfig
 from ..errors import SupernasError
-from .fields import Section, section, setting
+from ..utils.settings import Section, section, setting
 
 SPACE_VALUES = "a built-in space's name, the path of a space file (YAML), or a definition mapping"
 

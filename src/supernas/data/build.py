@@ -13,7 +13,7 @@ from . import (
     readers,  # noqa: F401  (registers the built-in formats)
     splits,
 )
-from .config import DataConfig
+from .config import DataConfig, as_data_config
 from .datasets import BadImages, ImageFiles, View
 from .formats import FORMATS, detect_format, is_builtin, locate
 from .transforms import Recipe, eval_transform, recipe, train_transform
@@ -67,7 +67,7 @@ class Datasets:
 
 def build_datasets(config: Union[DataConfig, Mapping[str, Any], None] = None) -> Datasets:
     """Read the data `config` names (a DataConfig or its dict; None is the built-in digits) and split it."""
-    cfg = config if isinstance(config, DataConfig) else DataConfig.from_dict(config)
+    cfg = as_data_config(config)
     fmt, train_src, val_src = read_sources(cfg)
     bad = BadImages() if cfg.on_bad_image == "skip" else None  # one record for every split
     for source in (train_src, val_src):

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Iterator, Optional
 
 from .build import read_sources
-from .config import DataConfig
+from .config import DataConfig, as_data_config
 from .datasets import ImageFiles, decode_image
 
 
@@ -37,7 +37,7 @@ def _worker_signals() -> None:
 def check_data(config: DataConfig, workers: Optional[int] = None) -> CheckReport:
     """Decode every image of the train and val/test files of `config`'s data on `workers`
     processes (default: every core)."""
-    fmt, *sources = read_sources(config)
+    fmt, *sources = read_sources(as_data_config(config))
     report = CheckReport(fmt)
     paths = [p for s in sources if isinstance(s, ImageFiles) for p, _ in s.samples]
     report.images = sum(len(s) for s in sources if s is not None)

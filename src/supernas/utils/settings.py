@@ -14,7 +14,7 @@ import difflib
 import math
 import types
 import typing
-from typing import Any, Callable, Literal, Mapping, Union
+from typing import Any, Callable, ClassVar, Literal, Mapping, Union
 
 import yaml
 
@@ -37,9 +37,17 @@ def section(cls: Callable[[], Any], doc: str) -> Any:
 
 
 class Section:
-    """Base of every settings dataclass: `to_dict()` for YAML and checkpoints, and `check()`: the
-    rules that span several of its settings (each setting's own type and range come first, from
-    its `setting(...)`), run when the section is built from a config."""
+    """Base of every settings dataclass: `from_dict()` builds and validates one, `to_dict()` gives it
+    back for YAML and checkpoints, and `check()` holds the rules that span several of its settings
+    (each setting's own type and range come first, from its `setting(...)`)."""
+
+    # the key a section has in a config, for messages about it read on its own ("data.")
+    prefix: ClassVar[str] = ""
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None) -> Any:
+        """The section from a plain (YAML) mapping, validated as a config's section is; None: defaults."""
+        return build(cls, values or {}, cls.prefix)
 
     def check(self) -> None:
         """Refuse, with a SupernasError naming the settings, values that do not go together."""
@@ -71,15 +79,7 @@ def build(cls: type, values: Mapping[str, Any], where: str = "") -> Any:
         key = f"{where}{name}"
         tp = hints[name]
         if dataclasses.is_dataclass(tp):
-            if hasattr(tp, "from_dict"):  # a section with its own reader (DataConfig): types first
-                section_values = values[name] or {}
-                if isinstance(section_values, Mapping):
-                    sub_hints = typing.get_type_hints(tp)
-                    section_values = {k: check(f"{key}.{k}", v, sub_hints[k], {}) if k in sub_hints else v
-                                      for k, v in section_values.items()}
-                kwargs[name] = tp.from_dict(section_values)
-            else:
-                kwargs[name] = build(typing.cast(type, tp), values[name] or {}, f"{key}.")
+            kwargs[name] = build(typing.cast(type, tp), values[name] or {}, f"{key}.")
         else:
             kwargs[name] = check(key, values[name], tp, f.metadata)
     built = cls(**kwargs)
@@ -189,7 +189,8 @@ def rule(tp: Any, meta: Mapping[str, Any]) -> str:
         elif arm is str:
             parts.append("a string")
         elif typing.get_origin(arm) in (list, tuple, collections.abc.Sequence):
-            parts.append("a list")
+            item = (typing.get_args(arm) or (Any,))[0]
+            parts.append("a list" + ("" if item is Any else f" of {rule(item, {}).replace('a ', '', 1)}s"))
         elif arm in (dict, Mapping) or typing.get_origin(arm) in (dict, Mapping):
             parts.append("a mapping")
         else:
@@ -212,11 +213,10 @@ def _span(meta: Mapping[str, Any]) -> str:
 def describe(settings: Any, indent: str = "") -> list[str]:
     """A settings instance as commented YAML: every key with its value, what it allows and its doc."""
     hints = typing.get_type_hints(type(settings))
-    docs = getattr(type(settings), "DOCS", {})  # a section that keeps its docs beside its fields (DataConfig)
     lines = []
     for f in dataclasses.fields(settings):
         tp, value = hints[f.name], getattr(settings, f.name)
-        doc = f.metadata.get("doc") or docs.get(f.name, "")
+        doc = f.metadata.get("doc", "")
         if dataclasses.is_dataclass(tp):
             lines.append(f"{indent}{f.name}:{'  # ' + doc if doc else ''}")
             lines += describe(value, indent + "  ")
