@@ -17,11 +17,10 @@ def _train_arguments(s: argparse.ArgumentParser) -> None:
 @command("train", "AttentiveNAS stage 1: train a supernet (sandwich rule, in-place distillation, "
          "attentive sampling); under torchrun on many GPUs or nodes", _train_arguments)
 def cmd_train(args: argparse.Namespace) -> None:
-    from ..config import SupernetConfig, load_config
+    from ..config import SupernetConfig
     from ..train.supernet import SupernetTrainer
 
-    run_dir = _fit_or_dry_run(SupernetTrainer(load_config(SupernetConfig, *_config_and_overrides(args)),
-                                              resume=args.resume), args)
+    run_dir = _fit_configured(SupernetTrainer, SupernetConfig, args)
     if run_dir is not None:
         print(f"supernet trained: {run_dir}/checkpoint.pt")
 
@@ -33,11 +32,10 @@ def _fpnas_arguments(s: argparse.ArgumentParser) -> None:
 @command("fpnas", "FP-NAS (or PARSEC with search.mode=parsec): learn a distribution over Archs with the "
          "shared weights", _fpnas_arguments)
 def cmd_fpnas(args: argparse.Namespace) -> None:
-    from ..config import FpnasConfig, load_config
+    from ..config import FpnasConfig
     from ..fpnas.probabilistic import ProbabilisticSearch
 
-    run_dir = _fit_or_dry_run(ProbabilisticSearch(load_config(FpnasConfig, *_config_and_overrides(args)),
-                                                  resume=args.resume), args)
+    run_dir = _fit_configured(ProbabilisticSearch, FpnasConfig, args)
     if run_dir is not None:
         print(f"search done: {run_dir}/result.json (most likely Arch and top-N), plots {run_dir}/search.png, "
               f"{run_dir}/arch.png")
@@ -84,6 +82,13 @@ def cmd_quickstart(args: argparse.Namespace) -> None:
     from ..quickstart import quickstart
 
     quickstart(args.dir, device=args.device)
+
+
+def _fit_configured(trainer: Callable[..., Any], schema: type, args: argparse.Namespace) -> Any:
+    """`_fit_or_dry_run` of the `trainer` of the config (a `schema`) that CONFIG and the overrides give."""
+    from ..config import load_config
+
+    return _fit_or_dry_run(trainer(load_config(schema, *_config_and_overrides(args)), resume=args.resume), args)
 
 
 def _fit_or_dry_run(trainer: Any, args: argparse.Namespace) -> Any:

@@ -137,12 +137,21 @@ class Sampler(Section):
 
 
 @dataclass
-class SupernetEval(Section):
+class Validation(Section):
+    """When and on how much of the val split a run validates (retrain, finetune; the supernet's
+    adds its BatchNorm re-calibration)."""
+
+    every_epochs: int = setting(1, "validate every this many epochs; 0: at the end only", low=0)
+    batch_size: int = setting(256, "images per evaluation batch", low=1)
+    max_batches: Union[int, None] = setting(None, "evaluate on at most this many batches", low=1)
+
+
+@dataclass
+class SupernetEval(Validation):
     every_epochs: int = setting(1, "validate the smallest and largest Archs every this many epochs; 0: at the "
                                    "end only", low=0)
-    bn_batches: int = setting(64, "BatchNorm re-calibration batches per Arch", low=1)
     batch_size: int = setting(128, "images per evaluation batch", low=1)
-    max_batches: Union[int, None] = setting(None, "evaluate on at most this many batches", low=1)
+    bn_batches: int = setting(64, "BatchNorm re-calibration batches per Arch", low=1)
 
 
 @dataclass
@@ -276,13 +285,6 @@ class Ema(Section):
 
 
 @dataclass
-class StandaloneEval(Section):
-    every_epochs: int = setting(1, "validate every this many epochs; 0: at the end only", low=0)
-    batch_size: int = setting(256, "images per evaluation batch", low=1)
-    max_batches: Union[int, None] = setting(None, "evaluate on at most this many batches", low=1)
-
-
-@dataclass
 class RetrainConfig(Section):
     """`supernas retrain`: one Arch trained from scratch (the FP-NAS supplementary's recipe)."""
 
@@ -294,7 +296,7 @@ class RetrainConfig(Section):
     data: DataConfig = section(lambda: DataConfig(autoaugment=True), "the dataset (AutoAugment on)")
     train: StandaloneTrain = section(StandaloneTrain, "the training")
     ema: Ema = section(Ema, "the exponential moving average of the weights")
-    eval: StandaloneEval = section(StandaloneEval, "validation")
+    eval: Validation = section(Validation, "validation")
     log: Log = section(Log, "metrics and progress")
     checkpoint: Checkpoint = section(Checkpoint, "checkpoints")
 

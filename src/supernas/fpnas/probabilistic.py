@@ -30,6 +30,7 @@ from ..data import build_datasets
 from ..errors import SupernasError
 from ..evaluation import Evaluator
 from ..evaluation.latency import LatencyTable, build_latency_table
+from ..nn import SuperNet
 from ..nn.calibrate import frozen_bn_stats
 from ..runtime import distributed as ddp
 from ..runtime.checkpoint import require_same_space
@@ -62,7 +63,7 @@ class ProbabilisticSearch(Task):
     """
 
     def __init__(self, config: "FpnasConfig | Mapping[str, Any]", resume: bool = False,
-                 parts: WeightParts | None = None):
+                 parts: WeightParts[SuperNet] | None = None):
         self.cfg = config if isinstance(config, FpnasConfig) else load_config(FpnasConfig, data=config)
         s, t, run = self.cfg.search, self.cfg.train, self.cfg.run
         self.set_up_run(run, resume, fixed_shapes=False)

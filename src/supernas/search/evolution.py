@@ -112,10 +112,7 @@ class EvolutionSearch(StepwiseSearch):
             if self._score_rows is not None:
                 accs = np.asarray(self._score_rows(np.stack(new)), dtype=np.float64).reshape(-1)
             else:
-                accs = np.asarray(self.score_fn(self.space.from_indices(np.stack(new))), dtype=np.float64).reshape(-1)
-            if accs.size != len(new):
-                raise SupernasError(f"score_fn returned {accs.size} scores for {len(new)} Archs; it must return one "
-                                    "accuracy per Arch")
+                accs = self._scored(np.stack(new))
             for r, a in zip(new, accs):
                 self._cache[r.tobytes()] = len(self._rows)
                 self._rows.append(r.copy())
@@ -315,11 +312,7 @@ class EvolutionSearch(StepwiseSearch):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if not isinstance(state, Mapping) or state.get("version") != STATE_VERSION:
             raise SupernasError("not an evolution search state (or one from another supernas version); start afresh")
-        saved, mine = state["config"], self._config()
-        for k, v in mine.items():
-            if saved.get(k, _SAVED_DEFAULTS.get(k)) != v:
-                raise SupernasError(f"the saved search has {k}={saved.get(k)!r} but this one {v!r}; resume with the "
-                                    "same settings, or start a new search in another run directory")
+        self._check_same_settings(state["config"], _SAVED_DEFAULTS)
         d = len(self.space.dims)
         self._rng.bit_generator.state = state["rng"]
         self._bi, self._gen = (int(x) for x in state["position"])

@@ -113,11 +113,7 @@ class GuidedSearch(StepwiseSearch):
         """Score rows (not scored before) with the real score_fn."""
         if not len(rows):
             return
-        accs = np.asarray(self.score_fn(self.space.from_indices(rows)), dtype=np.float64).reshape(-1)
-        if accs.size != len(rows):
-            raise SupernasError(f"score_fn returned {accs.size} scores for {len(rows)} Archs; it must return one "
-                                "accuracy per Arch")
-        for r, a in zip(rows, accs):
+        for r, a in zip(rows, self._scored(rows)):
             self._index[r.tobytes()] = len(self._rows)
             self._rows.append(r.copy())
             self._accs.append(float(a))
@@ -248,10 +244,7 @@ class GuidedSearch(StepwiseSearch):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if not isinstance(state, Mapping) or state.get("strategy") != "guided":
             raise SupernasError("the saved search state is not a guided search's; resume with the same --strategy")
-        for k, v in self._config().items():
-            if state["config"].get(k) != v:
-                raise SupernasError(f"the saved search has {k}={state['config'].get(k)!r} but this one {v!r}; resume "
-                                    "with the same settings, or start a new search in another run directory")
+        self._check_same_settings(state["config"])
         self._rng.bit_generator.state = state["rng"]
         self._bi, self._used = (int(x) for x in state["position"])
         self._ranked = int(state["ranked"])

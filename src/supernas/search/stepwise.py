@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -79,9 +79,33 @@ class StepwiseSearch:
     """A strategy that searches its budgets one `step()` at a time until `done`, so that it can be
     checkpointed between steps and resumed from its `state_dict()`."""
 
+    space: SearchSpace
+    score_fn: ScoreFn
+
     if TYPE_CHECKING:  # a read-only property in every strategy
         @property
         def done(self) -> bool: ...
+
+    def _config(self) -> dict[str, Any]:
+        """The settings a saved state must have been searched with to be resumed."""
+        raise NotImplementedError
+
+    def _scored(self, rows: np.ndarray) -> np.ndarray:
+        """`score_fn`'s accuracy of the Arch of each index row, float64 (N,); refused unless one per Arch."""
+        accs = np.asarray(self.score_fn(self.space.from_indices(rows)), dtype=np.float64).reshape(-1)
+        if accs.size != len(rows):
+            raise SupernasError(f"score_fn returned {accs.size} scores for {len(rows)} Archs; it must return one "
+                                "accuracy per Arch")
+        return accs
+
+    def _check_same_settings(self, saved: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> None:
+        """Refuse to resume a search saved with other settings (`defaults`: what a state saved before
+        a setting existed ran with)."""
+        for k, v in self._config().items():
+            was = saved.get(k, (defaults or {}).get(k))
+            if was != v:
+                raise SupernasError(f"the saved search has {k}={was!r} but this one {v!r}; resume with the same "
+                                    "settings, or start a new search in another run directory")
 
     def step(self, callback: Callback | None = None) -> bool:
         raise NotImplementedError

@@ -208,7 +208,7 @@ class RandomSearch(StepwiseSearch):
         new = self._draw(self.budgets[self._bi], min(self.CHUNK, self.per_budget - len(drawn)), set(drawn))
         fresh = [r for r in new if r.tobytes() not in self._scores]
         if fresh:
-            scores = np.asarray(self.score_fn(self.space.from_indices(np.stack(fresh))), dtype=np.float64).reshape(-1)
+            scores = self._scored(np.stack(fresh))
             self._scores.update({r.tobytes(): float(s) for r, s in zip(fresh, scores)})
         drawn += [r.tobytes() for r in new]
         if len(drawn) >= self.per_budget or not new:
@@ -253,10 +253,7 @@ class RandomSearch(StepwiseSearch):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if not isinstance(state, Mapping) or state.get("strategy") != "random":
             raise SupernasError("the saved search state is not a random search's; resume with the same --strategy")
-        for k, v in self._config().items():
-            if state["config"].get(k) != v:
-                raise SupernasError(f"the saved search has {k}={state['config'].get(k)!r} but this one {v!r}; resume "
-                                    "with the same settings, or start a new search in another run directory")
+        self._check_same_settings(state["config"])
         key = lambda row: np.asarray(row, dtype=np.int64).tobytes()  # noqa: E731
         self._rng.bit_generator.state = state["rng"]
         self._bi = int(state["budget"])

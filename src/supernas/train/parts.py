@@ -1,10 +1,10 @@
-"""The parts a weight-sharing run trains with (stage 1's supernet, the FP-NAS search): the supernet,
-its optimizer and its learning-rate schedule, built from the run's settings by `weight_parts`, or
-given to the trainer instead (benches and tests bring their own)."""
+"""The parts a run trains with: the network, its optimizer and its learning-rate schedule. Every
+trainer builds them from the run's settings (`weight_parts` for a weight-sharing supernet) or is
+given them instead (benches and tests bring their own)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import torch
 
@@ -12,16 +12,18 @@ from ..nn import SuperNet
 from ..runtime.optim import param_groups, warmup_cosine_scheduler
 from ..spaces import SearchSpace
 
+Net = TypeVar("Net", bound=torch.nn.Module)
+
 
 @dataclass
-class WeightParts:
-    net: SuperNet
+class WeightParts(Generic[Net]):
+    net: Net  # a SuperNet for stage 1 and the FP-NAS search, a StaticNet for retrain and finetune
     optimizer: torch.optim.Optimizer
     scheduler: Any  # a torch.optim.lr_scheduler scheduler stepped once per step
 
 
 def weight_parts(t: Any, space: SearchSpace, num_classes: int, device: torch.device, channels_last: bool,
-                 lr: float, total_steps: int, steps_per_epoch: int) -> WeightParts:
+                 lr: float, total_steps: int, steps_per_epoch: int) -> WeightParts[SuperNet]:
     """The supernet of `space` on `device` as the `train` section `t` sets it up (recompute, kernel
     paths), SGD with Nesterov momentum at `lr` (weight decay on conv and linear weights only), and
     the linear warm-up then cosine schedule over `total_steps`."""

@@ -54,6 +54,7 @@ from ..utils.file_names import RESULT
 from ..utils.io import atomic_write_text
 from .arch_source import resolve_arch
 from .ema import ModelEma
+from .parts import WeightParts
 from .teacher import Teacher, load_teacher
 
 # Section C trains the large FP-NAS models (the L spaces) with stochastic depth "as EfficientNet"
@@ -105,10 +106,12 @@ class StandaloneTrainer(Task):
 
     `config` is a `RetrainConfig` / `FinetuneConfig`, or a mapping over RetrainConfig's defaults,
     naming the Arch (`arch`, from scratch) or an export to start from (`init`); `resume=True`
-    continues the run in `run.dir` exactly.
+    continues the run in `run.dir` exactly. `parts` (train.parts.WeightParts: the Arch's StaticNet
+    on the run's device, its optimizer and schedule) are used as given instead of being built.
     """
 
-    def __init__(self, config: "RetrainConfig | Mapping[str, Any]", resume: bool = False):
+    def __init__(self, config: "RetrainConfig | Mapping[str, Any]", resume: bool = False,
+                 parts: WeightParts[StaticNet] | None = None):
         self.cfg = config if isinstance(config, RetrainConfig) else load_config(RetrainConfig, data=config)
         _require_something_to_train(self.cfg)
         run, t = self.cfg.run, self.cfg.train
@@ -116,7 +119,7 @@ class StandaloneTrainer(Task):
         cuda = self.device.type == "cuda"
 
         self.data = build_datasets(self.cfg.data)
-        self.net, self.space, self.arch, self.origin = self._build_net()
+        self.net, self.space, self.arch, self.origin = self._build_net(parts.net if parts else None)
         self.cost = CostModel(self.space, self.data.num_classes)
         self.ema = ModelEma(self.net, self.cfg.ema.decay, self.cfg.ema.warmup) if self.cfg.ema.decay is not None \
             else None
@@ -129,9 +132,11 @@ class StandaloneTrainer(Task):
         self.steps_per_epoch = rows.batches_per_epoch
         self.total_steps, self.stop_step = run_length(t.epochs, self.steps_per_epoch, t.max_steps)
         self.lr = scaled_lr(t.lr, t.batch_size * self.info.world_size)
-        self.optimizer = self._optimizer()
-        self.scheduler = warmup_cosine_scheduler(self.optimizer, self.total_steps,
-                                                 t.warmup_epochs * self.steps_per_epoch, t.final_lr_ratio)
+        if parts is None:
+            optimizer = self._optimizer()
+            parts = WeightParts(self.net, optimizer, warmup_cosine_scheduler(
+                optimizer, self.total_steps, t.warmup_epochs * self.steps_per_epoch, t.final_lr_ratio))
+        self.optimizer, self.scheduler = parts.optimizer, parts.scheduler
         self.teacher: Teacher | None = None
         if t.teacher:
             with torch.random.fork_rng(devices=[]):  # distilling or not, the student's random stream is the same
@@ -141,15 +146,17 @@ class StandaloneTrainer(Task):
         self.seconds = 0.0
 
     # ------------------------------------------------------------------ the model
-    def _build_net(self) -> tuple[StaticNet, SearchSpace, Arch, str]:
+    def _build_net(self, given: StaticNet | None) -> tuple[StaticNet, SearchSpace, Arch, str]:
         """The StaticNet of the Arch: fresh (initialised as the supernet is, sliced), or with the
-        weights of `init`; then the regularisers of the config."""
+        weights of `init`, then the regularisers of the config; or the net `given`, as it is."""
         t, init = self.cfg.train, self.cfg.init
-        weights = _export_weights(init) if init is not None else None
         space, arch = resolve_arch(init if init is not None else self.cfg.arch, self.cfg.space)
+        self.drop_path = drop_path_for(t.drop_path, space)
+        if given is not None:
+            return given, space, arch, "the weights given"
+        weights = _export_weights(init) if init is not None else None
         net = SuperNet(space, self.data.num_classes).extract(arch)
         origin = "fresh weights" if weights is None else self._load_init(net, init, *weights)
-        self.drop_path = drop_path_for(t.drop_path, space)
         net.set_drop_path(self.drop_path)
         net.dropout.p = t.dropout
         net = net.to(self.device)

@@ -18,6 +18,7 @@ from ..config import SupernetConfig, load_config
 from ..data import build_datasets
 from ..errors import SupernasError
 from ..evaluation import Evaluator
+from ..nn import SuperNet
 from ..nn.calibrate import frozen_bn_stats
 from ..runtime import distributed as ddp
 from ..runtime.checkpoint import require_same_space
@@ -43,7 +44,7 @@ class SupernetTrainer(Task):
     """
 
     def __init__(self, config: "SupernetConfig | Mapping[str, Any]", resume: bool = False,
-                 parts: WeightParts | None = None):
+                 parts: WeightParts[SuperNet] | None = None):
         self.cfg = config if isinstance(config, SupernetConfig) else load_config(SupernetConfig, data=config)
         run, t = self.cfg.run, self.cfg.train
         self.set_up_run(run, resume, fixed_shapes=False)
