@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping, cast
+from typing import TYPE_CHECKING, Any, Mapping, Sequence, cast
 
 from ..errors import SupernasError
 from ..runtime.logging import last_per_step, read_metric_records
 from ..spaces import Arch, SearchSpace, get_space, load_arch
-from ..spaces.layout import stage_of_block
+from ..spaces.layout import BlockPlan, NetPlan, stage_of_block
 from ..utils.file_names import CONFIG, METRICS, RESULT
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 
 def _pyplot():
@@ -142,6 +145,102 @@ def _expand_of(space: SearchSpace, arch: Arch, stage: int, position: int) -> flo
     return values.get(f"{st.name}.{position}.expand", values.get(f"{st.name}.expand", st.fields["expand"].choices[0]))
 
 
+_WIDTH, _GAP = 1.0, 0.7  # of a block's box, and between stages, in the drawing's x units
+_ROWS = (-0.1, -0.24, -0.38)  # text rows under the boxes: kernel, expansion, width
+
+
+def _arch_costs(space: SearchSpace, arch: Arch, num_classes: int) -> tuple[float, float]:
+    """The Arch's (MFLOPs, parameters) for a head of `num_classes`."""
+    from ..spaces import CostModel
+
+    # costs_indices gives two arrays, (MFLOPs, parameters): two numbers for the one Arch
+    return cast("tuple[float, float]",
+                tuple(float(v[0]) for v in CostModel(space, num_classes).costs_indices(space.to_indices(arch))))
+
+
+def _kernel_colours(plt: Any, space: SearchSpace, net: NetPlan) -> dict[int, Any]:
+    """A colour per kernel size, in size order: every kernel of the space in the legend, so drawings
+    of different Archs share colours."""
+    kernels = sorted({b.kernel for b in net.blocks} | {k for st in space.spec.stages if "kernel" in st.fields
+                                                       for k in st.fields["kernel"].choices})
+    cmap = plt.get_cmap("tab10")
+    return {k: cmap(i % 10) for i, k in enumerate(kernels)}
+
+
+def _box(ax: Axes, x: float, h: float, face: Any, hatch: str | None = None) -> None:
+    from matplotlib.patches import Rectangle
+
+    ax.add_patch(Rectangle((x, 0), _WIDTH * 0.9, h, facecolor=face, edgecolor="black", lw=0.8, hatch=hatch))
+
+
+def _column(ax: Axes, x: float, texts: Sequence[str]) -> None:
+    """`texts` under the box at `x`, one a row of _ROWS."""
+    for y, t in zip(_ROWS, texts):
+        ax.text(x + _WIDTH * 0.45, y, t, ha="center", va="center", fontsize=8)
+
+
+def _end_box(ax: Axes, x: float, name: str, channels: int, top: int) -> None:
+    """The stem's or the head's grey box, no taller than the widest block, its name and width under it."""
+    _box(ax, x, min(1.0, max(channels / top, 0.05)), "0.85")
+    _column(ax, x, (name, "", str(channels)))
+
+
+def _draw_blocks(ax: Axes, space: SearchSpace, arch: Arch, net: NetPlan, stage_of: list[int],
+                 colour: dict[int, Any], top: int) -> float:
+    """The active blocks left to right after the stem, each stage opened by a dashed line and its name
+    with its feature-map sizes; returns the x after the last block."""
+    from ..spaces.layout import layout
+
+    hw = layout(space, space.to_indices(arch))
+    hw_in, hw_out = hw.hw_in.reshape(-1), hw.hw_out.reshape(-1)
+    first_of = {s: stage_of.index(s) for s in set(stage_of)}
+    x, prev = _WIDTH + _GAP, None
+    for b in net.blocks:
+        stage = stage_of[b.index] if b.index < len(stage_of) else -1
+        if stage != prev:
+            if prev is not None:
+                x += _GAP
+            ax.axvline(x - _GAP / 2, c="grey", ls="--", lw=0.8)  # stage boundary
+            st = space.spec.stages[stage]
+            ax.text(x, 1.12, f"{st.name}\n{hw_in[b.index]}\u2192{hw_out[b.index]}", ha="left", va="bottom",
+                    fontsize=7.5)
+        expand = _expand_of(space, arch, stage, b.index - first_of.get(stage, b.index))
+        _draw_block(ax, x, b, colour[b.kernel], top, expand)
+        x += _WIDTH
+        prev = stage
+    return x
+
+
+def _draw_block(ax: Axes, x: float, b: BlockPlan, face: Any, top: int, expand: float) -> None:
+    """A block's box (height = output channels, hatched for Swish), SE or its splits on top, and its
+    kernel, expansion and width under it."""
+    h = max(b.cout / top, 0.05)
+    _box(ax, x, h, face, "///" if b.act == "swish" else None)
+    label = {0: "", 1: "SE"}.get(b.attention, f"S{b.splits or b.attention}")
+    if label:
+        ax.text(x + _WIDTH * 0.45, h + 0.02, label, ha="center", va="bottom", fontsize=7)
+    _column(ax, x, (f"{b.kernel}", f"{expand:g}", f"{b.cout}"))
+
+
+def _frame(ax: Axes, right: float, colour: dict[int, Any]) -> None:
+    """The drawing's limits up to `right`, its rows named and no spines; the legend: kernels by colour
+    and the activations by hatching."""
+    from matplotlib.patches import Patch
+
+    ax.set_xlim(-1.6, right + 0.2)
+    ax.set_ylim(-0.48, 1.35)
+    ax.set_xticks([])
+    ax.set_yticks(_ROWS, ["kernel", "expansion", "width"], fontsize=8)
+    ax.tick_params(axis="y", length=0)
+    for side in ("top", "right", "left", "bottom"):
+        ax.spines[side].set_visible(False)
+    handles = [Patch(facecolor=c, edgecolor="black", label=f"kernel {k}x{k}") for k, c in colour.items()]
+    handles += [Patch(facecolor="white", edgecolor="black", hatch="///", label="Swish"),
+                Patch(facecolor="white", edgecolor="black", label="ReLU")]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8,
+              title="height: out channels\ntop: SE / S<splits>", title_fontsize=7)
+
+
 def arch_figure(space: "SearchSpace | str | Mapping[str, Any]", arch: "Arch | Mapping[str, Any] | str",
                 title: str | None = None, num_classes: int = 1000, costs: "tuple[float, float] | None" = None):
     """A matplotlib figure of an Arch, FP-NAS Figure B.1 style: a box per active block (colour =
@@ -150,83 +249,28 @@ def arch_figure(space: "SearchSpace | str | Mapping[str, Any]", arch: "Arch | Ma
     and the Arch's MFLOPs, parameters (for `num_classes`, or `costs` = (MFLOPs, parameters) as a
     search recorded them) and input resolution in the title."""
     from ..search.pareto import mflops_decimals
-    from ..spaces import CostModel
-    from ..spaces.layout import layout, plan
+    from ..spaces.layout import plan
 
     space = get_space(space)
     arch = load_arch(space, arch)
     net = plan(space, arch)
     if not net.blocks:
         raise SupernasError(f"the Arch has no blocks to draw in space '{space.name}'")
-    hw = layout(space, space.to_indices(arch))
-    hw_in, hw_out = hw.hw_in.reshape(-1), hw.hw_out.reshape(-1)
-    if costs is None:
-        # costs_indices gives two arrays, (MFLOPs, parameters): two numbers for the one Arch
-        costs = cast("tuple[float, float]",
-                     tuple(float(v[0]) for v in CostModel(space, num_classes).costs_indices(space.to_indices(arch))))
-    mflops, params = costs
+    mflops, params = costs if costs is not None else _arch_costs(space, arch, num_classes)
     plt = _pyplot()
-    from matplotlib.patches import Patch, Rectangle
-
-    stage_of = stage_of_block(space)
-    first_of = {s: stage_of.index(s) for s in set(stage_of)}
-    # every kernel of the space in the legend, so drawings of different Archs share colours
-    kernels = sorted({b.kernel for b in net.blocks} | {k for st in space.spec.stages if "kernel" in st.fields
-                                                       for k in st.fields["kernel"].choices})
-    cmap = plt.get_cmap("tab10")
-    colour = {k: cmap(i % 10) for i, k in enumerate(kernels)}
+    colour = _kernel_colours(plt, space, net)
     top = max(b.cout for b in net.blocks)  # a wide head (1792 channels) is clipped, not the scale
-    width, gap, rows = 1.0, 0.7, (-0.1, -0.24, -0.38)  # text rows under the boxes: kernel, expansion, width
+    stage_of = stage_of_block(space)
     stages = len({stage_of[b.index] for b in net.blocks if b.index < len(stage_of)})
-    extent = (len(net.blocks) + 2) * width + (stages + 1) * gap
+    extent = (len(net.blocks) + 2) * _WIDTH + (stages + 1) * _GAP
     fig, ax = plt.subplots(figsize=(max(7.0, 0.5 * extent + 2.5), 4.4))
-
-    def box(x, h, face, hatch=None):
-        ax.add_patch(Rectangle((x, 0), width * 0.9, h, facecolor=face, edgecolor="black", lw=0.8, hatch=hatch))
-
-    def column(x, texts):
-        for y, t in zip(rows, texts):
-            ax.text(x + width * 0.45, y, t, ha="center", va="center", fontsize=8)
-
-    box(0.0, min(1.0, max(net.stem_out / top, 0.05)), "0.85")
-    column(0.0, ("stem", "", str(net.stem_out)))
-    ax.text(width * 0.45, 1.12, f"input\n{net.resolution}\u00d7{net.resolution}", ha="center", va="bottom", fontsize=8)
-    x, prev = width + gap, None
-    for b in net.blocks:
-        stage = stage_of[b.index] if b.index < len(stage_of) else -1
-        if stage != prev:
-            if prev is not None:
-                x += gap
-            ax.axvline(x - gap / 2, c="grey", ls="--", lw=0.8)  # stage boundary
-            st = space.spec.stages[stage]
-            ax.text(x, 1.12, f"{st.name}\n{hw_in[b.index]}\u2192{hw_out[b.index]}", ha="left", va="bottom",
-                    fontsize=7.5)
-        h = max(b.cout / top, 0.05)
-        box(x, h, colour[b.kernel], "///" if b.act == "swish" else None)
-        label = {0: "", 1: "SE"}.get(b.attention, f"S{b.splits or b.attention}")
-        if label:
-            ax.text(x + width * 0.45, h + 0.02, label, ha="center", va="bottom", fontsize=7)
-        expand = _expand_of(space, arch, stage, b.index - first_of.get(stage, b.index))
-        column(x, (f"{b.kernel}", f"{expand:g}", f"{b.cout}"))
-        x += width
-        prev = stage
-    x += gap
-    ax.axvline(x - gap / 2, c="grey", ls="--", lw=0.8)
-    box(x, min(1.0, max(net.head_out / top, 0.05)), "0.85")
-    column(x, ("head", "", str(net.head_out)))
-    x += width
-    ax.set_xlim(-1.6, x + 0.2)
-    ax.set_ylim(-0.48, 1.35)
-    ax.set_xticks([])
-    ax.set_yticks(rows, ["kernel", "expansion", "width"], fontsize=8)
-    ax.tick_params(axis="y", length=0)
-    for side in ("top", "right", "left", "bottom"):
-        ax.spines[side].set_visible(False)
-    handles = [Patch(facecolor=colour[k], edgecolor="black", label=f"kernel {k}x{k}") for k in kernels]
-    handles += [Patch(facecolor="white", edgecolor="black", hatch="///", label="Swish"),
-                Patch(facecolor="white", edgecolor="black", label="ReLU")]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8,
-              title="height: out channels\ntop: SE / S<splits>", title_fontsize=7)
+    _end_box(ax, 0.0, "stem", net.stem_out, top)
+    ax.text(_WIDTH * 0.45, 1.12, f"input\n{net.resolution}\u00d7{net.resolution}", ha="center", va="bottom",
+            fontsize=8)
+    x = _draw_blocks(ax, space, arch, net, stage_of, colour, top) + _GAP
+    ax.axvline(x - _GAP / 2, c="grey", ls="--", lw=0.8)
+    _end_box(ax, x, "head", net.head_out, top)
+    _frame(ax, x + _WIDTH, colour)
     ax.set_title(f"{title or space.name}: {mflops:.{mflops_decimals([mflops])}f} MFLOPs, {params / 1e6:.3g} M params, "
                  f"input {net.resolution}\u00d7{net.resolution}, {len(net.blocks)} blocks", fontsize=9, wrap=True)
     fig.tight_layout()

@@ -7,7 +7,7 @@ import html
 import io
 import json
 import time
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from ..search.pareto import mflops_decimals
 from ..search.plots import score_label
@@ -159,6 +159,9 @@ def _kv(pairs: Iterable[tuple[str, Any]]) -> str:
                                           f"<td>{_esc(v)}</td></tr>" for k, v in pairs) + "</table>"
 
 
+_Part = tuple[str, str, Iterable[str]]  # a section of the page: its anchor, title and body
+
+
 def render(c: RunContents) -> str:
     """The whole page of a run's contents."""
     import plotly.offline
@@ -167,58 +170,9 @@ def render(c: RunContents) -> str:
 
     drawings = Drawings(c.space_definition)
     sections, nav = [], []
-    main_export = c.exports[0].meta if c.exports else None
-
-    def add(anchor: str, title: str, body: Iterable[str]) -> None:
+    for anchor, title, body in _parts(c, drawings):
         sections.append(_section(anchor, title, body))
         nav.append(f'<a href="#{anchor}">{_esc(title)}</a>')
-
-    if c.notes:
-        add("notes", "What is missing", ['<div class="notes"><ul>' + "".join(f"<li>{_esc(n)}</li>" for n in c.notes)
-                                         + "</ul></div>"])
-    for i, s in enumerate(c.searches):
-        label = score_label(s.front)
-        for e in sorted(s.front["entries"], key=lambda e: e["mflops"]):
-            drawings.add(e, "Pareto front", label, draw=True)
-        fig = figures.pareto_figure(c, s, main_export)
-        score = s.front.get("score", {})
-        source = {"predictor": f"scores predicted by {score.get('predictor')}",
-                  "supernet": f"scores measured with the supernet's weights on the {score.get('split')} split "
-                              f"({score.get('images')} images, BN recalibrated on {score.get('bn_batches')} batches)"
-                  }.get(score.get("source"), "where the scores come from was not recorded")
-        add(f"front-{i}", f"Pareto front: {s.where}", [
-            f'<p class="meta">{_esc(source)}. Hover a point for its choices; click it for its drawing.</p>',
-            f'<div class="pareto" data-view="view-{i}">{figures.figure_html(fig, f"pareto-{i}")}</div>',
-            f'<div class="arch-view" id="view-{i}">Click a point or a table row to see its Arch.</div>'])
-    for e in c.exports:
-        m = e.meta
-        key = drawings.add(m, f"exported {e.path.name}/", "", draw=True)
-        add(f"export-{e.path.name}", f"Exported model: {e.path.name}/", [
-            _kv([("folder", e.path), ("files", ", ".join(e.files) or "none"), ("MFLOPs", f"{m['mflops']:.4g}"),
-                 ("parameters", f"{m['params'] / 1e6:.3g} M"), ("input", f"{m.get('resolution')} px"),
-                 ("classes", m.get("num_classes")), ("space", m.get("space"))]),
-            drawings.img(key), f'<p class="choices">{figures.arch_summary(m["arch"], "; ")}</p>'])
-    if c.result is not None:
-        add("result", "Result (result.json)", [_result(c, drawings)])
-    curves = figures.curves_figure(c)
-    if curves is not None:
-        add("curves", "Training curves (metrics.jsonl)", [figures.figure_html(curves, "curves")])
-    dist = figures.distribution_figure(c)
-    if dist is not None:
-        add("distribution", "Distribution per block (dist_epoch*.pt)", [figures.figure_html(dist, "distribution")])
-    if c.predictor is not None:
-        add("predictor", "Accuracy predictor", [_predictor(c)])
-    for i, s in enumerate(c.searches):
-        add(f"table-{i}-section", f"Scored Archs: {s.where} ({len(s.evaluated)})",
-            ['<p class="meta">Click a column to sort, a row to see the Arch above.</p>', _table(s, i, drawings)])
-    cmds = commands(c)
-    if cmds:
-        add("commands", "Commands that made it", [
-            (f'<div class="cmd">{_esc(line)}</div><p class="meta">{_esc(what)}</p>' if line
-             else f'<p class="meta">{_esc(what)}</p>') for line, what in cmds])
-    if c.config_text:
-        add("config", CONFIG, [f"<details><summary>the run's resolved config</summary><pre>"
-                                      f"{_esc(c.config_text)}</pre></details>"])
     data = json.dumps({"archs": drawings.archs}).replace("</", "<\\/")
     kind = KINDS.get(c.kind, c.kind)
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>supernas report: {_esc(c.path.name)}'
@@ -229,6 +183,72 @@ def render(c: RunContents) -> str:
             f'<p class="meta">{_esc(c.path)} \u00b7 report of {time.strftime("%Y-%m-%d %H:%M")} by '
             f'supernas {__version__}</p><nav>{"".join(nav)}</nav>{"".join(sections)}'
             f'<script type="application/json" id="report-data">{data}</script><script>{SCRIPT}</script></body></html>')
+
+
+def _parts(c: RunContents, drawings: Drawings) -> Iterator[_Part]:
+    """The page's sections in their order, each where the run holds what it shows. A generator: each
+    section is made (its Archs added to `drawings`) in page order, before the next."""
+    if c.notes:
+        yield "notes", "What is missing", ['<div class="notes"><ul>' + "".join(f"<li>{_esc(n)}</li>" for n in c.notes)
+                                           + "</ul></div>"]
+    yield from _fronts(c, drawings)
+    yield from _exports(c, drawings)
+    if c.result is not None:
+        yield "result", "Result (result.json)", [_result(c, drawings)]
+    curves = figures.curves_figure(c)
+    if curves is not None:
+        yield "curves", "Training curves (metrics.jsonl)", [figures.figure_html(curves, "curves")]
+    dist = figures.distribution_figure(c)
+    if dist is not None:
+        yield "distribution", "Distribution per block (dist_epoch*.pt)", [figures.figure_html(dist, "distribution")]
+    if c.predictor is not None:
+        yield "predictor", "Accuracy predictor", [_predictor(c)]
+    for i, s in enumerate(c.searches):
+        yield (f"table-{i}-section", f"Scored Archs: {s.where} ({len(s.evaluated)})",
+               ['<p class="meta">Click a column to sort, a row to see the Arch above.</p>', _table(s, i, drawings)])
+    cmds = commands(c)
+    if cmds:
+        yield "commands", "Commands that made it", [
+            (f'<div class="cmd">{_esc(line)}</div><p class="meta">{_esc(what)}</p>' if line
+             else f'<p class="meta">{_esc(what)}</p>') for line, what in cmds]
+    if c.config_text:
+        yield "config", CONFIG, [f"<details><summary>the run's resolved config</summary><pre>"
+                                 f"{_esc(c.config_text)}</pre></details>"]
+
+
+def _score_origin(front: dict[str, Any]) -> str:
+    """Where the scores of a front (a pareto.json) come from, in words."""
+    score = front.get("score", {})
+    return {"predictor": f"scores predicted by {score.get('predictor')}",
+            "supernet": f"scores measured with the supernet's weights on the {score.get('split')} split "
+                        f"({score.get('images')} images, BN recalibrated on {score.get('bn_batches')} batches)"
+            }.get(score.get("source"), "where the scores come from was not recorded")
+
+
+def _fronts(c: RunContents, drawings: Drawings) -> Iterator[_Part]:
+    """A section per search: its Pareto front (the main exported model marked), an Arch drawn on a click."""
+    main_export = c.exports[0].meta if c.exports else None
+    for i, s in enumerate(c.searches):
+        label = score_label(s.front)
+        for e in sorted(s.front["entries"], key=lambda e: e["mflops"]):
+            drawings.add(e, "Pareto front", label, draw=True)
+        fig = figures.pareto_figure(c, s, main_export)
+        yield f"front-{i}", f"Pareto front: {s.where}", [
+            f'<p class="meta">{_esc(_score_origin(s.front))}. Hover a point for its choices; click it for its drawing.</p>',
+            f'<div class="pareto" data-view="view-{i}">{figures.figure_html(fig, f"pareto-{i}")}</div>',
+            f'<div class="arch-view" id="view-{i}">Click a point or a table row to see its Arch.</div>']
+
+
+def _exports(c: RunContents, drawings: Drawings) -> Iterator[_Part]:
+    """A section per exported model: its folder, files, costs and input, and its drawing."""
+    for e in c.exports:
+        m = e.meta
+        key = drawings.add(m, f"exported {e.path.name}/", "", draw=True)
+        yield f"export-{e.path.name}", f"Exported model: {e.path.name}/", [
+            _kv([("folder", e.path), ("files", ", ".join(e.files) or "none"), ("MFLOPs", f"{m['mflops']:.4g}"),
+                 ("parameters", f"{m['params'] / 1e6:.3g} M"), ("input", f"{m.get('resolution')} px"),
+                 ("classes", m.get("num_classes")), ("space", m.get("space"))]),
+            drawings.img(key), f'<p class="choices">{figures.arch_summary(m["arch"], "; ")}</p>']
 
 
 def _result(c: RunContents, drawings: Drawings) -> str:

@@ -153,27 +153,56 @@ def _steps_done(search: Any, per_budget: int) -> int:
     return budget * per_budget + (generation + 1 if per_budget > 1 else 0)
 
 
+def _latency_table(job: SearchJob, scoring: Scoring, path: Path, progress: bool) -> LatencyTable | None:
+    """For latency budgets (`job.cost="latency"`), the latency table kept at `path`, or one measured
+    now; None for MFLOPs budgets."""
+    if job.cost != "latency":
+        return None
+    table_args = (scoring.space, scoring.num_classes, job.latency_batch, job.latency_warmup, job.latency_repeats,
+                  scoring.device)
+    if path.exists():
+        return LatencyTable.load(path, *table_args, window_s=job.latency_window)
+    # layers measured in interleaved rounds, the per-Arch overhead fitted end to end
+    table = build_latency_table(*table_args, seed=job.seed, window_s=job.latency_window)
+    if progress and ddp.current().is_main:
+        print(table.describe_fit(), flush=True)
+    return table
+
+
+def _write_results(job: SearchJob, scoring: Scoring, out: Path, result: SearchResult) -> None:
+    """pareto.json/.csv/.png, evaluated.json/.csv and best_per_budget.json of a finished search into
+    `out`, the job and what scored it in their metadata."""
+    front = result.pareto()
+    # the weights' fingerprint: `export --pick` takes an Arch only for the weights that scored it
+    run = Path(job.run).expanduser() if job.run is not None else None
+    meta = {"run": str(run) if run is not None else None, "weights": scoring.scored["weights"],
+            "data": scoring.data_description, "cost": result.cost, "num_classes": scoring.num_classes,
+            "budgets": list(result.budgets), "score": scoring.source,
+            # the job whole, and the Archs the real scorer scored and a surrogate rated (guided search)
+            "search": {**job.record(scoring.device.type), "scored": result.scored, "ranked": result.ranked}}
+    write_pareto(out, front, scoring.space, meta=meta)
+    # every scored Arch, not just the front
+    write_pareto(out, result.evaluated, scoring.space, name="evaluated", meta=meta)
+    export = run / "export" if run is not None else None
+    plot_search_results(out, export if export is not None and export.is_dir() else None)
+    best = [{"budget": b, **(e.to_dict() if e else {})} for b, e in zip(result.budgets, result.best)]
+    atomic_write_text(out / "best_per_budget.json", json.dumps(best, indent=1))
+
+
 def _search(job: SearchJob, scoring: Scoring, out: Path, progress: bool) -> SearchResult:
     """The body of `search_run`, while it holds the lock on `out`."""
-    resume, cost, strategy, generations = job.resume, job.cost, job.strategy, job.generations
+    resume, strategy, generations = job.resume, job.strategy, job.generations
     state_path = out / SEARCH_STATE
     if state_path.exists() and not resume:
         raise SupernasError(f"'{out}' already holds a search; continue it with --resume or choose another --out")
     build = STRATEGIES.get(strategy, "--strategy")
-    scored, space, device_, score_fn = scoring.scored, scoring.space, scoring.device, scoring.score_fn
+    scored, space, score_fn = scoring.scored, scoring.space, scoring.score_fn
     cost_model = CostModel(space, scoring.num_classes)
     state = read_search_state(state_path, scored) if resume and state_path.exists() else None
     if state is not None and "evaluator" in state:
         scoring.load_cache(state["evaluator"])
-    table, table_path = None, out / LATENCY_TABLE
-    if cost == "latency":
-        table_args = (space, scoring.num_classes, job.latency_batch, job.latency_warmup, job.latency_repeats, device_)
-        if table_path.exists():
-            table = LatencyTable.load(table_path, *table_args, window_s=job.latency_window)
-        else:  # layers measured in interleaved rounds, the per-Arch overhead fitted end to end
-            table = build_latency_table(*table_args, seed=job.seed, window_s=job.latency_window)
-            if progress and ddp.current().is_main:
-                print(table.describe_fit(), flush=True)
+    table_path = out / LATENCY_TABLE
+    table = _latency_table(job, scoring, table_path, progress)
     search = build(space, cost_model, score_fn, job.budgets, job.settings(), state=state["search"] if state else None,
                    constraint=("latency_ms", table.latency_indices) if table else None)
     info = ddp.current()
@@ -205,19 +234,5 @@ def _search(job: SearchJob, scoring: Scoring, out: Path, progress: bool) -> Sear
     if bar is not None:
         bar.close()
     if info.is_main:
-        front = result.pareto()
-        # the weights' fingerprint: `export --pick` takes an Arch only for the weights that scored it
-        run = Path(job.run).expanduser() if job.run is not None else None
-        meta = {"run": str(run) if run is not None else None, "weights": scored["weights"],
-                "data": scoring.data_description, "cost": result.cost, "num_classes": scoring.num_classes,
-                "budgets": list(result.budgets), "score": scoring.source,
-                # the job whole, and the Archs the real scorer scored and a surrogate rated (guided search)
-                "search": {**job.record(device_.type), "scored": result.scored, "ranked": result.ranked}}
-        write_pareto(out, front, space, meta=meta)
-        write_pareto(out, result.evaluated, space, name="evaluated", meta=meta)  # every scored Arch, not just the front
-        export = run / "export" if run is not None else None
-        plot_search_results(out, export if export is not None and export.is_dir() else None)
-        best = [{"budget": b, **(e.to_dict() if e else {})} for b, e in zip(result.budgets, result.best)]
-        atomic_write_text(out / "best_per_budget.json", json.dumps(best, indent=1))
+        _write_results(job, scoring, out, result)
     return result
-

@@ -164,6 +164,62 @@ def _check_keys(d: Mapping, allowed: Sequence[str], where: str) -> None:
         raise SupernasError(f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
 
 
+def _one_of(where: str, value: Any, allowed: Sequence[str]) -> Any:
+    if value not in allowed:
+        raise SupernasError(f"{where}={value!r} is not allowed: one of {', '.join(allowed)}")
+    return value
+
+
+def _stage(name: str, i: int, value: Any) -> StageSpec:
+    """Stage `i` of space `name`, its fields checked; unnamed, it is s1, s2, ... by its place."""
+    s = _mapping(f"{name}.stages[{i}]", value, "a stage's fields")
+    sname = str(s.get("name", f"s{i + 1}"))
+    where = f"{name}.{sname}"
+    _check_keys(s, ("name", "stride", "per_block") + STAGE_FIELDS, where)
+    stride = _scalar(f"{where}.stride", _require(s, "stride", where), STRIDE)
+    per_block = s.get("per_block", False)
+    if not isinstance(per_block, bool):
+        raise SupernasError(f"{where}.per_block={per_block!r} is not allowed: true or false")
+    fields = {
+        "width": _field(f"{where}.width", _require(s, "width", where), WIDTH),
+        "depth": _field(f"{where}.depth", s.get("depth", 1), DEPTH),
+        "kernel": _field(f"{where}.kernel", _require(s, "kernel", where), ODD),
+        "expand": _field(f"{where}.expand", _require(s, "expand", where), RATIO),
+        "act": _field(f"{where}.act", s.get("act", "swish"), allowed=ACTIVATIONS),
+        "attention": _field(f"{where}.attention", s.get("attention", 0), allowed=(0, 1, 2, 3, 4, 8)),
+    }
+    return StageSpec(sname, stride, per_block, fields)
+
+
+def _stages(name: str, stage_list: Any) -> tuple[StageSpec, ...]:
+    """The stages of space `name`: at least one, names that do not repeat, within MAX_STAGES and
+    MAX_BLOCKS."""
+    if not isinstance(stage_list, list):
+        raise SupernasError(f"{name}.stages must be a list of stages, got {stage_list!r}")
+    if len(stage_list) > MAX_STAGES:
+        raise SupernasError(f"{name}.stages: {len(stage_list)} stages; at most {MAX_STAGES} ({REAL})")
+    stages = tuple(_stage(name, i, s) for i, s in enumerate(stage_list))
+    if not stages:
+        raise SupernasError(f"{name}: 'stages' is empty; a space needs at least one stage")
+    names = [s.name for s in stages]
+    if len(set(names)) != len(names):
+        raise SupernasError(f"{name}: stage names repeat: {names}")
+    blocks = sum(st.max_depth for st in stages)
+    if blocks > MAX_BLOCKS:
+        raise SupernasError(f"{name}: {blocks} blocks at the largest depths; at most {MAX_BLOCKS} ({REAL})")
+    return stages
+
+
+def _resolution(name: str, value: Any, stem_stride: int, stages: Sequence[StageSpec]) -> Field:
+    """The input resolutions of space `name`: the smallest no less than the network's total stride."""
+    resolution = _field(f"{name}.resolution", value, RESOLUTION)
+    total_stride = stem_stride * math.prod(st.stride for st in stages)
+    if resolution.min < total_stride:
+        raise SupernasError(f"{name}.resolution={resolution.min} is not allowed: at least {total_stride} px, the "
+                            "network's total stride (stem and stages), so that the last stage sees whole pixels")
+    return resolution
+
+
 def parse_space(d: Mapping[str, Any]) -> SpaceSpec:
     """Read a space definition (see the module docstring) and check every field's type and range:
     an error names the field, its value and what is allowed."""
@@ -176,54 +232,13 @@ def parse_space(d: Mapping[str, Any]) -> SpaceSpec:
     stem = _mapping(f"{name}.stem", _require(d, "stem", name), "width, stride, act")
     _check_keys(stem, ("width", "stride", "act"), f"{name}.stem")
     stem_stride = _scalar(f"{name}.stem.stride", stem.get("stride", 2), STRIDE)
-    stage_list = _require(d, "stages", name)
-    if not isinstance(stage_list, list):
-        raise SupernasError(f"{name}.stages must be a list of stages, got {stage_list!r}")
-    if len(stage_list) > MAX_STAGES:
-        raise SupernasError(f"{name}.stages: {len(stage_list)} stages; at most {MAX_STAGES} ({REAL})")
-    stages = []
-    for i, s in enumerate(stage_list):
-        s = _mapping(f"{name}.stages[{i}]", s, "a stage's fields")
-        sname = str(s.get("name", f"s{i + 1}"))
-        where = f"{name}.{sname}"
-        _check_keys(s, ("name", "stride", "per_block") + STAGE_FIELDS, where)
-        stride = _scalar(f"{where}.stride", _require(s, "stride", where), STRIDE)
-        per_block = s.get("per_block", False)
-        if not isinstance(per_block, bool):
-            raise SupernasError(f"{where}.per_block={per_block!r} is not allowed: true or false")
-        fields = {
-            "width": _field(f"{where}.width", _require(s, "width", where), WIDTH),
-            "depth": _field(f"{where}.depth", s.get("depth", 1), DEPTH),
-            "kernel": _field(f"{where}.kernel", _require(s, "kernel", where), ODD),
-            "expand": _field(f"{where}.expand", _require(s, "expand", where), RATIO),
-            "act": _field(f"{where}.act", s.get("act", "swish"), allowed=ACTIVATIONS),
-            "attention": _field(f"{where}.attention", s.get("attention", 0), allowed=(0, 1, 2, 3, 4, 8)),
-        }
-        stages.append(StageSpec(sname, stride, per_block, fields))
-    if not stages:
-        raise SupernasError(f"{name}: 'stages' is empty; a space needs at least one stage")
-    names = [s.name for s in stages]
-    if len(set(names)) != len(names):
-        raise SupernasError(f"{name}: stage names repeat: {names}")
-    blocks = sum(st.max_depth for st in stages)
-    if blocks > MAX_BLOCKS:
-        raise SupernasError(f"{name}: {blocks} blocks at the largest depths; at most {MAX_BLOCKS} ({REAL})")
-    resolution = _field(f"{name}.resolution", _require(d, "resolution", name), RESOLUTION)
-    total_stride = stem_stride * math.prod(st.stride for st in stages)
-    if resolution.min < total_stride:
-        raise SupernasError(f"{name}.resolution={resolution.min} is not allowed: at least {total_stride} px, the "
-                            "network's total stride (stem and stages), so that the last stage sees whole pixels")
+    stages = _stages(name, _require(d, "stages", name))
+    resolution = _resolution(name, _require(d, "resolution", name), stem_stride, stages)
     head = _mapping(f"{name}.head", _require(d, "head", name), "kind, width, expand, act")
     _check_keys(head, ("kind", "width", "expand", "act"), f"{name}.head")
-    kind = head.get("kind", "conv")
-    if kind not in HEAD_KINDS:
-        raise SupernasError(f"{name}.head.kind={kind!r} is not allowed: one of {', '.join(HEAD_KINDS)}")
-    shortcut = d.get("shortcut", "identity")
-    if shortcut not in SHORTCUTS:
-        raise SupernasError(f"{name}.shortcut={shortcut!r} is not allowed: one of {', '.join(SHORTCUTS)}")
-    gate = d.get("gate", "sigmoid")
-    if gate not in GATES:
-        raise SupernasError(f"{name}.gate={gate!r} is not allowed: one of {', '.join(GATES)}")
+    kind = _one_of(f"{name}.head.kind", head.get("kind", "conv"), HEAD_KINDS)
+    shortcut = _one_of(f"{name}.shortcut", d.get("shortcut", "identity"), SHORTCUTS)
+    gate = _one_of(f"{name}.gate", d.get("gate", "sigmoid"), GATES)
     stem_act = _field(f"{name}.stem.act", stem.get("act", "swish"), allowed=ACTIVATIONS)
     head_act = _field(f"{name}.head.act", head.get("act", "swish"), allowed=ACTIVATIONS)
     return SpaceSpec(
@@ -232,7 +247,7 @@ def parse_space(d: Mapping[str, Any]) -> SpaceSpec:
         stem_width=_field(f"{name}.stem.width", _require(stem, "width", f"{name}.stem"), WIDTH),
         stem_stride=stem_stride,
         stem_act=stem_act.choices[0],
-        stages=tuple(stages),
+        stages=stages,
         head_kind=kind,
         head_width=_field(f"{name}.head.width", _require(head, "width", f"{name}.head"), WIDTH),
         head_expand=_scalar(f"{name}.head.expand", head.get("expand", 6), HEAD_EXPAND),
