@@ -109,15 +109,24 @@ MIN_LINEAR_FIT = 6  # Archs below which only an offset is fitted: a free scale f
 
 
 def fit_overhead(sums: np.ndarray, measured: np.ndarray) -> tuple[float, float]:
-    """(scale, offset) of `measured ~ scale * sums + offset` by least squares; with fewer than
-    MIN_LINEAR_FIT Archs, equal sums or a scale that is not positive, scale 1 and the mean
-    difference as offset."""
+    """(scale, offset) of `measured ~ scale * sums + offset`, least squares with scale > 0 and
+    offset >= 0, so that no Arch is estimated at less than nothing (a negative offset made the
+    smallest Archs cost below 0 ms where whole models ran faster than their layers timed alone).
+    With fewer than MIN_LINEAR_FIT Archs or equal sums, one parameter: the mean difference as
+    offset, or, where that is negative, the mean ratio as scale."""
     sums, measured = np.asarray(sums, dtype=np.float64), np.asarray(measured, dtype=np.float64)
     if len(sums) >= MIN_LINEAR_FIT and np.ptp(sums) > 0:
         scale, offset = np.polyfit(sums, measured, 1)
-        if np.isfinite(scale) and np.isfinite(offset) and scale > 0:
+        if np.isfinite(scale) and np.isfinite(offset) and scale > 0 and offset >= 0:
             return float(scale), float(offset)
-    return 1.0, float(np.mean(measured - sums))
+        through_origin = float(sums @ measured / (sums @ sums))  # the best fit on the boundary offset = 0
+        if np.isfinite(through_origin) and through_origin > 0:
+            return through_origin, 0.0
+    difference = float(np.mean(measured - sums))
+    if difference >= 0 or not (sums > 0).all():
+        return 1.0, max(difference, 0.0)
+    return float(np.mean(measured / sums)), 0.0
+
 
 # The integer fields that key each kind of layer, read from a Layout; space-wide constants
 # (activations of stem and head, SE gate, shortcut kind, classes) are appended to the key.
@@ -362,9 +371,9 @@ class LatencyTable:
             offset: Any
             scale, offset = (fit.get(k) if isinstance(fit, dict) else None for k in ("scale", "offset"))
             if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                       for v in (scale, offset)) or scale <= 0:
+                       for v in (scale, offset)) or scale <= 0 or offset < 0:
                 raise SupernasError(f"latency table '{p}' holds a fit that is not a positive scale and a finite "
-                                    "offset; delete the file to measure afresh")
+                                    "offset >= 0; delete the file to measure afresh")
             table.scale, table.offset, table.fit = float(scale), float(offset), fit
         return table
 
