@@ -3,6 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny_runs import TINY_NAME
 
 from supernas import get_space, list_spaces
 
@@ -21,12 +22,12 @@ def space(request):
 
 
 def train_tiny_run(run_dir, **sampler):
-    """A supernet of attentivenas-tiny trained for 3 steps on digits: a stage-1 run directory to test
+    """A supernet of the tiny space trained for 3 steps on digits: a stage-1 run directory to test
     what comes after (search, predictor, export) without waiting for real training."""
     from supernas.train.supernet import SupernetTrainer
 
     SupernetTrainer({
-        "run": {"dir": str(run_dir), "device": "cpu"}, "space": "attentivenas-tiny",
+        "run": {"dir": str(run_dir), "device": "cpu"}, "space": TINY_NAME,
         "data": {"path": "digits", "image_size": 12, "train_subset": 256, "search_size": 100},
         "train": {"epochs": 1, "batch_size": 32, "workers": 0, "max_steps": 3},
         "sampler": {"kind": "uniform", **sampler}, "eval": {"bn_batches": 1, "max_batches": 1},

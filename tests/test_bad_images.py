@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tiny_runs import TINY_NAME
 
 from supernas.cli import main
 from supernas.data import DataConfig, build_datasets
@@ -36,7 +37,7 @@ def image_folder(root, bad=True):
 
 
 def config(run, data, **data_settings):
-    return {"run": {"dir": str(run), "device": "cpu"}, "space": "attentivenas-tiny",
+    return {"run": {"dir": str(run), "device": "cpu"}, "space": TINY_NAME,
             "data": {"path": str(data), "image_size": 12, **data_settings},
             "train": {"epochs": 2, "batch_size": 8, "workers": 0},
             "sampler": {"kind": "uniform"}, "eval": {"bn_batches": 1, "max_batches": 1, "every_epochs": 0},

@@ -10,8 +10,7 @@ import torch
 from supernas.cli import main
 
 from cli_errors import one_line
-
-TINY = "attentivenas-tiny"
+from tiny_runs import TINY, TINY_NAME
 
 
 # ---------------------------------------------------------------------------- items 5 and 8: typed values
@@ -108,15 +107,13 @@ def test_the_packaged_spaces_and_configs_stay_valid():
 
 @pytest.mark.parametrize("value", [[12, 16], {"a": 1}])
 def test_an_arch_value_that_is_a_list_or_a_mapping_is_one_line(run_copy, tmp_path, capsys, value):
-    from supernas.spaces import get_space
-
-    arch = {**get_space(TINY).smallest().to_dict(), "resolution": value}
+    arch = {**TINY.smallest().to_dict(), "resolution": value}
     rule = f"field 'resolution' has value {value!r}, which is not allowed; allowed: 12, 16"
-    assert main(["flops", "--space", TINY, "--arch", json.dumps(arch)]) == 2
+    assert main(["flops", "--space", TINY_NAME, "--arch", json.dumps(arch)]) == 2
     assert rule in one_line(capsys)
     assert main(["export", str(run_copy), "--arch", json.dumps(arch), "--device", "cpu"]) == 2
     assert rule in one_line(capsys)
-    assert main(["retrain", json.dumps(arch), f"space={TINY}", f"run.dir={tmp_path / 'r'}", "data.path=digits",
+    assert main(["retrain", json.dumps(arch), f"space={TINY_NAME}", f"run.dir={tmp_path / 'r'}", "data.path=digits",
                  "run.device=cpu"]) == 2
     assert rule in one_line(capsys)
 
@@ -167,7 +164,7 @@ def test_a_full_disk_is_one_line_naming_the_file_and_the_space_it_needed(tmp_pat
 
     monkeypatch.setattr(os, "fsync", full)
     run = tmp_path / "run"
-    assert main(["train", f"run.dir={run}", f"space={TINY}", "data.path=digits", "data.image_size=12",
+    assert main(["train", f"run.dir={run}", f"space={TINY_NAME}", "data.path=digits", "data.image_size=12",
                  "data.train_subset=64", "train.batch_size=32", "train.max_steps=1", "train.workers=0",
                  "sampler.kind=uniform", "run.device=cpu", "log.progress=false", "log.tensorboard=false"]) == 2
     line = one_line(capsys)

@@ -10,7 +10,7 @@ from supernas.nn import SuperNet
 from supernas.nn.bn_act import batch_norm_act
 from supernas.train.supernet import SupernetTrainer
 
-from tiny_runs import supernet_config
+from tiny_runs import TINY_NAME, supernet_config
 
 
 @pytest.mark.parametrize("act", ["swish", "relu"])
@@ -55,7 +55,7 @@ def _step(net, x, y, arch, recompute, amp=False):
 
 # fpnas-l0 mixes ReLU and swish blocks and gathers Split-Attention rows (a view of the rebuilt
 # activation); channels_last runs the depthwise convolutions on an NCHW copy of it
-@pytest.mark.parametrize("name,channels_last", [("attentivenas-tiny", False), ("attentivenas-tiny", True),
+@pytest.mark.parametrize("name,channels_last", [(TINY_NAME, False), (TINY_NAME, True),
                                                 ("fpnas-l0", False)])
 def test_recomputing_gives_the_same_step(name, channels_last):
     torch.manual_seed(0)
@@ -78,7 +78,7 @@ def test_recomputing_gives_the_same_step(name, channels_last):
 
 def test_recomputing_under_bf16_and_channels_last_is_as_accurate_as_not():
     torch.manual_seed(0)
-    net = SuperNet("attentivenas-tiny", num_classes=10).train()
+    net = SuperNet(TINY_NAME, num_classes=10).train()
     x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
     arch = net.space.largest()
     exact = _step(net, x, y, arch, False)[2]
@@ -91,7 +91,7 @@ def test_recomputing_under_bf16_and_channels_last_is_as_accurate_as_not():
 def test_recomputing_stores_less_than_half(bench):
     from activation_memory import stored_bytes
 
-    net = SuperNet("attentivenas-tiny", num_classes=10).train()
+    net = SuperNet(TINY_NAME, num_classes=10).train()
     x, arch = torch.randn(4, 3, 32, 32), net.space.largest()
     cpu = torch.device("cpu")
     plain = stored_bytes(lambda: net(x, arch), cpu)
@@ -108,7 +108,7 @@ def test_nothing_stays_allocated_after_backward(bench):
     """Backward frees what the forward stored even while the caller holds the loss (its graph)."""
     from activation_memory import stored_bytes
 
-    net = SuperNet("attentivenas-tiny", num_classes=10).train()
+    net = SuperNet(TINY_NAME, num_classes=10).train()
     x, arch = torch.randn(4, 3, 32, 32), net.space.largest()
     for p in net.parameters():
         p.grad = torch.zeros_like(p)  # backward then allocates no gradients
@@ -131,9 +131,9 @@ def test_a_whole_sandwich_step_peaks_lower(bench):
     from activation_memory import host_bound_steps, step_peak_bytes
 
     cpu = torch.device("cpu")
-    peak = step_peak_bytes("attentivenas-tiny", 8, 32, cpu)  # the weights' gradients weigh more here than at scale
+    peak = step_peak_bytes(TINY_NAME, 8, 32, cpu)  # the weights' gradients weigh more here than at scale
     assert 0 < peak[True] < 0.7 * peak[False], peak
-    seconds = host_bound_steps("attentivenas-tiny", 8, 1, cpu)  # the bench's other measure runs
+    seconds = host_bound_steps(TINY_NAME, 8, 1, cpu)  # the bench's other measure runs
     assert set(seconds) == {False, True} and all(v > 0 for v in seconds.values())
 
 

@@ -5,6 +5,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from tiny_runs import TINY_NAME
 
 from supernas import SupernasError
 from supernas.nn import SuperNet
@@ -75,7 +76,7 @@ def _step(net, x, y, arch):
     return x.grad, grads, buffers
 
 
-@pytest.mark.parametrize("name", ["attentivenas-tiny", "fpnas-l0"])
+@pytest.mark.parametrize("name", [TINY_NAME, "fpnas-l0"])
 def test_a_supernet_step_is_the_same_with_either_path(name):
     # float64: a deep net with BatchNorm over 4 images amplifies float32 rounding (0.7 % on fpnas-l0's input
     # gradient with 2 threads, 4 images), which would say nothing about the paths
@@ -94,7 +95,7 @@ def test_a_supernet_step_is_the_same_with_either_path(name):
 
 
 def test_set_conv_kernels_reaches_every_elastic_convolution_and_names_a_bad_choice():
-    net = SuperNet("attentivenas-tiny", num_classes=10)
+    net = SuperNet(TINY_NAME, num_classes=10)
     net.set_conv_kernels(pointwise="gemm")
     convs = [m for m in net.modules() if isinstance(m, ElasticConv2d)]
     assert all(m.gemm and not m.native for m in convs)

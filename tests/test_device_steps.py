@@ -11,6 +11,7 @@ from collections import Counter
 import pytest
 import torch
 from torch.profiler import ProfilerActivity, profile
+from tiny_runs import TINY_NAME
 
 from supernas.errors import SupernasError
 from supernas.nn import SuperNet
@@ -54,7 +55,7 @@ def count_host_reads(floating_only: bool = False):
 
 
 def supernet_config(run_dir, sampler="uniform", **train):
-    return {"run": {"dir": str(run_dir), "device": "cpu"}, "space": "attentivenas-tiny",
+    return {"run": {"dir": str(run_dir), "device": "cpu"}, "space": TINY_NAME,
             "data": {"path": "digits", "image_size": 12, "train_subset": 256},
             "train": {"epochs": 1, "batch_size": 16, "workers": 0, **train},
             "sampler": {"kind": sampler, "n_prior": 2000, "bin_width": 0.25},
@@ -122,10 +123,10 @@ def test_standalone_and_fpnas_steps_read_nothing_back(tmp_path):
     from supernas.train.standalone import StandaloneTrainer
 
     st = StandaloneTrainer({"run": {"dir": str(tmp_path / "r"), "device": "cpu"}, "arch": "smallest",
-                            "space": "attentivenas-tiny", "data": {"path": "digits", "image_size": 12},
+                            "space": TINY_NAME, "data": {"path": "digits", "image_size": 12},
                             "train": {"epochs": 1, "batch_size": 16, "workers": 0},
                             "log": {"progress": False, "tensorboard": False}})
-    search = ProbabilisticSearch({"run": {"dir": str(tmp_path / "f"), "device": "cpu"}, "space": "attentivenas-tiny",
+    search = ProbabilisticSearch({"run": {"dir": str(tmp_path / "f"), "device": "cpu"}, "space": TINY_NAME,
                                   "data": {"path": "digits", "image_size": 12, "search_size": 0.3},
                                   "train": {"batch_size": 16, "workers": 0},
                                   "log": {"progress": False, "tensorboard": False}})
@@ -181,8 +182,8 @@ def _inside_a_convolution_kernel(event) -> bool:
 @pytest.fixture(scope="module")
 def tiny_nets():
     torch.manual_seed(0)
-    plain = SuperNet("attentivenas-tiny", 10)
-    return plain, SuperNet("attentivenas-tiny", 10).to(memory_format=torch.channels_last)
+    plain = SuperNet(TINY_NAME, 10)
+    return plain, SuperNet(TINY_NAME, 10).to(memory_format=torch.channels_last)
 
 
 @pytest.mark.parametrize("channels_last", [False, True])

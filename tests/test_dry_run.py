@@ -6,10 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
-from tiny_runs import FAST_SCORING, TINY_TRAIN
+from tiny_runs import FAST_SCORING, TINY, TINY_TRAIN
 
 from supernas.cli import build_parser, main
-from supernas.spaces import get_space
 
 CONFIGS = Path(__file__).resolve().parents[1] / "src" / "supernas" / "configs"
 
@@ -80,7 +79,7 @@ def test_retrain(tmp_path, capsys):
 
 def test_finetune(run_copy, tmp_path, capsys):
     model = tmp_path / "model"
-    smallest = json.dumps(get_space("attentivenas-tiny").smallest().to_dict())
+    smallest = json.dumps(TINY.smallest().to_dict())
     assert main(["export", str(run_copy), "--arch", smallest, "--out", str(model), *FAST_SCORING]) == 0
     capsys.readouterr()
     run = tmp_path / "ft"

@@ -9,12 +9,10 @@ import torch
 
 from supernas.cli import main
 from supernas.evaluation import load_exported
-from supernas.spaces import get_space
 
-from tiny_runs import FAST_SCORING
+from tiny_runs import FAST_SCORING, TINY
 
-SPACE = get_space("attentivenas-tiny")
-SMALLEST, LARGEST = (json.dumps(a.to_dict()) for a in (SPACE.smallest(), SPACE.largest()))
+SMALLEST, LARGEST = (json.dumps(a.to_dict()) for a in (TINY.smallest(), TINY.largest()))
 
 
 @pytest.fixture
@@ -53,7 +51,7 @@ def test_an_export_of_another_arch_is_kept_unless_forced(run_copy, tmp_path, cap
                                               r"with --force, or write this one elsewhere with --out DIR", err)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # untouched
     assert main([*argv, "--arch", LARGEST, "--force"]) == 0
-    assert json.loads((out / "arch.json").read_text())["arch"] == SPACE.largest().to_dict()
+    assert json.loads((out / "arch.json").read_text())["arch"] == TINY.largest().to_dict()
     # no model of the replaced Arch is left beside the new one
     assert sorted(p.name for p in out.iterdir()) == ["arch.json", "manifest.json", "state_dict.pt"]
 
@@ -73,7 +71,7 @@ def test_tracing_raises_no_tracer_warning(fmt, run_copy, tmp_path):
     if fmt == "onnx":
         pytest.importorskip("onnx")
     # at 12 px the third stage's strided block gets a 3-pixel map: its shortcut pools with padding
-    arch = {**SPACE.largest().to_dict(), "resolution": 12}
+    arch = {**TINY.largest().to_dict(), "resolution": 12}
     out = tmp_path / "export"  # a folder of its own: tmp_path holds the run
     with warnings.catch_warnings():
         warnings.simplefilter("error", torch.jit.TracerWarning)

@@ -7,9 +7,9 @@ import warnings
 
 import pytest
 import torch
-from tiny_runs import FAST_SCORING
+from tiny_runs import FAST_SCORING, TINY
 
-from supernas import SupernasError, get_space
+from supernas import SupernasError
 from supernas.cli import main
 
 
@@ -101,9 +101,7 @@ def test_a_pickled_module_is_written_on_request_and_never_loaded(exported):
 
 
 def test_a_file_from_another_export_is_refused_and_formats_of_the_same_weights_join(run_copy, tmp_path, capsys):
-    from supernas.spaces import get_space
-
-    space = get_space("attentivenas-tiny")
+    space = TINY
     smallest, largest = space.smallest().to_json(), space.largest().to_json()
     argv = ["export", str(run_copy), "--bn-batches", "1", "--device", "cpu"]
     assert main([*argv, "--arch", largest, "--format", "torchscript", "--out", str(tmp_path / "large")]) == 0
@@ -120,10 +118,8 @@ def test_a_file_from_another_export_is_refused_and_formats_of_the_same_weights_j
 
 def test_eval_runs_an_onnx_export_in_onnxruntime(run_copy, tmp_path, capsys):
     pytest.importorskip("onnxruntime")
-    from supernas.spaces import get_space
-
     out = tmp_path / "export"
-    smallest = get_space("attentivenas-tiny").smallest().to_json()
+    smallest = TINY.smallest().to_json()
     assert main(["export", str(run_copy), "--arch", smallest, "--format", "onnx", "--bn-batches", "1",
                  "--device", "cpu", "--out", str(out)]) == 0
     capsys.readouterr()
@@ -183,7 +179,7 @@ def test_a_garbage_model_file_named_by_the_user_is_one_line(export, tmp_path, ca
 
 def test_eval_without_data_uses_the_dataset_the_export_records(trained_run, tmp_path, capsys):
     export = tmp_path / "export"
-    smallest = json.dumps(get_space("attentivenas-tiny").smallest().to_dict())
+    smallest = json.dumps(TINY.smallest().to_dict())
     assert main(["export", str(trained_run), "--arch", smallest, "--out", str(export), *FAST_SCORING]) == 0
     meta = json.loads((export / "arch.json").read_text())
     assert meta["data"]["path"] == "digits" and meta["data"]["image_size"] == 12

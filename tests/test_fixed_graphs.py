@@ -9,7 +9,7 @@ from supernas.nn import SuperNet
 from supernas.train.fixed_graphs import FixedArchGraphs
 from supernas.train.supernet import SupernetTrainer
 
-from tiny_runs import supernet_config
+from tiny_runs import TINY_NAME, supernet_config
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
 
@@ -65,7 +65,7 @@ def test_each_fixed_arch_is_captured_once_its_warm_up_undone_and_other_calls_run
     fake = FakeGraphs()
     _pretend_gpu(monkeypatch, fake)
     torch.manual_seed(0)
-    net = SuperNet("attentivenas-tiny", num_classes=10).train()
+    net = SuperNet(TINY_NAME, num_classes=10).train()
     largest, smallest, other = net.space.largest(), net.space.smallest(), net.space.sample(rng=3)
     passes = FixedArchGraphs(True, None, {largest, smallest})
     x = torch.randn(4, 3, 12, 12)
@@ -73,7 +73,7 @@ def test_each_fixed_arch_is_captured_once_its_warm_up_undone_and_other_calls_run
     passes(net, x, largest, dropout=0.0)
     after_capture = net.state_dict()
     reference = copy.deepcopy(before)
-    plain = SuperNet("attentivenas-tiny", num_classes=10).train()
+    plain = SuperNet(TINY_NAME, num_classes=10).train()
     plain.load_state_dict(reference)
     plain(x, largest, dropout=0.0)  # one training pass moves the statistics once, not four times
     assert all(torch.equal(after_capture[k], plain.state_dict()[k]) for k in after_capture)
@@ -94,7 +94,7 @@ def test_each_fixed_arch_is_captured_once_its_warm_up_undone_and_other_calls_run
 def test_a_failed_capture_is_said_once_and_every_pass_runs_eager(monkeypatch):
     fake = FakeGraphs(fail=True)
     _pretend_gpu(monkeypatch, fake)
-    net = SuperNet("attentivenas-tiny", num_classes=10).train()
+    net = SuperNet(TINY_NAME, num_classes=10).train()
     passes = FixedArchGraphs(True, None, {net.space.largest()})
     x = torch.randn(2, 3, 12, 12)
     with pytest.warns(UserWarning, match="train.cuda_graphs: capturing .* failed \\(RuntimeError: operation not "
@@ -108,7 +108,7 @@ def test_a_failed_capture_is_said_once_and_every_pass_runs_eager(monkeypatch):
 def test_disabled_graphs_never_capture(monkeypatch):
     fake = FakeGraphs()
     _pretend_gpu(monkeypatch, fake)
-    net = SuperNet("attentivenas-tiny", num_classes=10).train()
+    net = SuperNet(TINY_NAME, num_classes=10).train()
     passes = FixedArchGraphs(False, None, {net.space.largest()})
     passes(net, torch.randn(2, 3, 12, 12), net.space.largest())
     assert fake.captures == 0 and passes.replays == 0

@@ -10,8 +10,7 @@ import pytest
 from supernas.cli import main
 
 from cli_errors import one_line
-
-TINY = "attentivenas-tiny"
+from tiny_runs import TINY, TINY_NAME
 
 
 def refused(capsys, argv, *messages):
@@ -49,10 +48,10 @@ def test_budgets_that_would_not_fit_are_refused_before_anything_runs(tmp_path, c
     (["predictor", "offline-sets", "RUN", "-n", "1e12"], "-n must be at most 10,000,000"),
     (["predictor", "fit", "RUN", "-n", "1_000"], "without underscores"),
     (["predictor", "fit", "RUN", "-n", "2.5"], "-n must be a whole number, got 2.5"),
-    (["sample", "--space", TINY, "-n", "1e9"], "-n must be at most 1,000,000"),
-    (["sample", "--space", TINY, "--max-mflops", "1e309"], "--max-mflops must be finite"),
-    (["sample", "--space", TINY, "--seed", "-1"], "--seed must be at least 0, got -1"),
-    (["sample", "--space", TINY, "--seed", str(2**64)], "--seed must be at most"),
+    (["sample", "--space", TINY_NAME, "-n", "1e9"], "-n must be at most 1,000,000"),
+    (["sample", "--space", TINY_NAME, "--max-mflops", "1e309"], "--max-mflops must be finite"),
+    (["sample", "--space", TINY_NAME, "--seed", "-1"], "--seed must be at least 0, got -1"),
+    (["sample", "--space", TINY_NAME, "--seed", str(2**64)], "--seed must be at most"),
     (["export", "RUN", "--pick", "1e309"], "--pick must be finite"),
     (["export", "RUN", "--pick", "0"], "--pick=0 is out of range: above 0"),
 ])
@@ -157,40 +156,38 @@ def test_yaml_too_deep_recursive_or_huge_is_one_line(tmp_path, capsys, text, mes
 
 # ---------------------------------------------------------------------------- item 3: Arch JSON
 def _tiny_arch():
-    from supernas.spaces import get_space
-
-    return get_space(TINY).smallest().to_dict()
+    return TINY.smallest().to_dict()
 
 
 def test_deeply_nested_arch_json_is_one_line(tmp_path, capsys):
     deep = "[" * 200_000 + "]" * 200_000
-    refused(capsys, ["flops", "--space", TINY, "--arch", "{\"a\": " + deep + "}"], "the Arch is nested too deeply")
+    refused(capsys, ["flops", "--space", TINY_NAME, "--arch", "{\"a\": " + deep + "}"], "the Arch is nested too deeply")
     f = tmp_path / "arch.json"
     f.write_text("{\"arch\": " + deep + "}")
-    refused(capsys, ["flops", "--space", TINY, "--arch", str(f)], "nested too deeply")
-    refused(capsys, ["retrain", str(f), f"space={TINY}", f"run.dir={tmp_path / 'r'}", "data.path=digits"],
+    refused(capsys, ["flops", "--space", TINY_NAME, "--arch", str(f)], "nested too deeply")
+    refused(capsys, ["retrain", str(f), f"space={TINY_NAME}", f"run.dir={tmp_path / 'r'}", "data.path=digits"],
             "nested too deeply")
 
 
 def test_an_arch_giving_a_key_twice_is_refused(tmp_path, capsys):
     text = json.dumps(_tiny_arch())[:-1] + ", \"mb1.depth\": 2}"
-    refused(capsys, ["flops", "--space", TINY, "--arch", text], "key 'mb1.depth' appears twice")
-    refused(capsys, ["retrain", text, f"space={TINY}", f"run.dir={tmp_path / 'r'}", "data.path=digits"],
+    refused(capsys, ["flops", "--space", TINY_NAME, "--arch", text], "key 'mb1.depth' appears twice")
+    refused(capsys, ["retrain", text, f"space={TINY_NAME}", f"run.dir={tmp_path / 'r'}", "data.path=digits"],
             "key 'mb1.depth' appears twice")
 
 
 @pytest.mark.parametrize("field, value", [("mb1.depth", 1.0), ("resolution", 12.0), ("mb2.width", 16.0)])
 def test_a_float_for_an_integer_field_is_refused(capsys, field, value):
     arch = {**_tiny_arch(), field: value}
-    refused(capsys, ["flops", "--space", TINY, "--arch", json.dumps(arch)], f"field '{field}' has value {value}, "
+    refused(capsys, ["flops", "--space", TINY_NAME, "--arch", json.dumps(arch)], f"field '{field}' has value {value}, "
             "a float; give an integer")
 
 
 def test_an_arch_saved_for_another_space_is_named(tmp_path, capsys):
     f = tmp_path / "arch.json"
     f.write_text(json.dumps({"space": "attentivenas", "arch": _tiny_arch()}))
-    refused(capsys, ["flops", "--space", TINY, "--arch", str(f)],
-            f"the Arch was saved for space 'attentivenas', not '{TINY}'")
+    refused(capsys, ["flops", "--space", TINY_NAME, "--arch", str(f)],
+            f"the Arch was saved for space 'attentivenas', not '{TINY_NAME}'")
 
 
 # ---------------------------------------------------------------------------- item 5: data loss
@@ -245,9 +242,8 @@ def test_no_output_flag_writes_over_a_users_file_without_force(run_copy, tmp_pat
 def test_a_latency_table_with_a_negative_latency_is_refused(tmp_path):
     from supernas.errors import SupernasError
     from supernas.evaluation.latency import LatencyTable
-    from supernas.spaces import get_space
 
-    space = get_space(TINY)
+    space = TINY
     table = LatencyTable(space, 10, device="cpu")
     table.entries = {"stem": 0.5}
     path = table.save(tmp_path / "latency_table.json")
@@ -260,18 +256,20 @@ def test_a_latency_table_with_a_negative_latency_is_refused(tmp_path):
 
 def test_a_custom_space_named_like_a_built_in_is_refused(tmp_path, capsys):
     f = tmp_path / "space.yaml"
-    f.write_text(f"base: {TINY}\nname: {TINY}\nresolution: [12]\n")
-    refused(capsys, ["flops", "--space", str(f), "--arch", "{}"], f"named '{TINY}' like a built-in space but differs")
-    f.write_text(f"base: {TINY}\nname: {TINY}\n")  # the built-in itself, spelt out: fine
+    f.write_text(f"base: {TINY_NAME}\nname: {TINY_NAME}\nresolution: [12]\n")
+    refused(capsys, ["flops", "--space", str(f), "--arch", "{}"],
+            f"named '{TINY_NAME}' like a built-in space but differs")
+    f.write_text(f"base: {TINY_NAME}\nname: {TINY_NAME}\n")  # the built-in itself, spelt out: fine
     assert main(["flops", "--space", str(f), "--arch", json.dumps(_tiny_arch())]) == 0
 
 
 @pytest.mark.parametrize("argv, message", [
     (["spaces", "--num-classes", "0"], "--num-classes must be at least 1, got 0"),
-    (["flops", "--space", TINY, "--arch", "{}", "--num-classes", "-5"], "--num-classes must be at least 1, got -5"),
+    (["flops", "--space", TINY_NAME, "--arch", "{}", "--num-classes", "-5"],
+     "--num-classes must be at least 1, got -5"),
     (["eval", "MODEL", "--latency-batch", "0"], "--latency-batch must be at least 1, got 0"),
     (["export", "RUN", "--arch", "{}", "--bn-batches", "0"], "--bn-batches must be at least 1, got 0"),
-    (["sample", "--space", TINY, "-n", "1e9"], "-n must be at most 1,000,000"),
+    (["sample", "--space", TINY_NAME, "-n", "1e9"], "-n must be at most 1,000,000"),
 ])
 def test_settings_that_measure_nothing_are_refused(tmp_path, capsys, argv, message):
     refused(capsys, [str(tmp_path / "x") if a in ("RUN", "MODEL") else a for a in argv], message)
@@ -432,12 +430,11 @@ def test_a_run_keeps_the_space_it_trained_when_its_space_file_is_edited(tmp_path
 
     import yaml
 
-    from supernas import get_space
     from supernas.errors import SupernasWarning
     from supernas.evaluation import load_run
     from tiny_runs import TINY_TRAIN
 
-    definition = {**get_space("attentivenas-tiny").definition, "name": "my-tiny"}
+    definition = {**TINY.definition, "name": "my-tiny"}
     space_file = tmp_path / "my-tiny.yaml"
     space_file.write_text(yaml.safe_dump(definition))
     run = tmp_path / "run"

@@ -21,14 +21,14 @@ from supernas.runtime.interrupts import resume_command
 from supernas.train.standalone import StandaloneTrainer
 from supernas.train.supernet import SupernetTrainer
 
-from tiny_runs import FAST_SCORING, TINY_TRAIN
+from tiny_runs import FAST_SCORING, TINY_NAME, TINY_TRAIN
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 def supernet_config(run_dir, epochs=2, **checkpoint):
     """6 steps an epoch; a validation at each epoch's end; a checkpoint every 4 steps."""
-    return {"run": {"dir": str(run_dir), "device": "cpu"}, "space": "attentivenas-tiny",
+    return {"run": {"dir": str(run_dir), "device": "cpu"}, "space": TINY_NAME,
             "data": {"path": "digits", "image_size": 12, "train_subset": 96},
             "train": {"epochs": epochs, "batch_size": 16, "workers": 0, "warmup_epochs": 1},
             "sampler": {"kind": "uniform"}, "eval": {"every_epochs": 1, "bn_batches": 1, "max_batches": 1},
@@ -72,7 +72,7 @@ def test_sigint_stops_at_the_next_step_with_a_checkpoint_and_the_resume_is_exact
 
 
 def test_sigterm_stops_a_standalone_training_too(tmp_path, monkeypatch):
-    cfg = {"arch": "smallest", "space": "attentivenas-tiny", "run": {"dir": str(tmp_path / "r"), "device": "cpu"},
+    cfg = {"arch": "smallest", "space": TINY_NAME, "run": {"dir": str(tmp_path / "r"), "device": "cpu"},
            "data": {"path": "digits", "image_size": 12, "train_subset": 128, "autoaugment": False},
            "train": {"epochs": 2, "batch_size": 32, "workers": 0},
            "log": {"progress": False, "tensorboard": False}, "checkpoint": {"every_steps": 100}}

@@ -13,7 +13,7 @@ from supernas.cli import main
 from supernas.search import parse_budgets
 from supernas.train.supernet import SupernetTrainer
 
-from tiny_runs import FAST_SCORING, TINY_TRAIN
+from tiny_runs import FAST_SCORING, TINY_NAME, TINY_TRAIN
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "src" / "supernas" / "configs"
@@ -68,7 +68,7 @@ def test_a_stage2_command_on_another_commands_run_says_what_it_is(argv, other_ru
 
 def test_export_before_the_first_checkpoint_says_there_are_no_weights_yet(tmp_path, capsys, run_until_crash):
     run = tmp_path / "run"
-    config = {"run": {"dir": str(run), "device": "cpu"}, "space": "attentivenas-tiny",
+    config = {"run": {"dir": str(run), "device": "cpu"}, "space": TINY_NAME,
               "data": {"path": "digits", "image_size": 12, "train_subset": 128},
               "train": {"epochs": 1, "batch_size": 32, "workers": 0}, "log": {"progress": False, "tensorboard": False}}
     run_until_crash(SupernetTrainer, config, 0)  # a training that has written its config but no checkpoint yet

@@ -19,7 +19,7 @@ import torch
 
 from supernas.cli import main
 from supernas.errors import SupernasError
-from tiny_runs import FAST_SCORING
+from tiny_runs import FAST_SCORING, TINY, TINY_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,7 +51,7 @@ def planted(run_copy, marker):
 
 def _legacy_predictor_with_payload(path: Path, marker: Path) -> Path:
     """A file in the layout of supernas 0.1's pickled predictors, carrying a payload."""
-    path.write_bytes(pickle.dumps({"meta": {"format": "supernas-predictor/1", "space": "attentivenas-tiny",
+    path.write_bytes(pickle.dumps({"meta": {"format": "supernas-predictor/1", "space": TINY_NAME,
                                             "dims": [], "n_estimators": 1, "max_depth": 2, "seed": 0},
                                    "model": Payload(marker)}))
     return path
@@ -67,9 +67,7 @@ def _refused(argv, capsys, *words):
 
 
 def _smallest_arch(run: Path) -> str:
-    from supernas import get_space
-
-    return json.dumps(get_space("attentivenas-tiny").smallest().to_dict())
+    return json.dumps(TINY.smallest().to_dict())
 
 
 def test_a_checkpoint_with_a_payload_is_refused_by_every_command(planted, tmp_path, capsys, marker):
@@ -117,7 +115,7 @@ def test_a_predictor_with_a_payload_is_refused_by_every_command(trained_run, tmp
 def test_a_predictor_archive_holding_objects_is_refused(trained_run, tmp_path, marker):
     from supernas.predictors import load_predictor
 
-    header = {"format": "supernas-predictor/2", "space": "attentivenas-tiny", "dims": [], "n_estimators": 1,
+    header = {"format": "supernas-predictor/2", "space": TINY_NAME, "dims": [], "n_estimators": 1,
               "max_depth": 2, "seed": 0}
     np.savez(tmp_path / "evil.npz", header=np.frombuffer(json.dumps(header).encode(), np.uint8),
              left=np.array([Payload(marker)], dtype=object))
@@ -133,12 +131,11 @@ def test_json_files_a_command_reads_refuse_a_pickle(run_copy, tmp_path, capsys, 
     _refused(["search", run_copy, "--budgets", "1", "--resume", "--out", out, *FAST_SCORING], capsys,
              "cannot be read as a saved search")
     # a search keeps its latency table in its --out folder, which only a search of its own may write to
-    from supernas import get_space
     from supernas.evaluation import LatencyTable
 
     (tmp_path / "latency_table.json").write_bytes(evil)
     with pytest.raises(SupernasError, match="cannot read latency table"):
-        LatencyTable.load(tmp_path / "latency_table.json", get_space("attentivenas-tiny"), device="cpu")
+        LatencyTable.load(tmp_path / "latency_table.json", TINY, device="cpu")
     (tmp_path / "set.json").write_bytes(evil)
     from tiny_runs import TINY_TRAIN
 

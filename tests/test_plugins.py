@@ -6,12 +6,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from tiny_runs import TINY, TINY_NAME
 
-from supernas import CostModel, SupernasError, get_space
+from supernas import CostModel, SupernasError
 from supernas.cli import main
 from supernas.search import STRATEGIES, SearchSettings
-
-TINY = get_space("attentivenas-tiny")
 
 
 # ---------------------------------------------------------------------------- a sampler
@@ -34,7 +33,7 @@ def test_a_registered_sampler_trains_by_name(tmp_path):
         return SmallHalf(context.space, context.rng())
 
     try:
-        SupernetTrainer({"run": {"dir": str(tmp_path / "r"), "device": "cpu"}, "space": "attentivenas-tiny",
+        SupernetTrainer({"run": {"dir": str(tmp_path / "r"), "device": "cpu"}, "space": TINY_NAME,
                          "data": {"path": "digits", "image_size": 12, "train_subset": 64},
                          "train": {"epochs": 1, "batch_size": 32, "workers": 0, "max_steps": 2},
                          "sampler": {"kind": "test-small-half", "prefetch": 1},
@@ -48,7 +47,7 @@ def test_a_registered_sampler_trains_by_name(tmp_path):
 def test_unknown_plugin_names_are_one_line_errors(tmp_path, trained_run, capsys):
     from supernas.train.supernet import SupernetTrainer
 
-    cfg = {"run": {"dir": str(tmp_path / "r"), "device": "cpu"}, "space": "attentivenas-tiny",
+    cfg = {"run": {"dir": str(tmp_path / "r"), "device": "cpu"}, "space": TINY_NAME,
            "data": {"path": "digits", "image_size": 12}, "sampler": {"kind": "magic"}}
     with pytest.raises(SupernasError, match="sampler.kind='magic' is not a known sampler; choose one of uniform, "
                                             "flops, attentive, pareto"):

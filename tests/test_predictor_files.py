@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sklearn.ensemble import RandomForestRegressor
+from tiny_runs import TINY, TINY_NAME
 
 from supernas import get_space
 from supernas.cli import main
@@ -59,7 +60,7 @@ def test_malformed_trees_are_refused():
 
 
 def test_a_saved_predictor_is_an_archive_without_pickles_and_reloads(tmp_path):
-    space = get_space("attentivenas-tiny")
+    space = TINY
     archs = space.sample(0, 40)
     pred = AccuracyPredictor(space, n_estimators=5, max_depth=4).fit(archs, np.arange(40.0))
     path = pred.save(tmp_path / "p.npz")
@@ -80,7 +81,7 @@ def test_a_saved_predictor_is_an_archive_without_pickles_and_reloads(tmp_path):
 
 def test_a_predictor_pickled_by_supernas_0_1_loads_with_a_warning(tmp_path):
     """The 0.1 layout: {"meta", "spec" (the space's dataclasses), "model" (the forest)}."""
-    space = get_space("attentivenas-tiny")
+    space = TINY
     archs = space.sample(1, 30)
     x = space.encode(archs)
     model = RandomForestRegressor(n_estimators=4, max_depth=5, random_state=0, n_jobs=1).fit(x, np.arange(30.0))
@@ -179,7 +180,7 @@ def test_import_refuses_what_is_not_the_published_forest_in_one_line(tmp_path, c
 def test_a_predictor_searches_alone_and_a_run_exports_its_pick(run_copy, tmp_path, capsys):
     """`search --predictor P` with no run directory: the predictor's own space, no supernet; then
     `export RUN --pick --search DIR` takes the Arch for the run's weights."""
-    space = get_space("attentivenas-tiny")
+    space = TINY
     archs = space.sample(2, 60)
     mflops = np.asarray([a["resolution"] for a in archs], dtype=np.float64)  # a rating that prefers resolution
     pred = AccuracyPredictor(space, n_estimators=5, max_depth=6).fit(archs, mflops + np.arange(60) / 100)
@@ -204,7 +205,7 @@ def test_a_predictor_searches_alone_and_a_run_exports_its_pick(run_copy, tmp_pat
                           str(tmp_path / "b")], "fitted on space 'attentivenas-tiny'"),
                         (["data.path=digits", "--predictor", str(path), "--max-mflops", "2", "--out",
                           str(tmp_path / "c")], "no run directory was given"),
-                        ([str(run_copy), "--space", "attentivenas-tiny", "--max-mflops", "2", "--out",
+                        ([str(run_copy), "--space", TINY_NAME, "--max-mflops", "2", "--out",
                           str(tmp_path / "d")], "for a search without a run")):
         assert main(["search", *argv, *small]) == 2, argv
         err = capsys.readouterr().err.strip()

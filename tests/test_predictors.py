@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 import pytest
-from tiny_runs import FAST_SCORING
+from tiny_runs import FAST_SCORING, TINY_NAME
 
 from supernas.cli import main
 from supernas.errors import SupernasError
@@ -61,7 +61,7 @@ def test_load_checks_space_and_file(fitted, tmp_path):
     _, pred = fitted
     path = pred.save(tmp_path / "pred.pkl")
     with pytest.raises(SupernasError, match="fitted on space 'attentivenas'"):
-        load_predictor(path, "attentivenas-tiny")
+        load_predictor(path, TINY_NAME)
     with pytest.raises(SupernasError, match="does not exist"):
         load_predictor(tmp_path / "missing.pkl")
     (tmp_path / "junk.pkl").write_bytes(b"not a pickle")

@@ -4,10 +4,7 @@ the smallest Arch trained from scratch."""
 from pathlib import Path
 
 import pytest
-
-from supernas import get_space
-
-TINY = get_space("attentivenas-tiny")
+from tiny_runs import TINY
 
 
 def test_quickstart_budgets_lie_inside_the_space_range():

@@ -7,6 +7,7 @@ import types
 import pytest
 import torch
 from reference_fixture import FIXTURE, case_input, load_fixture, reference_checkpoint
+from tiny_runs import TINY_NAME
 
 from supernas.cli import main
 from supernas.evaluation import load_exported
@@ -16,7 +17,6 @@ from supernas.spaces import load_arch
 from supernas.spaces.builtin import ATTENTIVENAS_MODELS
 
 needs_fixture = pytest.mark.skipif(not FIXTURE.is_file(), reason=f"{FIXTURE} is absent (it lies beside the checkout)")
-TINY = "attentivenas-tiny"
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +61,8 @@ def test_export_writes_the_reference_layout_and_import_reads_it_back(fixture, re
 # ---------------------------------------------------------------------- formats
 @pytest.fixture
 def tiny():
-    """A supernet of attentivenas-tiny with BN statistics of its own (not the initial 0 / 1)."""
-    net = SuperNet(TINY, 10)
+    """A supernet of the tiny space with BN statistics of its own (not the initial 0 / 1)."""
+    net = SuperNet(TINY_NAME, 10)
     for m in net.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.normal_()
@@ -85,8 +85,8 @@ def test_import_reads_every_layout_from_file_and_memory(tiny, form, tmp_path):
         sd = {k.removeprefix("module."): t for k, t in sd.items()}
     obj = sd if form.startswith("bare") else {"state_dict": sd, "epoch": 3, "optimizer": {"state": {}}}
     torch.save(obj, tmp_path / "c.pth.tar")
-    _assert_same(SuperNet.from_reference_checkpoint(tmp_path / "c.pth.tar", TINY), tiny)
-    _assert_same(SuperNet.from_reference_checkpoint(obj, TINY), tiny)
+    _assert_same(SuperNet.from_reference_checkpoint(tmp_path / "c.pth.tar", TINY_NAME), tiny)
+    _assert_same(SuperNet.from_reference_checkpoint(obj, TINY_NAME), tiny)
     assert set(read_reference_checkpoint(obj)) == {k.removeprefix("module.") for k in sd if ".bn_tracking." not in k}
 
 
@@ -110,7 +110,7 @@ def test_import_reads_a_checkpoint_with_the_reference_config_without_running_its
     obj = {"state_dict": tiny.reference_checkpoint()["state_dict"], "args": Config(lr=0.1, dataset="imagenet")}
     torch.save(obj, tmp_path / "c.pth.tar", _use_new_zipfile_serialization=False)
     monkeypatch.delitem(sys.modules, module.__name__)
-    _assert_same(SuperNet.from_reference_checkpoint(tmp_path / "c.pth.tar", TINY), tiny)
+    _assert_same(SuperNet.from_reference_checkpoint(tmp_path / "c.pth.tar", TINY_NAME), tiny)
     assert not ran
 
 
@@ -143,16 +143,16 @@ def _bad_checkpoint(kind: str, tiny: SuperNet, tmp_path):
 
 
 @pytest.mark.parametrize("kind, space, message", [
-    ("not a checkpoint", TINY, "is not a PyTorch checkpoint"),
-    ("no file", TINY, "no checkpoint at"),
-    ("a list", TINY, "holds a list, not a state dict"),
-    ("not tensors", TINY, "entry 'epoch' holds a int, not a tensor"),
-    ("missing key", TINY, "lacks 'blocks.2.mobile_inverted_conv.depth_conv.bn.bn.running_var' (shape [96])"),
-    ("unexpected key", TINY, "holds 'blocks.99.extra.weight' (shape [4, 2]), which the attentivenas-tiny supernet "
+    ("not a checkpoint", TINY_NAME, "is not a PyTorch checkpoint"),
+    ("no file", TINY_NAME, "no checkpoint at"),
+    ("a list", TINY_NAME, "holds a list, not a state dict"),
+    ("not tensors", TINY_NAME, "entry 'epoch' holds a int, not a tensor"),
+    ("missing key", TINY_NAME, "lacks 'blocks.2.mobile_inverted_conv.depth_conv.bn.bn.running_var' (shape [96])"),
+    ("unexpected key", TINY_NAME, "holds 'blocks.99.extra.weight' (shape [4, 2]), which the attentivenas-tiny supernet "
                              "has no place for"),
-    ("mis-shaped", TINY, "'last_conv.feature_mix_layer.conv.conv.weight' has shape [192, 100, 1, 1] in the "
+    ("mis-shaped", TINY_NAME, "'last_conv.feature_mix_layer.conv.conv.weight' has shape [192, 100, 1, 1] in the "
                          "checkpoint but [192, 192, 1, 1]"),
-    ("twice", TINY, "holds 'first_conv.conv.conv.weight' twice"),
+    ("twice", TINY_NAME, "holds 'first_conv.conv.conv.weight' twice"),
     # a checkpoint of another space: its first tensor already differs
     ("official", "attentivenas", "'first_conv.conv.conv.weight' has shape [16, 3, 3, 3] in the checkpoint but "
                                  "[24, 3, 3, 3] in the attentivenas supernet"),
@@ -174,7 +174,7 @@ def test_import_refuses_an_existing_run_and_settings_other_than_data(tiny, tmp_p
     path = tmp_path / "c.pth.tar"
     torch.save(tiny.reference_checkpoint(), path)
     run = tmp_path / "run"
-    base = ["import", "attentivenas", str(path), "--space", TINY, "--out", str(run)]
+    base = ["import", "attentivenas", str(path), "--space", TINY_NAME, "--out", str(run)]
     assert main(base + ["train.epochs=3"]) == 2
     assert "takes only data.KEY=VALUE" in capsys.readouterr().err
     assert main(base + ["data.nonsense=3"]) == 2
@@ -199,9 +199,9 @@ def test_import_refuses_an_existing_run_and_settings_other_than_data(tiny, tmp_p
 # ---------------------------------------------------------------------- run directories
 def test_imported_run_without_its_data_says_how_to_name_it(tmp_path, capsys):
     path = tmp_path / "c.pth.tar"
-    torch.save(SuperNet(TINY, 1000).reference_checkpoint(), path)
+    torch.save(SuperNet(TINY_NAME, 1000).reference_checkpoint(), path)
     run = tmp_path / "run"
-    assert main(["import", "attentivenas", str(path), "--space", TINY, "--out", str(run)]) == 0
+    assert main(["import", "attentivenas", str(path), "--space", TINY_NAME, "--out", str(run)]) == 0
     capsys.readouterr()
     assert main(["search", str(run), "--budgets", "2", "--device", "cpu"]) == 2
     err = capsys.readouterr().err
@@ -209,7 +209,7 @@ def test_imported_run_without_its_data_says_how_to_name_it(tmp_path, capsys):
     assert main(["search", str(run), "--budgets", "2", "run.dir=elsewhere"]) == 2
     assert "takes only data.KEY=VALUE" in capsys.readouterr().err
     assert main(["train", "src/supernas/configs/attentivenas_digits_quick.yaml", f"run.dir={run}",
-                 "space=attentivenas-tiny", "--resume"]) == 2
+                 f"space={TINY_NAME}", "--resume"]) == 2
     assert "holds imported weights" in capsys.readouterr().err
 
 
@@ -219,7 +219,7 @@ def test_round_trip_gives_identical_tensors_and_the_same_stage2(trained_run, tmp
     run = tmp_path / "imported"
     # the trained run's data, named at import
     data = ["data.path=digits", "data.image_size=12", "data.train_subset=256", "data.search_size=100"]
-    assert main(["import", "attentivenas", str(tmp_path / "ref" / "supernet.pth.tar"), "--space", TINY,
+    assert main(["import", "attentivenas", str(tmp_path / "ref" / "supernet.pth.tar"), "--space", TINY_NAME,
                  "--out", str(run), *data]) == 0
     trained = torch.load(trained_run / "checkpoint.pt", weights_only=True)["model"]
     imported = torch.load(run / "checkpoint.pt", weights_only=True)["model"]
@@ -227,7 +227,7 @@ def test_round_trip_gives_identical_tensors_and_the_same_stage2(trained_run, tmp
     for k in trained:
         assert torch.equal(trained[k], imported[k]), k
     # stage 2: an export of the imported run is the export of the trained one
-    arch = json.dumps(SuperNet(TINY, 10).space.smallest().to_dict())
+    arch = json.dumps(SuperNet(TINY_NAME, 10).space.smallest().to_dict())
     for source, out in ((trained_run, "from-trained"), (run, "from-imported")):
         assert main(["export", str(source), "--arch", arch, "--bn-batches", "2", "--device", "cpu",
                      "--out", str(tmp_path / out)]) == 0

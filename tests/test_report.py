@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import torch
+from tiny_runs import TINY, TINY_NAME
 
 from supernas import get_space
 from supernas.cli import main, parse_args
@@ -89,7 +90,7 @@ def test_pareto_json_says_where_each_score_came_from(attentive_run):
     assert fit == json.loads((attentive_run / "predictor.fit.json").read_text())
     assert score_label(predicted) == "predicted top-1 (%)"
     # readers of the old layout still read it: training's pareto_set reader, the evaluated twin
-    space = get_space("attentivenas-tiny")
+    space = TINY
     pairs = read_pareto_set(attentive_run / "search" / "pareto.json", space, CostModel(space, 10))
     assert len(pairs) == len(measured["entries"])
     evaluated = json.loads((attentive_run / "search" / "evaluated.json").read_text())
@@ -97,7 +98,7 @@ def test_pareto_json_says_where_each_score_came_from(attentive_run):
 
 
 def test_mflops_get_the_decimals_that_tell_rows_apart():
-    space = get_space("attentivenas-tiny")
+    space = TINY
     arch = space.smallest()
     entries = [ParetoEntry(arch, m, 90_000, 90.0 + i) for i, m in enumerate([0.6134, 0.6449, 0.8421, 1.2])]
     table = format_table(entries)
@@ -338,7 +339,7 @@ def test_report_bad_inputs_are_one_line_errors(tmp_path, capsys, monkeypatch):
 def test_report_of_an_empty_run_shows_what_exists(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
-    (run / "config.yaml").write_text("sampler: {kind: uniform}\nspace: attentivenas-tiny\n")
+    (run / "config.yaml").write_text(f"sampler: {{kind: uniform}}\nspace: {TINY_NAME}\n")
     out, err = _report(run, tmp_path, capsys)
     assert "no metrics.jsonl" in err and "no search results" in err and "no exported model" in err
     assert "supernas train" in out.read_text()
@@ -347,7 +348,7 @@ def test_report_of_an_empty_run_shows_what_exists(tmp_path, capsys):
 def test_arch_summary_groups_choices_by_stage():
     from supernas.report.figures import arch_summary
 
-    arch = get_space("attentivenas-tiny").smallest().to_dict()
+    arch = TINY.smallest().to_dict()
     lines = arch_summary(arch).split("<br>")
     assert lines[0] == f"resolution: {arch['resolution']}"
     assert lines[2] == f"mb1: width {arch['mb1.width']}, depth {arch['mb1.depth']}, kernel {arch['mb1.kernel']}, " \

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_runs import FAST_SCORING, TINY_TRAIN, as_overrides, quick_supernet_config
+from tiny_runs import FAST_SCORING, TINY, TINY_NAME, TINY_TRAIN, as_overrides, quick_supernet_config
 
-from supernas import SupernasError, get_space
+from supernas import SupernasError
 from supernas.cli import main
 from supernas.runtime.checkpoint import load_checkpoint
 from supernas.train.supernet import SupernetTrainer
@@ -156,7 +156,7 @@ def interrupted(tmp_path, run_until_crash):
     ({"run": {"seed": 1}}, "run.seed 0 -> 1"),
     ({"train": {"batch_size": 16}}, "train.batch_size 32 -> 16"),
     ({"train": {"lr": 0.2}}, "train.lr 0.1 -> 0.2"),
-    ({"space": {"base": "attentivenas-tiny", "resolution": [16]}}, "space 'attentivenas-tiny' -> {'base'"),
+    ({"space": {"base": TINY_NAME, "resolution": [16]}}, "space 'attentivenas-tiny' -> {'base'"),
     ({"data": {"train_subset": 96}}, "data.train_subset 128 -> 96"),
 ])
 def test_a_resume_that_would_change_the_run_is_refused_with_the_diff(interrupted, change, shown):
@@ -186,7 +186,7 @@ def test_a_checkpoint_of_another_command_or_content_is_one_line(tmp_path, interr
     from supernas.train.standalone import retrain
 
     with pytest.raises(SupernasError, match="was written by `supernas train`, not `supernas retrain`"):
-        retrain("smallest", {"run": {"dir": str(interrupted), "device": "cpu"}, "space": "attentivenas-tiny",
+        retrain("smallest", {"run": {"dir": str(interrupted), "device": "cpu"}, "space": TINY_NAME,
                              "data": {"path": "digits"},
                              "train": {"workers": 0}}, resume=True)
     for content, what in (({"foo": 1}, "a mapping of foo"), ([1, 2], "a list")):
@@ -327,7 +327,7 @@ def test_a_lock_file_is_removed_when_its_holder_ends_and_the_folder_stays_ours(t
     # the same --out again: a search of ours, refused only because it holds a search
     assert main(search) == 2 and "already holds a search" in capsys.readouterr().err
     export = tmp_path / "export"
-    smallest = json.dumps(get_space("attentivenas-tiny").smallest().to_dict())
+    smallest = json.dumps(TINY.smallest().to_dict())
     assert main(["export", str(run), "--arch", smallest, "--out", str(export), *FAST_SCORING]) == 0
     assert not (export / LOCK).exists()
     # another format of the same Arch joins the export: the folder is still ours

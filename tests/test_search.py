@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tiny_runs import FAST_SCORING
+from tiny_runs import FAST_SCORING, TINY, TINY_NAME
 
 from supernas.cli import main
 from supernas.data import build_datasets
@@ -167,7 +167,7 @@ def test_evolution_rejects_bad_budgets(synthetic):
 def tiny():
     torch.manual_seed(0)
     data = build_datasets({"path": "digits", "image_size": 16, "search_size": 128})
-    return SuperNet("attentivenas-tiny", data.num_classes), data
+    return SuperNet(TINY_NAME, data.num_classes), data
 
 
 def test_evaluator_scores_caches_and_leaves_supernet_alone(tiny):
@@ -250,7 +250,7 @@ def _dist_worker(rank, world, init_file, out_dir):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         data = build_datasets({"path": "digits", "image_size": 16, "search_size": 64})
-        net = SuperNet("attentivenas-tiny", data.num_classes)
+        net = SuperNet(TINY_NAME, data.num_classes)
         ev = Evaluator(net, data, bn_batches=1, batch_size=32, max_batches=1)
         measured = []
         ev._measure = lambda a: measured.append(a) or {"top1": float(len(a.to_json())), "rank": float(rank)}
@@ -275,7 +275,7 @@ def test_evaluate_many_splits_over_ranks(tmp_path):
 
 def test_best_per_budget_grows_with_the_budget():
     """Archs scored for a smaller budget compete in a larger one, so its best is never worse."""
-    space = get_space("attentivenas-tiny")
+    space = TINY
     cost = CostModel(space, 10)
     score = lambda archs: [float(zlib.crc32(a.to_json().encode()) % 1000) for a in archs]  # noqa: E731 arbitrary
     search = EvolutionSearch(space, cost, score, [1.0, 3.0], population=8, mutations=4, crossovers=4,
@@ -287,7 +287,7 @@ def test_best_per_budget_grows_with_the_budget():
 def test_two_searches_of_a_run_have_plots_of_different_titles(tmp_path):
     from supernas.search.plots import search_title
 
-    front = {"run": "/runs/r", "space": "attentivenas-tiny", "cost": "mflops", "budgets": [1.0, 2.0],
+    front = {"run": "/runs/r", "space": TINY_NAME, "cost": "mflops", "budgets": [1.0, 2.0],
              "score": {"source": "supernet"}, "data": "digits",
              "search": {"strategy": "evolution", "population": 4, "generations": 1}}
     first = search_title(front, Path("/runs/r/search"))

@@ -2,6 +2,7 @@ import json
 
 import pytest
 import torch
+from tiny_runs import TINY
 
 from supernas.cli import main
 from supernas.evaluation import load_exported
@@ -78,9 +79,9 @@ def test_stage2_errors_are_one_line(tmp_path, capsys):
 def test_pick_reads_the_budget_in_the_unit_the_search_bounded(tmp_path, capsys):
     from supernas.search.picking import picked_entry
     from supernas.errors import SupernasError
-    from supernas.spaces import get_space, load_arch
+    from supernas.spaces import load_arch
 
-    space = get_space("attentivenas-tiny")
+    space = TINY
     small, large = space.smallest(), space.largest()
 
     def pick(budget):

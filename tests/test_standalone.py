@@ -22,7 +22,7 @@ from supernas.train.standalone import StandaloneTrainer, finetune, retrain
 from supernas.train.teacher import Teacher
 from supernas.train.supernet import SupernetTrainer
 
-from tiny_runs import STANDALONE_ARCH as ARCH, TINY, standalone_config
+from tiny_runs import STANDALONE_ARCH as ARCH, TINY, TINY_NAME, standalone_config
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -39,7 +39,7 @@ def supernet_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("stage1") / "run"
     torch.set_num_threads(1)
     SupernetTrainer({
-        "run": {"dir": str(run), "device": "cpu"}, "space": "attentivenas-tiny",
+        "run": {"dir": str(run), "device": "cpu"}, "space": TINY_NAME,
         "data": {"path": "digits", "image_size": 12, "train_subset": 256},
         "train": {"epochs": 1, "batch_size": 32, "workers": 0, "max_steps": 3},
         "sampler": {"kind": "uniform"}, "eval": {"bn_batches": 1, "max_batches": 1},
@@ -202,7 +202,7 @@ def test_teacher_renormalises_and_resizes_the_students_batch():
 
 
 # ---------------------------------------------------------------------------- ARCH sources
-DERIVED = {"base": "attentivenas-tiny", "name": "tiny-derived", "resolution": [12]}
+DERIVED = {"base": TINY_NAME, "name": "tiny-derived", "resolution": [12]}
 
 
 def fpnas_result(folder, definition=True, space="tiny-derived"):
@@ -234,9 +234,9 @@ def test_arch_from_an_fpnas_result_and_run_directory(tmp_path):
 def test_arch_names_strings_and_errors(tmp_path):
     space, arch = resolve_arch("a0")
     assert space.name == "attentivenas" and arch["resolution"] == 192
-    assert resolve_arch("largest", "attentivenas-tiny")[1] == TINY.largest()
-    assert resolve_arch(json.dumps(ARCH), "attentivenas-tiny")[1].to_dict() == ARCH
-    assert resolve_arch({"space": "attentivenas-tiny", "arch": ARCH})[1].to_dict() == ARCH
+    assert resolve_arch("largest", TINY_NAME)[1] == TINY.largest()
+    assert resolve_arch(json.dumps(ARCH), TINY_NAME)[1].to_dict() == ARCH
+    assert resolve_arch({"space": TINY_NAME, "arch": ARCH})[1].to_dict() == ARCH
     with pytest.raises(SupernasError, match="does not exist"):
         resolve_arch(str(tmp_path / "missing.json"))
     with pytest.raises(SupernasError, match="does not say which space"):
@@ -244,9 +244,9 @@ def test_arch_names_strings_and_errors(tmp_path):
     with pytest.raises(SupernasError, match="needs the space"):
         resolve_arch("smallest")
     with pytest.raises(SupernasError, match="published model of the attentivenas space"):
-        resolve_arch("a3", "attentivenas-tiny")
+        resolve_arch("a3", TINY_NAME)
     with pytest.raises(SupernasError, match="not in space 'attentivenas-tiny'.*mb2.depth"):
-        resolve_arch(json.dumps({**ARCH, "mb2.depth": 9}), "attentivenas-tiny")
+        resolve_arch(json.dumps({**ARCH, "mb2.depth": 9}), TINY_NAME)
     with pytest.raises(SupernasError, match="neither arch.json"):
         resolve_arch(str(tmp_path))
 
@@ -274,8 +274,8 @@ def test_cli_retrains_an_fpnas_result_then_evaluates_and_resumes(tmp_path, capsy
 def test_cli_errors_are_one_line(tmp_path, capsys):
     cases = [
         (["retrain", str(tmp_path / "nowhere.json"), "run.device=cpu"], "does not exist"),
-        (["retrain", json.dumps({**ARCH, "mb1.width": 99}), "space=attentivenas-tiny"], "not allowed"),
-        (["retrain", "smallest", "space=attentivenas-tiny", "train.optimizer=adam"], "train.optimizer"),
+        (["retrain", json.dumps({**ARCH, "mb1.width": 99}), f"space={TINY_NAME}"], "not allowed"),
+        (["retrain", "smallest", f"space={TINY_NAME}", "train.optimizer=adam"], "train.optimizer"),
         (["retrain", "smallest", "train.epoch=3"], "did you mean 'train.epochs'"),
         (["finetune", str(tmp_path)], "not an export directory"),
     ]
@@ -340,7 +340,7 @@ def test_retrain_configs_give_fpnas_l_archs_stochastic_depth(tmp_path, config):
 
     large = rates("l0", l0_cifar)
     assert len(large) == 25 and large[0] == 0 and max(large) == pytest.approx(0.2 * 24 / 25)
-    assert set(rates("tiny", "attentivenas-tiny")) == {0.0}
-    assert max(rates("set", "attentivenas-tiny", "train.drop_path=0.1")) > 0.05  # a number holds for any Arch
+    assert set(rates("tiny", TINY_NAME)) == {0.0}
+    assert max(rates("set", TINY_NAME, "train.drop_path=0.1")) > 0.05  # a number holds for any Arch
     with pytest.raises(SupernasError, match=re.escape("train.drop_path='sometimes' is not allowed: a number in [0, 1) or one of auto")):
-        rates("bad", "attentivenas-tiny", "train.drop_path=sometimes")
+        rates("bad", TINY_NAME, "train.drop_path=sometimes")

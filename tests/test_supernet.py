@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from tiny_runs import TINY_NAME
 from torch import nn
 
 from supernas import SupernasError
@@ -143,7 +144,7 @@ def test_split_attention_batchnorm_statistics_are_written_back():
 def test_drop_path_reaches_the_last_two_stages_by_default(scope):
     """As the reference's set_dropout_rate: a reached block's rate is rate * index / (all blocks);
     by default only the blocks of the last two stages are reached."""
-    net = SuperNet("attentivenas-tiny", num_classes=10).train()
+    net = SuperNet(TINY_NAME, num_classes=10).train()
     if scope != "last_two_stages":
         net.set_drop_path_scope(scope)
     rates = {}

@@ -41,9 +41,9 @@ def test_set_up_run_takes_the_device_precision_and_seed_of_the_run_section(tmp_p
 def test_a_trainer_given_its_parts_trains_those(tmp_path):
     from supernas.nn import SuperNet
     from supernas.train import WeightParts
-    from tiny_runs import supernet_config
+    from tiny_runs import TINY_NAME, supernet_config
 
-    net = SuperNet("attentivenas-tiny", num_classes=10)
+    net = SuperNet(TINY_NAME, num_classes=10)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.05)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
     t = SupernetTrainer(supernet_config(tmp_path / "run", epochs=1, max_steps=2),

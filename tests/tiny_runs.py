@@ -3,11 +3,14 @@ the quickest), an FP-NAS search, a standalone Arch, and the same as command-line
 the built-in digits, a few steps on the CPU."""
 from supernas import get_space
 
-TINY = get_space("attentivenas-tiny")
+# the small built-in space the tests run on, named here only: TINY_NAME where a test gives a name (a config,
+# a command line), TINY where it needs the space (get_space of a built-in name returns this same object)
+TINY_NAME = "attentivenas-tiny"
+TINY = get_space(TINY_NAME)
 # the smallest Arch with two blocks in mb1 and mb2: identity residuals deep enough for stochastic depth
 STANDALONE_ARCH = {**TINY.smallest().to_dict(), "mb1.depth": 2, "mb2.depth": 2}
 
-TINY_TRAIN = ["run.device=cpu", "space=attentivenas-tiny", "data.path=digits", "data.image_size=12",
+TINY_TRAIN = ["run.device=cpu", f"space={TINY_NAME}", "data.path=digits", "data.image_size=12",
               "data.train_subset=256", "train.epochs=1", "train.batch_size=32", "train.workers=0",
               "train.max_steps=4", "sampler.kind=uniform", "eval.bn_batches=1", "eval.max_batches=1",
               "log.tensorboard=false", "log.every_steps=2", "run.threads=1"]
@@ -20,7 +23,7 @@ def supernet_config(run_dir, **train):
     """A supernet of attentivenas-tiny on 320 digits: 10 steps an epoch, attentive sampling."""
     return {
         "run": {"dir": str(run_dir), "device": "cpu"},
-        "space": "attentivenas-tiny",
+        "space": TINY_NAME,
         "data": {"path": "digits", "image_size": 12, "train_subset": 320},
         "train": {"epochs": 2, "batch_size": 32, "workers": 0, "warmup_epochs": 1, **train},
         "sampler": {"kind": "attentive", "n_prior": 20000, "bin_width": 0.25},
@@ -32,7 +35,7 @@ def supernet_config(run_dir, **train):
 
 def quick_supernet_config(run_dir, **train):
     """The quickest supernet run: 128 digits, one epoch, uniform sampling, a checkpoint every step."""
-    return {"run": {"dir": str(run_dir), "device": "cpu"}, "space": "attentivenas-tiny",
+    return {"run": {"dir": str(run_dir), "device": "cpu"}, "space": TINY_NAME,
             "data": {"path": "digits", "image_size": 12, "train_subset": 128},
             "train": {"epochs": 1, "batch_size": 32, "workers": 0, **train},
             "sampler": {"kind": "uniform"}, "eval": {"bn_batches": 1, "max_batches": 1},
@@ -86,7 +89,7 @@ def standalone_config(run_dir, **train):
     """A standalone Arch of attentivenas-tiny (retrain / finetune) on 256 digits, with an EMA."""
     return {
         "run": {"dir": str(run_dir), "device": "cpu"},
-        "space": "attentivenas-tiny",
+        "space": TINY_NAME,
         "data": {"path": "digits", "image_size": 12, "train_subset": 256, "autoaugment": False},
         "train": {"epochs": 2, "batch_size": 32, "lr": 0.4, "warmup_epochs": 0, "workers": 0, **train},
         "ema": {"decay": 0.9},
