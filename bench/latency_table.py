@@ -119,6 +119,11 @@ def _repeatability(space, archs, e2e, args) -> None:
     _report("table 1 vs 2", compare_latency(first, second))
     for i, estimate in enumerate((first, second), 1):
         _report(f"table {i} vs e2e", compare_latency(estimate, e2e))
+    # the same Archs end to end once more: how far the machine's speed moved while the tables were built
+    later = measure_end_to_end(space, archs, args.num_classes, args.batch_size, args.warmup, args.repeats,
+                               args.device, args.seed, window_s=args.window)
+    _report("e2e again vs e2e", compare_latency(later, e2e))
+    _report("table 2 vs e2e again", compare_latency(second, later))
     print("targets, on a quiet 2-core machine: Kendall tau >= 0.9 between the two tables and a mean ratio within "
           "10% of end to end; figures taken while other processes ran are not those conditions")
 

@@ -49,7 +49,7 @@ def _elastic_overhead(mod, tmp_path, capsys):
 def _latency_table(mod, tmp_path, capsys):
     mod.main(["--small"])
     out = capsys.readouterr().out
-    assert "3 other Archs" in out and "Kendall tau" in out
+    assert "3 other Archs" in out and "Kendall tau" in out and "e2e again vs e2e" in out
 
 
 def _sampler(mod, tmp_path, capsys):

@@ -3,15 +3,14 @@ import json
 import numpy as np
 import pytest
 import torch
+from tiny_runs import TINY
 
 from supernas.cli import main
 from supernas.errors import SupernasError
 from supernas.evaluation import LatencyTable, compare_latency, measure_end_to_end
 from supernas.evaluation.latency import _distinct_rows
 from supernas.search import EvolutionSearch, ParetoEntry, format_table, pareto_front, plot_pareto, write_pareto
-from supernas.spaces import CostModel, get_space
-
-TINY = get_space("attentivenas-tiny")
+from supernas.spaces import CostModel
 
 
 class CountingTimer:
@@ -343,6 +342,26 @@ def test_calibration_fits_the_overhead_a_sum_of_layers_misses_and_reports_agreem
 
     with pytest.raises(SupernasError, match="holds a fit that is not a positive scale"):
         LatencyTable.load(path, TINY, 10, device="cpu")
+
+
+@pytest.mark.parametrize("n", [3, 8])  # one parameter, and the linear fit
+def test_whole_models_faster_than_their_layers_scale_the_sums_down_never_below_zero(n, tmp_path):
+    from supernas.errors import SupernasError
+    from supernas.evaluation.latency import LatencyTable
+
+    table = LatencyTable(TINY, 10, warmup=0, repeats=3, device="cpu", sampler=BurstySampler(10 ** 9), window_s=0)
+    idx = TINY.sample_indices(2, n)
+    table.build(idx)
+    sums = table.layer_sums(idx)
+    fit = table.calibrate(idx, 1.2 * sums - 0.9 * sums.min())  # a line that would cross 0 above the smallest Arch
+    assert fit["offset"] == 0 and fit["scale"] > 0
+    everything = TINY.to_indices([TINY.smallest(), TINY.largest()])
+    assert (table.latency_indices(everything) > 0).all()
+    data = {**json.loads(table.save(tmp_path / "t.json").read_text())}
+    data["fit"]["offset"] = -1.0  # a file that says otherwise is refused
+    (tmp_path / "t.json").write_text(json.dumps(data))
+    with pytest.raises(SupernasError, match="a positive scale and a finite offset >= 0"):
+        LatencyTable.load(tmp_path / "t.json", TINY, 10, device="cpu")
 
 
 def test_build_latency_table_builds_calibrates_and_describes():

@@ -141,6 +141,14 @@ def test_an_unmeetable_budget_is_one_line(strategy):
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.parametrize("strategy", ["evolution", "random", "guided"])
+def test_a_score_function_that_returns_too_few_scores_is_one_line(strategy):
+    search = STRATEGIES.get(strategy)(TINY, TINY_COST, lambda archs: [0.5] * (len(archs) - 1), [1.0],
+                                      SearchSettings(8, 2, 4, 1))
+    with pytest.raises(SupernasError, match=r"score_fn returned \d+ scores for \d+ Archs; it must return one"):
+        search.run()
+
+
 def test_a_result_explains_a_budget_it_has_no_arch_for():
     r = SearchResult([1.0, 2.0], [None, None], [])
     assert len(r.missing()) == 2 and "not searched yet" in r.missing()[0]

@@ -150,11 +150,11 @@ class StandaloneTrainer(Task):
         """The StaticNet of the Arch: fresh (initialised as the supernet is, sliced), or with the
         weights of `init`, then the regularisers of the config; or the net `given`, as it is."""
         t, init = self.cfg.train, self.cfg.init
+        weights = _export_weights(init) if init is not None and given is None else None
         space, arch = resolve_arch(init if init is not None else self.cfg.arch, self.cfg.space)
         self.drop_path = drop_path_for(t.drop_path, space)
         if given is not None:
             return given, space, arch, "the weights given"
-        weights = _export_weights(init) if init is not None else None
         net = SuperNet(space, self.data.num_classes).extract(arch)
         origin = "fresh weights" if weights is None else self._load_init(net, init, *weights)
         net.set_drop_path(self.drop_path)
