@@ -111,9 +111,9 @@ def _repeatability(space, archs, e2e, args) -> None:
     tables = []
     for i in range(2):
         t = time.perf_counter()
-        tables.append(build_latency_table(space, args.num_classes, args.batch_size, args.warmup, args.repeats,
-                                          args.device, args.seed, build_archs=args.build_archs,
-                                          check_archs=args.check_archs, window_s=args.window))
+        tables.append(build_latency_table(LatencyTable(space, args.num_classes, args.batch_size, args.warmup,
+                                                       args.repeats, args.device, window_s=args.window),
+                                          args.seed, build_archs=args.build_archs, check_archs=args.check_archs))
         print(f"built table {i + 1} in {time.perf_counter() - t:.1f} s: {tables[-1].describe_fit()}")
     first, second = (table.latency(archs) for table in tables)
     _report("table 1 vs 2", compare_latency(first, second))

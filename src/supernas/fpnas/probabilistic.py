@@ -120,7 +120,7 @@ class ProbabilisticSearch(Task):
         args = (self.space, self.data.num_classes, lat.batch_size, lat.warmup, lat.repeats, lat.device or self.device)
         if self.latency_path.exists():
             return LatencyTable.load(self.latency_path, *args, window_s=lat.window_s)
-        return build_latency_table(*args, window_s=lat.window_s)
+        return build_latency_table(LatencyTable(*args, window_s=lat.window_s))
 
     def sample_costs(self, idx: torch.Tensor) -> np.ndarray:
         """Cost of each sampled Arch in the unit of search.cost, equal on every rank."""

@@ -163,7 +163,7 @@ def _latency_table(job: SearchJob, scoring: Scoring, path: Path, progress: bool)
     if path.exists():
         return LatencyTable.load(path, *table_args, window_s=job.latency_window)
     # layers measured in interleaved rounds, the per-Arch overhead fitted end to end
-    table = build_latency_table(*table_args, seed=job.seed, window_s=job.latency_window)
+    table = build_latency_table(LatencyTable(*table_args, window_s=job.latency_window), seed=job.seed)
     if progress and ddp.current().is_main:
         print(table.describe_fit(), flush=True)
     return table
