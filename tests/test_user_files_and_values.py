@@ -302,7 +302,8 @@ def test_export_pick_reads_a_search_written_with_out(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------- 11: SIGTERM to data check
-def test_sigterm_to_data_check_with_workers_is_one_line_and_status_130(tmp_path):
+@pytest.mark.parametrize("when", ["decoding", "starting"])  # a worker busy, or one not yet past its set-up
+def test_sigterm_to_data_check_with_workers_is_one_line_and_status_130(tmp_path, when):
     import signal
     import subprocess
     import sys
@@ -315,10 +316,12 @@ def test_sigterm_to_data_check_with_workers_is_one_line_and_status_130(tmp_path)
     script = (
         "import sys, time\n"
         "import supernas.data.check as check\n"
-        "def slow(path):\n"
+        "def slow(*path):\n"
         f"    open({str(started)!r}, 'a').close()\n"
         "    time.sleep(0.5)\n"
-        "check._check_file = slow\n"
+        + ("check._check_file = slow\n" if when == "decoding" else
+           "set_up = check._worker_signals\n"
+           "check._worker_signals = lambda: (slow(), set_up())\n") +
         "from supernas.cli import main\n"
         f"sys.exit(main(['data', 'check', {str(root)!r}, '--workers', '2']))\n")
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,

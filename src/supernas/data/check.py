@@ -3,6 +3,7 @@ that do not decode, before a long run meets them."""
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.pool
 import os
 import signal
 from dataclasses import dataclass, field
@@ -26,12 +27,30 @@ def _check_file(path: str) -> Optional[str]:
     return decode_image(path)[1]
 
 
+_STOPS = {signal.SIGINT, signal.SIGTERM}
+
+
 def _worker_signals() -> None:
     # A forked worker inherits the CLI's handlers, which turn SIGTERM into KeyboardInterrupt: each
     # worker would print a traceback. The main process alone handles Ctrl-C and SIGTERM (and ends
-    # the workers); a SIGTERM sent to the whole process group just ends a worker, silently.
+    # the workers); a SIGTERM sent to the whole process group just ends a worker, silently. The
+    # worker started with both blocked (_start_pool), so one sent before this ran waits until now.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)
+
+
+def _start_pool(workers: int) -> "multiprocessing.pool.Pool":
+    """A pool whose workers, and the thread that replaces them, start with Ctrl-C and SIGTERM
+    blocked: a signal that reached a worker before `_worker_signals` would print the CLI's traceback."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return multiprocessing.get_context().Pool(workers, initializer=_worker_signals)
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+    try:
+        return multiprocessing.get_context().Pool(workers, initializer=_worker_signals)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)  # the main process handles them, as before
 
 
 def check_data(config: DataConfig, workers: Optional[int] = None) -> CheckReport:
@@ -52,7 +71,7 @@ def check_data(config: DataConfig, workers: Optional[int] = None) -> CheckReport
     if workers == 1:
         reasons = map(_check_file, paths)
     else:  # a Pool replaces a worker that died and can be ended at once (terminate) on an interrupt
-        pool = multiprocessing.get_context().Pool(workers, initializer=_worker_signals)
+        pool = _start_pool(workers)
         reasons = pool.imap(_check_file, paths, chunksize=max(1, min(256, len(paths) // (8 * workers))))
     finished = False
     try:
