@@ -219,7 +219,8 @@ def test_settings_reach_the_previous_evolution_draw_for_draw():
     ("search.fresh=nan", "search.fresh"), ("search.edge=", "search.edge"), ("search.calls=1", "search.calls"),
     ("search.batch=0", "search.batch"), ("search.niche=", "search.niche"),
     ("search.parent=3", "did you mean search.parents"), ("search.edge", "search.KEY=VALUE"),
-    ("edge=0.5", "search.KEY=VALUE"),
+    ("edge=0.5", "search.KEY=VALUE"), ("search.niche=yes", "search.niche=True is not allowed: a string"),
+    ("search.niche=[a]", "search.niche"), ("search.edge=1e400", "search.edge"), ("search.calls=~", "search.calls"),
 ])
 def test_bad_search_settings_are_one_line(item, match):
     with pytest.raises(SupernasError, match=match) as e:
@@ -262,7 +263,7 @@ def test_search_command_takes_guided_and_search_settings(run_copy, tmp_path, cap
     assert main(["search", str(run_copy), "--budgets", "2", *tiny, "--out", str(tmp_path / "x"),
                  "search.edge=2"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "search.edge='2' is not allowed" in err and len(err.splitlines()) == 1
+    assert "search.edge=2 is out of range: a number in [0, 1]" in err and len(err.splitlines()) == 1
     assert main(["search", str(run_copy), "--budgets", "0.1", "--strategy", "random", *tiny,
                  "--out", str(tmp_path / "y")]) == 2
     err = capsys.readouterr().err.strip()

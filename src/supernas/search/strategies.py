@@ -17,70 +17,58 @@ A new strategy is a class with the same `run(callback, checkpoint)` / `state_dic
 from __future__ import annotations
 
 import difflib
-import math
-from dataclasses import dataclass, replace
-from typing import Any, Callable, Mapping, Sequence, cast
+import typing
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Literal, Mapping, Sequence, cast
 
 import numpy as np
 
+from ..config import parse_override
 from ..errors import SupernasError, require_int
 from ..registry import Registry
 from ..spaces import CostModel, SearchSpace
-from .evolution import INITS, EvolutionSearch
+from ..utils.settings import Section, rule, setting
+from .evolution import EvolutionSearch
 from .guided import GuidedSearch
 from .operators import BudgetDraws
 from .pareto import ParetoEntry
-from .stepwise import Callback, CostFn, ScoreFn, SearchResult, StepwiseSearch, budget_constraint, check_fraction
-
-# The settings `supernas search` takes as search.KEY=VALUE: key -> what it allows and does.
-OPTIONS = {
-    "parents": "an integer >= 1 or null: members of the population that breed (null: a quarter of it; the "
-               "population itself: the reference code)",
-    "init": "spread or uniform: the initial population from the FLOPs-constrained sampler spread over the budget's "
-            "range, or uniform draws rejected against the budget (the search before issue 22)",
-    "niche": "auto, none or a dimension's name: the dimension whose every choice the budget allows keeps a share "
-             "of the population (auto: the resolution)",
-    "niche_share": "a fraction in [0, 1]: the share of the population (and of the parents) kept across niches",
-    "edge": "a fraction in [0, 1]: the share of mutations that grow one dimension and shrink others to stay "
-            "within the budget",
-    "fresh": "a fraction in [0, 1]: the share of each generation's children drawn afresh near the budget",
-    "calls": "an integer >= 2 or null: guided search, Archs the real scorer scores per budget (null: a twelfth of "
-             "what the evolution could score)",
-    "batch": "an integer >= 1 or null: guided search, Archs the real scorer scores per round (null: a sixteenth of "
-             "calls)",
-}
-_OPTIONAL_INTS = {"parents": 1, "calls": 2, "batch": 1}
-_FRACTIONS = ("niche_share", "edge", "fresh")
+from .stepwise import Callback, CostFn, ScoreFn, SearchResult, StepwiseSearch, budget_constraint
 
 
 @dataclass(frozen=True)
-class SearchSettings:
+class SearchSettings(Section):
     """How hard a strategy searches each budget (random search scores as many Archs as evolution;
-    guided search `calls` of them), and how the evolution breeds (OPTIONS says what each does)."""
+    guided search `calls` of them), and how the evolution breeds: the settings from `parents` on are
+    what `supernas search` takes as search.KEY=VALUE (OPTIONS)."""
 
-    population: int = 512
-    mutations: int = 128
-    crossovers: int = 128
-    generations: int = 20
-    seed: int = 0
-    parents: int | None = None
-    init: str = "spread"
-    niche: str = "auto"
-    niche_share: float = 0.25
-    edge: float = 0.5
-    fresh: float = 0.125
-    calls: int | None = None
-    batch: int | None = None
+    prefix = "search."
 
-    def __post_init__(self) -> None:
-        for key, low in _OPTIONAL_INTS.items():
-            require_int(f"search.{key}", getattr(self, key), low, optional=True)
-        for key in _FRACTIONS:
-            check_fraction(f"search.{key}", getattr(self, key))
-        if self.init not in INITS:
-            raise SupernasError(f"search.init must be one of {', '.join(INITS)}, got {self.init!r}")
-        if not isinstance(self.niche, str) or not self.niche:
-            raise SupernasError(f"search.niche must be auto, none or a dimension's name, got {self.niche!r}")
+    population: int = setting(512, "Archs kept per budget and generation", low=1)
+    mutations: int = setting(128, "children by mutation per generation", low=0)
+    crossovers: int = setting(128, "children by crossover per generation", low=0)
+    generations: int = setting(20, "generations per budget", low=0)
+    seed: int = setting(0, "seeds the draws, mutations and crossovers", low=0)
+    parents: int | None = setting(None, "members of the population that breed (null: a quarter of it; the "
+                                        "population itself: the reference code)", low=1)
+    init: Literal["spread", "uniform"] = setting(
+        "spread", "the initial population from the FLOPs-constrained sampler spread over the budget's range, or "
+                  "uniform draws rejected against the budget (the search before issue 22)")
+    niche: str = setting("auto", "the dimension whose every choice the budget allows keeps a share of the "
+                                 "population: auto (the resolution), none or a dimension's name")
+    niche_share: float = setting(0.25, "the share of the population (and of the parents) kept across niches",
+                                 low=0, high=1)
+    edge: float = setting(0.5, "the share of mutations that grow one dimension and shrink others to stay within "
+                               "the budget", low=0, high=1)
+    fresh: float = setting(0.125, "the share of each generation's children drawn afresh near the budget", low=0,
+                           high=1)
+    calls: int | None = setting(None, "guided search: Archs the real scorer scores per budget (null: a twelfth of "
+                                      "what the evolution could score)", low=2)
+    batch: int | None = setting(None, "guided search: Archs the real scorer scores per round (null: a sixteenth "
+                                      "of calls)", low=1)
+
+    def check(self) -> None:
+        if not self.niche:
+            raise SupernasError("search.niche is empty: auto, none or a dimension's name")
 
     @property
     def archs_per_budget(self) -> int:
@@ -97,11 +85,11 @@ class SearchSettings:
                 "fresh": self.fresh}
 
     def with_options(self, items: Sequence[str]) -> "SearchSettings":
-        """These settings with `search.KEY=VALUE` items applied (KEY one of OPTIONS); a malformed
-        item, an unknown key or a bad value is refused in one line."""
+        """These settings with `search.KEY=VALUE` items applied (KEY one of OPTIONS, the value read as
+        a config override's); a malformed item, an unknown key or a bad value is refused in one line."""
         changes: dict[str, Any] = {}
         for item in items:
-            key, sep, text = str(item).partition("=")
+            key, sep, _ = str(item).partition("=")
             name = key[len("search."):] if key.startswith("search.") else None
             if not sep or not name:
                 raise SupernasError(f"'{item}' is not a search setting; write search.KEY=VALUE with KEY one of "
@@ -111,30 +99,15 @@ class SearchSettings:
                 hint = f"did you mean search.{close[0]}? " if close else ""
                 raise SupernasError(f"unknown search setting 'search.{name}'; {hint}the settings are "
                                     f"{', '.join('search.' + k for k in OPTIONS)}")
-            changes[name] = _parse_option(name, text.strip())
-        return replace(self, **changes)
+            changes[name] = parse_override(str(item))[1]
+        return SearchSettings.from_dict({**self.to_dict(), **changes})
 
 
-def _parse_option(name: str, text: str) -> Any:
-    """The value of search.NAME=TEXT, as its field's type; one line naming what it allows otherwise."""
-    bad = SupernasError(f"search.{name}={text!r} is not allowed; search.{name} takes {OPTIONS[name]}")
-    if name in _OPTIONAL_INTS:
-        if text.lower() in ("null", "none"):
-            return None
-        if not text.lstrip("-").isdigit():
-            raise bad
-        return int(text)
-    if name in _FRACTIONS:
-        try:
-            value = float(text)
-        except ValueError:
-            raise bad from None
-        if not math.isfinite(value) or not 0 <= value <= 1:
-            raise bad
-        return value
-    if not text:
-        raise bad
-    return text
+# The settings `supernas search` takes as search.KEY=VALUE (the others have flags of their own:
+# --population, --seed...): key -> what it allows and does.
+OPTIONS = {f.name: f"{rule(typing.get_type_hints(SearchSettings)[f.name], f.metadata)}: {f.metadata['doc']}"
+           for f in fields(SearchSettings)
+           if f.name not in ("population", "mutations", "crossovers", "generations", "seed")}
 
 
 Builder = Callable[..., Any]
