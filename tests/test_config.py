@@ -147,3 +147,16 @@ def test_the_rules_leave_good_combinations_alone():
     load_config(RetrainConfig, overrides=["train.optimizer=rmsprop", "train.momentum=0"], require=False)
     for name, schema in SCHEMAS.items():  # every command's defaults, as `config show` loads them
         load_config(schema, require=False)
+
+
+def test_a_section_with_new_values_checks_those_and_its_rules():
+    from supernas.data import DataConfig
+
+    cfg = DataConfig.from_dict({"path": "x"})
+    assert cfg.with_values({"search_size": 0.1}) == DataConfig.from_dict({"path": "x", "search_size": 0.1})
+    with pytest.raises(SupernasError, match="data.search_size=1.5 is out of range"):
+        cfg.with_values({"search_size": 1.5})
+    with pytest.raises(SupernasError, match="unknown config key 'data.serach_size'"):
+        cfg.with_values({"serach_size": 3})
+    with pytest.raises(SupernasError, match="data.std must be positive"):  # the section's own rules run too
+        cfg.with_values({"std": [1, 0, 1]})

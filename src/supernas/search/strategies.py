@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import difflib
 import typing
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import Any, Callable, Literal, Mapping, Sequence, cast
 
 import numpy as np
@@ -28,7 +28,6 @@ from ..errors import SupernasError, require_int
 from ..registry import Registry
 from ..spaces import CostModel, SearchSpace
 from ..utils.settings import Section, rule, setting
-from ..utils.settings import check as check_value
 from .evolution import EvolutionSearch
 from .guided import GuidedSearch
 from .operators import BudgetDraws
@@ -100,12 +99,8 @@ class SearchSettings(Section):
                 hint = f"did you mean search.{close[0]}? " if close else ""
                 raise SupernasError(f"unknown search setting 'search.{name}'; {hint}the settings are "
                                     f"{', '.join('search.' + k for k in OPTIONS)}")
-            meta = next(f.metadata for f in fields(self) if f.name == name)
-            changes[name] = check_value(f"search.{name}", parse_override(str(item))[1],
-                                        typing.get_type_hints(SearchSettings)[name], meta)
-        changed = replace(self, **changes)  # the other settings are their flags', checked where they are used
-        changed.check()
-        return changed
+            changes[name] = parse_override(str(item))[1]
+        return self.with_values(changes)  # the other settings are their flags', checked where they are used
 
 
 # The settings `supernas search` takes as search.KEY=VALUE (the others have flags of their own:

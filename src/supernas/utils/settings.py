@@ -49,6 +49,14 @@ class Section:
         """The section from a plain (YAML) mapping, validated as a config's section is; None: defaults."""
         return build(cls, values or {}, cls.prefix)
 
+    def with_values(self, values: Mapping[str, Any]) -> Any:
+        """A copy with `values` (settings of this section) checked as `from_dict` checks them, the
+        others kept as they are, then `check()`."""
+        # every Section is a dataclass, which mypy cannot see on the base
+        changed = dataclasses.replace(self, **_checked(type(self), values, self.prefix))  # type: ignore[type-var]
+        changed.check()
+        return changed
+
     def check(self) -> None:
         """Refuse, with a SupernasError naming the settings, values that do not go together."""
 
@@ -67,6 +75,14 @@ def build(cls: type, values: Mapping[str, Any], where: str = "") -> Any:
     defaults fill what is missing."""
     if not isinstance(values, Mapping):
         raise SupernasError(f"{where.rstrip('.') or 'the config'} must be a mapping of settings, got {values!r}")
+    built = cls(**_checked(cls, values, where))
+    if isinstance(built, Section):
+        built.check()
+    return built
+
+
+def _checked(cls: type, values: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Each of `values` as its field of `cls` takes it (nested sections built), unknown keys refused."""
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls)}
     for key in values:
@@ -82,10 +98,7 @@ def build(cls: type, values: Mapping[str, Any], where: str = "") -> Any:
             kwargs[name] = build(typing.cast(type, tp), values[name] or {}, f"{key}.")
         else:
             kwargs[name] = check(key, values[name], tp, f.metadata)
-    built = cls(**kwargs)
-    if isinstance(built, Section):
-        built.check()
-    return built
+    return kwargs
 
 
 def unknown_key(key: str, valid: list[str], where: str = "") -> str:
