@@ -62,11 +62,13 @@ def test_a_standalone_trainer_given_its_parts_trains_those(tmp_path):
     from tiny_runs import STANDALONE_ARCH, TINY, standalone_config
 
     net = SuperNet(TINY, num_classes=10).extract(TINY.arch(STANDALONE_ARCH))
+    net.dropout.p = 0.77  # the config's regularisers replace what the given net had
     optimizer = torch.optim.SGD(net.parameters(), lr=0.05)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
     config = {**standalone_config(tmp_path / "run", epochs=1, max_steps=2), "arch": STANDALONE_ARCH}
     t = StandaloneTrainer(config, parts=WeightParts(net, optimizer, scheduler))
     assert t.net is net and t.optimizer is optimizer and t.scheduler is scheduler and t.origin == "the weights given"
+    assert net.dropout.p == t.cfg.train.dropout != 0.77
     before = [p.detach().clone() for p in net.parameters()]
     t.fit()
     assert any(not torch.equal(a, p) for a, p in zip(before, net.parameters()))

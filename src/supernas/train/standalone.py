@@ -107,7 +107,8 @@ class StandaloneTrainer(Task):
     `config` is a `RetrainConfig` / `FinetuneConfig`, or a mapping over RetrainConfig's defaults,
     naming the Arch (`arch`, from scratch) or an export to start from (`init`); `resume=True`
     continues the run in `run.dir` exactly. `parts` (train.parts.WeightParts: the Arch's StaticNet
-    on the run's device, its optimizer and schedule) are used as given instead of being built.
+    on the run's device, its optimizer and schedule) are used instead of being built; the config's
+    dropout and stochastic depth are set on the given net as on a built one.
     """
 
     def __init__(self, config: "RetrainConfig | Mapping[str, Any]", resume: bool = False,
@@ -132,11 +133,12 @@ class StandaloneTrainer(Task):
         self.steps_per_epoch = rows.batches_per_epoch
         self.total_steps, self.stop_step = run_length(t.epochs, self.steps_per_epoch, t.max_steps)
         self.lr = scaled_lr(t.lr, t.batch_size * self.info.world_size)
-        if parts is None:
-            optimizer = self._optimizer()
-            parts = WeightParts(self.net, optimizer, warmup_cosine_scheduler(
-                optimizer, self.total_steps, t.warmup_epochs * self.steps_per_epoch, t.final_lr_ratio))
-        self.optimizer, self.scheduler = parts.optimizer, parts.scheduler
+        if parts is not None:
+            self.optimizer, self.scheduler = parts.optimizer, parts.scheduler
+        else:
+            self.optimizer = self._optimizer()
+            self.scheduler = warmup_cosine_scheduler(self.optimizer, self.total_steps,
+                                                     t.warmup_epochs * self.steps_per_epoch, t.final_lr_ratio)
         self.teacher: Teacher | None = None
         if t.teacher:
             with torch.random.fork_rng(devices=[]):  # distilling or not, the student's random stream is the same
@@ -147,21 +149,23 @@ class StandaloneTrainer(Task):
 
     # ------------------------------------------------------------------ the model
     def _build_net(self, given: StaticNet | None) -> tuple[StaticNet, SearchSpace, Arch, str]:
-        """The StaticNet of the Arch: fresh (initialised as the supernet is, sliced), or with the
-        weights of `init`, then the regularisers of the config; or the net `given`, as it is."""
+        """The StaticNet of the Arch: the net `given` (on the run's device and layout), or one built
+        fresh (initialised as the supernet is, sliced) or with the weights of `init`; then the
+        regularisers of the config, which the run's header reports."""
         t, init = self.cfg.train, self.cfg.init
         weights = _export_weights(init) if init is not None and given is None else None
         space, arch = resolve_arch(init if init is not None else self.cfg.arch, self.cfg.space)
-        self.drop_path = drop_path_for(t.drop_path, space)
         if given is not None:
-            return given, space, arch, "the weights given"
-        net = SuperNet(space, self.data.num_classes).extract(arch)
-        origin = "fresh weights" if weights is None else self._load_init(net, init, *weights)
+            net, origin = given, "the weights given"
+        else:
+            net = SuperNet(space, self.data.num_classes).extract(arch)
+            origin = "fresh weights" if weights is None else self._load_init(net, init, *weights)
+            net = net.to(self.device)
+            if self.channels_last:
+                net = net.to(memory_format=torch.channels_last)
+        self.drop_path = drop_path_for(t.drop_path, space)
         net.set_drop_path(self.drop_path)
         net.dropout.p = t.dropout
-        net = net.to(self.device)
-        if self.channels_last:
-            net = net.to(memory_format=torch.channels_last)
         return net, space, arch, origin
 
     def _load_init(self, net: StaticNet, init: Any, state: dict[str, torch.Tensor], meta: Mapping[str, Any]) -> str:
