@@ -44,13 +44,12 @@ def _worker_signals() -> None:
 def _start_pool(workers: int) -> "multiprocessing.pool.Pool":
     """A pool whose workers, and the thread that replaces them, start with Ctrl-C and SIGTERM
     blocked: a signal that reached a worker before `_worker_signals` would print the CLI's traceback."""
-    if not hasattr(signal, "pthread_sigmask"):
-        return multiprocessing.get_context().Pool(workers, initializer=_worker_signals)
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS) if hasattr(signal, "pthread_sigmask") else None
     try:
         return multiprocessing.get_context().Pool(workers, initializer=_worker_signals)
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)  # the main process handles them, as before
+        if before is not None:  # the main process handles them, as before
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def check_data(config: DataConfig, workers: Optional[int] = None) -> CheckReport:
