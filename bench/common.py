@@ -28,6 +28,7 @@ import yaml
 
 import supernas
 from supernas import get_space
+from supernas.config import SupernetConfig, load_config
 from supernas.data import DataConfig, build_datasets
 from supernas.nn import SuperNet
 from supernas.runtime import ResumableLoader, ResumableSampler
@@ -96,14 +97,16 @@ def make_trainer(s: Settings, device: torch.device, precision: str, sampler: str
     digits, never loaded here: the suite feeds synthetic batches to `train_step`); `recompute`:
     train.recompute_bn_act; `train`: other train.* settings (kernels, cuda_graphs)."""
     amp, cl = PRECISIONS[precision]
-    cfg = {"run": {"device": str(device), "amp": "bf16" if amp else "fp32", "channels_last": cl, "dir": run_dir},
-           "space": s.space, "data": {"path": None, "image_size": 8},
-           "train": {"num_arch_training": 4, "batch_size": 4, "workers": 0, **(train or {})},
-           "sampler": {"kind": sampler, "k": 3, "n_prior": 20_000 if s.max_batch else 2_000},
-           "log": {"progress": False, "tensorboard": False}}
+    cfg = load_config(SupernetConfig, data={
+        "run": {"device": str(device), "amp": "bf16" if amp else "fp32", "channels_last": cl, "dir": run_dir},
+        "space": s.space, "data": {"path": None, "image_size": 8},
+        "train": {"num_arch_training": 4, "batch_size": 4, "workers": 0, "recompute_bn_act": recompute,
+                  **(train or {})},
+        "sampler": {"kind": sampler, "k": 3, "n_prior": 20_000 if s.max_batch else 2_000},
+        "log": {"progress": False, "tensorboard": False}})
     net = SuperNet(get_space(s.space), s.classes).to(device)  # its own head: the suite's synthetic classes
-    net.set_recompute_bn_act(recompute)
-    net.set_conv_kernels(cfg["train"].get("pointwise_kernel", "conv"), cfg["train"].get("depthwise_kernel", "conv"))
+    net.set_recompute_bn_act(cfg.train.recompute_bn_act)
+    net.set_conv_kernels(cfg.train.pointwise_kernel, cfg.train.depthwise_kernel)
     if cl:
         net = net.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, nesterov=True)
