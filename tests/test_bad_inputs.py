@@ -181,3 +181,20 @@ def test_a_full_disk_on_any_other_write_is_one_line(tmp_path, capsys, monkeypatc
     monkeypatch.setitem(cli.COMMANDS, "spaces", spaces)
     assert main(["spaces"]) == 2
     assert f"no space left on the device to write '{tmp_path / 'log.txt'}'" in one_line(capsys)
+
+
+def test_a_torch_built_for_numpy_1_beside_numpy_2_is_one_line_naming_the_fix(tmp_path, capsys, monkeypatch):
+    # torch 2.1 and 2.2 raise this from every array exchange when NumPy 2 is installed (pip picks
+    # NumPy 2 for them, as they do not pin it); here the exchange is made to fail as theirs does
+    import torch
+
+    def from_numpy(array):
+        raise RuntimeError("Numpy is not available")
+
+    monkeypatch.setattr(torch, "from_numpy", from_numpy)
+    assert main(["train", f"run.dir={tmp_path / 'run'}", f"space={TINY_NAME}", "data.path=digits",
+                 "data.image_size=12", "train.max_steps=1", "train.workers=0", "run.device=cpu",
+                 "log.progress=false", "log.tensorboard=false"]) == 2
+    line = one_line(capsys)
+    assert f"torch {torch.__version__} cannot exchange arrays with the installed NumPy" in line, line
+    assert "pip install 'numpy<2', or use torch 2.3 or newer" in line, line

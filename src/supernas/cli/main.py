@@ -42,6 +42,9 @@ def _run(argv: Sequence[str] | None) -> int:
     except RuntimeError as e:  # a training loop names its own fix (runtime/out_of_memory.py); the rest here
         from ..runtime.out_of_memory import is_out_of_memory
 
+        if _TORCH_WITHOUT_NUMPY in str(e):
+            print(f"supernas {args.command}: error: {_numpy_fix()}", file=sys.stderr)
+            return 2
         if not is_out_of_memory(e):
             raise
         cpu = "can't allocate memory" in str(e)  # the CPU allocator's words; CUDA says "out of memory"
@@ -79,6 +82,18 @@ def _run(argv: Sequence[str] | None) -> int:
         where = Path(e.filename) if isinstance(e.filename, str) else None
         print(f"supernas {args.command}: error: {disk_full_message(where)}", file=sys.stderr)
         return 2
+
+
+# what torch says when it was built for NumPy 1.x and meets NumPy 2 (torch 2.1 and 2.2; 2.3 reads both)
+_TORCH_WITHOUT_NUMPY = "Numpy is not available"
+
+
+def _numpy_fix() -> str:
+    import numpy
+    import torch
+
+    return (f"torch {torch.__version__} cannot exchange arrays with the installed NumPy {numpy.__version__} (it was "
+            "built for NumPy 1.x): run pip install 'numpy<2', or use torch 2.3 or newer")
 
 
 def _one_line_warnings(show: Callable) -> Callable:

@@ -268,6 +268,6 @@ class ElasticAttention(nn.Module):
         logits = F.linear(h, w, b)
         if splits == 1:
             g = F.hardsigmoid(logits) if self.gate == "hsigmoid" else torch.sigmoid(logits)
-            return x * g[:, :, None, None]
+            return x * g[..., None, None]  # torch 2.1 makes each `:` a slice whose backward scatters
         a = torch.softmax(logits.view(n, splits, c), dim=1).transpose(1, 2)  # (n, c, splits)
-        return (xv * a[:, :, :, None, None]).sum(2)
+        return (xv * a[..., None, None]).sum(2)

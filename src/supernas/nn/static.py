@@ -60,7 +60,7 @@ class SplitAttention(nn.Module):
         pooled = x.sum(2).mean((2, 3), keepdim=True)
         logits = self.expand(F.relu(self.reduce(pooled))).view(n, self.channels, self.splits)
         a = torch.softmax(logits, dim=2)
-        return (x * a[:, :, :, None, None]).sum(2)
+        return (x * a[..., None, None]).sum(2)
 
 
 class Shortcut(nn.Module):
