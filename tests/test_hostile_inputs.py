@@ -251,7 +251,7 @@ def test_a_latency_table_with_a_negative_latency_is_refused(tmp_path):
     data["entries"] = {"stem": -11000.0}
     path.write_text(json.dumps(data))
     with pytest.raises(SupernasError, match=r"holds -11000.0 ms for layer stem: a latency is a finite number >= 0"):
-        LatencyTable.load(path, space, 10, device="cpu")
+        LatencyTable(space, 10, device="cpu").load(path)
 
 
 def test_a_custom_space_named_like_a_built_in_is_refused(tmp_path, capsys):

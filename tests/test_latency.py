@@ -86,17 +86,17 @@ def test_save_load_round_trip_and_refusal(tmp_path):
     data = json.loads(path.read_text())
     assert data["batch_size"] == 1 and data["torch"] == torch.__version__ and data["device"].startswith("cpu")
     timer = CountingTimer()
-    loaded = LatencyTable.load(path, TINY, num_classes=10, device="cpu", timer=timer)
+    loaded = LatencyTable(TINY, num_classes=10, device="cpu", timer=timer).load(path)
     assert np.array_equal(loaded.latency(archs), want) and timer.calls == 0  # nothing re-measured
     with pytest.raises(SupernasError, match="batch_size"):
-        LatencyTable.load(path, TINY, num_classes=10, batch_size=8, device="cpu")
+        LatencyTable(TINY, num_classes=10, batch_size=8, device="cpu").load(path)
     data["device"] = "cuda: some other GPU"
     path.write_text(json.dumps(data))
     with pytest.raises(SupernasError, match="measured with device .*delete the file"):
-        LatencyTable.load(path, TINY, num_classes=10, device="cpu")
+        LatencyTable(TINY, num_classes=10, device="cpu").load(path)
     path.write_text("{}")
     with pytest.raises(SupernasError, match="not a supernas latency table"):
-        LatencyTable.load(path, TINY, device="cpu")
+        LatencyTable(TINY, device="cpu").load(path)
 
 
 def test_real_measurement_and_end_to_end_check(one_thread):
@@ -200,8 +200,8 @@ def test_cli_search_with_latency_budgets(trained_run, tmp_path, capsys, one_thre
 
     # A budget every Arch meets measures some layers; their table then sets budgets that bind.
     assert _search(trained_run, tmp_path / "lat1", [1000]) == 0
-    table = LatencyTable.load(tmp_path / "lat1" / "latency_table.json", TINY, num_classes=10, warmup=1,
-                              repeats=3, device="cpu")
+    table = LatencyTable(TINY, num_classes=10, warmup=1, repeats=3, device="cpu").load(
+        tmp_path / "lat1" / "latency_table.json")
     lo, hi = table.latency([TINY.smallest(), TINY.largest()])
     budgets = [round(lo + 0.3 * (hi - lo), 4), round(lo + 0.7 * (hi - lo), 4)]
     out = tmp_path / "lat2"
@@ -218,7 +218,7 @@ def test_cli_search_with_latency_budgets(trained_run, tmp_path, capsys, one_thre
     assert "latency_ms" in (out / "pareto.csv").read_text().splitlines()[0]
     # The figures are the saved table's sums, and --resume reuses that table: same results, nothing new.
     saved = json.loads((out / "latency_table.json").read_text())
-    table = LatencyTable.load(out / "latency_table.json", TINY, num_classes=10, device="cpu", timer=CountingTimer())
+    table = LatencyTable(TINY, num_classes=10, device="cpu", timer=CountingTimer()).load(out / "latency_table.json")
     assert [table.latency(TINY.arch(e["arch"])) for e in entries] == pytest.approx([e["latency_ms"] for e in entries])
     assert table.timer.calls == 0
     assert _search(trained_run, out, budgets, "--resume") == 0
@@ -368,7 +368,7 @@ def test_calibration_fits_the_overhead_a_sum_of_layers_misses_and_reports_agreem
     assert np.allclose(table.latency_indices(idx), 1.3 * sums + 0.4)
     assert "Kendall tau 1.00, mean ratio 1.00" in table.describe_fit()
     path = table.save(tmp_path / "t.json")
-    again = LatencyTable.load(path, TINY, 10, device="cpu")
+    again = LatencyTable(TINY, 10, device="cpu").load(path)
     assert np.allclose(again.latency_indices(idx), table.latency_indices(idx)) and again.fit == fit
     data = json.loads(path.read_text())
     data["fit"]["scale"] = -1
@@ -376,7 +376,12 @@ def test_calibration_fits_the_overhead_a_sum_of_layers_misses_and_reports_agreem
     from supernas.errors import SupernasError
 
     with pytest.raises(SupernasError, match="holds a fit that is not a positive scale"):
-        LatencyTable.load(path, TINY, 10, device="cpu")
+        again.load(path)
+    # a refused file leaves the table as it was; a file without a fit leaves none behind
+    assert np.allclose(again.latency_indices(idx), table.latency_indices(idx)) and again.fit == fit
+    del data["fit"]
+    path.write_text(json.dumps(data))
+    assert again.load(path).fit is None and np.allclose(again.latency_indices(idx), sums)
 
 
 @pytest.mark.parametrize("n", [3, 8])  # one parameter, and the linear fit
@@ -396,7 +401,7 @@ def test_whole_models_faster_than_their_layers_scale_the_sums_down_never_below_z
     data["fit"]["offset"] = -1.0  # a file that says otherwise is refused
     (tmp_path / "t.json").write_text(json.dumps(data))
     with pytest.raises(SupernasError, match="a positive scale and a finite offset >= 0"):
-        LatencyTable.load(tmp_path / "t.json", TINY, 10, device="cpu")
+        LatencyTable(TINY, 10, device="cpu").load(tmp_path / "t.json")
 
 
 def test_build_latency_table_builds_calibrates_and_describes():

@@ -135,7 +135,7 @@ def test_json_files_a_command_reads_refuse_a_pickle(run_copy, tmp_path, capsys, 
 
     (tmp_path / "latency_table.json").write_bytes(evil)
     with pytest.raises(SupernasError, match="cannot read latency table"):
-        LatencyTable.load(tmp_path / "latency_table.json", TINY, device="cpu")
+        LatencyTable(TINY, device="cpu").load(tmp_path / "latency_table.json")
     (tmp_path / "set.json").write_bytes(evil)
     from tiny_runs import TINY_TRAIN
 

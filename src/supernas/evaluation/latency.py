@@ -9,7 +9,7 @@ Scoring then costs a `layout` and a few gathers, fast enough to constrain an evo
 
     table = LatencyTable(space, num_classes=10, batch_size=1)
     ms = table.latency_indices(idx)          # measures the layers it has not seen yet
-    table.save("latency_table.json")         # reused by LatencyTable.load on the same device
+    table.save("latency_table.json")         # LatencyTable(space, 10).load(...) reuses it on the same device
 
 `measure_end_to_end` times whole extracted models, and `compare_latency` reports how well the
 table agrees with them.
@@ -336,13 +336,10 @@ class LatencyTable:
         data = {**self._header(), "entries": dict(sorted(self.entries.items()))}
         return atomic_write_text(Path(path).expanduser(), json.dumps(data, indent=1) + "\n")
 
-    @classmethod
-    def load(cls, path: "str | Path", space: SearchSpace, num_classes: int = 1000, batch_size: int = 1,
-             warmup: int = 10, repeats: int = 30, device: "str | torch.device" = "auto",
-             timer: Timer | None = None, window_s: float = WINDOW_S) -> "LatencyTable":
-        """A table saved by `save`, refused unless measured on this device with this batch size;
-        layers missing from it are measured with `warmup` and `repeats`."""
-        table = cls(space, num_classes, batch_size, warmup, repeats, device, timer, window_s=window_s)
+    def load(self, path: "str | Path") -> "LatencyTable":
+        """This table, its layers and fit read from a file written by `save`: refused unless measured
+        on this table's device with its batch size (and then left as it was); layers missing from it
+        are measured with this table's settings."""
         p = Path(path).expanduser()
         try:
             data = json.loads(p.read_text())
@@ -350,7 +347,7 @@ class LatencyTable:
             raise SupernasError(f"cannot read latency table '{p}' ({e}); delete it to measure afresh") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("entries"), dict):
             raise SupernasError(f"'{p}' is not a supernas latency table; delete it to measure afresh")
-        mine = table._header()
+        mine = self._header()
         for k in ("device", "batch_size"):
             if data.get(k) != mine[k]:
                 raise SupernasError(
@@ -366,19 +363,17 @@ class LatencyTable:
                 raise SupernasError(f"latency table '{p}' holds {v!r} ms for layer {k}: a latency is a finite number "
                                     ">= 0; delete the file to measure afresh")
             entries[str(k)] = float(v)
-        table.entries = entries
+        scale: Any = 1.0  # numbers read from the file, checked below; no fit: sums of layers
+        offset: Any = 0.0
         fit = data.get("fit")
         if fit is not None:
-            scale: Any  # numbers read from the file, checked below
-            offset: Any
             scale, offset = (fit.get(k) if isinstance(fit, dict) else None for k in ("scale", "offset"))
             if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
                        for v in (scale, offset)) or scale <= 0 or offset < 0:
                 raise SupernasError(f"latency table '{p}' holds a fit that is not a positive scale and a finite "
                                     "offset >= 0; delete the file to measure afresh")
-            table.scale, table.offset, table.fit = float(scale), float(offset), fit
-        return table
-
+        self.entries, self.scale, self.offset, self.fit = entries, float(scale), float(offset), fit
+        return self
 
 def _layer_rows(L: Layout) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Key fields of the stem (N, 2), of every active block (M, 10) and of the head (N, 4)."""

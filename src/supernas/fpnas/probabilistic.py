@@ -117,10 +117,9 @@ class ProbabilisticSearch(Task):
         if s.cost != "latency" or not self.info.is_main:
             return None
         lat = s.latency
-        args = (self.space, self.data.num_classes, lat.batch_size, lat.warmup, lat.repeats, lat.device or self.device)
-        if self.latency_path.exists():
-            return LatencyTable.load(self.latency_path, *args, window_s=lat.window_s)
-        return build_latency_table(LatencyTable(*args, window_s=lat.window_s))
+        table = LatencyTable(self.space, self.data.num_classes, lat.batch_size, lat.warmup, lat.repeats,
+                             lat.device or self.device, window_s=lat.window_s)
+        return table.load(self.latency_path) if self.latency_path.exists() else build_latency_table(table, self.seed)
 
     def sample_costs(self, idx: torch.Tensor) -> np.ndarray:
         """Cost of each sampled Arch in the unit of search.cost, equal on every rank."""

@@ -158,12 +158,12 @@ def _latency_table(job: SearchJob, scoring: Scoring, path: Path, progress: bool)
     now; None for MFLOPs budgets."""
     if job.cost != "latency":
         return None
-    table_args = (scoring.space, scoring.num_classes, job.latency_batch, job.latency_warmup, job.latency_repeats,
-                  scoring.device)
+    table = LatencyTable(scoring.space, scoring.num_classes, job.latency_batch, job.latency_warmup,
+                         job.latency_repeats, scoring.device, window_s=job.latency_window)
     if path.exists():
-        return LatencyTable.load(path, *table_args, window_s=job.latency_window)
+        return table.load(path)
     # layers measured in interleaved rounds, the per-Arch overhead fitted end to end
-    table = build_latency_table(LatencyTable(*table_args, window_s=job.latency_window), seed=job.seed)
+    table = build_latency_table(table, seed=job.seed)
     if progress and ddp.current().is_main:
         print(table.describe_fit(), flush=True)
     return table
