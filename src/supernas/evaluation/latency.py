@@ -375,6 +375,7 @@ class LatencyTable:
         self.entries, self.scale, self.offset, self.fit = entries, float(scale), float(offset), fit
         return self
 
+
 def _layer_rows(L: Layout) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Key fields of the stem (N, 2), of every active block (M, 10) and of the head (N, 4)."""
     stem = np.stack([L.resolution, L.stem_out], axis=1)
