@@ -10,6 +10,17 @@ from supernas import get_space, list_spaces
 SPACES = list_spaces()
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` need a CUDA device: skipped without one (a session lent a GPU runs them
+    with `python -m pytest -m gpu`, see bench/device_first_call.sh)."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)

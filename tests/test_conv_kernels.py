@@ -11,8 +11,6 @@ from supernas import SupernasError
 from supernas.nn import SuperNet
 from supernas.nn.elastic import ElasticConv2d
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="PyTorch's own depthwise kernel is CUDA's")
-
 
 def _conv_and_grads(conv, x, out_channels, offset=0, amp=False):
     conv.zero_grad(set_to_none=True)
@@ -123,7 +121,7 @@ def test_the_kernel_settings_reach_the_trainers_supernet(tmp_path):
     assert t.net.conv_kernels == {"pointwise": "gemm", "depthwise": "native"}
 
 
-@cuda
+@pytest.mark.gpu
 @pytest.mark.parametrize("amp", [False, True])
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_the_native_depthwise_kernel_gives_the_convolution(amp, channels_last):

@@ -11,8 +11,6 @@ from supernas.train.supernet import SupernetTrainer
 
 from tiny_runs import TINY_NAME, supernet_config
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
-
 
 def _one_step(tmp_path, graphs: bool, device: str = "cpu", steps: int = 1, dropout: float = 0.0):
     cfg = supernet_config(tmp_path / f"g{graphs}", epochs=1, cuda_graphs=graphs, dropout=dropout, drop_path=0.0)
@@ -114,7 +112,7 @@ def test_disabled_graphs_never_capture(monkeypatch):
     assert fake.captures == 0 and passes.replays == 0
 
 
-@cuda
+@pytest.mark.gpu
 @pytest.mark.parametrize("steps", [1, 3])
 def test_on_a_gpu_graphed_steps_train_as_eager_steps_do(tmp_path, steps):
     eager, a = _one_step(tmp_path, False, "cuda", steps)
@@ -127,7 +125,7 @@ def test_on_a_gpu_graphed_steps_train_as_eager_steps_do(tmp_path, steps):
         assert torch.allclose(sa[k].float(), sb[k].float(), rtol=1e-3, atol=1e-5), k
 
 
-@cuda
+@pytest.mark.gpu
 def test_on_a_gpu_dropout_draws_new_masks_on_every_replay(tmp_path):
     t, _ = _one_step(tmp_path, True, "cuda", 1, dropout=0.5)
     x = torch.randn(8, 3, 12, 12, device="cuda")

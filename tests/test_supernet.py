@@ -115,7 +115,6 @@ def test_channels_last_gives_the_same_result():
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_bf16_channels_last_matches_extracted():
     net = SuperNet("attentivenas", num_classes=10).cuda().eval().to(memory_format=torch.channels_last)
     arch = net.space.sample(rng=2)
