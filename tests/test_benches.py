@@ -155,6 +155,28 @@ SMALL_RUNS = {
 }
 
 
+@pytest.mark.slow
+def test_the_first_device_call_runs_here_at_small_settings(tmp_path):
+    import os
+    import subprocess
+
+    cifar = REFERENCE.parents[1] / "data" / "cifar10-jpg.tar.gz"
+    if not (REFERENCE.is_file() and cifar.is_file()):
+        pytest.skip("the reference and CIFAR-10 archives (../shared) are not beside the checkout")
+    env = {**os.environ, "OUT": str(tmp_path), "REFERENCE": str(REFERENCE), "DATA": str(cifar)}
+    # the reference rows and the loader on the CIFAR-10 archive: the two the script adds to the suite
+    run = subprocess.run(["bash", str(BENCH / "device_first_call.sh"), "--small", "--device", "cpu",
+                          "--only", "reference,loader"], cwd=BENCH.parent, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    result = json.loads((tmp_path / "gpu_suite.json").read_text())
+    assert result["reference"] and all("error" not in v for v in result["reference"].values()), result["reference"]
+    assert any(k.startswith("cifar10") for k in result["loader"]["per_workers"]), result["loader"]
+    tests = (tmp_path / "gpu_tests.log").read_text()
+    assert " skipped" in tests and " passed" not in tests if not torch.cuda.is_available() else " passed" in tests, tests
+    assert " failed" not in tests and " error" not in tests, tests
+
+
 def test_every_bench_has_a_small_run_here():
     assert sorted(SMALL_RUNS) == SCRIPTS, "give the new bench a --small mode and an entry in SMALL_RUNS"
 
