@@ -123,7 +123,10 @@ def test_nothing_stays_allocated_after_backward(bench):
     left = {}
     for on in (False, True):
         net.set_recompute_bn_act(on)
-        left[on] = stored_bytes(step, torch.device("cpu"))
+        step()  # allocations made once per process or mode (kernel caches) are not what is left per step
+        # the fewest of four: a leak shows in every step; on torch 2.1 the profiler's CPU record
+        # sometimes counted ~15 kB more in one step (after the file's other tests)
+        left[on] = min(stored_bytes(step, torch.device("cpu")) for _ in range(4))
     assert left[True] <= left[False] + 1024, left
 
 
