@@ -13,6 +13,13 @@ from supernas.train.supernet import SupernetTrainer
 from tiny_runs import TINY_NAME, supernet_config
 
 
+# The CPU profiler's memory record these tests read: on torch 2.1 it counted a step's bytes
+# differently from run to run (231 kB and 393 kB for the same step; CI's oldest-versions run failed
+# on it), so they run on torch 2.5 and newer (it has held on 2.14.1, CI's first run; 2.2-2.4 unchecked).
+profiled_memory = pytest.mark.skipif(tuple(int(v) for v in torch.__version__.split(".")[:2]) < (2, 5),
+                                     reason="torch < 2.5: the CPU profiler's memory record varies between steps")
+
+
 @pytest.mark.parametrize("act", ["swish", "relu"])
 def test_batch_norm_act_gradients_are_exact_in_float64(act):
     g = torch.Generator().manual_seed(0)
@@ -88,6 +95,7 @@ def test_recomputing_under_bf16_and_channels_last_is_as_accurate_as_not():
     assert errors[1] < 1.5 * errors[0] + 1e-3, errors
 
 
+@profiled_memory
 def test_recomputing_stores_less_than_half(bench):
     from activation_memory import stored_bytes
 
@@ -104,6 +112,7 @@ def test_recomputing_stores_less_than_half(bench):
         assert torch.equal(a, net(x, arch))
 
 
+@profiled_memory
 def test_nothing_stays_allocated_after_backward(bench):
     """Backward frees what the forward stored even while the caller holds the loss (its graph)."""
     from activation_memory import stored_bytes
@@ -124,12 +133,12 @@ def test_nothing_stays_allocated_after_backward(bench):
     for on in (False, True):
         net.set_recompute_bn_act(on)
         step()  # allocations made once per process or mode (kernel caches) are not what is left per step
-        # the fewest of four: a leak shows in every step; on torch 2.1 the profiler's CPU record
-        # sometimes counted ~15 kB more in one step (after the file's other tests)
+        # the fewest of four: a leak shows in every step, a step the record miscounts in one
         left[on] = min(stored_bytes(step, torch.device("cpu")) for _ in range(4))
     assert left[True] <= left[False] + 1024, left
 
 
+@profiled_memory
 def test_a_whole_sandwich_step_peaks_lower(bench):
     from activation_memory import host_bound_steps, step_peak_bytes
 
